@@ -1,0 +1,211 @@
+"""The `rkgen` command.  Every user error becomes one line ``rkgen: error: ...`` and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import __version__
+from .errors import RkgenError
+
+COMMANDS = ("check", "list", "generate", "train", "derive")
+
+DESCRIPTION = """\
+rkgen turns a Butcher tableau into a Runge-Kutta neural network with exact gradients.
+
+A tableau is a JSON file {"name", "A", "b", "c"} with exact entries ("1/2", "1/2 - sqrt(3)/6")
+or a built-in name (see 'rkgen list').  'rkgen TABLEAU' is short for 'rkgen generate TABLEAU'.
+"""
+
+EPILOG = """\
+examples:
+  rkgen list                         the built-in tableaux with order, stages, structure
+  rkgen check rk4                    order, symplecticity, partner tableau (exact)
+  rkgen check my.json --partner p.json   verify a tableau pair against conditions (19)
+  rkgen rk4                          write rk4_net.py: numba forward + exact adjoint
+  rkgen train --tableau rk4 --dataset spiral   train a network, with plots
+  rkgen derive gauss2 -o gauss2.md   the derivation for a tableau, step by step
+"""
+
+
+def _add_check(sub):
+    p = sub.add_parser(
+        "check",
+        help="analyse a tableau exactly: order, structure, symplecticity, partner",
+        description="Analyse a Butcher tableau exactly (sympy and exact number-field arithmetic): structure, "
+        "classical order by rooted trees (and the failing conditions of the next order), stage order, "
+        "simplifying assumptions B/C/D, symplecticity M = diag(b)A + A^T diag(b) - b b^T, and the "
+        "symplectic partner of conditions (19).",
+    )
+    p.add_argument("tableau", help="a JSON file or a built-in name (see 'rkgen list')")
+    p.add_argument("--partner", metavar="TABLEAU", help="verify this tableau as the partner (conditions (19))")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    p.add_argument(
+        "--max-order", type=int, default=12, metavar="N", help="check order conditions up to order N (default 12)"
+    )
+    p.add_argument(
+        "--tol",
+        type=float,
+        default=1e-12,
+        metavar="X",
+        help="tolerance of the tolerant order (residuals up to X count as zero; default 1e-12). "
+        "The exact order never uses a tolerance.",
+    )
+    p.set_defaults(run=_run_check)
+
+
+def _run_check(args) -> int:
+    from .order import analyse_order
+    from .report import check_data, format_report
+    from .tableau import load
+
+    if args.max_order < 1 or args.max_order > 16:
+        raise RkgenError("--max-order must be between 1 and 16")
+    if not args.tol >= 0:
+        raise RkgenError("--tol must be a nonnegative number")
+    tableau = load(args.tableau)
+    if args.max_order != 12 or args.tol != 1e-12:
+        # the report reads the cached property; fill it with the requested settings
+        tableau.__dict__["order_report"] = analyse_order(tableau, args.max_order, args.tol)
+    partner = load(args.partner) if args.partner else tableau.given_partner
+    data = check_data(tableau, partner)
+    if args.json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        print(format_report(data))
+    return 0
+
+
+def _add_list(sub):
+    p = sub.add_parser("list", help="list the built-in tableaux", description="List the built-in tableaux.")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=_run_list)
+
+
+def _run_list(args) -> int:
+    from .tableau import builtin_names, load
+
+    rows = []
+    for name in builtin_names():
+        t = load(name)
+        rows.append(
+            {
+                "name": name,
+                "stages": t.stages,
+                "order": t.order,
+                "structure": t.structure_detail,
+                "symplectic": t.is_symplectic,
+                "description": t.description,
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    print(f"{'name':<15} {'s':>2} {'p':>3}  {'symplectic':<10}  structure")
+    for r in rows:
+        print(
+            f"{r['name']:<15} {r['stages']:>2} {r['order']:>3}  {'yes' if r['symplectic'] else 'no':<10}  "
+            f"{r['structure']}"
+        )
+    return 0
+
+
+def _add_generate(sub):
+    p = sub.add_parser(
+        "generate",
+        help="write <name>_net.py: numba forward pass and exact adjoint (the default command)",
+        description="Write a Python module with numba-compiled forward and backward (exact discrete adjoint) "
+        "passes of the Runge-Kutta network of TABLEAU. The module imports only numpy, numba and math.",
+    )
+    p.add_argument("tableau", help="a JSON file or a built-in name")
+    p.add_argument("-o", "--output", metavar="PATH", help="output file or directory (default ./<name>_net.py)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file that differs")
+    p.set_defaults(run=_run_generate)
+
+
+def _run_generate(args) -> int:
+    from .codegen import generate_file
+    from .tableau import load
+
+    tableau = load(args.tableau)
+    result = generate_file(tableau, args.output, force=args.force)
+    print(result.summary())
+    return 0
+
+
+def _add_derive(sub):
+    p = sub.add_parser(
+        "derive",
+        help="write the derivation of the exact gradient for a tableau, step by step",
+        description="Write a document deriving, for TABLEAU, the order conditions, symplecticity, the "
+        "partner tableau and the stage-wise adjoint equations, with a numerical check.",
+    )
+    p.add_argument("tableau", help="a JSON file or a built-in name")
+    p.add_argument("--format", choices=("md", "tex", "pdf"), default=None, help="output format (default: from -o, else md)")
+    p.add_argument("-o", "--output", metavar="FILE", help="output file (default: print Markdown to stdout)")
+    p.add_argument("--json", action="store_true", help="print the equations as JSON instead")
+    p.set_defaults(run=_run_derive)
+
+
+def _run_derive(args) -> int:
+    from .derive import run_derive
+
+    return run_derive(args)
+
+
+def _add_train(sub):
+    try:
+        from .train import cli as train_cli
+    except ImportError:  # pragma: no cover - the trainer ships with the package
+        return
+    p = sub.add_parser(
+        "train",
+        help="train a Runge-Kutta network on the papers' problems, with plots",
+        description="Train a network generated from any tableau (or the Net baseline) on a dataset.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    train_cli.add_arguments(p)
+    p.set_defaults(run=train_cli.run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rkgen",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"rkgen {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_check(sub)
+    _add_list(sub)
+    _add_generate(sub)
+    _add_train(sub)
+    _add_derive(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
+        argv.insert(0, "generate")  # 'rkgen tableau.json'
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except RkgenError as exc:
+        print(f"rkgen: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rkgen: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""The `rkgen check` report: one data dictionary, printed as text or as JSON.
+
+>>> from rkgen import load
+>>> d = check_data(load("euler"))
+>>> d["order"], d["structure"], d["partner"]["A"], d["partner"]["c_matches"]
+(1, 'explicit', [['1']], False)
+"""
+
+from __future__ import annotations
+
+import math
+
+from .partner import c_matches
+from .tableau import Tableau
+
+__all__ = ["check_data", "format_report", "format_tableau", "WHY_C_DOES_NOT_MATTER"]
+
+WHY_C_DOES_NOT_MATTER = (
+    "c̃ is used only where the parameters vary inside a layer (u(t_j + c_i h)); with one parameter set per "
+    "layer, as in rkgen's networks, the partner's nodes never enter the backward pass, so the gradient is exact."
+)
+
+
+def check_data(tableau: Tableau, partner: Tableau | None = None) -> dict:
+    """Everything `rkgen check` reports, as JSON-ready data (exact numbers as strings)."""
+    r = tableau.order_report
+    p = tableau.partner
+    data = {
+        "name": tableau.name,
+        "source": tableau.source,
+        "description": tableau.description,
+        "stages": tableau.stages,
+        "A": [[str(x) for x in row] for row in tableau.A],
+        "b": [str(x) for x in tableau.b],
+        "c": [str(x) for x in tableau.c],
+        "structure": tableau.structure,
+        "structure_detail": tableau.structure_detail,
+        "consistent": tableau.is_consistent,
+        "row_sums": [str(x) for x in tableau.row_sums],
+        "order": r.order,
+        "order_is_lower_bound": r.order_is_lower_bound,
+        "max_order": r.max_order,
+        "order_tolerant": r.order_tolerant,
+        "tolerance": r.tolerance,
+        "max_residual": r.max_residual,
+        "failing_conditions": [
+            {
+                "tree": c.tree.notation,
+                "order": c.tree.order,
+                "gamma": c.tree.gamma,
+                "residual": str(c.residual),
+                "residual_float": c.residual_float,
+            }
+            for c in r.failing
+        ],
+        "stage_order": r.stage_order,
+        "B": r.B,
+        "C": r.C,
+        "D": r.D,
+        "zero_weights": list(tableau.zero_weights),
+        "symplectic": tableau.is_symplectic,
+        "M": [[str(x) for x in row] for row in tableau.symplecticity_matrix],
+        "partner": None
+        if p is None
+        else {
+            "A": [[str(x) for x in row] for row in p.A],
+            "b": [str(x) for x in p.b],
+            "c": [str(x) for x in p.c],
+            "c_matches": c_matches(tableau),
+            "structure": p.structure,
+            "order": p.order,
+        },
+    }
+    if partner is not None:
+        pair = tableau.pair_report(partner)
+        data["pair_symplectic"] = pair.symplectic
+        data["violations"] = [v.to_dict() for v in pair.violations]
+        data["pair_c_matches"] = pair.c_matches
+    return data
+
+
+def format_tableau(A, b, c, indent: str = "  ") -> str:
+    """Draw a Butcher tableau with aligned columns.
+
+    >>> print(format_tableau([["0", "0"], ["1", "0"]], ["1/2", "1/2"], ["0", "1"]))
+      0 | 0    0
+      1 | 1    0
+      --+---------
+        | 1/2  1/2
+    """
+    cols = len(b)
+    width = [max(len(str(A[i][j])) for i in range(cols)) for j in range(cols)]
+    width = [max(w, len(str(b[j]))) for j, w in enumerate(width)]
+    cw = max(len(str(x)) for x in c)
+    lines = []
+    for i in range(cols):
+        cells = "  ".join(str(A[i][j]).ljust(width[j]) for j in range(cols)).rstrip()
+        lines.append(f"{indent}{str(c[i]).rjust(cw)} | {cells}")
+    lines.append(f"{indent}{'-' * cw}-+-" + "-" * (sum(width) + 2 * (cols - 1)))
+    lines.append(f"{indent}{' ' * cw} | " + "  ".join(str(x).ljust(w) for x, w in zip(b, width, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def format_report(data: dict) -> str:
+    """The readable report of `rkgen check` from :func:`check_data`."""
+    out = []
+    title = f"{data['name']}: {data['stages']}-stage Runge-Kutta method"
+    out.append(title)
+    out.append("=" * len(title))
+    if data["description"]:
+        out.append(data["description"])
+    if data["source"]:
+        out.append(f"source: {data['source']}")
+    out.append("")
+    out.append(format_tableau(data["A"], data["b"], data["c"]))
+    out.append("")
+    out.append(f"structure        {data['structure_detail']}")
+    if data["consistent"]:
+        out.append("consistency      c = A·1 (row sums)")
+    else:
+        out.append(f"consistency      c differs from the row sums A·1 = ({', '.join(data['row_sums'])})")
+    order = f"{data['order']}" + (f" (at least; checked to order {data['max_order']})" if data["order_is_lower_bound"] else "")
+    out.append(f"order            {order}, exactly")
+    if data["order_tolerant"] != data["order"]:
+        out.append(
+            f"                 exact order {data['order']}; order {data['order_tolerant']} to within "
+            f"{data['max_residual']:.1e} (tolerance {data['tolerance']:.0e})"
+        )
+    if data["failing_conditions"]:
+        n = data["failing_conditions"][0]["order"]
+        out.append(f"                 conditions of order {n} that fail (b·Φ(t) − 1/γ(t)):")
+        for c in data["failing_conditions"][:12]:
+            exact = c["residual"]
+            shown = exact if len(exact) <= 40 else f"{c['residual_float']:.3e}"
+            out.append(f"                   {c['tree']:<14} γ = {c['gamma']:<5} residual {shown}")
+        if len(data["failing_conditions"]) > 12:
+            out.append(f"                   ... and {len(data['failing_conditions']) - 12} more")
+    out.append(f"stage order      {data['stage_order']}")
+    out.append(f"simplifying      B({data['B']})  C({data['C']})  D({data['D']})")
+    zw = data["zero_weights"]
+    out.append(f"zero weights     {', '.join(f'b[{i}]' for i in zw) if zw else 'none'}")
+    out.append("")
+    if data["symplectic"]:
+        out.append("symplectic       yes: M = diag(b)A + Aᵀdiag(b) − bbᵀ = 0; the method is its own partner")
+    else:
+        out.append("symplectic       no: M = diag(b)A + Aᵀdiag(b) − bbᵀ has nonzero entries")
+        for i, row in enumerate(data["M"]):
+            for j, x in enumerate(row):
+                if x != "0" and j >= i:
+                    out.append(f"                   M[{i}][{j}] = {x}" + (f" = M[{j}][{i}]" if j > i else ""))
+    p = data["partner"]
+    out.append("")
+    if p is None:
+        out.append(
+            "partner          none: b_i = 0 for i in "
+            f"{zw}, so b_i ã_ij + b_j a_ji − b_i b_j = 0 cannot be solved for ã_ij."
+        )
+        out.append(
+            "                 The tableau still makes a network: rkgen's backward pass (the ξ form) never "
+            "divides by b_i."
+        )
+    else:
+        out.append("partner          (Ã, b, c̃) with ã_ij = b_j − b_j a_ji / b_i, conditions (19):")
+        out.append(format_tableau(p["A"], p["b"], p["c"], indent="                   "))
+        out.append(f"                 structure {p['structure']}, order {p['order']}")
+        if p["c_matches"]:
+            out.append("                 c̃ = c (D(1) holds)")
+        else:
+            out.append(f"                 c̃ = ({', '.join(p['c'])}) differs from c (D(1) fails).")
+            out.append("                 " + WHY_C_DOES_NOT_MATTER)
+    if "pair_symplectic" in data:
+        out.append("")
+        if data["pair_symplectic"]:
+            out.append("given partner    satisfies conditions (19): the pair is symplectic")
+        else:
+            out.append(f"given partner    violates {len(data['violations'])} of conditions (19):")
+            for v in data["violations"]:
+                if v["kind"] == "b":
+                    out.append(f"                   b[{v['i']}] ≠ b̃[{v['i']}]: difference {v['value']}")
+                else:
+                    i, j = v["i"], v["j"]
+                    out.append(
+                        f"                   (i, j) = ({i}, {j}): b_{i} ã_{i}{j} + b̃_{j} a_{j}{i} − b_{i} b̃_{j} = {v['value']}"
+                    )
+        if not data["pair_c_matches"]:
+            out.append("                 the given partner's c̃ differs from c; " + WHY_C_DOES_NOT_MATTER)
+    return "\n".join(out)
+
+
+def _fmt_float(x: float) -> str:
+    return "0" if x == 0 else f"{x:.3g}" if math.isfinite(x) else str(x)
