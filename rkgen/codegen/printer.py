@@ -125,6 +125,13 @@ def _loop(head: str, items: list[str], tail: str = "", indent: int = 0) -> list[
     return ["for a in range(d):", "    for q in range(nb):", *["        " + b for b in body]]
 
 
+def _comment(text: str, indent: int) -> list[str]:
+    """A comment wrapped to the line length, continuation lines indented."""
+    return textwrap.wrap(
+        text, LINE_LENGTH - indent, initial_indent="# ", subsequent_indent="#     ", break_on_hyphens=False
+    )
+
+
 def _indent(lines: list[str], indent: int) -> str:
     return textwrap.indent("\n".join(lines), " " * indent)
 
@@ -138,7 +145,7 @@ def forward_stage_code(stage: ForwardStage, indent: int = BODY_INDENT) -> str:
         loop = _loop(f"Y[{i}, a, q] = y[a, q] + hj * (", _products(stage.terms, "F"), ")", indent)
     else:
         loop = _loop(f"Y[{i}, a, q] = ", ["y[a, q]"], "", indent)
-    lines = [f"# {stage}", *loop]
+    lines = [*_comment(str(stage), indent), *loop]
     lines.append(f"_field(Kj, bj, Y[{i}], Z, S, D, F[{i}], field, act, d, nb)")
     return _indent(lines, indent)
 
@@ -146,7 +153,7 @@ def forward_stage_code(stage: ForwardStage, indent: int = BODY_INDENT) -> str:
 def update_code(eq: LayerEquations, indent: int = BODY_INDENT) -> str:
     """y_(j+1) = y_j + h Σ_i b_i F_i."""
     terms = " + ".join(f"{t.name}*F_{t.index + 1}" for t in eq.update)
-    lines = [f"# y = y + h*({terms})"]
+    lines = _comment(f"y = y + h*({terms})", indent)
     if eq.update:
         lines += _loop("y[a, q] += hj * (", _products(eq.update, "F"), ")", indent)
     return _indent(lines, indent)
@@ -157,7 +164,7 @@ def backward_stage_code(stage: BackwardStage, indent: int = BODY_INDENT) -> str:
     gradients of the stage."""
     i = stage.i
     parts = ([f"{stage.weight.name} * P[a, q]"] if stage.weight else []) + _products(stage.terms, "mu")
-    lines = [f"# {stage}", *_loop(f"eta[{i}, a, q] = ", parts or ["0.0"], "", indent)]
+    lines = [*_comment(str(stage), indent), *_loop(f"eta[{i}, a, q] = ", parts or ["0.0"], "", indent)]
     lines.append(f"_adjoint_stage(Kj, Y[{i}], S[{i}], D[{i}], eta[{i}], mu[{i}], G, U, dK[j], dbeta[j],")
     lines.append("               hj, field, d, nb)")
     return _indent(lines, indent)
