@@ -8,7 +8,8 @@
 
 from .errors import RkgenError
 from .tableau import Tableau, builtin_names, from_json, load
+from .train import train
 
 __version__ = "0.1.0"
 
-__all__ = ["RkgenError", "Tableau", "builtin_names", "from_json", "load", "__version__"]
+__all__ = ["RkgenError", "Tableau", "builtin_names", "from_json", "load", "train", "__version__"]

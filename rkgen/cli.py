@@ -142,7 +142,9 @@ def _add_derive(sub):
         "partner tableau and the stage-wise adjoint equations, with a numerical check.",
     )
     p.add_argument("tableau", help="a JSON file or a built-in name")
-    p.add_argument("--format", choices=("md", "tex", "pdf"), default=None, help="output format (default: from -o, else md)")
+    p.add_argument(
+        "--format", choices=("md", "tex", "pdf"), default=None, help="output format (default: from -o, else md)"
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="output file (default: print Markdown to stdout)")
     p.add_argument("--json", action="store_true", help="print the equations as JSON instead")
     p.set_defaults(run=_run_derive)

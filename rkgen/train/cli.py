@@ -1,0 +1,291 @@
+"""``rkgen train``: the command line of the trainer.
+
+The lead's rkgen/cli.py hooks it in as a subcommand through ``add_arguments(parser)`` and
+``run(args)``; ``python -m rkgen.train.cli`` runs it alone. Every option defaults to None here and
+is filled in from TrainConfig, so that --resume can tell which options were given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rkgen.errors import RkgenError
+from rkgen.train.config import TrainConfig
+from rkgen.train.datasets import dataset_names
+from rkgen.train.models import ACTIVATIONS, FIELDS, KINDS
+from rkgen.train.optimizers import OPTIMIZERS
+
+EXIT_OK, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 130
+
+DESCRIPTION = """\
+Train a Runge-Kutta network (or the plain Net baseline) on a point-classification data set.
+
+example:
+  rkgen train --tableau rk4 --dataset spiral --layers 15 --width 2 \\
+      --optimizer gd-backtracking --iterations 10000 --seed 1 --out runs/spiral-rk4
+
+It writes config.json, dataset.npz, history.csv, params.npz, state.npz, summary.json and the plots
+(PNG and PDF) into the run folder. Ctrl-C stops cleanly; --resume DIR continues a run exactly.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the trainer's options. Defaults stay out of the namespace (argparse.SUPPRESS), so run()
+    sees exactly what was given, and the help texts state the real defaults themselves."""
+    before = len(parser._actions)
+    _add(parser)
+    for action in parser._actions[before:]:
+        action.default = argparse.SUPPRESS
+
+
+def _add(parser: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    g = parser.add_argument_group("model")
+    g.add_argument(
+        "--tableau",
+        metavar="SPEC",
+        help=f"built-in tableau name, JSON tableau file or generated *_net.py "
+        f"(default {d.tableau}; ignored by --model net)",
+    )
+    g.add_argument(
+        "--model",
+        choices=KINDS,
+        help="rk: fixed equal steps T/N (ResNet with --tableau euler); odenet: learned "
+        "steps; odenet-simplex: learned steps with h >= 0, sum h = T; net: "
+        f"y <- sigma(K y + beta) (default {d.model})",
+    )
+    g.add_argument("--layers", type=int, metavar="N", help=f"number of layers (default {d.layers})")
+    g.add_argument(
+        "--width",
+        type=int,
+        metavar="D_HAT",
+        help="network width; inputs are padded with zeros (default: the data dimension)",
+    )
+    g.add_argument(
+        "--field",
+        choices=FIELDS,
+        help=f"resnet: sigma(K y + beta); stable: -K^T sigma(K y + beta) (default {d.field})",
+    )
+    g.add_argument("--activation", choices=ACTIVATIONS, help=f"(default {d.activation})")
+    t = g.add_mutually_exclusive_group()
+    t.add_argument(
+        "--final-time",
+        type=float,
+        metavar="T",
+        help="total time; each step starts at T/N (default 5: the built-in sets span about +-4)",
+    )
+    t.add_argument("--step", type=float, metavar="H", help="step per layer, so T = N*H (004: 0.05)")
+    g.add_argument(
+        "--loss",
+        choices=("auto", "squared", "cross-entropy"),
+        help="squared: sigmoid + squared error, one output (000); cross-entropy: softmax "
+        "(004); auto: squared for two classes, else cross-entropy (default auto)",
+    )
+    g.add_argument(
+        "--fix-classifier",
+        action="store_true",
+        default=None,
+        help="keep W and mu at their initial values (000 Fig. 4)",
+    )
+    g.add_argument(
+        "--init-scale",
+        type=float,
+        metavar="S",
+        help="parameters start uniform on [-S/sqrt(D_HAT), S/sqrt(D_HAT)] (default 1)",
+    )
+
+    g = parser.add_argument_group("data")
+    g.add_argument(
+        "--dataset",
+        metavar="NAME|FILE",
+        help=f"one of {', '.join(dataset_names())}, or a .csv/.npz file (default {d.dataset})",
+    )
+    g.add_argument(
+        "--samples",
+        type=int,
+        metavar="M",
+        help="training points (default: 500 donut1d, 1000 donut2d/squares/spiral, 1500 "
+        "the multiclass sets, 100 digits08)",
+    )
+    g.add_argument("--test-samples", type=int, metavar="M", help="test points (default: --samples)")
+    g.add_argument(
+        "--label-column",
+        type=int,
+        metavar="I",
+        help="CSV column of the label (default -1, the last)",
+    )
+    g.add_argument(
+        "--test-fraction",
+        type=float,
+        metavar="F",
+        help="share of a file's rows held out for testing when it has no test set (default 0.5)",
+    )
+
+    g = parser.add_argument_group("optimisation")
+    g.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        help="gd-backtracking: 000 Algorithm 2; gd: Algorithm 1; adam: mini-batches "
+        f"(004) (default {d.optimizer})",
+    )
+    g.add_argument(
+        "--iterations",
+        type=int,
+        metavar="K",
+        help="iterations of gd / gd-backtracking (default 1000)",
+    )
+    g.add_argument("--epochs", type=int, metavar="E", help="epochs of adam (default 40)")
+    g.add_argument("--lr", type=float, help="learning rate of gd (default 0.1) and adam (1e-3)")
+    g.add_argument("--batch-size", type=int, metavar="B", help=f"adam (default {d.batch_size})")
+    g.add_argument(
+        "--lipschitz",
+        type=float,
+        metavar="L",
+        help=f"backtracking: initial L, the first step is 1/L (default {d.lipschitz})",
+    )
+    g.add_argument(
+        "--rho-up",
+        type=float,
+        help=f"backtracking: L <- rho_up L on rejection (default {d.rho_up})",
+    )
+    g.add_argument(
+        "--rho-down",
+        type=float,
+        help=f"backtracking: L <- rho_down L on acceptance (default {d.rho_down})",
+    )
+    g.add_argument(
+        "--max-trials",
+        type=int,
+        help=f"backtracking: rejections before giving up (default {d.max_trials})",
+    )
+    g.add_argument(
+        "--seed", type=int, help=f"seeds data, initialisation and shuffling (default {d.seed})"
+    )
+
+    g = parser.add_argument_group("output")
+    g.add_argument(
+        "--out",
+        metavar="DIR",
+        help="run folder, created new (default runs/<dataset>-<tableau>-<model>-<time>-"
+        "<random suffix>)",
+    )
+    g.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the run in DIR from its last checkpoint (with --iterations or "
+        "--epochs: extend it)",
+    )
+    g.add_argument(
+        "--eval-every",
+        type=int,
+        metavar="K",
+        help="evaluate train and test sets every K iterations (gd) or epochs (adam) "
+        "(default 10 / 1)",
+    )
+    g.add_argument(
+        "--checkpoint-seconds",
+        type=float,
+        metavar="S",
+        help=f"save parameters and state at most this often (default "
+        f"{d.checkpoint_seconds:g}); always at the end and on Ctrl-C",
+    )
+    g.add_argument(
+        "--no-plots", dest="plots", action="store_false", default=None, help="do not draw the plots"
+    )
+    g.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show the progress bar (default: when stderr is a terminal)",
+    )
+
+
+_KEYS = (
+    "tableau",
+    "model",
+    "layers",
+    "width",
+    "field",
+    "activation",
+    "final_time",
+    "step",
+    "loss",
+    "fix_classifier",
+    "init_scale",
+    "dataset",
+    "samples",
+    "test_samples",
+    "label_column",
+    "test_fraction",
+    "optimizer",
+    "iterations",
+    "epochs",
+    "lr",
+    "batch_size",
+    "lipschitz",
+    "rho_up",
+    "rho_down",
+    "max_trials",
+    "seed",
+    "out",
+    "eval_every",
+    "checkpoint_seconds",
+    "plots",
+    "progress",
+)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train as the options say; 0 when done, 1 when training diverged, 130 when interrupted."""
+    from rkgen.train.trainer import train
+
+    given = {k: getattr(args, k) for k in _KEYS if getattr(args, k, None) is not None}
+    if getattr(args, "resume", None):
+        res = train(resume=args.resume, **given)
+    else:
+        res = train(TrainConfig(**given))
+    print(summary_line(res))
+    if res.status == "diverged":
+        print(f"rkgen: error: {res.message}", file=sys.stderr)
+        return EXIT_DIVERGED
+    if res.status == "interrupted":
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def summary_line(res) -> str:
+    cfg = res.config
+    what = res.model.name
+    steps = f"{res.iteration} iterations" if cfg.optimizer != "adam" else f"{res.epoch} epochs"
+    text = (
+        f"{res.status}: {what} on {res.dataset.name}, {steps} in {res.seconds:.1f} s; "
+        f"loss {res.final('train_loss'):.4g} (test {res.final('test_loss'):.4g}), accuracy "
+        f"{100 * res.final('train_accuracy'):.1f}% (test {100 * res.final('test_accuracy'):.1f}%)"
+    )
+    if "h" in res.params and cfg.model != "rk":
+        text += f", {int((res.params['h'] != 0).sum())} of {len(res.params['h'])} steps nonzero"
+    if res.run_dir is not None:
+        text += f"\n  -> {res.run_dir}"
+    if res.message and res.status not in ("completed",):
+        text += f"\n  {res.message}"
+    return text
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="rkgen train",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except RkgenError as e:
+        print(f"rkgen: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

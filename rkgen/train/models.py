@@ -1,0 +1,321 @@
+"""The models the trainer fits: Runge-Kutta networks from any generated module, and the plain Net.
+
+Parameters live in one flat float64 vector (so optimisers and checkpoints see one array); named
+views into it give K (N, d, d), beta (N, d), the steps h (N,) for the RK models, and the classifier
+W (K, d), mu (K,).
+
+Kinds:
+
+- ``rk``: a Runge-Kutta network with fixed equal steps h = T/N (ResNet when the tableau is Euler;
+  RK4Net of 004 with the tableau rk4 and --step 0.05).
+- ``odenet``: the steps h_j are learned as well (000 eq. 33-39: h_j = dt alpha_j).
+- ``odenet-simplex``: learned steps, projected after every update onto {h >= 0, sum h = T} (000 eq.
+  40).
+- ``net``: the feed-forward baseline y_{j+1} = sigma(K_j y_j + beta_j) (000 eq. 4-5; StandardNet of
+  004), with its own forward and backward pass here.
+
+Inputs of width d are padded with zeros to the network width d_hat >= d (004's feature
+augmentation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rkgen.errors import RkgenError
+from rkgen.train import losses
+
+KINDS = ("rk", "odenet", "odenet-simplex", "net")
+FIELDS = ("resnet", "stable")
+ACTIVATIONS = ("tanh", "relu", "softplus", "sigmoid")
+
+
+class SolveFailure(Exception):
+    """An implicit stage solve did not converge; the gradient would not be exact."""
+
+
+def _load(spec):
+    """Load a generated network module (built-in tableau name, JSON tableau path or *_net.py
+    path)."""
+    try:
+        from rkgen.codegen import load_network
+    except ImportError as e:  # pragma: no cover - depends on the rest of the package
+        raise RkgenError(
+            f"cannot load network {spec!r}: rkgen.codegen is not available ({e})"
+        ) from None
+    return load_network(spec)
+
+
+def resolve_network(spec):
+    """A network module from a spec string, or the module-like object itself."""
+    if hasattr(spec, "forward") and hasattr(spec, "backward"):
+        return spec
+    return _load(str(spec))
+
+
+def simplex_projection(v: np.ndarray, total: float = 1.0) -> np.ndarray:
+    """Euclidean projection of v onto {x >= 0, sum x = total} (sort-based; Duchi et al. 2008).
+
+    The result is x = max(v - theta, 0) with the threshold theta chosen so that the sum is total.
+    """
+    v = np.asarray(v, dtype=float)
+    if total <= 0.0:
+        raise ValueError("the simplex needs a positive total")
+    u = np.sort(v)[::-1]
+    css = np.cumsum(u) - total
+    k = np.arange(1, len(u) + 1)
+    rho = np.nonzero(u - css / k > 0.0)[0][-1]
+    theta = css[rho] / (rho + 1.0)
+    return np.maximum(v - theta, 0.0)
+
+
+def _activation(name, z):
+    if name == "tanh":
+        s = np.tanh(z)
+        return s, 1.0 - s * s
+    if name == "relu":
+        return np.maximum(z, 0.0), (z > 0.0).astype(float)
+    if name == "softplus":
+        return np.logaddexp(0.0, z), 0.5 * (1.0 + np.tanh(0.5 * z))
+    if name == "sigmoid":
+        s = 0.5 * (1.0 + np.tanh(0.5 * z))
+        return s, s * (1.0 - s)
+    raise RkgenError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+
+
+@dataclass
+class Forward:
+    """What one forward pass leaves for the backward pass and for reporting."""
+
+    logits: np.ndarray
+    y_final: np.ndarray
+    tape: object
+    cost: float = float("nan")
+    correct: int = 0
+    dlogits: np.ndarray | None = None
+
+
+class Model:
+    """A network plus the affine classifier, its loss and a flat parameter layout."""
+
+    def __init__(
+        self,
+        kind,
+        n_layers,
+        width,
+        in_dim,
+        n_classes,
+        *,
+        network=None,
+        field="resnet",
+        activation="tanh",
+        loss="auto",
+        final_time=1.0,
+        step=None,
+        fix_classifier=False,
+    ):
+        if kind not in KINDS:
+            raise RkgenError(f"unknown model {kind!r}; choose one of {', '.join(KINDS)}")
+        if n_layers < 1:
+            raise RkgenError("the number of layers must be at least 1")
+        if width < in_dim:
+            raise RkgenError(
+                f"the width ({width}) must be at least the input dimension ({in_dim}); "
+                "inputs are padded with zeros, never cut"
+            )
+        if field not in FIELDS:
+            raise RkgenError(f"unknown field {field!r}; choose one of {', '.join(FIELDS)}")
+        if activation not in ACTIVATIONS:
+            raise RkgenError(
+                f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}"
+            )
+        if loss == "auto":
+            loss = "squared" if n_classes == 2 else "cross-entropy"
+        if loss not in losses.LOSSES:
+            raise RkgenError(
+                f"unknown loss {loss!r}; choose one of auto, {', '.join(losses.LOSSES)}"
+            )
+        if loss == "squared" and n_classes != 2:
+            raise RkgenError(
+                f"the squared loss is for two classes; this data set has {n_classes}, "
+                "use --loss cross-entropy"
+            )
+        self.kind = kind
+        self.N = int(n_layers)
+        self.d = int(width)
+        self.in_dim = int(in_dim)
+        self.n_classes = int(n_classes)
+        self.loss = loss
+        self.n_out = 1 if loss == "squared" else self.n_classes
+        self.field = field
+        self.activation = activation
+        self.fix_classifier = bool(fix_classifier)
+        self._loss_fn = losses.get(loss)
+        if kind == "net":
+            self.network = None
+            self.final_time = None
+            self.step0 = None
+        else:
+            if network is None:
+                raise RkgenError(f"model {kind!r} needs a network (a tableau)")
+            self.network = resolve_network(network)
+            if field not in getattr(self.network, "FIELDS", FIELDS):
+                raise RkgenError(f"network {self.network.NAME!r} has no field {field!r}")
+            if activation not in getattr(self.network, "ACTIVATIONS", ACTIVATIONS):
+                raise RkgenError(f"network {self.network.NAME!r} has no activation {activation!r}")
+            if step is not None:
+                self.step0 = float(step)
+                self.final_time = self.step0 * self.N
+            else:
+                self.final_time = float(final_time)
+                self.step0 = self.final_time / self.N
+            if kind == "odenet-simplex" and not self.final_time > 0.0:
+                raise RkgenError("odenet-simplex needs a positive final time T (sum of the steps)")
+        shapes = [("K", (self.N, self.d, self.d)), ("beta", (self.N, self.d))]
+        if kind != "net":
+            shapes.append(("h", (self.N,)))
+        shapes += [("W", (self.n_out, self.d)), ("mu", (self.n_out,))]
+        self.layout = {}
+        off = 0
+        for name, shape in shapes:
+            n = int(np.prod(shape))
+            self.layout[name] = (off, off + n, shape)
+            off += n
+        self.size = off
+        self.trainable = np.ones(self.size, dtype=bool)
+        if kind == "rk":
+            self._mask("h")
+        if self.fix_classifier:
+            self._mask("W")
+            self._mask("mu")
+
+    def _mask(self, name):
+        a, b, _ = self.layout[name]
+        self.trainable[a:b] = False
+
+    @property
+    def name(self) -> str:
+        return "net" if self.network is None else f"{self.kind}-{self.network.NAME}"
+
+    def views(self, flat: np.ndarray) -> dict:
+        """Named views into a flat vector (writes through)."""
+        return {k: flat[a:b].reshape(shape) for k, (a, b, shape) in self.layout.items()}
+
+    def init_params(self, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
+        """Uniform on [-a, a] with a = scale/sqrt(d_hat) (PyTorch's default for linear layers, 004's
+        setting); the steps start equal, h_j = T/N."""
+        flat = np.empty(self.size)
+        v = self.views(flat)
+        a = scale / np.sqrt(self.d)
+        for k in ("K", "beta", "W", "mu"):
+            v[k][...] = rng.uniform(-a, a, size=v[k].shape)
+        if "h" in v:
+            v["h"][...] = self.step0
+        return flat
+
+    def project(self, flat: np.ndarray) -> None:
+        """Apply the constraint of the model in place (the simplex for odenet-simplex)."""
+        if self.kind == "odenet-simplex":
+            a, b, _ = self.layout["h"]
+            flat[a:b] = simplex_projection(flat[a:b], self.final_time)
+
+    def pad(self, x: np.ndarray) -> np.ndarray:
+        if x.shape[1] == self.d:
+            return np.ascontiguousarray(x, dtype=float)
+        y0 = np.zeros((x.shape[0], self.d))
+        y0[:, : x.shape[1]] = x
+        return y0
+
+    # -- forward and backward ----------------------------------------------------------------------
+
+    def forward(self, flat, x, c=None, keep_states=False) -> Forward:
+        """Propagate x, apply the classifier and, when labels c are given, the cost."""
+        v = self.views(flat)
+        y0 = self.pad(x)
+        if self.network is None:
+            yN, tape = self._net_forward(y0, v["K"], v["beta"], keep_states)
+        else:
+            yN, tape = self.network.forward(
+                y0,
+                v["K"],
+                v["beta"],
+                v["h"],
+                field=self.field,
+                activation=self.activation,
+                keep_states=keep_states,
+            )
+            if tape.failures:
+                raise SolveFailure(
+                    f"{tape.failures} implicit stage solve(s) did not converge "
+                    f"(largest iteration count {tape.iterations})"
+                )
+        logits = yN @ v["W"].T + v["mu"]
+        fw = Forward(logits, yN, tape)
+        if c is not None:
+            fw.cost, fw.dlogits, fw.correct = self._loss_fn(logits, c)
+        return fw
+
+    def backward(self, flat, fw: Forward, grad: np.ndarray) -> None:
+        """Write the gradient of fw's cost with respect to all parameters into grad (zero where
+        fixed)."""
+        v = self.views(flat)
+        g = self.views(grad)
+        dz = fw.dlogits
+        g["W"][...] = dz.T @ fw.y_final
+        g["mu"][...] = dz.sum(axis=0)
+        p = dz @ v["W"]
+        if self.network is None:
+            self._net_backward(fw.tape, p, v["K"], g["K"], g["beta"])
+        else:
+            _, dK, dbeta, dh = self.network.backward(fw.tape, p)
+            g["K"][...] = dK
+            g["beta"][...] = dbeta
+            g["h"][...] = dh
+        grad[~self.trainable] = 0.0
+
+    def loss_and_grad(self, flat, x, c, grad) -> Forward:
+        fw = self.forward(flat, x, c)
+        self.backward(flat, fw, grad)
+        return fw
+
+    def states(self, flat, x) -> np.ndarray:
+        """The features at every layer, shape (N+1, m, d_hat)."""
+        return self.forward(flat, x, keep_states=True).tape.states
+
+    def predict_proba(self, flat, x) -> np.ndarray:
+        return losses.probabilities(self.loss, self.forward(flat, x).logits)
+
+    def classify_features(self, flat, y) -> np.ndarray:
+        """Class probabilities of the linear classifier applied to features y (m, d_hat)."""
+        v = self.views(flat)
+        return losses.probabilities(self.loss, y @ v["W"].T + v["mu"])
+
+    # -- the plain Net -----------------------------------------------------------------------------
+
+    def _net_forward(self, y0, K, beta, keep_states):
+        N = self.N
+        ys = np.empty((N + 1,) + y0.shape)
+        ds = np.empty((N,) + y0.shape)
+        ys[0] = y0
+        for j in range(N):
+            ys[j + 1], ds[j] = _activation(self.activation, ys[j] @ K[j].T + beta[j])
+        tape = _NetTape(ys if keep_states else None, ys, ds)
+        return ys[N], tape
+
+    def _net_backward(self, tape, p, K, dK, dbeta):
+        for j in range(self.N - 1, -1, -1):
+            g = p * tape.dsig[j]
+            dK[j] = g.T @ tape.ys[j]
+            dbeta[j] = g.sum(axis=0)
+            p = g @ K[j]
+
+
+@dataclass
+class _NetTape:
+    states: np.ndarray | None
+    ys: np.ndarray
+    dsig: np.ndarray
+    failures: int = 0
+    iterations: int = 0

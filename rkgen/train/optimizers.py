@@ -1,0 +1,59 @@
+"""Optimisers on the flat parameter vector; their state goes into checkpoints for an exact resume.
+
+- ``gd-backtracking`` (000 Algorithm 2): u~ = P(u - g/L); accept when J(u~) <= J(u) + <g, u~ - u> +
+  L/2 |u~ - u|^2, then L <- rho_down L; else L <- rho_up L and retry. P is the model's projection
+  (identity, or the simplex for odenet-simplex); with it the accepted steps are projected gradient
+  steps and every accepted step lowers the cost.
+- ``gd`` (000 Algorithm 1): u <- P(u - lr g).
+- ``adam`` (004, Kingma and Ba): mini-batches of a seeded shuffle, lr 1e-3, betas (0.9, 0.999), eps
+  1e-8, with bias correction; then P.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+OPTIMIZERS = ("gd-backtracking", "gd", "adam")
+DEFAULT_LR = {"gd": 0.1, "adam": 1e-3}
+
+
+class Adam:
+    """Adam on a flat vector, updating in place with preallocated work arrays."""
+
+    def __init__(self, size, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.lr, self.beta1, self.beta2, self.eps = float(lr), beta1, beta2, eps
+        self.m = np.zeros(size)
+        self.v = np.zeros(size)
+        self.t = 0
+        self._w = np.empty(size)
+
+    def step(self, u: np.ndarray, g: np.ndarray) -> None:
+        self.t += 1
+        b1, b2, w = self.beta1, self.beta2, self._w
+        self.m *= b1
+        self.m += (1.0 - b1) * g
+        np.multiply(g, g, out=w)
+        self.v *= b2
+        w *= 1.0 - b2
+        self.v += w
+        c1 = 1.0 - b1**self.t
+        c2 = 1.0 - b2**self.t
+        np.sqrt(self.v, out=w)
+        w /= np.sqrt(c2)
+        w += self.eps
+        np.divide(self.m, w, out=w)
+        w *= self.lr / c1
+        u -= w
+
+    def state(self) -> dict:
+        return {"adam_m": self.m, "adam_v": self.v}, {"adam_t": self.t}
+
+    def load(self, arrays, meta) -> None:
+        self.m[...] = arrays["adam_m"]
+        self.v[...] = arrays["adam_v"]
+        self.t = int(meta["adam_t"])
+
+
+def armijo_accepts(phi_new, phi, g, d, L) -> bool:
+    """The acceptance test of 000 Algorithm 2 for the step d = u~ - u."""
+    return bool(np.isfinite(phi_new) and phi_new <= phi + float(g @ d) + 0.5 * L * float(d @ d))

@@ -1,0 +1,599 @@
+"""The training loop: one function, ``train``, behind both the Python API and ``rkgen train``.
+
+A run writes into its folder, as it goes:
+
+- config.json   the resolved configuration (every default filled in), the network's tableau,
+  versions;
+- dataset.npz   the exact training and test points (so a resume or a plot never redraws them);
+- history.csv   one row per evaluation: iteration, epoch, loss and accuracy on train and test,
+  seconds, and the step control (backtracking's L, or the learning rate), appended and flushed;
+- params.npz    the learned parameters K, beta, h, W, mu (and the flat vector), replaced atomically;
+- state.npz     what an exact resume needs: parameters, optimiser state, shuffle position, RNG
+  state;
+- summary.json  status (completed / interrupted / diverged / stalled), the message, final metrics;
+- plots         PNG and PDF (see rkgen.train.plots).
+
+Ctrl-C sets a flag; the loop stops at the next iteration boundary, saves, and can be resumed; the
+resumed run gives the same numbers as one that was never interrupted. A non-finite cost or gradient,
+or an implicit solve that does not converge, stops the run with a message and keeps the last good
+parameters (backtracking instead rejects such a trial step and shortens the step, as Algorithm 2
+does).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rkgen.errors import RkgenError
+from rkgen.train import runs
+from rkgen.train.config import TrainConfig
+from rkgen.train.datasets import Dataset, make_dataset
+from rkgen.train.models import Model, SolveFailure, resolve_network
+from rkgen.train.optimizers import Adam, armijo_accepts
+from rkgen.train.progress import Progress
+
+
+@dataclass
+class TrainResult:
+    status: str
+    message: str
+    history: dict
+    params: dict
+    flat: np.ndarray
+    model: Model
+    dataset: Dataset
+    config: TrainConfig
+    run_dir: Path | None
+    seconds: float
+    iteration: int
+    epoch: int
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("completed", "stalled")
+
+    def final(self, key: str) -> float:
+        return float(self.history[key][-1]) if len(self.history[key]) else float("nan")
+
+
+class _StopFlag:
+    """Ctrl-C asks the loop to stop at the next iteration boundary; a second Ctrl-C stops at
+    once."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def build_model(cfg: TrainConfig, dataset: Dataset, network=None) -> Model:
+    net = None
+    if cfg.model != "net":
+        net = resolve_network(network if network is not None else cfg.tableau)
+    return Model(
+        cfg.model,
+        cfg.layers,
+        cfg.width or dataset.dim,
+        dataset.dim,
+        dataset.n_classes,
+        network=net,
+        field=cfg.field,
+        activation=cfg.activation,
+        loss=cfg.loss,
+        final_time=cfg.final_time,
+        step=cfg.step,
+        fix_classifier=cfg.fix_classifier,
+    )
+
+
+def _seeds(seed):
+    data, init, shuffle = np.random.SeedSequence(seed).spawn(3)
+    return np.random.default_rng(data), np.random.default_rng(init), np.random.default_rng(shuffle)
+
+
+def _network_info(model: Model) -> dict | None:
+    net = model.network
+    if net is None:
+        return None
+    info = {
+        "name": getattr(net, "NAME", None),
+        "structure": getattr(net, "STRUCTURE", None),
+        "order": getattr(net, "ORDER", None),
+        "stages": getattr(net, "STAGES", None),
+    }
+    for k in ("A", "B", "C"):
+        if hasattr(net, k):
+            info[k] = np.asarray(getattr(net, k), dtype=float).tolist()
+    return info
+
+
+def _versions() -> dict:
+    import numpy
+
+    v = {"python": platform.python_version(), "numpy": numpy.__version__}
+    try:
+        from importlib.metadata import version
+
+        v["rkgen"] = version("rkgen")
+    except Exception:  # not installed: running from a checkout
+        v["rkgen"] = "source"
+    return v
+
+
+def train(
+    config: TrainConfig | None = None, *, network=None, resume=None, interrupt_at=None, **options
+) -> TrainResult:
+    """Train a model; see TrainConfig for the options (``rkgen.train(tableau="rk4",
+    dataset="spiral")``).
+
+    network: a network module (or module-like object) to use instead of loading ``tableau``.
+    resume: a run folder to continue; only ``iterations``/``epochs`` (to extend), ``plots`` and
+    ``progress`` may be given with it. ``out=False`` trains without writing any file.
+    interrupt_at: stop as if Ctrl-C were pressed when this many iterations are done (for tests).
+    """
+    if resume is not None:
+        return _resume(Path(resume), network, interrupt_at, options)
+    if config is None:
+        config = TrainConfig()
+    if options:
+        config = TrainConfig.from_dict({**config.to_dict(), **options})
+    write = config.out is not False
+    cfg = config.resolved()
+    data_rng, init_rng, shuffle_rng = _seeds(cfg.seed)
+    dataset = make_dataset(
+        cfg.dataset,
+        data_rng,
+        cfg.samples,
+        cfg.test_samples,
+        label_column=cfg.label_column,
+        test_fraction=cfg.test_fraction,
+    )
+    if cfg.width is None:
+        cfg.width = dataset.dim
+    model = build_model(cfg, dataset, network)
+    flat = model.init_params(init_rng, cfg.init_scale)
+    model.project(flat)
+    run_dir = None
+    if write:
+        run_dir = runs.create_run_dir(cfg.out, cfg.dataset, cfg.tableau, cfg.model)
+        cfg.out = str(run_dir)
+        runs.write_json(
+            run_dir / "config.json",
+            {
+                "config": cfg.to_dict(),
+                "network": _network_info(model),
+                "versions": _versions(),
+                "dataset": {
+                    "name": dataset.name,
+                    "train": len(dataset.x_train),
+                    "test": len(dataset.x_test),
+                    "dim": dataset.dim,
+                    "classes": dataset.n_classes,
+                },
+                "loss": model.loss,
+                "parameters": int(model.trainable.sum()),
+            },
+        )
+        dataset.save(run_dir / "dataset.npz")
+    state = {
+        "iteration": 0,
+        "epoch": 0,
+        "batch": 0,
+        "seconds": 0.0,
+        "L": cfg.lipschitz,
+        "shuffle_rng": shuffle_rng.bit_generator.state,
+    }
+    return _run(
+        cfg, model, dataset, flat, state, {}, run_dir, shuffle_rng, interrupt_at, fresh=True
+    )
+
+
+def _resume(run_dir: Path, network, interrupt_at, options) -> TrainResult:
+    allowed = {"iterations", "epochs", "plots", "progress"}
+    bad = {k for k, v in options.items() if v is not None} - allowed
+    if bad:
+        names = ", ".join("--" + k.replace("_", "-") for k in sorted(bad))
+        raise RkgenError(
+            "--resume continues a run with its saved configuration; only --iterations/--epochs (to "
+            f"extend it), --no-plots and --progress may be given, not {names}"
+        )
+    for name in ("config.json", "state.npz", "dataset.npz"):
+        if not (run_dir / name).is_file():
+            raise RkgenError(f"{run_dir} is not a resumable run folder (no {name})")
+    saved = json.loads((run_dir / "config.json").read_text())
+    cfg = TrainConfig.from_dict(saved["config"])
+    for k in ("iterations", "epochs"):
+        if options.get(k) is not None:
+            if getattr(cfg, k) is None:
+                raise RkgenError(f"this run uses {cfg.optimizer}; --{k} does not apply to it")
+            setattr(cfg, k, int(options[k]))
+    for k in ("plots", "progress"):
+        if options.get(k) is not None:
+            setattr(cfg, k, options[k])
+    cfg = cfg.resolved()
+    dataset = Dataset.load(run_dir / "dataset.npz")
+    model = build_model(cfg, dataset, network)
+    with np.load(run_dir / "state.npz", allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    flat = arrays.pop("flat").copy()
+    if flat.shape != (model.size,):
+        raise RkgenError(f"{run_dir}/state.npz does not match the model of its config.json")
+    shuffle_rng = np.random.default_rng()
+    shuffle_rng.bit_generator.state = meta["shuffle_rng"]
+    runs.write_json(run_dir / "config.json", {**saved, "config": cfg.to_dict()})
+    return _run(
+        cfg, model, dataset, flat, meta, arrays, run_dir, shuffle_rng, interrupt_at, fresh=False
+    )
+
+
+def _run(cfg, model, dataset, flat, state, opt_arrays, run_dir, shuffle_rng, interrupt_at, fresh):
+    x, c = dataset.x_train, dataset.c_train
+    xt, ct = dataset.x_test, dataset.c_test
+    history_rows = []
+    writer = None
+    if run_dir is not None:
+        writer = runs.HistoryWriter(
+            run_dir / "history.csv", truncate_after=None if fresh else state["iteration"]
+        )
+        if not fresh:
+            history_rows = [
+                {k: float(v) for k, v in r.items()}
+                for r in runs.read_history_rows(run_dir / "history.csv")
+            ]
+    adam_opt = Adam(model.size, cfg.lr) if cfg.optimizer == "adam" else None
+    if adam_opt is not None and not fresh:
+        adam_opt.load(opt_arrays, state)
+    n = len(x)
+    batches = max(1, math.ceil(n / cfg.batch_size)) if adam_opt else 1
+    total = cfg.epochs * batches if adam_opt else cfg.iterations
+    perm = opt_arrays.get("perm") if not fresh else None
+    st = dict(state)
+    grad = np.zeros(model.size)
+    work = np.empty(model.size)
+    prev = flat.copy()
+    status, message = "completed", ""
+    seconds0 = float(st["seconds"])
+    t_start = time.perf_counter()
+    ckpt_time = [t_start]
+    show = cfg.progress if cfg.progress is not None else None
+    bar = Progress(total, "it", enabled=show)
+    bar.start(st["iteration"])
+
+    def elapsed():
+        return seconds0 + time.perf_counter() - t_start
+
+    def evaluate(u, train_fw=None):
+        fw = train_fw if train_fw is not None else model.forward(u, x, c)
+        fwt = model.forward(u, xt, ct)
+        return fw.cost, fw.correct / len(x), fwt.cost, fwt.correct / len(xt)
+
+    def record(u, train_fw=None):
+        tl, ta, vl, va = evaluate(u, train_fw)
+        row = {
+            "iteration": st["iteration"],
+            "epoch": st["epoch"],
+            "train_loss": tl,
+            "train_accuracy": ta,
+            "test_loss": vl,
+            "test_accuracy": va,
+            "seconds": elapsed(),
+            "step_control": st["L"] if cfg.optimizer == "gd-backtracking" else cfg.lr,
+        }
+        history_rows.append(row)
+        if writer is not None:
+            writer.append(row)
+        bar.metrics(tl, ta, vl, va)
+        if time.perf_counter() - ckpt_time[0] >= cfg.checkpoint_seconds:
+            checkpoint(u)
+        return tl
+
+    def checkpoint(u):
+        if run_dir is None:
+            return
+        st["seconds"] = elapsed()
+        st["shuffle_rng"] = shuffle_rng.bit_generator.state
+        arrays = {"flat": u}
+        if adam_opt is not None:
+            a, meta = adam_opt.state()
+            arrays.update(a)
+            st.update(meta)
+        if perm is not None and st["batch"] > 0:
+            arrays["perm"] = perm
+        runs.save_npz(run_dir / "params.npz", flat=u, **model.views(u))
+        runs.save_npz(run_dir / "state.npz", meta=np.array(json.dumps(st)), **arrays)
+        ckpt_time[0] = time.perf_counter()
+
+    stop = _StopFlag()
+    u = flat
+    with stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        try:
+            if adam_opt is None:
+                status, message, u = _full_batch(
+                    cfg,
+                    model,
+                    u,
+                    x,
+                    c,
+                    grad,
+                    work,
+                    st,
+                    total,
+                    fresh,
+                    stop,
+                    interrupt_at,
+                    record,
+                    bar,
+                )
+            else:
+                status, message, u, perm = _minibatch(
+                    cfg,
+                    model,
+                    u,
+                    x,
+                    c,
+                    grad,
+                    prev,
+                    adam_opt,
+                    shuffle_rng,
+                    perm,
+                    batches,
+                    st,
+                    total,
+                    fresh,
+                    stop,
+                    interrupt_at,
+                    record,
+                    bar,
+                )
+        finally:
+            bar.close()
+
+    checkpoint(u)
+    seconds = elapsed()
+    if writer is not None:
+        writer.close()
+    hist = {
+        k: np.array(
+            [r[k] for r in history_rows], dtype=np.int64 if k in ("iteration", "epoch") else float
+        )
+        for k in runs.HISTORY_COLUMNS
+    }
+    result = TrainResult(
+        status,
+        message,
+        hist,
+        {k: v.copy() for k, v in model.views(u).items()},
+        u.copy(),
+        model,
+        dataset,
+        cfg,
+        run_dir,
+        seconds,
+        st["iteration"],
+        st["epoch"],
+    )
+    if run_dir is not None:
+        _write_summary(result)
+        if cfg.plots:
+            from rkgen.train import plots
+
+            try:
+                plots.run_plots(result)
+            except Exception as e:  # a plot must never cost the results
+                result.message += f" (plots failed: {type(e).__name__}: {e})"
+                _write_summary(result)
+    return result
+
+
+def _write_summary(res: TrainResult):
+    steps = res.params.get("h")
+    data = {
+        "status": res.status,
+        "message": res.message,
+        "iteration": res.iteration,
+        "epoch": res.epoch,
+        "seconds": res.seconds,
+        "final": {
+            k: res.final(k) for k in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+        },
+    }
+    if steps is not None:
+        data["steps"] = steps.tolist()
+        data["nonzero_steps"] = int(np.count_nonzero(steps))
+    runs.write_json(res.run_dir / "summary.json", data)
+
+
+def _finite(fw, grad=None):
+    if not np.isfinite(fw.cost):
+        return False
+    return grad is None or bool(np.all(np.isfinite(grad)))
+
+
+def _full_batch(cfg, model, u, x, c, grad, work, st, total, fresh, stop, interrupt_at, record, bar):
+    """gd and gd-backtracking (000 Algorithms 1 and 2) on the whole training set."""
+    try:
+        fw = model.loss_and_grad(u, x, c, grad)
+    except SolveFailure as e:
+        return "diverged", f"the initial parameters fail: {e}", u
+    if not _finite(fw, grad):
+        return "diverged", "the cost or gradient at the initial parameters is not finite", u
+    if fresh:
+        try:
+            record(u, fw)
+        except SolveFailure as e:
+            return "diverged", f"evaluating the test set at the initial parameters: {e}", u
+    backtracking = cfg.optimizer == "gd-backtracking"
+    while st["iteration"] < total:
+        if stop.requested or (interrupt_at is not None and st["iteration"] >= interrupt_at):
+            return "interrupted", f"stopped at iteration {st['iteration']}; resume with --resume", u
+        if backtracking:
+            L = st["L"]
+            accepted = None
+            for _ in range(cfg.max_trials):
+                np.multiply(grad, -1.0 / L, out=work)
+                work += u
+                model.project(work)
+                d = work - u
+                try:
+                    trial = model.forward(work, x, c)
+                except SolveFailure:
+                    trial = None
+                if trial is not None and armijo_accepts(trial.cost, fw.cost, grad, d, L):
+                    accepted = trial
+                    break
+                L *= cfg.rho_up
+            if accepted is None:
+                st["L"] = L
+                return (
+                    "stalled",
+                    f"backtracking found no decrease in {cfg.max_trials} trials at "
+                    f"iteration {st['iteration']} (a stationary point, or rounding)",
+                    u,
+                )
+            st["L"] = L * cfg.rho_down
+            u, work = work, u
+            fw = accepted
+        else:
+            np.multiply(grad, -cfg.lr, out=work)
+            work += u
+            model.project(work)
+            try:
+                trial = model.forward(work, x, c)
+            except SolveFailure as e:
+                return (
+                    "diverged",
+                    f"iteration {st['iteration'] + 1}: {e}; kept the last good parameters",
+                    u,
+                )
+            if not np.isfinite(trial.cost):
+                return (
+                    "diverged",
+                    (
+                        f"the cost became non-finite at iteration {st['iteration'] + 1}"
+                        f" (learning rate {cfg.lr} too large?); kept the last good "
+                        "parameters"
+                    ),
+                    u,
+                )
+            u, work = work, u
+            fw = trial
+        model.backward(u, fw, grad)
+        st["iteration"] += 1
+        if not np.all(np.isfinite(grad)):
+            return "diverged", f"the gradient became non-finite at iteration {st['iteration']}", u
+        if st["iteration"] % cfg.eval_every == 0 or st["iteration"] == total:
+            try:
+                record(u, fw)
+            except SolveFailure as e:
+                return "diverged", f"evaluating the test set at iteration {st['iteration']}: {e}", u
+        bar.update(st["iteration"], fw.cost)
+    return "completed", f"{total} iterations", u
+
+
+def _minibatch(
+    cfg,
+    model,
+    u,
+    x,
+    c,
+    grad,
+    prev,
+    adam,
+    shuffle_rng,
+    perm,
+    batches,
+    st,
+    total,
+    fresh,
+    stop,
+    interrupt_at,
+    record,
+    bar,
+):
+    """Adam with mini-batches of a seeded shuffle, one evaluation every eval_every epochs."""
+    n = len(x)
+    B = cfg.batch_size
+    if fresh:
+        try:
+            cost = record(u)
+        except SolveFailure as e:
+            return "diverged", f"the initial parameters fail: {e}", u, perm
+        if not np.isfinite(cost):
+            return "diverged", "the cost at the initial parameters is not finite", u, perm
+    have_prev = False
+    while st["epoch"] < cfg.epochs:
+        if st["batch"] == 0:
+            perm = shuffle_rng.permutation(n)
+        while st["batch"] < batches:
+            if stop.requested or (interrupt_at is not None and st["iteration"] >= interrupt_at):
+                return (
+                    "interrupted",
+                    f"stopped at iteration {st['iteration']} (epoch "
+                    f"{st['epoch']}); resume with --resume",
+                    u,
+                    perm,
+                )
+            idx = perm[st["batch"] * B : (st["batch"] + 1) * B]
+            try:
+                fw = model.loss_and_grad(u, x[idx], c[idx], grad)
+                ok = _finite(fw, grad)
+                why = "the cost or gradient became non-finite"
+            except SolveFailure as e:
+                ok, why = False, str(e)
+            if not ok:
+                if have_prev:
+                    u[...] = prev
+                return (
+                    "diverged",
+                    f"{why} at iteration {st['iteration'] + 1}; kept the last good parameters",
+                    u,
+                    perm,
+                )
+            prev[...] = u
+            have_prev = True
+            adam.step(u, grad)
+            model.project(u)
+            st["batch"] += 1
+            st["iteration"] += 1
+            bar.update(st["iteration"], fw.cost)
+        st["epoch"] += 1
+        st["batch"] = 0
+        if st["epoch"] % cfg.eval_every == 0 or st["epoch"] == cfg.epochs:
+            try:
+                cost = record(u)
+            except SolveFailure as e:
+                cost, why = float("nan"), str(e)
+            else:
+                why = "the cost became non-finite"
+            if not np.isfinite(cost):
+                u[...] = prev
+                return (
+                    "diverged",
+                    f"{why} at epoch {st['epoch']}; kept the last good parameters",
+                    u,
+                    perm,
+                )
+    return "completed", f"{cfg.epochs} epochs", u, perm

@@ -1,0 +1,214 @@
+"""Models, losses, the simplex projection and the fake network: gradients against finite
+differences."""
+
+import numpy as np
+import pytest
+from fake_net import TABLEAUX, fake, make_fake_net
+
+from rkgen.errors import RkgenError
+from rkgen.train import losses
+from rkgen.train.models import Model, simplex_projection
+
+
+def _fd_check(model, flat, x, c, eps=1e-6):
+    grad = np.zeros(model.size)
+    model.loss_and_grad(flat, x, c, grad)
+    fd = np.zeros(model.size)
+    for i in range(model.size):
+        u = flat.copy()
+        u[i] += eps
+        a = model.forward(u, x, c).cost
+        u[i] -= 2 * eps
+        fd[i] = (a - model.forward(u, x, c).cost) / (2 * eps)
+    fd[~model.trainable] = 0.0
+    return grad, fd
+
+
+CASES = [
+    ("rk", "euler", "resnet", "tanh", 2),
+    ("rk", "rk4", "stable", "softplus", 3),
+    ("odenet", "heun3", "resnet", "sigmoid", 2),
+    ("odenet", "kutta3", "stable", "tanh", 4),
+    ("odenet-simplex", "rk4", "resnet", "tanh", 2),
+    ("odenet-simplex", "midpoint", "resnet", "relu", 3),
+    ("net", None, "resnet", "tanh", 2),
+    ("net", None, "resnet", "softplus", 3),
+]
+
+
+@pytest.mark.parametrize(("kind", "tab", "field", "act", "classes"), CASES)
+def test_whole_gradient_matches_finite_differences(kind, tab, field, act, classes):
+    rng = np.random.default_rng(3)
+    m, d_in, width, N = 7, 2, 3, 4
+    model = Model(
+        kind,
+        N,
+        width,
+        d_in,
+        classes,
+        network=fake(tab) if tab else None,
+        field=field,
+        activation=act,
+        final_time=1.2,
+    )
+    flat = model.init_params(rng, scale=2.0)
+    if "h" in model.layout:
+        a, b, _ = model.layout["h"]
+        flat[a:b] = [0.5, 0.0, 0.7, 0.0] if kind == "odenet-simplex" else [0.4, -0.2, 0.0, 0.3]
+    x = rng.normal(size=(m, d_in))
+    c = rng.integers(0, classes, size=m)
+    grad, fd = _fd_check(model, flat, x, c)
+    assert np.max(np.abs(grad - fd)) < 1e-7 * max(1.0, np.max(np.abs(fd)))
+    assert np.max(np.abs(fd)) > 1e-4  # the check is not vacuous
+    if kind == "rk":  # fixed steps get no update
+        a, b, _ = model.layout["h"]
+        assert np.all(grad[a:b] == 0.0)
+
+
+def test_gradient_both_losses_on_two_classes():
+    rng = np.random.default_rng(5)
+    for loss in ("squared", "cross-entropy"):
+        model = Model("odenet", 3, 2, 2, 2, network=fake("rk4"), loss=loss)
+        assert model.n_out == (1 if loss == "squared" else 2)
+        flat = model.init_params(rng, 2.0)
+        x, c = rng.normal(size=(6, 2)), rng.integers(0, 2, 6)
+        grad, fd = _fd_check(model, flat, x, c)
+        assert np.allclose(grad, fd, atol=1e-8)
+
+
+def test_fixed_classifier_gets_no_gradient():
+    rng = np.random.default_rng(0)
+    model = Model("rk", 2, 2, 2, 2, network=fake("euler"), fix_classifier=True)
+    flat = model.init_params(rng)
+    grad = np.ones(model.size)
+    model.loss_and_grad(flat, rng.normal(size=(5, 2)), np.array([0, 1, 0, 1, 1]), grad)
+    v = model.views(grad)
+    assert np.all(v["W"] == 0) and np.all(v["mu"] == 0) and np.all(v["h"] == 0)
+    assert np.any(v["K"] != 0)
+
+
+def test_net_forward_is_the_plain_recursion():
+    rng = np.random.default_rng(1)
+    model = Model("net", 3, 4, 2, 3, activation="tanh")
+    flat = model.init_params(rng)
+    v = model.views(flat)
+    x = rng.normal(size=(5, 2))
+    y = np.hstack([x, np.zeros((5, 2))])
+    for j in range(3):
+        y = np.tanh(y @ v["K"][j].T + v["beta"][j])
+    fw = model.forward(flat, x)
+    assert np.allclose(fw.y_final, y, rtol=0, atol=1e-15)
+    assert np.allclose(fw.logits, y @ v["W"].T + v["mu"])
+
+
+def test_padding_and_resnet_steps():
+    model = Model("rk", 5, 4, 2, 2, network=fake("euler"), final_time=2.0)
+    flat = model.init_params(np.random.default_rng(0))
+    assert np.all(model.views(flat)["h"] == 0.4)
+    assert model.pad(np.ones((3, 2))).tolist() == [[1, 1, 0, 0]] * 3
+    step = Model("rk", 5, 4, 2, 2, network=fake("euler"), step=0.05)
+    assert step.final_time == pytest.approx(0.25)
+
+
+def test_model_rejects_bad_options():
+    with pytest.raises(RkgenError, match="width"):
+        Model("rk", 2, 1, 2, 2, network=fake("euler"))
+    with pytest.raises(RkgenError, match="squared loss"):
+        Model("rk", 2, 2, 2, 3, network=fake("euler"), loss="squared")
+    with pytest.raises(RkgenError, match="activation"):
+        Model("net", 2, 2, 2, 2, activation="gelu")
+
+
+def test_losses_values():
+    z = np.array([[0.0], [2.0]])
+    cost, dz, correct = losses.squared(z, np.array([1, 1]))
+    s = 1 / (1 + np.exp(-2.0))
+    assert cost == pytest.approx(0.5 * (0.25 + (s - 1) ** 2) / 2)
+    assert correct == 1  # sigmoid(0) = 0.5 is not > 0.5
+    z = np.array([[1.0, 2.0, 3.0]])
+    cost, dz, correct = losses.cross_entropy(z, np.array([0]))
+    assert cost == pytest.approx(-np.log(np.exp(1) / np.exp([1, 2, 3]).sum()))
+    assert dz.sum() == pytest.approx(0.0) and correct == 0
+    big = np.array([[1000.0, -1000.0]])
+    cost, _, _ = losses.cross_entropy(big, np.array([0]))
+    assert cost == 0.0
+
+
+# -- simplex projection ---------------------------------------------------------------------------
+
+
+def test_simplex_projection_feasible_and_kkt_on_random_vectors():
+    rng = np.random.default_rng(42)
+    for trial in range(300):
+        n = int(rng.integers(1, 30))
+        total = float(rng.uniform(0.1, 5.0))
+        v = rng.normal(scale=rng.uniform(0.1, 10), size=n)
+        if trial % 5 == 0:
+            v[rng.integers(0, n)] = v.max()  # ties
+        x = simplex_projection(v, total)
+        assert np.all(x >= 0) and x.sum() == pytest.approx(total, rel=1e-12, abs=1e-12)
+        # KKT: x = max(v - theta, 0) for one theta: v_i - x_i = theta if x_i > 0, else v_i <= theta
+        pos = x > 0
+        theta = np.mean(v[pos] - x[pos])
+        assert np.allclose(v[pos] - x[pos], theta, atol=1e-12 * max(1, np.abs(v).max()))
+        assert np.all(v[~pos] <= theta + 1e-12)
+        # optimal: no feasible random point is closer
+        for _ in range(5):
+            y = simplex_projection(rng.normal(size=n), total)
+            assert np.sum((v - x) ** 2) <= np.sum((v - y) ** 2) + 1e-12
+
+
+def test_simplex_projection_examples():
+    assert simplex_projection(np.array([0.2, 0.3, 0.5])).tolist() == pytest.approx([0.2, 0.3, 0.5])
+    assert simplex_projection(np.array([2.0, 0.0, 0.0])).tolist() == [1.0, 0.0, 0.0]
+    assert simplex_projection(np.array([1.0, 1.0]), 4.0).tolist() == [2.0, 2.0]
+    assert simplex_projection(np.array([-5.0, 3.0, 2.5]), 1.0).tolist() == pytest.approx(
+        [0.0, 0.75, 0.25]
+    )
+
+
+# -- the fake network itself ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(TABLEAUX))
+def test_fake_net_adjoint_matches_finite_differences_with_zero_steps(name):
+    rng = np.random.default_rng(7)
+    net = fake(name)
+    N, m, d = 3, 4, 3
+    y0, K = rng.normal(size=(m, d)), rng.normal(size=(N, d, d))
+    beta, p = rng.normal(size=(N, d)), rng.normal(size=(m, d))
+    h = np.array([0.3, 0.0, -0.2])
+    for field in ("resnet", "stable"):
+        _, tape = net.forward(y0, K, beta, h, field, "tanh")
+        grads = net.backward(tape, p)
+        args = [y0, K, beta, h]
+        for i, x in enumerate(args):
+            fd = np.zeros_like(x)
+            for idx in np.ndindex(x.shape):
+                pert = [a.copy() for a in args]
+                pert[i][idx] += 1e-6
+                up = np.sum(net.forward(*pert, field, "tanh")[0] * p)
+                pert[i][idx] -= 2e-6
+                fd[idx] = (up - np.sum(net.forward(*pert, field, "tanh")[0] * p)) / 2e-6
+            assert np.allclose(grads[i], fd, atol=1e-7), (field, i)
+
+
+def test_fake_net_rejects_implicit():
+    with pytest.raises(ValueError):
+        make_fake_net([[0.5]], [1.0])
+
+
+@pytest.mark.numba
+def test_generated_euler_network_trains_with_exact_gradient():
+    """The one test with a real generated module (needs rkgen.codegen.load_network)."""
+    from rkgen.train.models import _load
+
+    net = _load("euler")
+    rng = np.random.default_rng(2)
+    model = Model("odenet", 3, 3, 2, 2, network=net)
+    flat = model.init_params(rng, 2.0)
+    x, c = rng.normal(size=(6, 2)), rng.integers(0, 2, 6)
+    grad, fd = _fd_check(model, flat, x, c)
+    assert np.allclose(grad, fd, atol=1e-8)
+    ref = Model("odenet", 3, 3, 2, 2, network=fake("euler"))
+    assert model.forward(flat, x, c).cost == pytest.approx(ref.forward(flat, x, c).cost, rel=1e-12)
