@@ -32,8 +32,10 @@ y0 (m, d), K (N, d, d), beta (N, d), h (N,) and p = dJ/dy_N (m, d), float64. `ta
 holds the layer states (N+1, m, d) when keep_states=True. `tape.failures` counts the (layer,
 sample) stage solves that did not converge (always 0 for explicit tableaux); a caller must treat
 failures > 0 as an error. `tape.iterations` is the most Newton iterations any solve used. The tape
-keeps the stage values: N*s*m*d float64 numbers. The module imports only numpy, numba and the
-standard library; kernels are compiled with cache=True, so a second process does not compile again.
+keeps the stage values Y_i and sigma(K Y_i + beta): 2*N*s*m*d float64 numbers (RK4, N = 100,
+m = 1500, d = 16: 154 MB); forward(..., keep_tape=False) evaluates without them. The module
+imports only numpy, numba and the standard library; kernels are compiled with cache=True, so a
+second process does not compile again.
 """
 
 import math
@@ -75,6 +77,7 @@ C = np.array((c_1, c_2))
 
 NEWTON_TOL = 1e-13  # relative size of the last Newton update at which a stage solve has converged
 NEWTON_MAXITER = 50
+PARALLEL_WORK = 2_000_000  # below this many inner operations a call runs on one thread
 
 Tape = namedtuple(
     "Tape", "states failures iterations stages y0 K beta h field activation block m"
@@ -342,6 +345,27 @@ def _activate(Z, S, D, act, d, nb):
                 D[a, q] = t * (1.0 - t)
 
 
+@njit(cache=True, error_model="numpy")
+def _derivative(S, D, act, d, nb):
+    """D = sigma'(Z) from S = sigma(Z), which the tape keeps (no activation is evaluated again)."""
+    if act == 0:
+        for a in range(d):
+            for q in range(nb):
+                D[a, q] = 1.0 - S[a, q] * S[a, q]
+    elif act == 1:
+        for a in range(d):
+            for q in range(nb):
+                D[a, q] = 1.0 if S[a, q] > 0.0 else 0.0
+    elif act == 2:
+        for a in range(d):
+            for q in range(nb):
+                D[a, q] = -math.expm1(-S[a, q])
+    else:
+        for a in range(d):
+            for q in range(nb):
+                D[a, q] = S[a, q] * (1.0 - S[a, q])
+
+
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _field(Kj, bj, Y, Z, S, D, F, field, act, d, nb):
     """F = f(Y) on a block (d, nb); keeps Z = K Y + beta, S = sigma(Z), D = sigma'(Z)."""
@@ -370,7 +394,9 @@ def _field(Kj, bj, Y, Z, S, D, F, field, act, d, nb):
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _adjoint_stage(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, d, nb):
-    """mu = J^T xi with xi = h eta, and the stage's share of dJ/dK_j, dJ/dbeta_j (a block)."""
+    """mu = J^T xi with xi = h eta, and the stage's share of dJ/dK_j, dJ/dbeta_j (a block).
+
+    Returns the stage's share eta . F of dJ/dh_j (F = S, or -K^T S for the stable field)."""
     if field == 0:
         # J = diag(D) K:  J^T xi = K^T (D * xi);  dK += (D * xi) Y^T;  dbeta += D * xi
         for a in range(d):
@@ -394,6 +420,11 @@ def _adjoint_stage(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, d, nb):
                 for q in range(nb):
                     acc += G[a, q] * Y[k, q]
                 dKj[a, k] += acc
+        dh = 0.0
+        for a in range(d):
+            for q in range(nb):
+                dh += eta[a, q] * S[a, q]
+        return dh
     else:
         # f = -K^T S:  J^T xi = -K^T (D * (K xi));
         # dK -= S xi^T + (D * K xi) Y^T;  dbeta -= D * K xi
@@ -424,6 +455,26 @@ def _adjoint_stage(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, d, nb):
                 for q in range(nb):
                     acc += hj * S[a, q] * eta[k, q] + G[a, q] * Y[k, q]
                 dKj[a, k] -= acc
+        # eta . F = -eta . K^T S = -(K eta) . S
+        dh = 0.0
+        for a in range(d):
+            for q in range(nb):
+                dh -= U[a, q] * S[a, q]
+        return dh
+
+
+@njit(cache=True, error_model="numpy")
+def _sigma(z, act):
+    """(sigma(z), sigma'(z)) for one number."""
+    if act == 0:
+        t = _tanh(z)
+        return t, 1.0 - t * t
+    if act == 1:
+        return (z, 1.0) if z > 0.0 else (0.0, 0.0)
+    if act == 2:
+        return _softplus(z), _sigmoid(z)
+    t = _sigmoid(z)
+    return t, t * (1.0 - t)
 
 
 @njit(cache=True, error_model="numpy")
@@ -434,7 +485,8 @@ def _f_and_jacobian(Kj, bj, y, F, J, z, sg, ds, field, act, d):
         for k in range(d):
             acc += Kj[a, k] * y[k]
         z[a] = acc
-    _activate(z.reshape((d, 1)), sg.reshape((d, 1)), ds.reshape((d, 1)), act, d, 1)
+    for a in range(d):
+        sg[a], ds[a] = _sigma(z[a], act)
     if field == 0:
         for a in range(d):
             F[a] = sg[a]
@@ -538,15 +590,15 @@ def _stage_solve(Kj, bj, hj, aii, base, Yi, W, Jw, M, field, act, d):
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
-def _forward_blocks(lo, hi, y0, yN, K, beta, h, field, act, tape, states, keep, bs):
-    """Forward pass over the sample blocks lo..hi-1.
+def _forward_blocks(lo, hi, y0, yN, K, beta, h, field, act, tY, tS, slot, states, keep, bs):
+    """Forward pass over the sample blocks lo..hi-1; stage values Y and S = sigma(K Y + beta) go to
+    tY[blk], tS[blk] (or to tY[slot], tS[slot] when slot >= 0: evaluation without a tape).
 
     Returns (failed stage solves, most Newton iterations)."""
     m, d = y0.shape
     N = K.shape[0]
     y = np.empty((d, bs))
     Z = np.empty((d, bs))
-    S = np.empty((d, bs))
     D = np.empty((d, bs))
     F = np.zeros((STAGES, d, bs))
     n = d if STRUCTURE == "diagonally implicit" else STAGES * d
@@ -572,7 +624,8 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, h, field, act, tape, states, keep, 
             hj = h[j]
             Kj = K[j]
             bj = beta[j]
-            Y = tape[blk, j]
+            Y = tY[blk if slot < 0 else slot, j]
+            S = tS[blk if slot < 0 else slot, j]
             for q in range(nb):
                 for i in range(STAGES):
                     for a in range(d):
@@ -596,7 +649,7 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, h, field, act, tape, states, keep, 
                     for a in range(d):
                         Y[i, a, q] = Ys[i, a]
             for i in range(STAGES):
-                _field(Kj, bj, Y[i], Z, S, D, F[i], field, act, d, nb)
+                _field(Kj, bj, Y[i], Z, S[i], D, F[i], field, act, d, nb)
             # y = y + h*(b_1*F_1 + b_2*F_2)
             for a in range(d):
                 for q in range(nb):
@@ -612,17 +665,14 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, h, field, act, tape, states, keep, 
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
-def _backward_blocks(lo, hi, p, dy0, K, beta, h, field, act, tape, dK, dbeta, dh, bs):
+def _backward_blocks(lo, hi, p, dy0, K, beta, h, field, act, tY, tS, dK, dbeta, dh, bs):
     """Backward pass over the sample blocks lo..hi-1; adds into dK, dbeta, dh, writes dy0."""
     m, d = p.shape
     N = K.shape[0]
     P = np.empty((d, bs))
-    Z = np.empty((d, bs))
     G = np.empty((d, bs))
     U = np.empty((d, bs))
-    S = np.zeros((STAGES, d, bs))
     D = np.zeros((STAGES, d, bs))
-    F = np.zeros((STAGES, d, bs))
     eta = np.zeros((STAGES, d, bs))
     mu = np.zeros((STAGES, d, bs))
     n = d if STRUCTURE == "diagonally implicit" else STAGES * d
@@ -638,10 +688,11 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, h, field, act, tape, dK, dbeta, dh
         for j in range(N - 1, -1, -1):
             hj = h[j]
             Kj = K[j]
-            bj = beta[j]
-            Y = tape[blk, j]
+            Y = tY[blk, j]
+            S = tS[blk, j]
+            dhj = 0.0
             for i in range(STAGES):
-                _field(Kj, bj, Y[i], Z, S[i], D[i], F[i], field, act, d, nb)
+                _derivative(S[i], D[i], act, d, nb)
             for i in range(STAGES - 1, -1, -1):
                 # eta_i = b_i p + sum_(k>i) a_ki mu_k  + a_ii J_i^T xi_i  (solved per sample)
                 for a in range(d):
@@ -662,16 +713,11 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, h, field, act, tape, dK, dbeta, dh
                         _solve(M, r, d)
                         for a in range(d):
                             eta[i, a, q] = r[a]
-                _adjoint_stage(
+                dhj += _adjoint_stage(
                     Kj, Y[i], S[i], D[i], eta[i], mu[i], G, U, dK[j], dbeta[j], hj, field, d, nb
                 )
             # dJ/dh_j = sum_i eta_i . F_i ;  dJ/dy_j = p + sum_i mu_i
-            acc = 0.0
-            for i in range(STAGES):
-                for a in range(d):
-                    for q in range(nb):
-                        acc += eta[i, a, q] * F[i, a, q]
-            dh[j] += acc
+            dh[j] += dhj
             for i in range(STAGES):
                 for a in range(d):
                     for q in range(nb):
@@ -682,23 +728,24 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, h, field, act, tape, dK, dbeta, dh
 
 
 @njit(cache=True, parallel=True)
-def _forward_parallel(bounds, y0, yN, K, beta, h, field, act, tape, states, keep, bs):
+def _forward_parallel(bounds, y0, yN, K, beta, h, field, act, tY, tS, keep_tape, states, keep, bs):
     n = bounds.shape[0] - 1
     fails = np.zeros(n, np.int64)
     most = np.zeros(n, np.int64)
     for c in prange(n):
         fails[c], most[c] = _forward_blocks(
-            bounds[c], bounds[c + 1], y0, yN, K, beta, h, field, act, tape, states, keep, bs
+            bounds[c], bounds[c + 1], y0, yN, K, beta, h, field, act, tY, tS,
+            -1 if keep_tape else c, states, keep, bs,
         )
     return fails.sum(), most.max()
 
 
 @njit(cache=True, parallel=True)
-def _backward_parallel(bounds, p, dy0, K, beta, h, field, act, tape, dK, dbeta, dh, bs):
+def _backward_parallel(bounds, p, dy0, K, beta, h, field, act, tY, tS, dK, dbeta, dh, bs):
     n = bounds.shape[0] - 1
     for c in prange(n):
         _backward_blocks(
-            bounds[c], bounds[c + 1], p, dy0, K, beta, h, field, act, tape,
+            bounds[c], bounds[c + 1], p, dy0, K, beta, h, field, act, tY, tS,
             dK[c], dbeta[c], dh[c], bs,
         )
 
@@ -708,11 +755,16 @@ def _block_size(d):
     return 64 if d <= 4 else 32 if d <= 16 else 16
 
 
-def _chunks(nblocks):
+def _chunks(nblocks, work):
+    """Block ranges, one per thread, or None to run serially (small work is faster on one thread)."""
     threads = numba.get_num_threads()
-    if nblocks < 2 * threads or threads == 1:
+    if threads == 1 or nblocks < 2 * threads or work < PARALLEL_WORK:
         return None
     return np.linspace(0, nblocks, threads + 1).round().astype(np.int64)
+
+
+def _work(m, d, N):
+    return m * N * STAGES * (d * d + 8 * d)
 
 
 def _as_array(x, shape, name):
@@ -740,49 +792,55 @@ def _check(y0, K, beta, h, field, activation):
     return y0, K, beta, h
 
 
-def forward(y0, K, beta, h, field="resnet", activation="tanh", keep_states=False):
-    """Run the network: returns (y_N, tape). See the module docstring for shapes."""
+def forward(y0, K, beta, h, field="resnet", activation="tanh", keep_states=False, keep_tape=True):
+    """Run the network: returns (y_N, tape). See the module docstring for shapes.
+
+    keep_tape=False evaluates without keeping the stage values (no backward pass is possible then)."""
     y0, K, beta, h = _check(y0, K, beta, h, field, activation)
     m, d = y0.shape
     N = K.shape[0]
     bs = _block_size(d)
     nblocks = (m + bs - 1) // bs
-    tape = np.empty((nblocks, N, STAGES, d, bs))
+    bounds = _chunks(nblocks, _work(m, d, N))
+    slots = nblocks if keep_tape else (1 if bounds is None else bounds.shape[0] - 1)
+    tY = np.empty((slots, N, STAGES, d, bs))
+    tS = np.empty((slots, N, STAGES, d, bs))
     states = np.empty((N + 1, m, d)) if keep_states else np.empty((1, 1, 1))
     yN = np.empty((m, d))
     f, a = FIELDS.index(field), ACTIVATIONS.index(activation)
-    bounds = _chunks(nblocks)
     if bounds is None:
         failures, most = _forward_blocks(
-            0, nblocks, y0, yN, K, beta, h, f, a, tape, states, keep_states, bs
+            0, nblocks, y0, yN, K, beta, h, f, a, tY, tS, -1 if keep_tape else 0, states, keep_states, bs
         )
     else:
         failures, most = _forward_parallel(
-            bounds, y0, yN, K, beta, h, f, a, tape, states, keep_states, bs
+            bounds, y0, yN, K, beta, h, f, a, tY, tS, keep_tape, states, keep_states, bs
         )
     record = Tape(
-        states if keep_states else None, int(failures), int(most), tape, y0, K, beta, h,
-        field, activation, bs, m,
+        states if keep_states else None, int(failures), int(most), (tY, tS) if keep_tape else None,
+        y0, K, beta, h, field, activation, bs, m,
     )
     return yN, record
 
 
 def backward(tape, p):
     """Exact gradient of the forward map: (dJ/dy0, dJ/dK, dJ/dbeta, dJ/dh) for p = dJ/dy_N."""
+    if tape.stages is None:
+        raise ValueError("this tape was made with keep_tape=False: run forward again to differentiate")
     m, d = tape.y0.shape
     N = tape.K.shape[0]
     p = _as_array(p, (m, d), "p")
     f, a = FIELDS.index(tape.field), ACTIVATIONS.index(tape.activation)
-    nblocks = tape.stages.shape[0]
+    tY, tS = tape.stages
+    nblocks = tY.shape[0]
     dy0 = np.empty((m, d))
-    bounds = _chunks(nblocks)
+    bounds = _chunks(nblocks, _work(m, d, N))
     if bounds is None:
         dK = np.zeros((N, d, d))
         dbeta = np.zeros((N, d))
         dh = np.zeros(N)
         _backward_blocks(
-            0, nblocks, p, dy0, tape.K, tape.beta, tape.h, f, a, tape.stages, dK, dbeta, dh,
-            tape.block,
+            0, nblocks, p, dy0, tape.K, tape.beta, tape.h, f, a, tY, tS, dK, dbeta, dh, tape.block
         )
         return dy0, dK, dbeta, dh
     n = bounds.shape[0] - 1
@@ -790,6 +848,6 @@ def backward(tape, p):
     dbeta = np.zeros((n, N, d))
     dh = np.zeros((n, N))
     _backward_parallel(
-        bounds, p, dy0, tape.K, tape.beta, tape.h, f, a, tape.stages, dK, dbeta, dh, tape.block
+        bounds, p, dy0, tape.K, tape.beta, tape.h, f, a, tY, tS, dK, dbeta, dh, tape.block
     )
     return dy0, dK.sum(axis=0), dbeta.sum(axis=0), dh.sum(axis=0)

@@ -12,7 +12,7 @@ with a zero coefficient are not written.
 for a in range(d):
     for q in range(nb):
         Y[1, a, q] = y[a, q] + hj * (a_2_1 * F[0, a, q])
-_field(Kj, bj, Y[1], Z, S, D, F[1], field, act, d, nb)
+_field(Kj, bj, Y[1], Z, S[1], D, F[1], field, act, d, nb)
 >>> [(c.name, c.literal, c.exact) for c in coefficient_constants(eq)]
 [('a_2_1', '1.0', '1'), ('b_1', '0.5', '1/2'), ('b_2', '0.5', '1/2')]
 """
@@ -146,7 +146,7 @@ def forward_stage_code(stage: ForwardStage, indent: int = BODY_INDENT) -> str:
     else:
         loop = _loop(f"Y[{i}, a, q] = ", ["y[a, q]"], "", indent)
     lines = [*_comment(str(stage), indent), *loop]
-    lines.append(f"_field(Kj, bj, Y[{i}], Z, S, D, F[{i}], field, act, d, nb)")
+    lines.append(f"_field(Kj, bj, Y[{i}], Z, S[{i}], D, F[{i}], field, act, d, nb)")
     return _indent(lines, indent)
 
 
@@ -165,8 +165,8 @@ def backward_stage_code(stage: BackwardStage, indent: int = BODY_INDENT) -> str:
     i = stage.i
     parts = ([f"{stage.weight.name} * P[a, q]"] if stage.weight else []) + _products(stage.terms, "mu")
     lines = [*_comment(str(stage), indent), *_loop(f"eta[{i}, a, q] = ", parts or ["0.0"], "", indent)]
-    lines.append(f"_adjoint_stage(Kj, Y[{i}], S[{i}], D[{i}], eta[{i}], mu[{i}], G, U, dK[j], dbeta[j],")
-    lines.append("               hj, field, d, nb)")
+    lines.append(f"dhj += _adjoint_stage(Kj, Y[{i}], S[{i}], D[{i}], eta[{i}], mu[{i}], G, U, dK[j], dbeta[j],")
+    lines.append("                      hj, field, d, nb)")
     return _indent(lines, indent)
 
 
