@@ -572,7 +572,7 @@ def _forward_parallel(bounds, y0, yN, K, beta, h, field, act, tY, tS, keep_tape,
     for c in prange(n):
         fails[c], most[c] = _forward_blocks(
             bounds[c], bounds[c + 1], y0, yN, K, beta, h, field, act, tY, tS,
-            -1 if keep_tape else c, states, keep, bs,
+            np.int64(-1) if keep_tape else np.int64(c), states, keep, bs,
         )
     return fails.sum(), most.max()
 
