@@ -8,8 +8,17 @@
 
 from .errors import RkgenError
 from .tableau import Tableau, builtin_names, from_json, load
-from .train import train
 
 __version__ = "0.1.0"
 
 __all__ = ["RkgenError", "Tableau", "builtin_names", "from_json", "load", "train", "__version__"]
+
+
+def __getattr__(name):
+    # rkgen.train is the training subpackage, imported on first use (it pulls in matplotlib); the module
+    # itself is callable: rkgen.train(...) is rkgen.train.train(...).
+    if name == "train":
+        import importlib
+
+        return importlib.import_module(".train", __name__)
+    raise AttributeError(f"module 'rkgen' has no attribute {name!r}")

@@ -67,7 +67,7 @@ def make_fake_net(A, b, name="fake"):
         F = sig if field == "resnet" else -(sig @ Kj)
         return F, sig, dsig
 
-    def forward(y0, K, beta, h, field="resnet", activation="tanh", keep_states=False):
+    def forward(y0, K, beta, h, field="resnet", activation="tanh", keep_states=False, keep_tape=True):
         y = np.array(y0, dtype=float, order="C")
         K = np.ascontiguousarray(K, dtype=float)
         beta = np.ascontiguousarray(beta, dtype=float)

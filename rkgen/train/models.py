@@ -230,8 +230,10 @@ class Model:
 
     # -- forward and backward ----------------------------------------------------------------------
 
-    def forward(self, flat, x, c=None, keep_states=False) -> Forward:
-        """Propagate x, apply the classifier and, when labels c are given, the cost."""
+    def forward(self, flat, x, c=None, keep_states=False, keep_tape=True) -> Forward:
+        """Propagate x, apply the classifier and, when labels c are given, the cost.
+
+        keep_tape=False: evaluation only (the generated kernels then keep no stage values)."""
         v = self.views(flat)
         y0 = self.pad(x)
         if self.network is None:
@@ -245,6 +247,7 @@ class Model:
                 field=self.field,
                 activation=self.activation,
                 keep_states=keep_states,
+                **({} if keep_tape else {"keep_tape": False}),
             )
             if tape.failures:
                 raise SolveFailure(
@@ -285,7 +288,7 @@ class Model:
         return self.forward(flat, x, keep_states=True).tape.states
 
     def predict_proba(self, flat, x) -> np.ndarray:
-        return losses.probabilities(self.loss, self.forward(flat, x).logits)
+        return losses.probabilities(self.loss, self.forward(flat, x, keep_tape=False).logits)
 
     def classify_features(self, flat, y) -> np.ndarray:
         """Class probabilities of the linear classifier applied to features y (m, d_hat)."""

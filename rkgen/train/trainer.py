@@ -286,8 +286,8 @@ def _run(cfg, model, dataset, flat, state, opt_arrays, run_dir, shuffle_rng, int
         return seconds0 + time.perf_counter() - t_start
 
     def evaluate(u, train_fw=None):
-        fw = train_fw if train_fw is not None else model.forward(u, x, c)
-        fwt = model.forward(u, xt, ct)
+        fw = train_fw if train_fw is not None else model.forward(u, x, c, keep_tape=False)
+        fwt = model.forward(u, xt, ct, keep_tape=False)
         return fw.cost, fw.correct / len(x), fwt.cost, fwt.correct / len(xt)
 
     def record(u, train_fw=None):
