@@ -373,100 +373,129 @@ def _derivative(S, D, act, d, nb):
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
-def _field(Kj, bj, Y, Z, S, D, F, field, act, d, nb):
-    """F = f(Y) on a block (d, nb); keeps Z = K Y + beta, S = sigma(Z), D = sigma'(Z)."""
-    for a in range(d):
-        for q in range(nb):
-            Z[a, q] = bj[a]
-        for k in range(d):
-            w = Kj[a, k]
-            for q in range(nb):
-                Z[a, q] += w * Y[k, q]
-    _activate(Z, S, D, act, d, nb)
-    if field == 0:
+def _kx(M, X, out, d, nw, transpose):
+    """out = M X (or M^T X) for a block X (d, nw), nw a multiple of 8.
+
+    Narrow layers: one loop over the samples per (a, k), which vectorises. Wide layers: eight samples
+    at a time in eight scalar accumulators, which stay in registers (1.3x faster at d = 64)."""
+    if d < 8:
         for a in range(d):
-            for q in range(nb):
-                F[a, q] = S[a, q]
-    else:
-        for k in range(d):
-            for q in range(nb):
-                F[k, q] = 0.0
-        for a in range(d):
+            for q in range(nw):
+                out[a, q] = 0.0
             for k in range(d):
-                w = Kj[a, k]
-                for q in range(nb):
-                    F[k, q] -= w * S[a, q]
+                w = M[k, a] if transpose else M[a, k]
+                for q in range(nw):
+                    out[a, q] += w * X[k, q]
+        return
+    for q in range(0, nw, 8):
+        for a in range(d):
+            z0 = z1 = z2 = z3 = z4 = z5 = z6 = z7 = 0.0
+            for k in range(d):
+                w = M[k, a] if transpose else M[a, k]
+                z0 += w * X[k, q]
+                z1 += w * X[k, q + 1]
+                z2 += w * X[k, q + 2]
+                z3 += w * X[k, q + 3]
+                z4 += w * X[k, q + 4]
+                z5 += w * X[k, q + 5]
+                z6 += w * X[k, q + 6]
+                z7 += w * X[k, q + 7]
+            out[a, q] = z0
+            out[a, q + 1] = z1
+            out[a, q + 2] = z2
+            out[a, q + 3] = z3
+            out[a, q + 4] = z4
+            out[a, q + 5] = z5
+            out[a, q + 6] = z6
+            out[a, q + 7] = z7
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
-def _adjoint_stage(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, d, nb):
-    """mu = J^T xi with xi = h eta, and the stage's share of dJ/dK_j, dJ/dbeta_j (a block).
+def _outer(G, Y, dK, scale, d, nb):
+    """dK += scale * G Y^T over the nb samples of a block; four rows of dK at a time."""
+    a = 0
+    while a + 4 <= d:
+        for k in range(d):
+            s0 = s1 = s2 = s3 = 0.0
+            for q in range(nb):
+                y = Y[k, q]
+                s0 += G[a, q] * y
+                s1 += G[a + 1, q] * y
+                s2 += G[a + 2, q] * y
+                s3 += G[a + 3, q] * y
+            dK[a, k] += scale * s0
+            dK[a + 1, k] += scale * s1
+            dK[a + 2, k] += scale * s2
+            dK[a + 3, k] += scale * s3
+        a += 4
+    while a < d:
+        for k in range(d):
+            s0 = 0.0
+            for q in range(nb):
+                s0 += G[a, q] * Y[k, q]
+            dK[a, k] += scale * s0
+        a += 1
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
+def _field(Kj, bj, Y, Z, S, D, F, field, act, d, nw):
+    """F = f(Y) on a block (d, nw); keeps Z = K Y + beta, S = sigma(Z), D = sigma'(Z)."""
+    _kx(Kj, Y, Z, d, nw, False)
+    for a in range(d):
+        for q in range(nw):
+            Z[a, q] += bj[a]
+    _activate(Z, S, D, act, d, nw)
+    if field == 0:
+        for a in range(d):
+            for q in range(nw):
+                F[a, q] = S[a, q]
+    else:
+        _kx(Kj, S, F, d, nw, True)
+        for a in range(d):
+            for q in range(nw):
+                F[a, q] = -F[a, q]
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
+def _adjoint_stage(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, d, nb, nw):
+    """mu = J^T xi with xi = h eta, and the stage's share of dJ/dK_j, dJ/dbeta_j (a block of nb
+    samples, computed on nw >= nb columns).
 
     Returns the stage's share eta . F of dJ/dh_j (F = S, or -K^T S for the stable field)."""
+    dh = 0.0
     if field == 0:
         # J = diag(D) K:  J^T xi = K^T (D * xi);  dK += (D * xi) Y^T;  dbeta += D * xi
         for a in range(d):
-            for q in range(nb):
+            for q in range(nw):
                 G[a, q] = hj * D[a, q] * eta[a, q]
-        for k in range(d):
-            for q in range(nb):
-                mu[k, q] = 0.0
-        for a in range(d):
-            for k in range(d):
-                w = Kj[a, k]
-                for q in range(nb):
-                    mu[k, q] += w * G[a, q]
+        _kx(Kj, G, mu, d, nw, True)
+        _outer(G, Y, dKj, 1.0, d, nb)
         for a in range(d):
             acc = 0.0
             for q in range(nb):
                 acc += G[a, q]
-            dbj[a] += acc
-            for k in range(d):
-                acc = 0.0
-                for q in range(nb):
-                    acc += G[a, q] * Y[k, q]
-                dKj[a, k] += acc
-        dh = 0.0
-        for a in range(d):
-            for q in range(nb):
                 dh += eta[a, q] * S[a, q]
-        return dh
+            dbj[a] += acc
     else:
         # f = -K^T S:  J^T xi = -K^T (D * (K xi));
-        # dK -= S xi^T + (D * K xi) Y^T;  dbeta -= D * K xi
+        # dK -= S xi^T + (D * K xi) Y^T;  dbeta -= D * K xi;  eta . F = -(K eta) . S
+        _kx(Kj, eta, U, d, nw, False)
         for a in range(d):
-            for q in range(nb):
-                U[a, q] = 0.0
-            for k in range(d):
-                w = Kj[a, k]
-                for q in range(nb):
-                    U[a, q] += w * eta[k, q]
-            for q in range(nb):
+            for q in range(nw):
                 G[a, q] = hj * D[a, q] * U[a, q]
-        for k in range(d):
-            for q in range(nb):
-                mu[k, q] = 0.0
+        _kx(Kj, G, mu, d, nw, True)
         for a in range(d):
-            for k in range(d):
-                w = Kj[a, k]
-                for q in range(nb):
-                    mu[k, q] -= w * G[a, q]
+            for q in range(nw):
+                mu[a, q] = -mu[a, q]
+        _outer(G, Y, dKj, -1.0, d, nb)
+        _outer(S, eta, dKj, -hj, d, nb)
         for a in range(d):
             acc = 0.0
             for q in range(nb):
                 acc += G[a, q]
-            dbj[a] -= acc
-            for k in range(d):
-                acc = 0.0
-                for q in range(nb):
-                    acc += hj * S[a, q] * eta[k, q] + G[a, q] * Y[k, q]
-                dKj[a, k] -= acc
-        # eta . F = -eta . K^T S = -(K eta) . S
-        dh = 0.0
-        for a in range(d):
-            for q in range(nb):
                 dh -= U[a, q] * S[a, q]
-        return dh
+            dbj[a] -= acc
+    return dh
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
@@ -486,9 +515,12 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, h, field, act, tY, tS, slot, states
     for blk in range(lo, hi):
         col0 = blk * bs
         nb = min(bs, m - col0)
+        nw = (nb + 7) // 8 * 8  # kernels run on whole groups of 8 samples; padding columns hold zeros
         for a in range(d):
             for q in range(nb):
                 y[a, q] = y0[col0 + q, a]
+            for q in range(nb, nw):
+                y[a, q] = 0.0
         if keep:
             for q in range(nb):
                 for a in range(d):
@@ -501,22 +533,22 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, h, field, act, tY, tS, slot, states
             S = tS[blk if slot < 0 else slot, j]
             # Y_1 = y
             for a in range(d):
-                for q in range(nb):
+                for q in range(nw):
                     Y[0, a, q] = y[a, q]
-            _field(Kj, bj, Y[0], Z, S[0], D, F[0], field, act, d, nb)
+            _field(Kj, bj, Y[0], Z, S[0], D, F[0], field, act, d, nw)
             # Y_2 = y + h*(a_2_1*F_1)
             for a in range(d):
-                for q in range(nb):
+                for q in range(nw):
                     Y[1, a, q] = y[a, q] + hj * (a_2_1 * F[0, a, q])
-            _field(Kj, bj, Y[1], Z, S[1], D, F[1], field, act, d, nb)
+            _field(Kj, bj, Y[1], Z, S[1], D, F[1], field, act, d, nw)
             # Y_3 = y + h*(a_3_1*F_1 + a_3_2*F_2)
             for a in range(d):
-                for q in range(nb):
+                for q in range(nw):
                     Y[2, a, q] = y[a, q] + hj * (a_3_1 * F[0, a, q] + a_3_2 * F[1, a, q])
-            _field(Kj, bj, Y[2], Z, S[2], D, F[2], field, act, d, nb)
+            _field(Kj, bj, Y[2], Z, S[2], D, F[2], field, act, d, nw)
             # y = y + h*(b_1*F_1 + b_2*F_2 + b_3*F_3)
             for a in range(d):
-                for q in range(nb):
+                for q in range(nw):
                     y[a, q] += hj * (b_1 * F[0, a, q] + b_2 * F[1, a, q] + b_3 * F[2, a, q])
             if keep:
                 for q in range(nb):
@@ -542,9 +574,12 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, h, field, act, tY, tS, dK, dbeta, 
     for blk in range(lo, hi):
         col0 = blk * bs
         nb = min(bs, m - col0)
+        nw = (nb + 7) // 8 * 8
         for a in range(d):
             for q in range(nb):
                 P[a, q] = p[col0 + q, a]
+            for q in range(nb, nw):
+                P[a, q] = 0.0
         for j in range(N - 1, -1, -1):
             hj = h[j]
             Kj = K[j]
@@ -552,30 +587,30 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, h, field, act, tY, tS, dK, dbeta, 
             S = tS[blk, j]
             dhj = 0.0
             for i in range(STAGES):
-                _derivative(S[i], D[i], act, d, nb)
+                _derivative(S[i], D[i], act, d, nw)
             # eta_3 = b_3*p
             for a in range(d):
-                for q in range(nb):
+                for q in range(nw):
                     eta[2, a, q] = b_3 * P[a, q]
             dhj += _adjoint_stage(Kj, Y[2], S[2], D[2], eta[2], mu[2], G, U, dK[j], dbeta[j],
-                                  hj, field, d, nb)
+                                  hj, field, d, nb, nw)
             # eta_2 = b_2*p + a_3_2*mu_3
             for a in range(d):
-                for q in range(nb):
+                for q in range(nw):
                     eta[1, a, q] = b_2 * P[a, q] + a_3_2 * mu[2, a, q]
             dhj += _adjoint_stage(Kj, Y[1], S[1], D[1], eta[1], mu[1], G, U, dK[j], dbeta[j],
-                                  hj, field, d, nb)
+                                  hj, field, d, nb, nw)
             # eta_1 = b_1*p + a_2_1*mu_2 + a_3_1*mu_3
             for a in range(d):
-                for q in range(nb):
+                for q in range(nw):
                     eta[0, a, q] = b_1 * P[a, q] + a_2_1 * mu[1, a, q] + a_3_1 * mu[2, a, q]
             dhj += _adjoint_stage(Kj, Y[0], S[0], D[0], eta[0], mu[0], G, U, dK[j], dbeta[j],
-                                  hj, field, d, nb)
+                                  hj, field, d, nb, nw)
             # dJ/dh_j = sum_i eta_i . F_i ;  dJ/dy_j = p + sum_i mu_i
             dh[j] += dhj
             for i in range(STAGES):
                 for a in range(d):
-                    for q in range(nb):
+                    for q in range(nw):
                         P[a, q] += mu[i, a, q]
         for q in range(nb):
             for a in range(d):

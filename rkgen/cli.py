@@ -145,7 +145,12 @@ def _add_derive(sub):
     p.add_argument(
         "--format", choices=("md", "tex", "pdf"), default=None, help="output format (default: from -o, else md)"
     )
-    p.add_argument("-o", "--output", metavar="FILE", help="output file (default: print Markdown to stdout)")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="output file or folder (default: Markdown/LaTeX to stdout, a PDF to ./<name>_derivation.pdf)",
+    )
     p.add_argument("--json", action="store_true", help="print the equations as JSON instead")
     p.set_defaults(run=_run_derive)
 

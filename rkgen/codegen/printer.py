@@ -10,9 +10,9 @@ with a zero coefficient are not written.
 >>> print(forward_stage_code(eq.forward[1], indent=0))
 # Y_2 = y + h*(a_2_1*F_1)
 for a in range(d):
-    for q in range(nb):
+    for q in range(nw):
         Y[1, a, q] = y[a, q] + hj * (a_2_1 * F[0, a, q])
-_field(Kj, bj, Y[1], Z, S[1], D, F[1], field, act, d, nb)
+_field(Kj, bj, Y[1], Z, S[1], D, F[1], field, act, d, nw)
 >>> [(c.name, c.literal, c.exact) for c in coefficient_constants(eq)]
 [('a_2_1', '1.0', '1'), ('b_1', '0.5', '1/2'), ('b_2', '0.5', '1/2')]
 """
@@ -122,7 +122,7 @@ def _statement(head: str, items: list[str], tail: str, indent: int) -> list[str]
 
 def _loop(head: str, items: list[str], tail: str = "", indent: int = 0) -> list[str]:
     body = _statement(head, items, tail, indent + 8)
-    return ["for a in range(d):", "    for q in range(nb):", *["        " + b for b in body]]
+    return ["for a in range(d):", "    for q in range(nw):", *["        " + b for b in body]]
 
 
 def _comment(text: str, indent: int) -> list[str]:
@@ -146,7 +146,7 @@ def forward_stage_code(stage: ForwardStage, indent: int = BODY_INDENT) -> str:
     else:
         loop = _loop(f"Y[{i}, a, q] = ", ["y[a, q]"], "", indent)
     lines = [*_comment(str(stage), indent), *loop]
-    lines.append(f"_field(Kj, bj, Y[{i}], Z, S[{i}], D, F[{i}], field, act, d, nb)")
+    lines.append(f"_field(Kj, bj, Y[{i}], Z, S[{i}], D, F[{i}], field, act, d, nw)")
     return _indent(lines, indent)
 
 
@@ -166,7 +166,7 @@ def backward_stage_code(stage: BackwardStage, indent: int = BODY_INDENT) -> str:
     parts = ([f"{stage.weight.name} * P[a, q]"] if stage.weight else []) + _products(stage.terms, "mu")
     lines = [*_comment(str(stage), indent), *_loop(f"eta[{i}, a, q] = ", parts or ["0.0"], "", indent)]
     lines.append(f"dhj += _adjoint_stage(Kj, Y[{i}], S[{i}], D[{i}], eta[{i}], mu[{i}], G, U, dK[j], dbeta[j],")
-    lines.append("                      hj, field, d, nb)")
+    lines.append("                      hj, field, d, nb, nw)")
     return _indent(lines, indent)
 
 

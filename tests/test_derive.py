@@ -1,0 +1,609 @@
+"""`rkgen derive`: the derivation document (rkgen/derive.py).
+
+- the example documents in examples/derivations/ are current (regenerated and compared; the few
+  numbers computed in floating point are compared to a tolerance, everything else byte for byte);
+- the Markdown has balanced math delimiters and nothing a Markdown pass could eat inside math;
+- the LaTeX is ASCII and compiles with pdflatex (skipped, with the reason, when pdflatex is absent);
+- every formula comes from the one source: partner entries from ``tableau.partner``, stage equations
+  and their order from ``layer_equations``, code lines from ``render_module``;
+- the numerical check agrees with finite differences, and shows the misprint of (19);
+- bad input and a missing pdflatex behave as in `rkgen check`: one line, exit status 2;
+- a 5-stage Gauss document is written in under 30 s.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import sympy
+from conftest import ROOT
+
+from rkgen import load
+from rkgen.adjoint import layer_equations
+from rkgen.cli import main as rkgen_main
+from rkgen.codegen import module_filename, render_module
+from rkgen.derive import (
+    EXAMPLES,
+    MAX_FAILING_LISTED,
+    PDFLATEX_MISSING,
+    Derivation,
+    code_locations,
+    equations_json,
+    md_text,
+    numerical_check,
+    phi_formula,
+    tex_text,
+    write_examples,
+)
+
+EXAMPLE_DIR = ROOT / "examples" / "derivations"
+REFRESH = "python -m rkgen.derive examples/derivations"
+PDFLATEX = shutil.which("pdflatex")
+needs_pdflatex = pytest.mark.skipif(
+    PDFLATEX is None, reason="pdflatex is not installed (apt install texlive-latex-base)"
+)
+
+#: tableaux of every kind: explicit, zero weight, ESDIRK, SDIRK, fully implicit, symplectic, wide (7 stages)
+VARIETY = ("euler", "rk4", "heun3", "trapezoid", "sdirk2", "midpoint", "gauss2", "radau_iia3", "dopri5")
+
+
+@functools.cache
+def document(name: str) -> Derivation:
+    return Derivation(name)
+
+
+@functools.cache
+def markdown(name: str) -> str:
+    return document(name).markdown()
+
+
+@functools.cache
+def latex(name: str) -> str:
+    return document(name).latex()
+
+
+# --------------------------------------------------------------------------------------------------
+# golden example documents
+# --------------------------------------------------------------------------------------------------
+
+# numbers printed from floating-point computations (section 7, magnitudes of differences)
+_FLOAT = re.compile(r"-?\d+(?:\.\d+)?e[+-]\d+")
+
+
+def _same_number(a: str, b: str) -> bool:
+    x, y = float(a), float(b)
+    if abs(x) < 1e-7 and abs(y) < 1e-7:  # finite-difference noise: its digits depend on the platform
+        return True
+    if "." not in a or "." not in b:  # one significant digit: allow the neighbouring digit
+        return math.isclose(x, y, rel_tol=0.5)
+    return math.isclose(x, y, rel_tol=1e-5)
+
+
+def same_document(new: str, old: str) -> str | None:
+    """None when the documents agree (text exactly, floating-point numbers to a tolerance), else the
+    first difference."""
+    new_text, old_text = _FLOAT.split(new), _FLOAT.split(old)
+    if new_text != old_text:
+        for k, (a, b) in enumerate(zip(new.splitlines(), old.splitlines(), strict=False)):
+            if _FLOAT.sub("#", a) != _FLOAT.sub("#", b):
+                return f"line {k + 1}: {a[:120]!r} != {b[:120]!r}"
+        return "the documents differ in length"
+    for a, b in zip(_FLOAT.findall(new), _FLOAT.findall(old), strict=True):
+        if not _same_number(a, b):
+            return f"number {a} != {b}"
+    return None
+
+
+def test_same_document_tolerates_noise_only():
+    assert same_document("x 1.234567e-01 y 3e-11", "x 1.234568e-01 y 7e-12") is None
+    assert same_document("x 1.234567e-01", "x 1.334567e-01") is not None
+    assert same_document("x 1.2e-01 y", "x 1.2e-01 z") is not None
+
+
+@pytest.mark.parametrize("fmt", ["md", "tex"])
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_document_is_current(name, fmt):
+    path = EXAMPLE_DIR / f"{name}.{fmt}"
+    assert path.is_file(), f"{path} is missing; create it with `{REFRESH}`"
+    new = markdown(name) if fmt == "md" else latex(name)
+    problem = same_document(new, path.read_text(encoding="utf-8"))
+    assert problem is None, (
+        f"{path} differs from what rkgen writes now ({problem}); if the change is intended, refresh the "
+        f"examples with `{REFRESH}` and review the diff"
+    )
+
+
+def test_no_stale_example_documents():
+    present = {p.name for p in EXAMPLE_DIR.iterdir()}
+    assert present == {f"{n}.{f}" for n in EXAMPLES for f in ("md", "tex")}, f"run `{REFRESH}`"
+
+
+def test_refresh_command_writes_the_same_documents(tmp_path):
+    done = write_examples(tmp_path)
+    assert sorted(p.name for p, _ in done) == sorted(f"{n}.{f}" for n in EXAMPLES for f in ("md", "tex"))
+    assert all(status == "written" for _, status in done)
+    for name in EXAMPLES:
+        assert (tmp_path / f"{name}.md").read_text(encoding="utf-8") == markdown(name)
+        assert (tmp_path / f"{name}.tex").read_text(encoding="utf-8") == latex(name)
+    assert all(status == "unchanged" for _, status in write_examples(tmp_path))
+
+
+def test_documents_are_deterministic():
+    assert Derivation("rk4").markdown() == markdown("rk4")
+
+
+# --------------------------------------------------------------------------------------------------
+# Markdown: balanced math, nothing a Markdown pass could eat
+# --------------------------------------------------------------------------------------------------
+
+
+def _strip_code(text: str) -> str:
+    text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    return re.sub(r"`[^`\n]*`", "", text)
+
+
+def math_problems(md: str) -> list[str]:
+    """Unbalanced or fragile math in a Markdown document (GitHub's $...$ and $$...$$)."""
+    problems = []
+    text = _strip_code(md)
+    in_display = False
+    paragraph_dollars = 0
+    for k, line in enumerate(text.splitlines(), 1):
+        if line.strip() == "$$":
+            if in_display is False and paragraph_dollars % 2:
+                problems.append(f"line {k}: display math opens inside unbalanced inline math")
+            in_display = not in_display
+            continue
+        if in_display:
+            if not line.strip():
+                problems.append(f"line {k}: blank line inside $$ ... $$")
+            if "$" in line:
+                problems.append(f"line {k}: $ inside display math")
+            math = [line]
+        else:
+            if not line.strip():
+                if paragraph_dollars % 2:
+                    problems.append(f"line {k}: paragraph ends inside inline math")
+                paragraph_dollars = 0
+                continue
+            unescaped = re.sub(r"\\\$", "", line)
+            if "$$" in unescaped:
+                problems.append(f"line {k}: $$ inside a line")
+            paragraph_dollars += unescaped.count("$")
+            if unescaped.count("$") % 2:
+                problems.append(f"line {k}: odd number of $ in a line")
+            math = re.findall(r"\$([^$]*)\$", unescaped)
+            for m in math:
+                if m != m.strip():
+                    problems.append(f"line {k}: inline math starts or ends with a space: ${m}$")
+            if line.startswith("|"):
+                outside = re.sub(r"\$[^$]*\$", "", unescaped).replace("\\|", "")
+                if outside.count("|") != line_count_of_header(md, k):
+                    problems.append(f"line {k}: table row with a stray |")
+        for m in math:
+            body = re.sub(r"\\\\\s*$", "", m)  # a row break at the end of a display line is fine
+            bad = re.findall(r"\\[^A-Za-z\s]", body)
+            if bad:
+                problems.append(f"line {k}: backslash-punctuation {bad} in math (Markdown may eat it)")
+            if "*" in m:
+                problems.append(f"line {k}: * in math (Markdown emphasis)")
+            if re.search(r"<[A-Za-z]", m):
+                problems.append(f"line {k}: <letter in math (an HTML tag to Markdown)")
+    if in_display:
+        problems.append("the document ends inside $$")
+    return problems
+
+
+def line_count_of_header(md: str, k: int) -> int:
+    """The number of | in the header row of the table that holds line k (outside math)."""
+    lines = md.splitlines()
+    j = k - 1
+    while j > 0 and lines[j - 1].startswith("|"):
+        j -= 1
+    return re.sub(r"\$[^$]*\$", "", lines[j]).count("|")
+
+
+def test_math_checker_finds_problems():
+    assert math_problems("a $x$ b\n\n$$\nx\n$$\n") == []
+    assert math_problems("a $x b\n") != []
+    assert math_problems("$$\nx\n") != []
+    assert math_problems("a $x \\, y$\n") != []
+    assert math_problems("$$\nx\n\ny\n$$\n") != []
+    assert math_problems("| $a$ | b |\n|---|---|\n| $a|b$ | c |\n") == []
+    assert math_problems("a \\$5 and `$x` fine\n") == []
+
+
+@pytest.mark.parametrize("name", VARIETY)
+def test_markdown_math_is_balanced(name):
+    assert math_problems(markdown(name)) == []
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_markdown_math_is_balanced(name):
+    assert math_problems((EXAMPLE_DIR / f"{name}.md").read_text(encoding="utf-8")) == []
+
+
+def test_markdown_sections_in_order():
+    headings = [line for line in markdown("rk4").splitlines() if line.startswith("## ")]
+    numbers = [h.split()[1] for h in headings[:-1]]
+    assert numbers == [f"{k}." for k in range(1, 9)] and headings[-1] == "## References"
+
+
+# --------------------------------------------------------------------------------------------------
+# LaTeX: ASCII, and it compiles
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", VARIETY)
+def test_latex_is_ascii_and_balanced(name):
+    tex = latex(name)
+    assert tex.isascii()
+    assert tex.startswith("\\documentclass") and tex.rstrip().endswith("\\end{document}")
+    for env in ("align*", "longtable", "itemize", "pmatrix", "array", "aligned"):
+        assert tex.count(f"\\begin{{{env}}}") == tex.count(f"\\end{{{env}}}"), env
+    assert tex.count("\\[") == tex.count("\\]")
+    body = re.sub(r"\\\$", "", re.sub(r"\\begin\{verbatim\}.*?\\end\{verbatim\}", "", tex, flags=re.S))
+    assert body.count("$") % 2 == 0
+
+
+def _pdflatex(tex: str, folder) -> subprocess.CompletedProcess:
+    (folder / "doc.tex").write_text(tex, encoding="ascii")
+    return subprocess.run(
+        [PDFLATEX, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", "doc.tex"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=300,
+    )
+
+
+@needs_pdflatex
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_latex_compiles(name, tmp_path):
+    proc = _pdflatex((EXAMPLE_DIR / f"{name}.tex").read_text(encoding="utf-8"), tmp_path)
+    errors = [line for line in proc.stdout.splitlines() if line.startswith("!")]
+    assert proc.returncode == 0 and (tmp_path / "doc.pdf").is_file(), errors
+
+
+@needs_pdflatex
+@pytest.mark.parametrize("name", ["heun3", "sdirk2", "radau_iia3", "dopri5"])
+def test_latex_of_other_structures_compiles(name, tmp_path):
+    proc = _pdflatex(latex(name), tmp_path)
+    assert proc.returncode == 0, [line for line in proc.stdout.splitlines() if line.startswith("!")]
+
+
+@needs_pdflatex
+def test_format_pdf_writes_a_pdf(tmp_path, capsys):
+    out = tmp_path / "euler.pdf"
+    assert rkgen_main(["derive", "euler", "-o", str(out)]) == 0  # the format from the suffix
+    assert out.read_bytes().startswith(b"%PDF")
+    assert capsys.readouterr().out.strip() == f"wrote {out}"
+
+
+def test_format_pdf_without_pdflatex_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    out = tmp_path / "rk4.pdf"
+    assert rkgen_main(["derive", "rk4", "--format", "pdf", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("rkgen: error: ")
+    assert "pdflatex" in err and "apt install texlive-latex-base" in err and "TeX Live" in err
+    assert "--format tex" in err and err.strip() == f"rkgen: error: {PDFLATEX_MISSING}"
+    assert not out.exists()
+    # the suffix alone asks for a PDF too
+    assert rkgen_main(["derive", "rk4", "-o", str(out)]) == 2
+    assert not out.exists()
+
+
+def test_format_pdf_without_pdflatex_in_a_subprocess(tmp_path):
+    """The real command, with a PATH that has python but no pdflatex."""
+    env = {"PATH": str(tmp_path), "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "rkgen", "derive", "euler", "--format", "pdf"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "texlive-latex-base" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------------
+# one source: the document's formulas are the analysis's and the code generator's objects
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["rk4", "gauss2", "sdirk2", "radau_iia2", "euler", "lobatto_iiia3"])
+def test_partner_entries_are_those_of_tableau_partner(name):
+    t = load(name)
+    md = markdown(name)
+    lines = {}
+    for line in md.splitlines():
+        m = re.match(r"\\tilde a_\{(\d)(\d)\} &= (.*?)( \\\\)?$", line)
+        if m:
+            lines[int(m.group(1)) - 1, int(m.group(2)) - 1] = m.group(3)
+    s = t.stages
+    assert sorted(lines) == [(i, j) for i in range(s) for j in range(s)]
+    for (i, j), text in lines.items():
+        assert text.endswith("= " + sympy.latex(t.partner.A[i][j])), (i, j, text)
+    # the partner tableau as drawn: entries, b and c~
+    c = " & ".join(sympy.latex(x) for x in t.partner.A[0])
+    assert f"{sympy.latex(t.partner.c[0])} & {c} \\\\" in md
+
+
+def test_json_partner_is_str_of_tableau_partner():
+    t = load("rk4")
+    data = equations_json(t)
+    assert data["partner"]["A"] == [[str(x) for x in row] for row in t.partner.A]
+    assert data["partner"]["c"] == [str(x) for x in t.partner.c]
+    assert data["M"] == [[str(x) for x in row] for row in t.symplecticity_matrix]
+
+
+@pytest.mark.parametrize("name", ["rk4", "heun3", "sdirk2", "gauss2"])
+def test_backward_stages_in_computing_order(name):
+    eq = layer_equations(load(name))
+    md = markdown(name)
+    section = md.split("### 6.2")[1].split("### 6.3")[0]
+    if eq.structure == "fully implicit":  # one block system: the vector of all eta_i
+        etas = "\n".join(f"\\eta_{{{i + 1}}}" for i in eq.backward_order)
+        assert etas.replace("\n", " \\\\\n") in section
+        return
+    found = re.findall(r"^(?:\\left\(I - h_j a_\{\d+\} J_\{\d+\}\^\{T\}\\right\))?\\eta_\{(\d+)\} &= ", section, re.M)
+    assert [int(i) - 1 for i in found] == list(eq.backward_order)
+    for st in eq.backward:
+        assert str(st) in json.dumps(equations_json(load(name))["backward"])
+
+
+@pytest.mark.parametrize("name", ["rk4", "heun3"])
+def test_forward_and_backward_lines_carry_the_exact_coefficients(name):
+    eq = layer_equations(load(name))
+    md = markdown(name)
+    for st in eq.forward:
+        for term in st.terms:
+            a = f"a_{{{st.i + 1}{term.index + 1}}}"
+            assert f"{a} F_{{{term.index + 1}}}" in md
+    for st in eq.backward:
+        line = next(x for x in md.splitlines() if x.startswith(f"\\eta_{{{st.i + 1}}} &= "))
+        for term in st.terms:
+            assert f"a_{{{term.index + 1}{st.i + 1}}} \\mu_{{{term.index + 1}}}" in line
+            if term.value != 1:
+                assert sympy.latex(term.value) in line
+
+
+def test_p_form_weights_are_b_minus_partner():
+    t = load("rk4")
+    eq = layer_equations(t)
+    md = markdown("rk4")
+    section = md.split("### 6.4")[1].split("## 7")[0]
+    for i, row in enumerate(eq.p_form):
+        for term in row:
+            k = term.index
+            assert sympy.simplify(term.value - (t.b[k] - t.partner.A[i][k])) == 0
+            assert f"w_{{{i + 1}{k + 1}}} J_{{{k + 1}}}^{{T}} P_{{{k + 1}}}" in section
+
+
+def test_phi_formula_follows_the_tree():
+    from rkgen.trees import trees_of_order
+
+    assert [phi_formula(t, True) for t in trees_of_order(3)] == ["c^{2}", "Ac"]
+    assert phi_formula(trees_of_order(1)[0], True) == r"\mathbf{1}"
+    assert phi_formula(trees_of_order(2)[0], False) == r"A\mathbf{1}"
+    assert [phi_formula(t, True) for t in trees_of_order(5)][2] == "(Ac)^{2}"
+
+
+@pytest.mark.parametrize("name", ["euler", "rk4", "heun3", "trapezoid", "sdirk2", "gauss2", "radau_iia3", "dopri5"])
+def test_code_lines_point_at_the_equations(name):
+    t = load(name)
+    eq = layer_equations(t)
+    source = render_module(t)
+    lines = source.splitlines()
+    rows = code_locations(t, eq, source)
+    assert all(where != "not found" for _, where, _ in rows), rows
+    spans = {}
+    for equation, where, _ in rows:
+        nums = [int(x) for x in re.findall(r"\d+", where)]
+        spans[equation] = (nums[0], nums[-1])
+    if t.structure == "explicit":
+        for st in eq.forward:
+            first, _ = next(v for k, v in spans.items() if k.startswith(f"Y_{{{st.i + 1}}} = "))
+            assert lines[first - 1].strip().startswith(f"# Y_{st.i + 1} = y")
+        for st in eq.backward:
+            first, last = next(v for k, v in spans.items() if k.startswith(f"\\eta_{{{st.i + 1}}} = "))
+            assert lines[first - 1].strip().startswith(f"# eta_{st.i + 1} = ")
+            assert "_adjoint_stage(" in "\n".join(lines[first - 1 : last])
+    adjoint = next(v for k, v in spans.items() if k.startswith(r"\mu_i = h_j"))
+    assert lines[adjoint[0] - 1].startswith("@njit") and lines[adjoint[0]].startswith("def _adjoint_stage(")
+
+
+def test_code_section_names_the_module():
+    md = markdown("rk4")
+    assert "`generated/rk4_net.py`" in md and "`rkgen generate rk4`" in md
+    assert (ROOT / "generated" / "rk4_net.py").is_file()
+
+
+# --------------------------------------------------------------------------------------------------
+# what the document says
+# --------------------------------------------------------------------------------------------------
+
+
+def test_heun3_explains_no_partner_and_the_xi_form():
+    md = markdown("heun3")
+    partner = md.split("## 5.")[1].split("## 6.")[0]
+    assert "$b_{2} = 0$" in partner and "no symplectic partner exists" in partner
+    assert r"b_{3} a_{32} = \frac{3}{4} \cdot \frac{2}{3} = \frac{1}{2} \ne 0" in partner
+    assert "$\\xi$ form goes around it" in partner and "never divides by $b_i$" in partner
+    assert r"\eta_{2} &= a_{32} \mu_{3} = \frac{2}{3} \mu_{3}" in md  # the stage with b_2 = 0
+    assert "does not exist for this tableau" in md.split("### 6.4")[1]
+    assert equations_json(load("heun3"))["p_form"] is None
+
+
+def test_euler_partner_and_c():
+    md = markdown("euler")
+    assert r"\tilde a_{11} &= b_{1} - \frac{b_{1} a_{11}}{b_{1}} = 1" in md
+    assert r"$\tilde c = (1)$ differs from $c = (0)$" in md
+    assert "the partner's nodes never enter the backward pass" in md  # WHY_C_DOES_NOT_MATTER
+
+
+def test_symplectic_tableau_is_its_own_partner():
+    md = markdown("gauss2")
+    assert "$M = 0$" in md and r"$\tilde A = A$: the method is its own partner" in md
+
+
+def test_misprint_remark_with_numbers():
+    md = markdown("rk4")
+    remark = md.split("### The index in (19)")[1].split("## 5.")[0]
+    assert "misprint" in remark and "$a_{i,j}$" in remark and "6 of 16 entries" in remark
+    check = markdown("rk4").split("## 7.")[1].split("## 8.")[0]
+    assert "misprinted conditions" in check and "a wrong gradient" in check
+    assert "invisible here" in markdown("midpoint")
+
+
+def test_numerical_check_agrees_and_shows_the_misprint():
+    c = numerical_check(load("rk4"))
+    assert len(c.rows) == 2 * 2 + 2 * 2 * 2 + 2 * 2 + 2
+    assert c.max_diff < 1e-7 * max(1.0, c.max_fd) and c.stable_diff < 1e-7 and c.p_form_diff < 1e-7
+    assert c.misprint_diff > 1e-3
+    for label, adjoint, fd in c.rows:
+        assert abs(adjoint - fd) < 1e-7, label
+    for name in ("heun3", "sdirk2", "radau_iia2"):
+        c = numerical_check(load(name))
+        assert c.max_diff < 1e-7 and c.stable_diff < 1e-7, name
+    assert numerical_check(load("heun3")).p_form_diff is None
+
+
+def test_order_section_lists_trees_and_failing_conditions():
+    md = markdown("rk4")
+    order = md.split("## 3.")[1].split("## 4.")[0]
+    assert order.count("| holds |") == 8  # the 8 trees of orders 1 to 4
+    assert (
+        r"| $[{[\tau]}]$ | 3 | 6 | $Ac$ | $\left(0, 0, \frac{1}{4}, \frac{1}{2}\right)^{T}$ | $\frac{1}{6}$ | holds |"
+        in order
+    )
+    assert "Order 5: 9 trees, 9 of them fail" in order
+    assert "$B(4)$, $C(1)$ and $D(1)$" in order
+
+
+# --------------------------------------------------------------------------------------------------
+# the command
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["derive", "rk5"],
+        ["derive", "no/such/file.json"],
+        ["derive", "BAD_JSON"],
+        ["derive", "BAD_ENTRY", "--format", "tex"],
+        ["derive", "BAD_ENTRY", "--json"],
+        ["derive", "BAD_ENTRY", "--format", "pdf"],
+    ],
+)
+def test_bad_input_is_one_line_exit_2(argv, tmp_path, capsys):
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text("{not json", encoding="utf-8")
+    bad_entry = tmp_path / "entry.json"
+    bad_entry.write_text(json.dumps({"A": [["0"]], "b": ["__import__('os')"]}), encoding="utf-8")
+    argv = [str(bad_json) if a == "BAD_JSON" else str(bad_entry) if a == "BAD_ENTRY" else a for a in argv]
+    assert rkgen_main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("rkgen: error: ")
+
+
+def test_stdout_and_output_files(tmp_path, capsys):
+    assert rkgen_main(["derive", "euler"]) == 0
+    assert capsys.readouterr().out == Derivation("euler").markdown()
+    out = tmp_path / "e.tex"
+    assert rkgen_main(["derive", "euler", "-o", str(out)]) == 0  # the format from the suffix
+    assert out.read_text(encoding="utf-8").startswith("\\documentclass")
+    assert capsys.readouterr().out == f"wrote {out}\n"
+    assert rkgen_main(["derive", "euler", "--format", "md", "-o", str(tmp_path)]) == 0  # a folder
+    assert (tmp_path / "euler_derivation.md").read_text(encoding="utf-8").startswith("# Exact gradients for euler")
+    assert rkgen_main(["derive", "euler", "--format", "tex"]) == 0
+    assert capsys.readouterr().out.endswith("\\end{document}\n")
+
+
+def test_json_output(tmp_path, capsys):
+    assert rkgen_main(["derive", "rk4", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    eq = layer_equations(load("rk4"))
+    assert data["backward_order"] == [i + 1 for i in eq.backward_order] == [4, 3, 2, 1]
+    assert [b["text"] for b in data["backward"]] == [str(st) for st in eq.backward]
+    assert [f["text"] for f in data["forward"]] == [str(st) for st in eq.forward]
+    assert data["forward"][1]["terms"] == [{"name": "a_2_1", "stage": 1, "value": "1/2", "latex": r"\frac{1}{2}"}]
+    assert data["p_form"][0]["terms"][0]["name"] == "w_1_2"
+    out = tmp_path / "rk4.json"
+    assert rkgen_main(["derive", "rk4", "--json", "-o", str(out)]) == 0
+    assert json.loads(out.read_text(encoding="utf-8")) == data
+
+
+def test_user_tableau_with_awkward_text(tmp_path, capsys):
+    """Name and description from a user's file are escaped in both formats."""
+    path = tmp_path / "my.json"
+    path.write_text(
+        json.dumps(
+            {
+                "name": "my_$odd&name",
+                "description": "costs $5 & 50% of a #1 {thing} <b>*x*</b> | Runge\u2013Kutta \u03b1",
+                "A": [["0", "0"], ["2/3", "0"]],
+                "b": ["1/4", "3/4"],
+            }
+        ),
+        encoding="utf-8",
+    )
+    assert rkgen_main(["derive", str(path)]) == 0
+    md = capsys.readouterr().out
+    assert math_problems(md) == []
+    assert md_text("my_$odd&name") in md and "`rkgen derive TABLEAU`" in md
+    doc = Derivation(str(path))
+    tex = doc.latex()
+    assert tex.isascii() and tex_text("costs $5 & 50%") in tex and "Runge--Kutta" in tex
+    assert f"`rkgen generate TABLEAU` writes it to `./{module_filename(doc.t)}`" in md
+    if PDFLATEX:
+        proc = _pdflatex(tex, tmp_path)
+        assert proc.returncode == 0, [line for line in proc.stdout.splitlines() if line.startswith("!")]
+
+
+def test_inconsistent_nodes_are_reported(capsys, tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"A": [["0", "0"], ["1", "0"]], "b": ["1/2", "1/2"], "c": ["0", "1/2"]}))
+    assert rkgen_main(["derive", str(path)]) == 0
+    md = capsys.readouterr().out
+    assert r"differ from the row sums $A\mathbf{1} = (0, 1)$" in md and math_problems(md) == []
+
+
+@pytest.mark.slow
+def test_gauss5_document_in_under_30_seconds(tmp_path):
+    out = tmp_path / "gauss5.md"
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "rkgen", "derive", "gauss5", "-o", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    elapsed = time.perf_counter() - start
+    assert proc.returncode == 0, proc.stderr
+    assert elapsed < 30, f"gauss5 took {elapsed:.1f} s"
+    md = out.read_text(encoding="utf-8")
+    assert math_problems(md) == []
+    order = md.split("## 3.")[1].split("## 4.")[0]
+    assert order.count("| holds |") == 8  # trees in full up to order 4 only
+    assert "Order 10: 719 trees, every condition holds exactly" in order
+    assert "Order 11: 1842 trees, " in order
+    failing = order.split("The failing trees of order 11")[1].split("###")[0]
+    assert f"(the first {MAX_FAILING_LISTED} of " in failing
+    assert failing.count("\n- ") == MAX_FAILING_LISTED
+    assert len(md) < 60_000
