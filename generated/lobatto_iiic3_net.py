@@ -606,6 +606,7 @@ def _stages_solve(Kj, bj, hj, y, Ys, Fs, Js, W, M, r, field, act, d):
     for i in range(s):
         for a in range(d):
             Ys[i, a] = y[a]
+    prev = math.inf
     for it in range(1, NEWTON_MAXITER + 1):
         for i in range(s):
             _f_and_jacobian(Kj, bj, Ys[i], Fs[i], Js[i], z, sg, ds, field, act, d)
@@ -631,8 +632,14 @@ def _stages_solve(Kj, bj, hj, y, Ys, Fs, Js, W, M, r, field, act, d):
                 step = max(step, abs(r[i * d + a]))
         if not step < math.inf:
             return -1
-        if step <= NEWTON_TOL * (1.0 + size):
+        # converged when the update, or the error left after it (estimated from the contraction
+        # rate theta of successive updates), is below the tolerance
+        theta = step / prev
+        if step <= NEWTON_TOL * (1.0 + size) or (
+            it > 1 and theta < 0.5 and theta / (1.0 - theta) * step <= NEWTON_TOL * 1e-2 * (1.0 + size)
+        ):
             return it
+        prev = step
     return -1
 
 

@@ -596,6 +596,7 @@ def _stage_solve(Kj, bj, hj, aii, base, Yi, W, Jw, M, field, act, d):
     r = W[4]
     for a in range(d):
         Yi[a] = base[a]
+    prev = math.inf
     for it in range(1, NEWTON_MAXITER + 1):
         _f_and_jacobian(Kj, bj, Yi, F, Jw, z, sg, ds, field, act, d)
         for a in range(d):
@@ -613,8 +614,14 @@ def _stage_solve(Kj, bj, hj, aii, base, Yi, W, Jw, M, field, act, d):
             step = max(step, abs(r[a]))
         if not step < math.inf:
             return -1
-        if step <= NEWTON_TOL * (1.0 + size):
+        # converged when the update, or the error left after it (estimated from the contraction
+        # rate theta of successive updates), is below the tolerance
+        theta = step / prev
+        if step <= NEWTON_TOL * (1.0 + size) or (
+            it > 1 and theta < 0.5 and theta / (1.0 - theta) * step <= NEWTON_TOL * 1e-2 * (1.0 + size)
+        ):
             return it
+        prev = step
     return -1
 
 
