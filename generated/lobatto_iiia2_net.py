@@ -840,6 +840,8 @@ def forward(y0, K, beta, h, field="resnet", activation="tanh", keep_states=False
 
     keep_tape=False evaluates without keeping the stage values (no backward pass is possible then)."""
     y0, K, beta, h = _check(y0, K, beta, h, field, activation)
+    if keep_tape:  # the tape must not change if the caller changes the parameters in place
+        K, beta, h = K.copy(), beta.copy(), h.copy()
     m, d = y0.shape
     N = K.shape[0]
     bs = _block_size(d)

@@ -48,6 +48,8 @@ TEMPLATE_KEYS = frozenset(
     {
         "module_name",
         "name",
+        "doc_name",
+        "regenerate",
         "version",
         "sha256",
         "structure",
@@ -144,6 +146,12 @@ def _drawing(tableau: Tableau, format_tableau) -> str:
     return "\n".join(lines)
 
 
+def _docstring_safe(text: str) -> str:
+    """Text that can sit inside a triple-quoted docstring: no backslashes, no quote runs, one line."""
+    text = " ".join(text.split())
+    return text.replace("\\", "/").replace('"', "'")
+
+
 def template_context(tableau: Tableau) -> dict:
     """Everything the template needs, from the layer equations (the one source of truth)."""
     from ..report import format_tableau
@@ -153,6 +161,10 @@ def template_context(tableau: Tableau) -> dict:
     return {
         "module_name": tableau.identifier + "_net",
         "name": tableau.name,
+        "doc_name": _docstring_safe(tableau.name),
+        "regenerate": f"`rkgen generate {tableau.name}`"
+        if tableau.source == f"built-in {tableau.name}"
+        else "`rkgen generate` from its tableau file",
         "version": __version__,
         "sha256": tableau.sha256,
         "structure": tableau.structure,

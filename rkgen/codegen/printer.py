@@ -14,7 +14,7 @@ for a in range(d):
         Y[1, a, q] = y[a, q] + hj * (a_2_1 * F[0, a, q])
 _field(Kj, bj, Y[1], Z, S[1], D, F[1], field, act, d, nw)
 >>> [(c.name, c.literal, c.exact) for c in coefficient_constants(eq)]
-[('a_2_1', '1.0', '1'), ('b_1', '0.5', '1/2'), ('b_2', '0.5', '1/2')]
+[('a_2_1', '1.0', '1'), ('b_1', '0.5', '1/2'), ('b_2', '0.5', '1/2'), ('c_2', '1.0', '1')]
 """
 
 from __future__ import annotations
