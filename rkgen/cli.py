@@ -116,7 +116,7 @@ def _add_generate(sub):
         "generate",
         help="write <name>_net.py: numba forward pass and exact adjoint (the default command)",
         description="Write a Python module with numba-compiled forward and backward (exact discrete adjoint) "
-        "passes of the Runge-Kutta network of TABLEAU. The module imports only numpy, numba and math.",
+        "passes of the Runge-Kutta network of TABLEAU. The module imports only numpy, numba and the standard library.",
     )
     p.add_argument("tableau", help="a JSON file or a built-in name")
     p.add_argument("-o", "--output", metavar="PATH", help="output file or directory (default ./<name>_net.py)")
