@@ -38,6 +38,9 @@ MAX_DIGITS = 400
 MAX_POWER = 64
 #: Deepest expression nesting.
 MAX_DEPTH = 60
+#: Most digits in the numerator or denominator of any rational an entry evaluates to (also in between).
+MAX_RESULT_DIGITS = 1000
+_MAX_RESULT_BITS = int(MAX_RESULT_DIGITS * 3.33)
 
 
 class EntryError(RkgenError):
@@ -45,7 +48,19 @@ class EntryError(RkgenError):
 
 
 def _short(text: str, limit: int = 60) -> str:
+    text = printable(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def printable(text: str) -> str:
+    r"""``text`` with line breaks and other unprintable characters escaped, for one-line messages.
+
+    >>> print(printable("1\n+2"))
+    1\n+2
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 def parse_entry(value) -> sympy.Expr:
@@ -91,6 +106,9 @@ def parse_entry(value) -> sympy.Expr:
         result = _Builder(text).build(tree.body, 0)
     except RecursionError:
         raise EntryError(f"expression nested too deeply in '{_short(text)}'") from None
+    for r in result.atoms(sympy.Rational):  # sympy distributes rationals over sums: check every one
+        if max(int(r.p).bit_length(), int(r.q).bit_length()) > _MAX_RESULT_BITS:
+            raise EntryError(f"number with more than {MAX_RESULT_DIGITS} digits: '{_short(text)}'")
     return result
 
 
@@ -113,7 +131,7 @@ class _Builder:
             operand = self.build(node.operand, depth + 1)
             return -operand if isinstance(node.op, ast.USub) else operand
         if isinstance(node, ast.BinOp):
-            return self.binary(node, depth)
+            return self.checked(node, self.binary(node, depth))
         if isinstance(node, ast.Call):
             return self.call(node, depth)
         raise self.fail(node)
@@ -159,8 +177,24 @@ class _Builder:
                 raise self.fail(node, f"power larger than {MAX_POWER} in")
             if right < 0 and is_zero(left):
                 raise self.fail(node, "division by zero in")
+            if left.is_Rational and abs(int(right)) * max(int(left.p).bit_length(), int(left.q).bit_length()) > (
+                _MAX_RESULT_BITS
+            ):
+                raise self.fail(node, f"number with more than {MAX_RESULT_DIGITS} digits:")
             return left**right
         raise self.fail(node)
+
+    def checked(self, node: ast.AST, value: sympy.Expr) -> sympy.Expr:
+        """Refuse results that would make later arithmetic huge: rationals beyond :data:`MAX_RESULT_DIGITS`
+        digits, and powers beyond :data:`MAX_POWER` (sympy merges (x**64)**64 into x**4096)."""
+        parts = [value, *(value.args if value.is_Add or value.is_Mul else ())]
+        parts += [f for part in parts[1:] if part.is_Mul for f in part.args]
+        for part in parts:
+            if part.is_Rational and max(int(part.p).bit_length(), int(part.q).bit_length()) > _MAX_RESULT_BITS:
+                raise self.fail(node, f"number with more than {MAX_RESULT_DIGITS} digits:")
+            if part.is_Pow and part.exp.is_Rational and abs(int(part.exp.p)) > MAX_POWER:
+                raise self.fail(node, f"power larger than {MAX_POWER} in")
+        return value
 
     def call(self, node: ast.Call, depth: int) -> sympy.Expr:
         if not (isinstance(node.func, ast.Name) and node.func.id == "sqrt"):
@@ -178,7 +212,8 @@ class _Builder:
 def is_zero(x: sympy.Expr) -> bool:
     """Decide exactly whether a real algebraic number built from rationals and square roots is zero.
 
-    Rationals are compared directly; anything with surds is mapped into an exact number field
+    Rationals are compared directly.  Anything with surds is first enclosed in an interval (rigorous interval
+    arithmetic): an interval without 0 proves x ≠ 0.  Otherwise x is mapped into an exact number field
     (see :mod:`rkgen.exact`), where zero is decided by polynomial arithmetic, not by a tolerance.
 
     >>> is_zero(sympy.sqrt(2)*sympy.sqrt(3) - sympy.sqrt(6))
@@ -190,9 +225,17 @@ def is_zero(x: sympy.Expr) -> bool:
     """
     if x.is_Rational:
         return x == 0
+    box = _enclose(x)
+    if box is not None and (box.a > 0 or box.b < 0):
+        return False
     from .exact import NumberField
 
-    field = NumberField.for_numbers([x])
+    try:
+        field = NumberField.for_numbers([x])
+    except EntryError:
+        raise
+    except RkgenError as exc:
+        raise EntryError(str(exc)) from None
     return field.is_zero(field.element(x))
 
 
@@ -201,9 +244,14 @@ def sign(x: sympy.Expr) -> int:
 
     >>> sign(sympy.sqrt(2) - sympy.Rational(141421356237, 10**11))
     1
+    >>> sign(sympy.sqrt(5 + 2*sympy.sqrt(6)) - sympy.sqrt(2) - sympy.sqrt(3))
+    0
     """
     if x.is_Rational:
         return 1 if x.is_positive else (-1 if x.is_negative else 0)
+    box = _enclose(x)
+    if box is not None and (box.a > 0 or box.b < 0):
+        return 1 if box.a > 0 else -1
     if is_zero(x):
         return 0
     prec = 30
@@ -217,3 +265,52 @@ def sign(x: sympy.Expr) -> int:
         prec *= 2
         if prec > 5000:  # a nonzero number this close to zero is not a tableau entry
             raise EntryError(f"cannot decide the sign of {_short(str(x))}")
+
+
+def _enclose(x: sympy.Expr, bits: int = 120):
+    """A rigorous interval (mpmath.iv) holding x, or None when x is not of the supported form or the
+    enclosure runs into a root of an interval that reaches 0 or below."""
+    global _IV
+    if _IV is None:
+        from mpmath.ctx_iv import MPIntervalContext
+
+        _IV = MPIntervalContext()
+    _IV.prec = bits
+    try:
+        return _interval(x, _IV)
+    except (ValueError, ZeroDivisionError, TypeError, ArithmeticError):
+        return None
+
+
+_IV = None  # a private mpmath interval context (its precision is set per call)
+
+
+def _interval(x, iv):
+    if x.is_Rational:
+        return iv.mpf(int(x.p)) / int(x.q)
+    if x.is_Add:
+        total = iv.mpf(0)
+        for term in x.args:
+            total = total + _interval(term, iv)
+        return total
+    if x.is_Mul:
+        product = iv.mpf(1)
+        for factor in x.args:
+            product = product * _interval(factor, iv)
+        return product
+    if x.is_Pow and x.exp.is_Rational:
+        q = int(x.exp.q)
+        if q & (q - 1):
+            raise ValueError("not a power of an iterated square root")
+        value = _interval(x.base, iv)
+        for _ in range(q.bit_length() - 1):
+            if not value.a > 0:
+                raise ValueError("root of an interval reaching 0")
+            value = iv.sqrt(value)
+        p = int(x.exp.p)
+        if p < 0:
+            if not (value.a > 0 or value.b < 0):
+                raise ZeroDivisionError
+            value, p = 1 / value, -p
+        return value**p
+    raise ValueError("unsupported")

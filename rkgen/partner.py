@@ -48,6 +48,8 @@ def _namer(tableau: Tableau):
             known.setdefault(_key(F.element(v)), v)
 
     def name(el):
+        if el.degree() < 1:  # a rational (or zero): its own canonical form, never a tableau expression for it
+            return F.to_sympy(el)
         got = known.get(_key(el))
         if got is None:
             got = F.to_sympy(el)
@@ -95,7 +97,7 @@ def partner_tableau(tableau: Tableau) -> Tableau | None:
     >>> rk4 = load("rk4")
     >>> p = rk4.partner
     >>> p.A[0]
-    (1/6, -1/3, 0, 0)
+    (1/6, -2/3, 1/3, 1/6)
     >>> p.partner.A == rk4.A
     True
     """
@@ -110,18 +112,32 @@ def partner_tableau(tableau: Tableau) -> Tableau | None:
     A = tuple(tuple(name(x) for x in row) for row in elements)
     c = tuple(name(sum(row, F.zero)) for row in elements)
     base = tableau.name[: -len("_partner")] if tableau.name.endswith("_partner") else None
-    return Tableau(
+    A_exact, _, _ = tableau.exact
+    itself = tableau.is_consistent and all(
+        F.sub(x, y).is_zero() for row, own in zip(elements, A_exact, strict=True) for x, y in zip(row, own, strict=True)
+    )
+    partner = Tableau(
         name=base or f"{tableau.name}_partner",
-        A=A,
+        A=tableau.A if itself else A,
         b=tableau.b,
-        c=c,
+        c=tableau.c if itself else c,
         description=f"symplectic partner of {tableau.name} (conditions (19))",
         source=f"partner of {tableau.source or tableau.name}",
     )
+    # the partner's entries are elements of the tableau's field, known exactly already: no second conversion
+    # (its printed forms may hold roots such as sqrt(6) that the field has as sqrt(2)*sqrt(3))
+    partner.__dict__["number_field"] = F
+    partner.__dict__["exact"] = (elements, tableau.exact[1], [sum(row, F.zero) for row in elements])
+    if itself:  # M = 0 and c = A·1: the partner is the method itself, so is everything computed about it
+        partner.__dict__["exact"] = tableau.exact
+        if "order_report" in tableau.__dict__:
+            partner.__dict__["order_report"] = tableau.__dict__["order_report"]
+    return partner
 
 
 def c_matches(tableau: Tableau) -> bool | None:
-    """Whether the partner's nodes c̃ equal c (equivalently D(1) holds); None when there is no partner.
+    """Whether the partner's nodes c̃ equal c (when the weights sum to 1, equivalently D(1) holds); None when there
+    is no partner.
 
     >>> from rkgen import load
     >>> c_matches(load("rk4")), c_matches(load("euler"))
@@ -131,7 +147,7 @@ def c_matches(tableau: Tableau) -> bool | None:
     if p is None:
         return None
     F = tableau.number_field
-    return all(F.sub(F.element(x), F.element(y)).is_zero() for x, y in zip(tableau.c, p.c, strict=True))
+    return all(F.sub(x, y).is_zero() for x, y in zip(tableau.exact[2], p.exact[2], strict=True))
 
 
 @dataclass(frozen=True)
@@ -167,7 +183,7 @@ def check_pair(tableau: Tableau, other: Tableau) -> PairReport:
     >>> from rkgen import load
     >>> r = check_pair(load("rk4"), load("rk4"))
     >>> r.symplectic, len(r.violations), r.violations[0].describe()
-    (False, 10, 'b[0]*a~[0][0] + b~[0]*a[0][0] - b[0]*b~[0] = -1/36')
+    (False, 16, 'b[0]*a~[0][0] + b~[0]*a[0][0] - b[0]*b~[0] = -1/36')
     """
     from .errors import RkgenError
     from .exact import NumberField
@@ -176,14 +192,24 @@ def check_pair(tableau: Tableau, other: Tableau) -> PairReport:
         raise RkgenError(
             f"{other.source or other.name}: the partner has {other.stages} stages, the tableau {tableau.stages}"
         )
-    entries = [*tableau.b, *tableau.c, *(y for row in tableau.A for y in row)]
-    entries += [*other.b, *other.c, *(y for row in other.A for y in row)]
-    F = NumberField.for_numbers(entries)
+    F = tableau.number_field
+    try:  # usually the other tableau lies in the same field (a partner always does)
+        At = [[F.element(x) for x in row] for row in other.A]
+        bt = [F.element(x) for x in other.b]
+        ct = [F.element(x) for x in other.c]
+    except ValueError:
+        entries = [*tableau.b, *tableau.c, *(y for row in tableau.A for y in row)]
+        entries += [*other.b, *other.c, *(y for row in other.A for y in row)]
+        try:
+            F = NumberField.for_numbers(entries)
+        except RkgenError as exc:
+            raise RkgenError(f"{other.source or other.name}: {exc} (with the tableau's)") from None
+        At = [[F.element(x) for x in row] for row in other.A]
+        bt = [F.element(x) for x in other.b]
+        ct = [F.element(x) for x in other.c]
     s = tableau.stages
     A = [[F.element(x) for x in row] for row in tableau.A]
-    At = [[F.element(x) for x in row] for row in other.A]
     b = [F.element(x) for x in tableau.b]
-    bt = [F.element(x) for x in other.b]
     violations = []
     for i in range(s):
         d = F.sub(b[i], bt[i])
@@ -194,7 +220,5 @@ def check_pair(tableau: Tableau, other: Tableau) -> PairReport:
             v = F.sub(F.add(F.mul(b[i], At[i][j]), F.mul(bt[j], A[j][i])), F.mul(b[i], bt[j]))
             if not v.is_zero():
                 violations.append(Violation("a", i, j, F.to_sympy(v)))
-    same_c = all(
-        F.sub(F.element(x), F.element(y)).is_zero() for x, y in zip(tableau.c, other.c, strict=True)
-    )
+    same_c = all(F.sub(F.element(x), y).is_zero() for x, y in zip(tableau.c, ct, strict=True))
     return PairReport(not violations, tuple(violations), same_c)

@@ -41,15 +41,15 @@ def check_data(tableau: Tableau, partner: Tableau | None = None) -> dict:
         "order_is_lower_bound": r.order_is_lower_bound,
         "max_order": r.max_order,
         "order_tolerant": r.order_tolerant,
-        "tolerance": r.tolerance,
-        "max_residual": r.max_residual,
+        "tolerance": _finite(r.tolerance),
+        "max_residual": _finite(r.max_residual),
         "failing_conditions": [
             {
                 "tree": c.tree.notation,
                 "order": c.tree.order,
                 "gamma": c.tree.gamma,
                 "residual": str(c.residual),
-                "residual_float": c.residual_float,
+                "residual_float": _finite(c.residual_float),
             }
             for c in r.failing
         ],
@@ -128,14 +128,14 @@ def format_report(data: dict) -> str:
     if data["order_tolerant"] != data["order"]:
         out.append(
             f"                 exact order {data['order']}; order {data['order_tolerant']} to within "
-            f"{data['max_residual']:.1e} (tolerance {data['tolerance']:.0e})"
+            f"{_e(data['max_residual'], 1)} (tolerance {_e(data['tolerance'], 0)})"
         )
     if data["failing_conditions"]:
         n = data["failing_conditions"][0]["order"]
         out.append(f"                 conditions of order {n} that fail (b·Φ(t) − 1/γ(t)):")
         for c in data["failing_conditions"][:12]:
             exact = c["residual"]
-            shown = exact if len(exact) <= 40 else f"{c['residual_float']:.3e}"
+            shown = exact if len(exact) <= 40 else _e(c["residual_float"], 3)
             out.append(f"                   {c['tree']:<14} γ = {c['gamma']:<5} residual {shown}")
         if len(data["failing_conditions"]) > 12:
             out.append(f"                   ... and {len(data['failing_conditions']) - 12} more")
@@ -167,10 +167,12 @@ def format_report(data: dict) -> str:
         out.append("partner          (Ã, b, c̃) with ã_ij = b_j − b_j a_ji / b_i, conditions (19):")
         out.append(format_tableau(p["A"], p["b"], p["c"], indent="                   "))
         out.append(f"                 structure {p['structure']}, order {p['order']}")
+        # c̃ = c is D(1) only when the weights sum to 1 (c̃_i = Σ_j b_j − (bᵀA)_i / b_i)
         if p["c_matches"]:
-            out.append("                 c̃ = c (D(1) holds)")
+            out.append("                 c̃ = c" + (" (D(1) holds)" if data["D"] >= 1 else ""))
         else:
-            out.append(f"                 c̃ = ({', '.join(p['c'])}) differs from c (D(1) fails).")
+            d1 = " (D(1) fails)." if data["D"] < 1 else "."
+            out.append(f"                 c̃ = ({', '.join(p['c'])}) differs from c{d1}")
             out.append("                 " + WHY_C_DOES_NOT_MATTER)
     if "pair_symplectic" in data:
         out.append("")
@@ -189,6 +191,15 @@ def format_report(data: dict) -> str:
         if not data["pair_c_matches"]:
             out.append("                 the given partner's c̃ differs from c; " + WHY_C_DOES_NOT_MATTER)
     return "\n".join(out)
+
+
+def _finite(x: float) -> float | None:
+    """x, or None when it is not finite (beyond the float range): JSON has no inf or nan."""
+    return x if math.isfinite(x) else None
+
+
+def _e(x: float | None, digits: int) -> str:
+    return "beyond the float range" if x is None else f"{x:.{digits}e}"
 
 
 def _fmt_float(x: float) -> str:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 import sympy
 
 from .errors import RkgenError
-from .numbers import EntryError, parse_entry
+from .numbers import EntryError, parse_entry, printable
 
 if TYPE_CHECKING:
     from .exact import NumberField
@@ -107,7 +107,10 @@ class Tableau:
         """The exact number field holding every entry (Q for rational tableaux)."""
         from .exact import NumberField
 
-        return NumberField.for_numbers([*self.b, *self.c, *(x for row in self.A for x in row)])
+        try:
+            return NumberField.for_numbers([*self.b, *self.c, *(x for row in self.A for x in row)])
+        except RkgenError as exc:
+            raise RkgenError(f"{self.source or self.name}: {exc}") from None
 
     @cached_property
     def exact(self):
@@ -151,6 +154,8 @@ class Tableau:
         >>> load("sdirk2").structure_detail
         'diagonally implicit (SDIRK: singly diagonal)'
         >>> load("trapezoid").structure_detail
+        'diagonally implicit (ESDIRK: explicit first stage, singly diagonal)'
+        >>> Tableau("edirk", ((0, 0, 0), (1, 1, 0), (1, 1, 2)), (1, 1, 1)).structure_detail
         'diagonally implicit (EDIRK: explicit first stage)'
         """
         if self.structure != "diagonally implicit":
@@ -268,14 +273,14 @@ def load(spec: str | os.PathLike) -> Tableau:
     """
     if isinstance(spec, Tableau):
         return spec
-    text = os.fspath(spec)
-    path = Path(text)
+    path = Path(os.fspath(spec))
+    text = printable(os.fspath(spec))
     if path.is_file():
         return read_json_file(path)
     if path.exists():
         raise RkgenError(f"{text}: not a file")
     names = builtin_names()
-    if text in names:
+    if os.fspath(spec) in names:
         data = (resources.files("rkgen") / "tableaux" / f"{text}.json").read_text(encoding="utf-8")
         return from_json(data, source=f"built-in {text}", default_name=text)
     if text.endswith(".json") or os.sep in text or "/" in text:
@@ -288,18 +293,19 @@ def load(spec: str | os.PathLike) -> Tableau:
 
 
 def read_json_file(path: Path) -> Tableau:
+    name = printable(str(path))
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise RkgenError(f"{path}: file of {size} bytes is too large for a tableau (limit {MAX_FILE_BYTES})")
+            raise RkgenError(f"{name}: file of {size} bytes is too large for a tableau (limit {MAX_FILE_BYTES})")
         raw = path.read_bytes()
     except OSError as exc:
-        raise RkgenError(f"{path}: cannot read: {exc.strerror}") from None
+        raise RkgenError(f"{name}: cannot read: {exc.strerror}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise RkgenError(f"{path}: not UTF-8 text") from None
-    return from_json(text, source=str(path), default_name=path.stem)
+        raise RkgenError(f"{name}: not UTF-8 text") from None
+    return from_json(text, source=name, default_name=path.stem)
 
 
 def from_json(text: str, source: str = "<string>", default_name: str = "tableau") -> Tableau:
@@ -328,11 +334,11 @@ def from_json(text: str, source: str = "<string>", default_name: str = "tableau"
 
 def _from_data(data, source: str, default_name: str, where: str = "") -> Tableau:
     if not isinstance(data, dict):
-        raise RkgenError(f"{source}: {where or 'the top level'} must be a JSON object with fields A and b")
+        raise RkgenError(f"{source}: {where[:-2] or 'the top level'} must be a JSON object with fields A and b")
     unknown = [k for k in data if k not in _FIELDS]
     if unknown:
         raise RkgenError(
-            f"{source}: {where}unknown field '{unknown[0]}' (expected {', '.join(_FIELDS)})"
+            f"{source}: {where}unknown field '{printable(unknown[0])[:60]}' (expected {', '.join(_FIELDS)})"
         )
     for key in ("A", "b"):
         if key not in data:
