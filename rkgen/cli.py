@@ -29,6 +29,15 @@ examples:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with rkgen's error style: one line ``rkgen: error: ...``, exit status 2."""
+
+    def error(self, message):
+        command = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        where = f"{command}: " if command else ""
+        self.exit(2, f"rkgen: error: {where}{message} (see '{self.prog} --help')\n")
+
+
 def _add_check(sub):
     p = sub.add_parser(
         "check",
@@ -177,14 +186,14 @@ def _add_train(sub):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rkgen",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"rkgen {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_check(sub)
     _add_list(sub)
     _add_generate(sub)

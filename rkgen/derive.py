@@ -2061,8 +2061,8 @@ class Derivation:
         out.append(
             Para(
                 rich(
-                    "The network module imports only numpy, numba and the standard library; its coefficients are float64 constants "
-                    "with the exact value beside each. ",
+                    "The network module imports only numpy, numba and the standard library; "
+                    "its coefficients are float64 constants with the exact value beside each. ",
                     where,
                     f" Line numbers are those of the module rkgen {__version__} writes for this tableau "
                     f"({len(self.module_source.splitlines())} lines):",

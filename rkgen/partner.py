@@ -162,7 +162,8 @@ class Violation:
     def describe(self) -> str:
         if self.kind == "b":
             return f"b[{self.i}] - b~[{self.i}] = {self.value}"
-        return f"b[{self.i}]*a~[{self.i}][{self.j}] + b~[{self.j}]*a[{self.j}][{self.i}] - b[{self.i}]*b~[{self.j}] = {self.value}"
+        i, j = self.i, self.j
+        return f"b[{i}]*a~[{i}][{j}] + b~[{j}]*a[{j}][{i}] - b[{i}]*b~[{j}] = {self.value}"
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "i": self.i, "j": self.j, "value": str(self.value)}

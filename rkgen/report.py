@@ -123,7 +123,9 @@ def format_report(data: dict) -> str:
         out.append("consistency      c = A·1 (row sums)")
     else:
         out.append(f"consistency      c differs from the row sums A·1 = ({', '.join(data['row_sums'])})")
-    order = f"{data['order']}" + (f" (at least; checked to order {data['max_order']})" if data["order_is_lower_bound"] else "")
+    order = str(data["order"])
+    if data["order_is_lower_bound"]:
+        order += f" (at least; checked to order {data['max_order']})"
     out.append(f"order            {order}, exactly")
     if data["order_tolerant"] != data["order"]:
         out.append(
@@ -186,7 +188,8 @@ def format_report(data: dict) -> str:
                 else:
                     i, j = v["i"], v["j"]
                     out.append(
-                        f"                   (i, j) = ({i}, {j}): b_{i} ã_{i}{j} + b̃_{j} a_{j}{i} − b_{i} b̃_{j} = {v['value']}"
+                        f"                   (i, j) = ({i}, {j}): "
+                        f"b_{i} ã_{i}{j} + b̃_{j} a_{j}{i} − b_{i} b̃_{j} = {v['value']}"
                     )
         if not data["pair_c_matches"]:
             out.append("                 the given partner's c̃ differs from c; " + WHY_C_DOES_NOT_MATTER)

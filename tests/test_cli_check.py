@@ -310,3 +310,19 @@ def test_subprocess_bad_input(tmp_path):
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(f"rkgen: error: {bad}: A[0][0]: ")
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "X").exists() and not Path("X").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["check", "--max-order", "x", "rk4"], "rkgen: error: check: argument --max-order: invalid int value: 'x'"),
+        (["check"], "rkgen: error: check: the following arguments are required: tableau"),
+        (["--bogus"], "rkgen: error: unrecognized arguments: --bogus"),
+    ],
+)
+def test_usage_errors_are_one_line(argv, expected, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(expected)
