@@ -135,7 +135,7 @@ def main(argv=None) -> int:
     if not args.no_compile:
         print("== compile: cold (empty cache, new process) and first call from the cache ==")
         for tableau in ("euler", "rk4", "midpoint", "gauss2"):
-            for m in (5, 4000):
+            for m in (5, 50000):
                 t0 = time.perf_counter()
                 cold, warm = compile_times(tableau, m)
                 path = "serial" if m == 5 else "parallel"

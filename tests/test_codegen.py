@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 import os
+import pathlib
 import re
 import stat
 import subprocess
@@ -610,3 +611,18 @@ def test_load_network_caches_by_content(monkeypatch, tmp_path):
     assert net.NAME == "heun2" and net.STAGES == 2
     with pytest.raises(RkgenError, match="no such file"):
         codegen.load_network(str(tmp_path / "absent_net.py"))
+
+
+def test_installed_package_ships_its_templates(tmp_path):
+    """Outside the source tree, `import rkgen` is the installed package: its templates must be inside it."""
+    code = (
+        "import rkgen, rkgen.codegen as c, pathlib; d = c.template_dir(); "
+        "print(pathlib.Path(rkgen.__file__).parent); print(d); print((d / 'network.py.j2').is_file())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env)
+    if run.returncode != 0 and "No module named 'rkgen'" in run.stderr:
+        pytest.skip("rkgen is not installed in this interpreter (run from the source tree only)")
+    package, templates, present = run.stdout.split("\n")[:3]
+    assert present == "True"
+    assert pathlib.Path(templates).parent in (pathlib.Path(package), pathlib.Path(package).parent)
