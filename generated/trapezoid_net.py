@@ -680,9 +680,10 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, h, field, act, tY, tS, slot, states
                         if it < 0:
                             failures += 1
                         most = max(most, it)
-                    _f_and_jacobian(
-                        Kj, bj, Ys[i], Fs[i], Jw[0], work[1], work[2], work[3], field, act, d
-                    )
+                    if i < STAGES - 1:  # F_i of the solved stage enters the later stages
+                        _f_and_jacobian(
+                            Kj, bj, Ys[i], Fs[i], Jw[0], work[1], work[2], work[3], field, act, d
+                        )
                     for a in range(d):
                         Y[i, a, q] = Ys[i, a]
             for i in range(STAGES):
