@@ -626,3 +626,16 @@ def test_installed_package_ships_its_templates(tmp_path):
     package, templates, present = run.stdout.split("\n")[:3]
     assert present == "True"
     assert pathlib.Path(templates).parent in (pathlib.Path(package), pathlib.Path(package).parent)
+
+
+def test_load_network_cache_follows_the_generator(tmp_path, monkeypatch):
+    """A module cached by an older generator is never reused: the cache folder is keyed by the templates too."""
+    import rkgen.codegen as codegen
+
+    monkeypatch.setenv("RKGEN_CACHE", str(tmp_path))
+    t = load("euler")
+    now = codegen.cached_module_path(t)
+    assert now.parent.parent == tmp_path and now.name == "euler_net.py"
+    monkeypatch.setattr(codegen, "_templates_digest", lambda: "an older generator")
+    older = codegen.cached_module_path(t)
+    assert older != now and older.parent.parent == tmp_path

@@ -288,11 +288,29 @@ def import_path(path: Path, name: str | None = None):
     return module
 
 
+@lru_cache(maxsize=1)
+def _templates_digest() -> str:
+    """A hash of the templates and the printer: a generator change gives a new cache folder."""
+    h = hashlib.sha256()
+    for path in sorted(template_dir().glob("*.j2")) + [Path(printer.__file__)]:
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def cached_module_path(tableau: Tableau) -> Path:
+    """Where :func:`load_network` keeps the module of ``tableau``."""
+    key = f"{tableau.canonical_json()}|{__version__}|{_templates_digest()}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return cache_dir() / f"{tableau.identifier}-{digest}" / module_filename(tableau)
+
+
 def load_network(spec):
     """The generated network module for a built-in name, a JSON path, a Tableau, or a ``*_net.py`` path.
 
-    Modules are generated once into :func:`cache_dir` under a folder named by the tableau's content hash
-    and rkgen's version, and imported from there (numba's ``cache=True`` then works across processes).
+    Modules are generated once into :func:`cache_dir` under a folder named by a hash of the canonical tableau,
+    rkgen's version and the generator's templates, and imported from there (numba's ``cache=True`` then works
+    across processes).
     """
     if not isinstance(spec, Tableau):
         text = os.fspath(spec)
@@ -302,9 +320,7 @@ def load_network(spec):
             return import_path(Path(text))
         spec = load(text)
     tableau = spec
-    digest = hashlib.sha256(f"{tableau.canonical_json()}|{__version__}".encode()).hexdigest()[:16]
-    folder = cache_dir() / f"{tableau.identifier}-{digest}"
-    path = folder / module_filename(tableau)
+    path = cached_module_path(tableau)
     if not path.is_file():
         source = render_module(tableau)
         try:
