@@ -841,7 +841,7 @@ def forward(y0, K, beta, h, field="resnet", activation="tanh", keep_states=False
         K, beta, h = K.copy(), beta.copy(), h.copy()
     m, d = y0.shape
     N = K.shape[0]
-    bs = _block_size(d)
+    bs = min(_block_size(d), max(8, (m + 7) // 8 * 8))  # small batches: no wasted columns
     nblocks = (m + bs - 1) // bs
     bounds = _chunks(nblocks, _work(m, d, N))
     slots = nblocks if keep_tape else (1 if bounds is None else bounds.shape[0] - 1)
