@@ -101,10 +101,6 @@ def format_tableau(A, b, c, indent: str = "  ") -> str:
     return "\n".join(lines)
 
 
-def _yes(flag: bool) -> str:
-    return "yes" if flag else "no"
-
-
 def format_report(data: dict) -> str:
     """The readable report of `rkgen check` from :func:`check_data`."""
     out = []
@@ -203,7 +199,3 @@ def _finite(x: float) -> float | None:
 
 def _e(x: float | None, digits: int) -> str:
     return "beyond the float range" if x is None else f"{x:.{digits}e}"
-
-
-def _fmt_float(x: float) -> str:
-    return "0" if x == 0 else f"{x:.3g}" if math.isfinite(x) else str(x)

@@ -33,7 +33,6 @@ __all__ = [
     "forward_stage_code",
     "update_code",
     "backward_stage_code",
-    "matrix_literal",
 ]
 
 LINE_LENGTH = 100
@@ -191,25 +190,11 @@ def array_source(name: str, eq: LayerEquations) -> str:
         return label if label in names else "0.0"
 
     if name == "A":
-        rows = ["    (" + ", ".join(entry(f"a_{i + 1}_{j + 1}") for j in range(s)) + ",)" * (s == 1)
-                + ")" * (s > 1) + "," for i in range(s)]
-        rows = [r.replace(",),", ",),") for r in rows]
+        rows = []
+        for i in range(s):
+            cells = ", ".join(entry(f"a_{i + 1}_{j + 1}") for j in range(s))
+            rows.append(f"    ({cells}{',' if s == 1 else ''}),")
         return "A = np.array((\n" + "\n".join(rows) + "\n))"
     letter = name.lower()
     items = ", ".join(entry(f"{letter}_{i + 1}") for i in range(s))
     return f"{name} = np.array(({items}{',' if s == 1 else ''}))"
-
-
-def matrix_literal(rows) -> str:
-    """A tuple literal of floats for ``np.array``.
-
-    >>> matrix_literal([[0.0, 1.0], [0.5, 0.25]])
-    '((0.0, 1.0), (0.5, 0.25))'
-    >>> matrix_literal([1.0]), matrix_literal([[0.5]])
-    ('(1.0,)', '((0.5,),)')
-    """
-    if rows and isinstance(rows[0], (list, tuple)):
-        items = ", ".join(matrix_literal(r) for r in rows)
-    else:
-        items = ", ".join(float_literal(x) for x in rows)
-    return f"({items},)" if len(rows) == 1 else f"({items})"
