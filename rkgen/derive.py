@@ -32,7 +32,7 @@ import tempfile
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
-from functools import cache, cached_property, lru_cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,7 @@ import sympy
 
 from . import __version__
 from .adjoint import LayerEquations, Term, layer_equations
+from .codegen import template_environment
 from .errors import RkgenError
 from .tableau import Tableau, load
 from .trees import Tree, tree
@@ -2090,30 +2091,17 @@ class Derivation:
     # -- output ------------------------------------------------------------------------------------------
     def markdown(self) -> str:
         body = "\n\n".join(_md_block(b) for b in self.blocks)
-        return _finish(_environment().get_template("derive.md.j2").render(title=md_text(self.title), body=body))
+        template = template_environment().get_template("derive.md.j2")
+        return _finish(template.render(title=md_text(self.title), body=body))
 
     def latex(self) -> str:
         body = "\n\n".join(_tex_block(b) for b in self.blocks)
-        return _finish(_environment().get_template("derive.tex.j2").render(title=tex_text(self.title), body=body))
+        template = template_environment().get_template("derive.tex.j2")
+        return _finish(template.render(title=tex_text(self.title), body=body))
 
 
 def _finish(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.strip("\n").splitlines()) + "\n"
-
-
-@lru_cache(maxsize=1)
-def _environment():
-    import jinja2
-
-    from .codegen import template_dir
-
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir())),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
 
 
 def render(spec: Tableau | str, fmt: str = "md") -> str:
@@ -2148,11 +2136,7 @@ def equations_json(t: Tableau) -> dict:
         "structure": t.structure,
         "structure_detail": t.structure_detail,
         "order": r.order,
-        "tableau": {
-            "A": [[str(x) for x in row] for row in t.A],
-            "b": [str(x) for x in t.b],
-            "c": [str(x) for x in t.c],
-        },
+        "tableau": t.exact_strings(),
         "forward": [
             {
                 "stage": st.i + 1,
@@ -2192,12 +2176,7 @@ def equations_json(t: Tableau) -> dict:
         "M": [[str(x) for x in row] for row in t.symplecticity_matrix],
         "partner": None
         if p is None
-        else {
-            "A": [[str(x) for x in row] for row in p.A],
-            "b": [str(x) for x in p.b],
-            "c": [str(x) for x in p.c],
-            "structure": p.structure,
-        },
+        else {**p.exact_strings(), "structure": p.structure},
     }
     return data
 

@@ -30,9 +30,7 @@ def check_data(tableau: Tableau, partner: Tableau | None = None) -> dict:
         "source": tableau.source,
         "description": tableau.description,
         "stages": tableau.stages,
-        "A": [[str(x) for x in row] for row in tableau.A],
-        "b": [str(x) for x in tableau.b],
-        "c": [str(x) for x in tableau.c],
+        **tableau.exact_strings(),
         "structure": tableau.structure,
         "structure_detail": tableau.structure_detail,
         "consistent": tableau.is_consistent,
@@ -63,9 +61,7 @@ def check_data(tableau: Tableau, partner: Tableau | None = None) -> dict:
         "partner": None
         if p is None
         else {
-            "A": [[str(x) for x in row] for row in p.A],
-            "b": [str(x) for x in p.b],
-            "c": [str(x) for x in p.c],
+            **p.exact_strings(),
             "c_matches": c_matches(tableau),
             "structure": p.structure,
             "order": p.order,

@@ -221,14 +221,21 @@ class Tableau:
         return check_pair(self, other)
 
     # -- serialisation ----------------------------------------------------------------------------------------
-    def to_dict(self) -> dict:
-        """The tableau as JSON-ready data, entries as exact strings."""
+    def exact_strings(self) -> dict[str, list]:
+        """A, b, c with every entry as its exact string (the form JSON output and drawings use).
+
+        >>> load("heun2").exact_strings()
+        {'A': [['0', '0'], ['1', '0']], 'b': ['1/2', '1/2'], 'c': ['0', '1']}
+        """
         return {
-            "name": self.name,
             "A": [[str(x) for x in row] for row in self.A],
             "b": [str(x) for x in self.b],
             "c": [str(x) for x in self.c],
         }
+
+    def to_dict(self) -> dict:
+        """The tableau as JSON-ready data, entries as exact strings."""
+        return {"name": self.name, **self.exact_strings()}
 
     def canonical_json(self) -> str:
         """Canonical JSON of (name, A, b, c): sorted keys, no spaces; the input of :attr:`sha256`."""

@@ -170,7 +170,7 @@ def test_render_with_an_extra_key_raises(monkeypatch):
 
 
 def test_template_is_strict_about_undefined_variables():
-    env = codegen._environment()
+    env = codegen.template_environment()
     ctx = template_context(load("rk4"))
     del ctx["coefficients"]
     with pytest.raises(jinja2.UndefinedError, match="coefficients"):

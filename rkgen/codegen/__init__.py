@@ -79,12 +79,12 @@ def template_dir() -> Path:
 
 
 @lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
+def template_environment() -> jinja2.Environment:
+    """The one Jinja environment for rkgen's templates (modules and documents): strict undefined keys."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir())),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
-        lstrip_blocks=False,
         keep_trailing_newline=True,
         autoescape=False,
     )
@@ -92,7 +92,7 @@ def _environment() -> jinja2.Environment:
 
 def template_variables(name: str = TEMPLATE) -> set[str]:
     """The variables a template (with its includes) reads."""
-    env = _environment()
+    env = template_environment()
     source = env.loader.get_source(env, name)[0]
     return set(jinja2.meta.find_undeclared_variables(env.parse(source)))
 
@@ -130,8 +130,7 @@ def _adjoint_summary(eq) -> str:
 
 def _drawing(tableau: Tableau, format_tableau) -> str:
     """The tableau drawn as a matrix, or entry by entry (wrapped) when the matrix is too wide."""
-    A = [[str(x) for x in row] for row in tableau.A]
-    b, c = [str(x) for x in tableau.b], [str(x) for x in tableau.c]
+    A, b, c = tableau.exact_strings().values()
     drawing = format_tableau(A, b, c, indent="    ")
     if max(len(line) for line in drawing.splitlines()) <= printer.LINE_LENGTH:
         return drawing
@@ -190,7 +189,7 @@ def render_module(tableau: Tableau) -> str:
     if set(context) != expected or expected != TEMPLATE_KEYS:
         missing, extra = expected - set(context), set(context) - expected
         raise RuntimeError(f"template keys out of step: missing {sorted(missing)}, unused {sorted(extra)}")
-    source = _environment().get_template(TEMPLATE).render(**context)
+    source = template_environment().get_template(TEMPLATE).render(**context)
     lines = [line.rstrip() for line in source.splitlines()]
     out, blank = [], 0
     for line in lines:  # at most two blank lines in a row (template conditionals leave gaps)
