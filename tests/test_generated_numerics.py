@@ -470,7 +470,7 @@ def _close(got, want, tol=1e-13):
 
 @pytest.mark.numba
 @pytest.mark.parametrize("net", ["gauss2"], indirect=True)
-def test_parallel_path_equals_serial(net, wide_problem, parallel):
+def test_parallel_path_equals_serial(net, wide_problem, parallel, monkeypatch):
     y0, K, beta, h, W = wide_problem
     m, d = y0.shape
     spy, serial = parallel
@@ -501,6 +501,7 @@ def test_parallel_path_equals_serial(net, wide_problem, parallel):
         net.backward(tP, W)
 
     # small batches (serial path each): outputs concatenate, parameter gradients add up
+    monkeypatch.setattr(net, "PARALLEL_WORK", 10**12)
     outs, grads = [], []
     for idx in np.array_split(np.arange(m), 40):
         y, t = net.forward(y0[idx], K, beta, h, field="stable", activation="tanh")
@@ -511,6 +512,24 @@ def test_parallel_path_equals_serial(net, wide_problem, parallel):
     _close(np.concatenate([g[0] for g in grads]), grad[0])
     for k in (1, 2, 3):
         _close(sum(g[k] for g in grads), grad[k])
+
+
+@pytest.mark.numba
+def test_block_layout(net_rk4, monkeypatch):
+    """Long blocks for narrow layers; at least two blocks per thread when the work is split."""
+    import numba
+
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    layout = net_rk4._layout
+    assert layout(5, 16, 100)[:2] == (8, 1)  # 004's batches of 5: one block, serial
+    bs, nblocks, bounds = layout(1000, 2, 15)  # 000 example 2: over the threshold
+    assert (bs, nblocks) == (256, 4) and bounds.tolist() == [0, 2, 4]
+    bs, nblocks, bounds = layout(600, 2, 100)
+    assert bs == 152 and nblocks == 4 and bounds.tolist() == [0, 2, 4]
+    assert layout(200, 2, 15) == (200, 1, None)  # small work: one block, one thread
+    assert layout(1500, 16, 100)[0] == 32
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 1)
+    assert layout(1000, 2, 15) == (256, 4, None)
 
 
 @pytest.mark.numba
@@ -545,6 +564,85 @@ def test_evaluation_without_tape(net):
     assert tE.states.shape == (4, 70, 2) and np.array_equal(tE.states[-1], yN)
     with pytest.raises(ValueError, match="keep_tape"):
         net.backward(tE, W)
+
+
+# --------------------------------------------------------------------------------------------------
+# tape memory: recycled only when nothing refers to it
+# --------------------------------------------------------------------------------------------------
+
+
+def _base(tape):
+    return tape.stages[0].base
+
+
+@pytest.mark.numba
+@pytest.mark.parametrize("net", ["rk4", "gauss2"], indirect=True)
+def test_tape_memory_is_reused_only_when_free(net, monkeypatch):
+    monkeypatch.setattr(net, "_POOL", [])
+    A, b = tableau_floats(net.NAME)
+    y0, K, beta, h, W = draw_problem(A, b, 40, 3, "resnet", "tanh", seed=12)
+    K2 = K + 0.1
+    assert tape_stages_share_one_base(net, y0, K, beta, h)
+
+    # a live tape is never overwritten: its gradient is the same after other forward passes
+    _, keep = net.forward(y0, K, beta, h)
+    want = [g.copy() for g in net.backward(keep, W)]
+    stages = [a.copy() for a in keep.stages]
+    for _ in range(net.POOL_BUFFERS + 2):
+        y_other, other = net.forward(y0, K2, beta, h)
+        assert _base(other) is not _base(keep)
+    g_other = [g.copy() for g in net.backward(other, W)]
+    for got, w in zip(net.backward(keep, W), want, strict=True):
+        np.testing.assert_array_equal(got, w)
+    for got, w in zip(keep.stages, stages, strict=True):
+        np.testing.assert_array_equal(got, w)
+    del got  # the loop variable would hold the stages too
+
+    # a dropped tape's memory is taken by the next pass of the same size, and that pass is right
+    del other
+    base = id(_base(keep))  # an id: a reference of our own would hold the memory
+    del keep
+    net._POOL[:] = [p for p in net._POOL if id(p) == base]  # the only free array of its size
+    yN, again = net.forward(y0, K2, beta, h)
+    assert id(_base(again)) == base
+    np.testing.assert_array_equal(yN, y_other)
+    for got, w in zip(net.backward(again, W), g_other, strict=True):
+        np.testing.assert_array_equal(got, w)
+
+    # a view into the stages holds the memory as firmly as the tape does
+    view = again.stages[1][0, 0]
+    copy = view.copy()
+    base = id(_base(again))
+    del again
+    for _ in range(net.POOL_BUFFERS + 2):
+        _, other = net.forward(y0, K, beta, h)
+        assert id(_base(other)) != base
+    np.testing.assert_array_equal(view, copy)
+
+
+def tape_stages_share_one_base(net, y0, K, beta, h):
+    _, tape = net.forward(y0, K, beta, h)
+    tY, tS = tape.stages
+    return tY.base is tS.base and tY.base is not None and tY.base.size == tY.size + tS.size
+
+
+@pytest.mark.numba
+def test_tape_pool_is_bounded(net_rk4, monkeypatch):
+    rng = np.random.default_rng(13)
+    N, d = 2, 2
+    K, beta, h = rng.normal(size=(N, d, d)), rng.normal(size=(N, d)), np.full(N, 0.1)
+    monkeypatch.setattr(net_rk4, "_POOL", [])
+    tapes = [net_rk4.forward(rng.normal(size=(8 * (k + 1), d)), K, beta, h)[1] for k in range(6)]
+    pool = net_rk4._POOL
+    assert len(pool) == net_rk4.POOL_BUFFERS  # all held: the newest were not kept
+    assert all(any(p is _base(t) for t in tapes) for p in pool)
+    del tapes
+    net_rk4.forward(rng.normal(size=(100, d)), K, beta, h)  # a new size evicts the oldest free array
+    assert len(pool) == net_rk4.POOL_BUFFERS
+    # too large to keep
+    monkeypatch.setattr(net_rk4, "POOL_BYTES", 1024)
+    _, big = net_rk4.forward(rng.normal(size=(200, d)), K, beta, h)
+    assert all(p is not _base(big) for p in pool)
 
 
 # --------------------------------------------------------------------------------------------------
