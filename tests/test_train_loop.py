@@ -245,6 +245,22 @@ def test_same_seed_same_numbers_and_seed_matters():
     assert not np.array_equal(a.flat, c.flat)
 
 
+def test_data_scale_multiplies_the_inputs(tmp_path):
+    kw = dict(tableau="euler", network=fake("euler"), dataset="squares", iterations=2, **TINY)
+    a = train(out=False, **kw)
+    b = train(out=str(tmp_path / "b"), data_scale=0.25, **kw)
+    for k in ("x_train", "x_test"):
+        np.testing.assert_array_equal(getattr(b.dataset, k), 0.25 * getattr(a.dataset, k))
+    np.testing.assert_array_equal(b.dataset.c_train, a.dataset.c_train)
+    assert not np.array_equal(a.flat, b.flat)  # the scaled data trained differently
+    saved = Dataset.load(tmp_path / "b" / "dataset.npz")  # what --resume reads: the scaled points
+    np.testing.assert_array_equal(saved.x_train, b.dataset.x_train)
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["config"]["data_scale"] == 0.25
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(RkgenError, match="--data-scale"):
+            TrainConfig(data_scale=bad).resolved()
+
+
 def test_learning_rate_is_honoured():
     kw = dict(
         tableau="euler",

@@ -110,6 +110,13 @@ def _add(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--test-samples", type=int, metavar="M", help="test points (default: --samples)")
     g.add_argument(
+        "--data-scale",
+        type=float,
+        metavar="S",
+        help="multiply every input point by S (default 1). A flow of final time T with tanh moves a "
+        "point by at most T, so data much wider than T cannot be reshaped much",
+    )
+    g.add_argument(
         "--label-column",
         type=int,
         metavar="I",
@@ -218,6 +225,7 @@ _KEYS = (
     "test_samples",
     "label_column",
     "test_fraction",
+    "data_scale",
     "optimizer",
     "iterations",
     "epochs",

@@ -21,6 +21,7 @@ class TrainConfig:
     test_samples: int | None = None
     label_column: int = -1
     test_fraction: float = 0.5
+    data_scale: float = 1.0
     layers: int = 10
     width: int | None = None
     field: str = "resnet"
@@ -112,6 +113,8 @@ class TrainConfig:
             c.eval_every = 1 if c.optimizer == "adam" else 10
         if c.eval_every < 1:
             raise RkgenError("--eval-every must be at least 1")
+        if not (c.data_scale > 0.0 and c.data_scale < float("inf")):
+            raise RkgenError("--data-scale must be a positive finite number")
         if c.samples is not None and c.samples < 2:
             raise RkgenError("--samples must be at least 2")
         if c.loss not in ("auto", "squared", "cross-entropy"):

@@ -28,7 +28,7 @@ import platform
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +170,10 @@ def train(
         label_column=cfg.label_column,
         test_fraction=cfg.test_fraction,
     )
+    if cfg.data_scale != 1.0:
+        dataset = replace(
+            dataset, x_train=dataset.x_train * cfg.data_scale, x_test=dataset.x_test * cfg.data_scale
+        )
     if cfg.width is None:
         cfg.width = dataset.dim
     model = build_model(cfg, dataset, network)
