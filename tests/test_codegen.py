@@ -456,6 +456,20 @@ def test_imports_of_every_structure_are_the_same():
     assert imported_modules(golden("rk4")) == {"math", "os", "sys", "collections", "numba", "numpy"}
 
 
+def test_module_asks_openmp_to_sleep_but_respects_the_user():
+    """Importing a module sets OMP_WAIT_POLICY=PASSIVE only where the user set nothing."""
+    code = (
+        f"import os, sys; sys.path.insert(0, {str(GENERATED)!r}); import rk4_net; "
+        "print(os.environ.get('OMP_WAIT_POLICY'))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ACTIVE"
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_header_has_version_and_sha256_and_no_timestamp(name):
     t = tableau(name)
