@@ -11,7 +11,7 @@ tried with ResNet (5000 iterations): 0.2-0.25 learn donut2d best (about 89% test
 stuck.
 
     python examples/ifac2021_implicit_midpoint.py            # 5000 iterations each
-    python examples/ifac2021_implicit_midpoint.py --quick    # 500 iterations each
+    python examples/ifac2021_implicit_midpoint.py --quick    # 2000 iterations each (learning starts near 1500)
 
 Figures: fig2_dynamics (features at t = 0 and t = 0.5 for both networks, as 001 Fig. 2), loss.
 """
@@ -29,7 +29,7 @@ METHODS = (("implicit midpoint", "midpoint"), ("ResNet (Euler)", "euler"))
 
 
 def main(argv=None) -> int:
-    p = _common.parser(__doc__, "500 iterations instead of 5000")
+    p = _common.parser(__doc__, "2000 iterations instead of 5000")
     p.add_argument("--iterations", type=int, help="override the number of iterations")
     p.add_argument("--dataset", default="donut2d", help="data set (default donut2d)")
     p.add_argument(
@@ -39,7 +39,7 @@ def main(argv=None) -> int:
         help="multiply the data by this (default 0.25: a flow with T = 0.5 moves points by <= 0.5)",
     )
     args = p.parse_args(argv)
-    its = args.iterations or (500 if args.quick else 5000)
+    its = args.iterations or (2000 if args.quick else 5000)
     out = _common.out_dir("ifac2021-implicit-midpoint", args.out)
     results = _common.Results(
         out / "results.csv",
