@@ -966,7 +966,10 @@ def _chunks(nblocks, work):
 
 
 def _work(m, d, N):
-    return m * N * STAGES * (d * d + 8 * d)
+    """Inner operations of a pass, roughly: m N s (d^2 + 8 d) for explicit stages. A Newton solve
+    per stage and sample costs about twenty times that (implicit midpoint, width 2: 18 ms serial for
+    1000 samples against 0.9 ms for explicit Euler), so implicit tableaux weigh 20."""
+    return 20 * m * N * STAGES * (d * d + 8 * d)
 
 
 # Tape memory is recycled. A fresh array of a megabyte or more is handed out by the C library as
