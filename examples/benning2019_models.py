@@ -4,7 +4,9 @@ four data sets donut1d, donut2d, spiral and squares.
 Setting, as in 000: width 2 (no augmentation), tanh, sigmoid hypothesis with squared error, gradient
 descent with backtracking (Algorithm 2), 10000 iterations (000 Fig. 13), the Euler tableau for the
 three ODE networks. 000 does not state the final time; rkgen uses T = 5 (the data span about +-4),
-so ResNet steps are h = T/20 and ODENet+simplex keeps sum h = T.
+so ResNet steps are h = T/20 and ODENet+simplex keeps sum h = T. How many steps ODENet+simplex keeps
+depends on T: at T = 5 about 8 of 20, at T = 3 two to four (000: two to three), at T = 20 all of them
+(docs/training.md); --final-time changes it.
 
     python examples/benning2019_models.py            # 16 runs of 10000 iterations
     python examples/benning2019_models.py --quick    # 16 runs of 500 iterations
