@@ -663,17 +663,16 @@ def _layout(m, d, N):
     Small work runs on one thread (a parallel region costs more than it saves); large work is split
     into at least two blocks per thread."""
     bs = min(_block_size(d), max(8, (m + 7) // 8 * 8))  # small batches: no wasted columns
-    threads = numba.get_num_threads()
-    if threads > 1 and _work(m, d, N) >= PARALLEL_WORK:
+    work, threads = _work(m, d, N), numba.get_num_threads()
+    if threads > 1 and work >= PARALLEL_WORK:
         per = -(-m // (2 * threads))
         bs = min(bs, max(8, (per + 7) // 8 * 8))
     nblocks = (m + bs - 1) // bs
-    return bs, nblocks, _chunks(nblocks, _work(m, d, N))
+    return bs, nblocks, _chunks(nblocks, work, threads)
 
 
-def _chunks(nblocks, work):
+def _chunks(nblocks, work, threads):
     """Block ranges, one per thread, or None to run serially (small work is faster on one thread)."""
-    threads = numba.get_num_threads()
     if threads == 1 or nblocks < 2 * threads or work < PARALLEL_WORK:
         return None
     return np.arange(threads + 1, dtype=np.int64) * nblocks // threads
@@ -793,7 +792,7 @@ def backward(tape, p):
     tY, tS = tape.stages
     nblocks = tY.shape[0]
     dy0 = np.empty((m, d))
-    bounds = _chunks(nblocks, _work(m, d, N))
+    bounds = _chunks(nblocks, _work(m, d, N), numba.get_num_threads())
     if bounds is None:
         dK = np.zeros((N, d, d))
         dbeta = np.zeros((N, d))
