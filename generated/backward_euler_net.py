@@ -126,12 +126,9 @@ _FAST = {"reassoc", "contract"}  # sums may be reordered and fused: reductions v
 #     (u < 1/2) or f = (u - 1)/2 with j = 1 (u >= 1/2, where the subtraction is exact by Sterbenz).
 #     Then s = f/(2 + f) and log1p = j ln2 + f - (f^2/2 - s (f^2/2 + R(s^2))), where R has degree 8
 #     on s^2 <= 0.0401.
-#   tanh(x) = copysign(t(a), x), a = |x|. Both formulas are computed, then one is selected:
-#     a < 0.625 : t = a + a^3 P(a^2), P of degree 11, a Chebyshev fit with error < 2e-18 relative;
-#     a >= 0.625: e = expm1(2 min(a, 20)) = 2^k (r + h) + (2^k - 1), d = e + 2, q = 2/d,
-#                 t = 1 - (q - q^2/2 ((e - d) + 2)). Here (e - d) + 2 is the exact rounding error of
-#                 d (Fast2Sum, valid since e > 2), and the correction removes it. For a >= 19.1
-#                 the result is exactly 1.
+#   tanh(x) = copysign(t(a), x), a = |x|, one formula for every a: u = expm1(-2 min(a, 20)) =
+#     2^k (r + h) + (2^k - 1), with k <= 0, and t = -u / (2 + u). For a tiny a, u = -2a exactly and
+#     t = a; for a >= 19.1, u = -1 and t = 1 exactly. No overflow is possible (2^k <= 1).
 #   sigmoid(x): u = exp(-|x|) = uh + ul, d = 1 + uh, y = (1 if x >= 0 else uh) / d. y is then
 #     corrected for dl = (1 - d) + uh + ul (the rounding of d plus ul), using 1/d = y (x >= 0) or
 #     1 - y (x < 0).
@@ -147,8 +144,8 @@ _FAST = {"reassoc", "contract"}  # sums may be reordered and fused: reductions v
 #   [-25, 25], [-2, 2] and +-[0.5, 1.2]; and 10^6 on [-745, -700]. Reference: 80-bit long double.
 #   An error is |y - ref| / max(|ref|, 2**-1022), so subnormal results are measured in absolute
 #   terms.
-#     _tanh     2.07e-16 (1.1 ulp; 0.81 ulp for |x| < 0.625)
-#               Against math.tanh: 4.11e-16. glibc's tanh is itself off by up to 3.06e-16
+#     _tanh     3.9e-16 (about 2 ulp: the roundings of u, of 2 + u and of the quotient add up)
+#               Against math.tanh: 4.95e-16. glibc's tanh is itself off by up to 3.06e-16
 #               (~2 ulp) for |x| < 1.
 #     _sigmoid  2.32e-16
 #     _softplus 2.27e-16
@@ -156,12 +153,15 @@ _FAST = {"reassoc", "contract"}  # sums may be reordered and fused: reductions v
 #   softplus can step back by one ulp, as a function that is faithful but not correctly rounded
 #   may. On a grid where f rises by >= 4 ulps a step, all three rise strictly.
 # Speed (benchmarks/bench_tanh.py; AVX2 EPYC, 2 shared vCPUs; thread CPU time per element):
-#   _tanh     ~9.6 ns against ~26-29 ns for math.tanh                           (x2.8-3.0)
+#   _tanh     ~4.7 ns against ~22-25 ns for math.tanh                           (x4.7-5.1)
 #   _softplus ~11.4 ns against ~28 ns for max(x, 0) + log1p(exp(-|x|))          (x2.5)
 #   _sigmoid  ~7.6 ns against ~9.8 ns for 1/(1 + math.exp(-x))                  (x1.3)
-#   The vectorised tanh loop is ~70 AVX2 instructions per 4 elements, one of them a divide; this
-#   Zen 1 core splits each into two 128-bit halves, so the cost is instruction throughput. A single
-#   formula e/(e + 2) for all |x| (no polynomial branch) measured only 1.17x faster at 3.4e-16.
+#   Accuracy against speed, for tanh: an earlier version computed an odd polynomial of degree 25
+#   for a < 0.625 besides the formula above (with a Fast2Sum correction) and selected one, for a
+#   maximum error of 2.07e-16 (1.1 ulp). It cost ~8.1 ns against ~4.7 ns for the single formula,
+#   side by side, and tanh is most of the time of a narrow network's forward pass. Both
+#   arms of a select are always computed, so a two-formula function pays for both. This Zen 1
+#   core splits each AVX2 instruction into two 128-bit halves: the cost is instruction count.
 # ------------------------------------------------------------------------------------------------
 
 # The helpers may fuse a*b + c into one FMA (LLVM's 'contract', nothing else of fastmath): 18%
@@ -195,21 +195,6 @@ _FM_L5 = 0.18181737626302938
 _FM_L6 = 0.15388867805613718
 _FM_L7 = 0.13209708242059462
 _FM_L8 = 0.13609030262858499
-
-# tanh(a) = a + a^3 P(a^2), a < 0.625; P(z) = sum _FM_T{i} z^i
-_FM_T0 = -0.3333333333333333
-_FM_T1 = 0.13333333333333042
-_FM_T2 = -0.05396825396789699
-_FM_T3 = 0.021869488519008305
-_FM_T4 = -0.008863235103240878
-_FM_T5 = 0.0035921217511549622
-_FM_T6 = -0.0014557754120478055
-_FM_T7 = 0.0005896606577757043
-_FM_T8 = -0.0002375906496055562
-_FM_T9 = 9.257116129556769e-05
-_FM_T10 = -3.12011014257974e-05
-_FM_T11 = 6.485163482793113e-06
-
 
 @njit(cache=True, error_model='numpy', fastmath=_FM_CONTRACT)
 def _fm_pow2(kf):
@@ -261,27 +246,13 @@ def _fm_log1p_unit(u):
 
 
 @njit(cache=True, error_model='numpy', fastmath=_FM_CONTRACT)
-def _fm_tanh_small(a):
-    """tanh(a) for 0 <= a < 0.625: odd polynomial."""
-    z = a * a
-    z2 = z * z
-    z4 = z2 * z2
-    p = ((_FM_T0 + z * _FM_T1) + z2 * (_FM_T2 + z * _FM_T3)) + z4 * (
-        ((_FM_T4 + z * _FM_T5) + z2 * (_FM_T6 + z * _FM_T7)) + z4 * (
-            (_FM_T8 + z * _FM_T9) + z2 * (_FM_T10 + z * _FM_T11)))
-    return a + (a * z) * p
-
-
-@njit(cache=True, error_model='numpy', fastmath=_FM_CONTRACT)
-def _fm_tanh_big(a):
-    """tanh(a) for a >= 0.625 (or +inf, NaN): 1 - 2/(expm1(2a) + 2), with d's rounding corrected."""
+def _fm_tanh_nonneg(a):
+    """tanh(a) for a >= 0 (or +inf, NaN): -u / (2 + u) with u = expm1(-2a)."""
     ac = 20.0 if a > 20.0 else a  # tanh(a) == 1.0 exactly for a > 19.1; NaN passes
-    kf, r, h = _fm_expm1_reduced(ac + ac)
+    kf, r, h = _fm_expm1_reduced(-(ac + ac))
     sc = _fm_pow2(kf)
-    e = sc * (r + h) + (sc - 1.0)
-    d = e + 2.0
-    q = 2.0 / d
-    return 1.0 - (q - (0.5 * q * q) * ((e - d) + 2.0))  # (e - d) + 2 is exact for e >= 2
+    u = sc * (r + h) + (sc - 1.0)  # sc - 1 is exact for k <= 0
+    return -u / (2.0 + u)
 
 
 # The public functions are thin wrappers that numba inlines into the caller. The wrappers call the
@@ -291,11 +262,8 @@ def _fm_tanh_big(a):
 
 @njit(cache=True, error_model='numpy', inline='always')
 def _tanh(x):
-    """tanh(x); max relative error 2.0e-16 (1.1 ulp)."""
-    a = abs(x)
-    ts = _fm_tanh_small(a)
-    tb = _fm_tanh_big(a)
-    return math.copysign(ts if a < 0.625 else tb, x)
+    """tanh(x); max relative error 3.9e-16 (about 2 ulp)."""
+    return math.copysign(_fm_tanh_nonneg(abs(x)), x)
 
 
 @njit(cache=True, error_model='numpy', inline='always')

@@ -27,8 +27,8 @@ LD = np.longdouble
 HAVE_LD = np.finfo(LD).nmant >= 63
 need_ld = pytest.mark.skipif(not HAVE_LD, reason="np.longdouble is not wider than float64")
 
-MAX_REL = {"_tanh": 2.5e-16, "_sigmoid": 2.5e-16, "_softplus": 2.5e-16}
-MAX_REL_VS_MATH_TANH = 5e-16
+MAX_REL = {"_tanh": 4.0e-16, "_sigmoid": 2.5e-16, "_softplus": 2.5e-16}
+MAX_REL_VS_MATH_TANH = 7e-16  # ours (<= 4e-16) plus glibc's own (<= 3.1e-16)
 LN2 = math.log(2.0)
 
 
@@ -122,8 +122,8 @@ def test_tanh_against_math_tanh(vec, sample):
 @need_ld
 @pytest.mark.parametrize("name", ["_tanh", "_sigmoid", "_softplus"])
 def test_near_breakpoints(vec, name):
-    # Points near the switches between formulas: the tanh polynomial/exp switch at 0.625 and the
-    # tanh clamp at 20, every reduction boundary (k + 1/2) ln2 of the exp core, the log1p switch
+    # Points near the switches between formulas: the tanh clamp at 20, the former polynomial/exp
+    # switch of tanh at 0.625, every reduction boundary (k + 1/2) ln2 of the exp core, the log1p switch
     # at exp(-|x|) = 1/2, and the extra 2**-1000 scaling step below -693.
     bp = [0.0, 0.625, 20.0, LN2, 693.0, 693.5, 708.4, 709.8, 745.1]
     bp += [(k + 0.5) * LN2 for k in range(1076)] + [(k + 0.5) * LN2 / 2 for k in range(60)]
