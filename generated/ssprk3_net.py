@@ -42,6 +42,7 @@ imports only numpy, numba and the standard library; kernels are compiled with ca
 second process does not compile again.
 """
 
+import functools
 import math
 import os
 import sys
@@ -629,18 +630,29 @@ def _layout(m, d, N):
     """(block size, number of blocks, block ranges per thread or None to run serially).
 
     Small work runs on one thread (a parallel region costs more than it saves); large work is split
-    into at least two blocks per thread."""
-    bs = min(_block_size(d), max(8, (m + 7) // 8 * 8))  # small batches: no wasted columns
-    work, threads = _work(m, d, N), numba.get_num_threads()
-    if threads > 1 and work >= PARALLEL_WORK:
-        per = -(-m // (2 * threads))
-        bs = min(bs, max(8, (per + 7) // 8 * 8))
-    nblocks = (m + bs - 1) // bs
-    return bs, nblocks, _chunks(nblocks, work, threads)
+    into at least two blocks per thread. Layouts are remembered per shape and thread count."""
+    threads = numba.get_num_threads()
+    key = (m, d, N, threads)
+    if key not in _LAYOUTS:
+        bs = min(_block_size(d), max(8, (m + 7) // 8 * 8))  # small batches: no wasted columns
+        work = _work(m, d, N)
+        if threads > 1 and work >= PARALLEL_WORK:
+            per = -(-m // (2 * threads))
+            bs = min(bs, max(8, (per + 7) // 8 * 8))
+        nblocks = (m + bs - 1) // bs
+        if len(_LAYOUTS) >= 64:
+            _LAYOUTS.clear()
+        _LAYOUTS[key] = bs, nblocks, _chunks(nblocks, work, threads)
+    return _LAYOUTS[key]
 
 
+_LAYOUTS = {}
+
+
+@functools.lru_cache(maxsize=256)
 def _chunks(nblocks, work, threads):
-    """Block ranges, one per thread, or None to run serially (small work is faster on one thread)."""
+    """Block ranges, one per thread, or None to run serially (small work is faster on one thread).
+    The array is shared between calls: the kernels only read it."""
     if threads == 1 or nblocks < 2 * threads or work < PARALLEL_WORK:
         return None
     return np.arange(threads + 1, dtype=np.int64) * nblocks // threads
@@ -760,7 +772,7 @@ def backward(tape, p):
     tY, tS = tape.stages
     nblocks = tY.shape[0]
     dy0 = np.empty((m, d))
-    bounds = _chunks(nblocks, _work(m, d, N), numba.get_num_threads())
+    bounds = _chunks(nblocks, _work(m, d, N), numba.get_num_threads())  # the tape's own blocks
     if bounds is None:
         dK = np.zeros((N, d, d))
         dbeta = np.zeros((N, d))

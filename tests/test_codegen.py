@@ -453,7 +453,7 @@ def test_imports_only_numpy_numba_and_the_standard_library(name):
 
 def test_imports_of_every_structure_are_the_same():
     assert imported_modules(golden("rk4")) == imported_modules(golden("gauss3"))
-    assert imported_modules(golden("rk4")) == {"math", "os", "sys", "collections", "numba", "numpy"}
+    assert imported_modules(golden("rk4")) == {"functools", "math", "os", "sys", "collections", "numba", "numpy"}
 
 
 def test_module_asks_openmp_to_sleep_but_respects_the_user():

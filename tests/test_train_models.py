@@ -134,6 +134,30 @@ def test_losses_values():
     assert cost == 0.0
 
 
+def test_losses_match_numpy_formulas():
+    """The compiled losses against the same formulas written in numpy, on random logits."""
+    rng = np.random.default_rng(3)
+    z = rng.normal(0.0, 4.0, (257, 1))
+    z[:3, 0] = [0.0, 800.0, -800.0]  # exp(-z) would overflow: the kernel must not
+    c = rng.integers(0, 2, 257)
+    hyp = 1.0 / (1.0 + np.exp(-np.clip(z[:, 0], -700, 700)))
+    r = hyp - c
+    cost, dz, correct = losses.squared(z, c)
+    assert cost == pytest.approx(0.5 * (r @ r) / 257, rel=1e-14)
+    np.testing.assert_allclose(dz[:, 0], r * hyp * (1 - hyp) / 257, rtol=1e-13, atol=1e-300)
+    assert correct == np.count_nonzero((hyp > 0.5) == (c == 1))
+    z = rng.normal(0.0, 4.0, (101, 4))
+    z[0] = [3.0, 3.0, 1.0, -1.0]  # a tie: the first largest logit wins, as np.argmax
+    c = rng.integers(0, 4, 101)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1, keepdims=True)
+    cost, dz, correct = losses.cross_entropy(z, c)
+    assert cost == pytest.approx(-np.mean(np.log(p[np.arange(101), c])), rel=1e-14)
+    p[np.arange(101), c] -= 1.0
+    np.testing.assert_allclose(dz, p / 101, rtol=1e-13, atol=1e-17)
+    assert correct == np.count_nonzero(np.argmax(z, axis=1) == c)
+
+
 # -- simplex projection ---------------------------------------------------------------------------
 
 

@@ -190,6 +190,8 @@ class Model:
         if self.fix_classifier:
             self._mask("W")
             self._mask("mu")
+        self._fixed = np.flatnonzero(~self.trainable)
+        self._views = []  # (flat, its views) for the last few vectors (the trainer alternates two)
 
     def _mask(self, name):
         a, b, _ = self.layout[name]
@@ -200,8 +202,14 @@ class Model:
         return "net" if self.network is None else f"{self.kind}-{self.network.NAME}"
 
     def views(self, flat: np.ndarray) -> dict:
-        """Named views into a flat vector (writes through)."""
-        return {k: flat[a:b].reshape(shape) for k, (a, b, shape) in self.layout.items()}
+        """Named views into a flat vector (writes through). The views of the last four vectors are
+        kept: the trainer asks for them several times per iteration."""
+        for f, v in self._views:
+            if f is flat:
+                return v
+        v = {k: flat[a:b].reshape(shape) for k, (a, b, shape) in self.layout.items()}
+        self._views = [(flat, v)] + self._views[:3]
+        return v
 
     def init_params(self, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
         """Uniform on [-a, a] with a = scale/sqrt(d_hat) (PyTorch's default for linear layers, 004's
@@ -276,7 +284,8 @@ class Model:
             g["K"][...] = dK
             g["beta"][...] = dbeta
             g["h"][...] = dh
-        grad[~self.trainable] = 0.0
+        if self._fixed.size:
+            grad[self._fixed] = 0.0
 
     def loss_and_grad(self, flat, x, c, grad) -> Forward:
         fw = self.forward(flat, x, c)
