@@ -306,32 +306,26 @@ def _softplus(x):
 
 
 @njit(cache=True, error_model="numpy")
-def _activate(Z, S, D, act, d, nb):
-    """S = sigma(Z), D = sigma'(Z) on a block; act: 0 tanh, 1 relu, 2 softplus, 3 sigmoid."""
+def _activate(Z, S, act, d, nb):
+    """S = sigma(Z) on a block; act: 0 tanh, 1 relu, 2 softplus, 3 sigmoid. The backward pass takes
+    sigma'(Z) from S (_derivative), so the forward pass computes no derivative."""
     if act == 0:
         for a in range(d):
             for q in range(nb):
-                t = _tanh(Z[a, q])
-                S[a, q] = t
-                D[a, q] = 1.0 - t * t
+                S[a, q] = _tanh(Z[a, q])
     elif act == 1:
         for a in range(d):
             for q in range(nb):
                 z = Z[a, q]
                 S[a, q] = z if z > 0.0 else 0.0
-                D[a, q] = 1.0 if z > 0.0 else 0.0
     elif act == 2:
         for a in range(d):
             for q in range(nb):
-                z = Z[a, q]
-                S[a, q] = _softplus(z)
-                D[a, q] = _sigmoid(z)
+                S[a, q] = _softplus(Z[a, q])
     else:
         for a in range(d):
             for q in range(nb):
-                t = _sigmoid(Z[a, q])
-                S[a, q] = t
-                D[a, q] = t * (1.0 - t)
+                S[a, q] = _sigmoid(Z[a, q])
 
 
 @njit(cache=True, error_model="numpy")
@@ -421,18 +415,30 @@ def _outer(G, Y, dK, scale, d, nb):
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
-def _field(Kj, bj, Y, Z, S, D, F, field, act, d, nw):
-    """F = f(Y) on a block (d, nw); keeps Z = K Y + beta, S = sigma(Z), D = sigma'(Z)."""
+def _affine(Kj, bj, Y, Z, d, nw):
+    """Z = K Y + beta on a block (d, nw)."""
+    if d < 8:
+        for a in range(d):
+            for q in range(nw):
+                Z[a, q] = bj[a]
+            for k in range(d):
+                w = Kj[a, k]
+                for q in range(nw):
+                    Z[a, q] += w * Y[k, q]
+        return
     _kx(Kj, Y, Z, d, nw, False)
     for a in range(d):
         for q in range(nw):
             Z[a, q] += bj[a]
-    _activate(Z, S, D, act, d, nw)
-    if field == 0:
-        for a in range(d):
-            for q in range(nw):
-                F[a, q] = S[a, q]
-    else:
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
+def _field(Kj, bj, Y, Z, S, F, field, act, d, nw):
+    """F = f(Y) on a block (d, nw); keeps S = sigma(K Y + beta). For the resnet field F is S itself:
+    the caller passes the same array for both, and nothing is copied."""
+    _affine(Kj, bj, Y, Z, d, nw)
+    _activate(Z, S, act, d, nw)
+    if field != 0:
         _kx(Kj, S, F, d, nw, True)
         for a in range(d):
             for q in range(nw):
@@ -633,8 +639,7 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, h, field, act, tY, tS, slot, states
     N = K.shape[0]
     y = np.empty((d, bs))
     Z = np.empty((d, bs))
-    D = np.empty((d, bs))
-    F = np.zeros((STAGES, d, bs))
+    F = np.zeros((STAGES, d, bs))  # the stable field only (the resnet field uses S)
     n = d if STRUCTURE == "diagonally implicit" else STAGES * d
     work = np.empty((6, d))
     Jw = np.empty((STAGES, d, d))
@@ -664,6 +669,7 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, h, field, act, tY, tS, slot, states
             bj = beta[j]
             Y = tY[blk if slot < 0 else slot, j]
             S = tS[blk if slot < 0 else slot, j]
+            Fj = S if field == 0 else F  # the resnet field f = sigma: its values are S
             for q in range(nb):
                 for a in range(d):
                     base[a] = y[a, q]
@@ -678,11 +684,11 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, h, field, act, tY, tS, slot, states
                 for a in range(d):
                     for q in range(nb, nw):
                         Y[i, a, q] = 0.0
-                _field(Kj, bj, Y[i], Z, S[i], D, F[i], field, act, d, nw)
+                _field(Kj, bj, Y[i], Z, S[i], Fj[i], field, act, d, nw)
             # y = y + h*(b_1*F_1 + b_2*F_2 + b_3*F_3)
             for a in range(d):
                 for q in range(nw):
-                    y[a, q] += hj * (b_1 * F[0, a, q] + b_2 * F[1, a, q] + b_3 * F[2, a, q])
+                    y[a, q] += hj * (b_1 * Fj[0, a, q] + b_2 * Fj[1, a, q] + b_3 * Fj[2, a, q])
             if keep:
                 for q in range(nb):
                     for a in range(d):

@@ -307,32 +307,26 @@ def _softplus(x):
 
 
 @njit(cache=True, error_model="numpy")
-def _activate(Z, S, D, act, d, nb):
-    """S = sigma(Z), D = sigma'(Z) on a block; act: 0 tanh, 1 relu, 2 softplus, 3 sigmoid."""
+def _activate(Z, S, act, d, nb):
+    """S = sigma(Z) on a block; act: 0 tanh, 1 relu, 2 softplus, 3 sigmoid. The backward pass takes
+    sigma'(Z) from S (_derivative), so the forward pass computes no derivative."""
     if act == 0:
         for a in range(d):
             for q in range(nb):
-                t = _tanh(Z[a, q])
-                S[a, q] = t
-                D[a, q] = 1.0 - t * t
+                S[a, q] = _tanh(Z[a, q])
     elif act == 1:
         for a in range(d):
             for q in range(nb):
                 z = Z[a, q]
                 S[a, q] = z if z > 0.0 else 0.0
-                D[a, q] = 1.0 if z > 0.0 else 0.0
     elif act == 2:
         for a in range(d):
             for q in range(nb):
-                z = Z[a, q]
-                S[a, q] = _softplus(z)
-                D[a, q] = _sigmoid(z)
+                S[a, q] = _softplus(Z[a, q])
     else:
         for a in range(d):
             for q in range(nb):
-                t = _sigmoid(Z[a, q])
-                S[a, q] = t
-                D[a, q] = t * (1.0 - t)
+                S[a, q] = _sigmoid(Z[a, q])
 
 
 @njit(cache=True, error_model="numpy")
@@ -422,18 +416,30 @@ def _outer(G, Y, dK, scale, d, nb):
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
-def _field(Kj, bj, Y, Z, S, D, F, field, act, d, nw):
-    """F = f(Y) on a block (d, nw); keeps Z = K Y + beta, S = sigma(Z), D = sigma'(Z)."""
+def _affine(Kj, bj, Y, Z, d, nw):
+    """Z = K Y + beta on a block (d, nw)."""
+    if d < 8:
+        for a in range(d):
+            for q in range(nw):
+                Z[a, q] = bj[a]
+            for k in range(d):
+                w = Kj[a, k]
+                for q in range(nw):
+                    Z[a, q] += w * Y[k, q]
+        return
     _kx(Kj, Y, Z, d, nw, False)
     for a in range(d):
         for q in range(nw):
             Z[a, q] += bj[a]
-    _activate(Z, S, D, act, d, nw)
-    if field == 0:
-        for a in range(d):
-            for q in range(nw):
-                F[a, q] = S[a, q]
-    else:
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
+def _field(Kj, bj, Y, Z, S, F, field, act, d, nw):
+    """F = f(Y) on a block (d, nw); keeps S = sigma(K Y + beta). For the resnet field F is S itself:
+    the caller passes the same array for both, and nothing is copied."""
+    _affine(Kj, bj, Y, Z, d, nw)
+    _activate(Z, S, act, d, nw)
+    if field != 0:
         _kx(Kj, S, F, d, nw, True)
         for a in range(d):
             for q in range(nw):
@@ -492,8 +498,7 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, h, field, act, tY, tS, slot, states
     N = K.shape[0]
     y = np.empty((d, bs))
     Z = np.empty((d, bs))
-    D = np.empty((d, bs))
-    F = np.zeros((STAGES, d, bs))
+    F = np.zeros((STAGES, d, bs))  # the stable field only (the resnet field uses S)
     failures = 0
     most = 0
     for blk in range(lo, hi):
@@ -515,34 +520,35 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, h, field, act, tY, tS, slot, states
             bj = beta[j]
             Y = tY[blk if slot < 0 else slot, j]
             S = tS[blk if slot < 0 else slot, j]
+            Fj = S if field == 0 else F  # the resnet field f = sigma: its values are S
             # Y_1 = y
             for a in range(d):
                 for q in range(nw):
                     Y[0, a, q] = y[a, q]
-            _field(Kj, bj, Y[0], Z, S[0], D, F[0], field, act, d, nw)
+            _field(Kj, bj, Y[0], Z, S[0], Fj[0], field, act, d, nw)
             # Y_2 = y + h*(a_2_1*F_1)
             for a in range(d):
                 for q in range(nw):
-                    Y[1, a, q] = y[a, q] + hj * (a_2_1 * F[0, a, q])
-            _field(Kj, bj, Y[1], Z, S[1], D, F[1], field, act, d, nw)
+                    Y[1, a, q] = y[a, q] + hj * (a_2_1 * Fj[0, a, q])
+            _field(Kj, bj, Y[1], Z, S[1], Fj[1], field, act, d, nw)
             # Y_3 = y + h*(a_3_2*F_2)
             for a in range(d):
                 for q in range(nw):
-                    Y[2, a, q] = y[a, q] + hj * (a_3_2 * F[1, a, q])
-            _field(Kj, bj, Y[2], Z, S[2], D, F[2], field, act, d, nw)
+                    Y[2, a, q] = y[a, q] + hj * (a_3_2 * Fj[1, a, q])
+            _field(Kj, bj, Y[2], Z, S[2], Fj[2], field, act, d, nw)
             # Y_4 = y + h*(a_4_3*F_3)
             for a in range(d):
                 for q in range(nw):
-                    Y[3, a, q] = y[a, q] + hj * (a_4_3 * F[2, a, q])
-            _field(Kj, bj, Y[3], Z, S[3], D, F[3], field, act, d, nw)
+                    Y[3, a, q] = y[a, q] + hj * (a_4_3 * Fj[2, a, q])
+            _field(Kj, bj, Y[3], Z, S[3], Fj[3], field, act, d, nw)
             # y = y + h*(b_1*F_1 + b_2*F_2 + b_3*F_3 + b_4*F_4)
             for a in range(d):
                 for q in range(nw):
                     y[a, q] += hj * (
-                        b_1 * F[0, a, q]
-                        + b_2 * F[1, a, q]
-                        + b_3 * F[2, a, q]
-                        + b_4 * F[3, a, q]
+                        b_1 * Fj[0, a, q]
+                        + b_2 * Fj[1, a, q]
+                        + b_3 * Fj[2, a, q]
+                        + b_4 * Fj[3, a, q]
                     )
             if keep:
                 for q in range(nb):

@@ -11,8 +11,8 @@ with a zero coefficient are not written.
 # Y_2 = y + h*(a_2_1*F_1)
 for a in range(d):
     for q in range(nw):
-        Y[1, a, q] = y[a, q] + hj * (a_2_1 * F[0, a, q])
-_field(Kj, bj, Y[1], Z, S[1], D, F[1], field, act, d, nw)
+        Y[1, a, q] = y[a, q] + hj * (a_2_1 * Fj[0, a, q])
+_field(Kj, bj, Y[1], Z, S[1], Fj[1], field, act, d, nw)
 >>> [(c.name, c.literal, c.exact) for c in coefficient_constants(eq)]
 [('a_2_1', '1.0', '1'), ('b_1', '0.5', '1/2'), ('b_2', '0.5', '1/2'), ('c_2', '1.0', '1')]
 """
@@ -141,11 +141,11 @@ def forward_stage_code(stage: ForwardStage, indent: int = BODY_INDENT) -> str:
         raise ValueError("forward_stage_code prints explicit stages only")
     i = stage.i
     if stage.terms:
-        loop = _loop(f"Y[{i}, a, q] = y[a, q] + hj * (", _products(stage.terms, "F"), ")", indent)
+        loop = _loop(f"Y[{i}, a, q] = y[a, q] + hj * (", _products(stage.terms, "Fj"), ")", indent)
     else:
         loop = _loop(f"Y[{i}, a, q] = ", ["y[a, q]"], "", indent)
     lines = [*_comment(str(stage), indent), *loop]
-    lines.append(f"_field(Kj, bj, Y[{i}], Z, S[{i}], D, F[{i}], field, act, d, nw)")
+    lines.append(f"_field(Kj, bj, Y[{i}], Z, S[{i}], Fj[{i}], field, act, d, nw)")
     return _indent(lines, indent)
 
 
@@ -154,7 +154,7 @@ def update_code(eq: LayerEquations, indent: int = BODY_INDENT) -> str:
     terms = " + ".join(f"{t.name}*F_{t.index + 1}" for t in eq.update)
     lines = _comment(f"y = y + h*({terms})", indent)
     if eq.update:
-        lines += _loop("y[a, q] += hj * (", _products(eq.update, "F"), ")", indent)
+        lines += _loop("y[a, q] += hj * (", _products(eq.update, "Fj"), ")", indent)
     return _indent(lines, indent)
 
 
