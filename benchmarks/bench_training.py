@@ -10,7 +10,7 @@ same shuffling order (the trainer's shuffle stream):
    field, T = 5, squared loss with the sigmoid hypothesis, gradient descent with backtracking (000
    Algorithm 2: u~ = u - g/L, accepted when J(u~) <= J(u) + <g, u~ - u> + L/2 |u~ - u|^2, then
    L <- 0.9 L, else L <- 2 L), the test set evaluated every 10 iterations (the trainer's default).
-   Reported: seconds per 1000 iterations.
+   Reported: seconds per 1000 iterations. Target (the issue): at least 10x faster than PyTorch.
 2. 004: RK4Net, width d_hat = 16 (spiral padded with zeros), 100 layers, h = 0.05, Adam lr 1e-3, batch
    size 5, 1500 training and 1500 validation points, softmax + cross-entropy over 2 classes, the loss and
    accuracy of both sets evaluated at the end of every epoch. Reported: seconds per epoch, evaluation
@@ -513,6 +513,8 @@ def main(argv=None):
     best_torch2 = min(per_epoch[lab] for lab in labels)
     ok_time = per_epoch["rkgen"] < TARGET_EPOCH_SECONDS
     ok_speed = best_torch2 / per_epoch["rkgen"] >= TARGET_SPEEDUP
+    best_torch1 = min(per1000[lab] for lab in labels)
+    ok_speed1 = best_torch1 / per1000["rkgen"] >= TARGET_SPEEDUP
 
     print()
     head = f"{'setting':<44} {'unit':<12} {'rkgen':>8}" + "".join(f" {lab:>10}" for lab in labels)
@@ -533,13 +535,17 @@ def main(argv=None):
         f" evaluated after every epoch; rkgen per epoch {', '.join(f'{x:.3f}' for x in rk2_e)} s"
         + "".join(f"; {lab} {', '.join(f'{x:.2f}' for x in results[lab][2])} s" for lab in labels)
     )
-    print("\ntargets (setting 2, from the issue):")
+    print("\ntargets (from the issue):")
     print(
-        f"  rkgen under {TARGET_EPOCH_SECONDS:g} s per epoch:  {per_epoch['rkgen']:.3f} s"
+        f"  setting 1, at least {TARGET_SPEEDUP:g}x faster than PyTorch (its faster thread setting): "
+        f"{best_torch1 / per1000['rkgen']:.1f}x  -> {'MET' if ok_speed1 else 'MISSED'}"
+    )
+    print(
+        f"  setting 2, rkgen under {TARGET_EPOCH_SECONDS:g} s per epoch:  {per_epoch['rkgen']:.3f} s"
         f"  -> {'MET' if ok_time else 'MISSED'}"
     )
     print(
-        f"  at least {TARGET_SPEEDUP:g}x faster than PyTorch (its faster thread setting): "
+        f"  setting 2, at least {TARGET_SPEEDUP:g}x faster than PyTorch (its faster thread setting): "
         f"{best_torch2 / per_epoch['rkgen']:.1f}x  -> {'MET' if ok_speed else 'MISSED'}"
     )
 
