@@ -196,6 +196,25 @@ def test_other_sizes_match_reference(net, m, d):
 
 
 @pytest.mark.numba
+@pytest.mark.parametrize("net", ["rk4", "sdirk2"], indirect=True)
+@pytest.mark.parametrize("m", [70, 300])
+def test_width_two_matches_reference(net, m):
+    """Width 2 has loops of its own (K Y + beta in one pass, fused with tanh; the resnet field's
+    adjoint stage in one pass). m = 70 is one partial block; m = 300 is a full block of 256 and a
+    partial one."""
+    A, b = tableau_floats(net.NAME)
+    for field in FIELDS:
+        for activation in ACTIVATIONS:
+            y0, K, beta, h, W = draw_problem(A, b, m, 2, field, activation, seed=5, scale=0.6)
+            yN, tape = net.forward(y0, K, beta, h, field=field, activation=activation)
+            assert tape.failures == 0
+            want = ref.rk_forward(A, b, y0, K, beta, h, field, activation)
+            assert np.max(np.abs(yN - want)) <= FORWARD_TOL * np.max(np.abs(want)), (field, activation)
+            got = net.backward(tape, W)
+            rev = ref.hand_reverse_gradient(A, b, y0, K, beta, h, W, field, activation)
+            assert relative_error(got, rev) <= EXACT_TOL, (field, activation)
+
+
 @pytest.mark.parametrize("net", ["euler", "gauss2"], indirect=True)
 def test_relu_derivative_is_zero_at_the_kink(net):
     """Pre-activations exactly 0 everywhere (y0 = 0, beta = 0): relu'(0) = 0 as the contract says,
