@@ -6,7 +6,7 @@ rate 1e-3 with mini-batches of 5, 40 epochs, four repetitions; RK4Net takes a fi
 per layer (so T = 0.05 L grows with the depth). The published code stops early when the validation
 cost rises; rkgen runs all 40 epochs.
 
-    python examples/giesecke_depth_sweep.py            # depths 1 3 5 10 20 40 100, 4 repetitions (16 min)
+    python examples/giesecke_depth_sweep.py            # depths 1 3 5 10 20 40 100, 4 repetitions (11 min)
     python examples/giesecke_depth_sweep.py --quick    # depths 1 5 20, 1 repetition, 10 epochs (about 1 min)
 
 Each run is written as soon as it ends (results.csv and its run folder). Figures: depth (mean
