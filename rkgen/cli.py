@@ -74,11 +74,11 @@ def _run_check(args) -> int:
     if not args.tol >= 0:
         raise RkgenError("--tol must be a nonnegative number")
     tableau = load(args.tableau)
+    report = None
     if args.max_order != 12 or args.tol != 1e-12:
-        # the report reads the cached property; fill it with the requested settings
-        tableau.__dict__["order_report"] = analyse_order(tableau, args.max_order, args.tol)
+        report = analyse_order(tableau, args.max_order, args.tol)
     partner = load(args.partner) if args.partner else tableau.given_partner
-    data = check_data(tableau, partner)
+    data = check_data(tableau, partner, order_report=report)
     if args.json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
     else:

@@ -21,9 +21,12 @@ WHY_C_DOES_NOT_MATTER = (
 )
 
 
-def check_data(tableau: Tableau, partner: Tableau | None = None) -> dict:
-    """Everything `rkgen check` reports, as JSON-ready data (exact numbers as strings)."""
-    r = tableau.order_report
+def check_data(tableau: Tableau, partner: Tableau | None = None, order_report=None) -> dict:
+    """Everything `rkgen check` reports, as JSON-ready data (exact numbers as strings).
+
+    ``order_report``: an :func:`rkgen.order.analyse_order` result with other settings than the tableau's
+    own (``rkgen check --max-order/--tol``); by default the tableau's cached one."""
+    r = tableau.order_report if order_report is None else order_report
     p = tableau.partner
     data = {
         "name": tableau.name,

@@ -130,6 +130,17 @@ def test_check_max_order_and_tol(capsys):
     assert d["tolerance"] == 0.01 and d["order"] == 4
 
 
+def test_check_data_with_other_order_settings_leaves_the_tableau_alone():
+    from rkgen import load
+    from rkgen.order import analyse_order
+    from rkgen.report import check_data
+
+    t = load("gauss5")
+    d = check_data(t, order_report=analyse_order(t, 4, 1e-12))
+    assert d["order"] == 4 and d["max_order"] == 4
+    assert t.order == 10 and check_data(t)["max_order"] == 12
+
+
 def _write(path: Path, data) -> str:
     path.write_text(json.dumps(data), encoding="utf-8")
     return str(path)
