@@ -227,7 +227,10 @@ def summary(rows, depths, reps, epochs, total) -> str:
                 "agree" if min(sn, rk) >= 0.95 else "differ",
             ]
         )
-    lines.append(_common.table(["004 reports", "rkgen", ""], checks))
+    if checks:
+        lines.append(_common.table(["004 reports", "rkgen", ""], checks))
+    else:
+        lines.append("(004's findings concern depths 5, >= 10 and >= 40; none of them was run)")
     return "\n".join(lines)
 
 
