@@ -549,6 +549,12 @@ def test_block_layout(net_rk4, monkeypatch):
     assert layout(1500, 16, 100)[0] == 32
     monkeypatch.setattr(numba, "get_num_threads", lambda: 1)
     assert layout(1000, 2, 15) == (256, 4, None)
+    # layouts are remembered, but a changed threshold is honoured at once for a shape already seen
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(net_rk4, "PARALLEL_WORK", 0)
+    assert layout(200, 2, 15)[2].tolist() == [0, 2, 4]
+    monkeypatch.setattr(net_rk4, "PARALLEL_WORK", 10**12)
+    assert layout(1000, 2, 15) == (256, 4, None)
 
 
 @pytest.mark.numba

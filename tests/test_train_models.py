@@ -158,6 +158,19 @@ def test_losses_match_numpy_formulas():
     assert correct == np.count_nonzero(np.argmax(z, axis=1) == c)
 
 
+def test_losses_reject_bad_labels():
+    z = np.zeros((3, 2))
+    for c, msg in (([0, 1, 5], "0..1"), ([0, -1, 1], "0..1"), ([0.0, 1.0, 1.0], "integers"), ([0, 1], "shape")):
+        with pytest.raises(ValueError, match=msg):
+            losses.cross_entropy(z, np.array(c))
+    with pytest.raises(ValueError, match="0..1"):
+        losses.squared(np.zeros((2, 1)), np.array([0, 2]))
+    with pytest.raises(ValueError, match="m >= 1"):
+        losses.squared(np.zeros((0, 1)), np.array([], dtype=np.int64))
+    cost, _, correct = losses.squared(np.array([[3.0], [-3.0]]), np.array([True, False]))
+    assert correct == 2 and cost < 0.01
+
+
 # -- simplex projection ---------------------------------------------------------------------------
 
 

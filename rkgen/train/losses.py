@@ -21,12 +21,28 @@ def _sigmoid(z):
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
+def _checked(z: np.ndarray, c: np.ndarray, n_classes: int):
+    """z as contiguous float64 (m, K) and c as int64 labels in 0..n_classes-1 (the compiled passes
+    do not check indices)."""
+    z = np.ascontiguousarray(z, dtype=np.float64)
+    c = np.asarray(c)
+    if z.ndim != 2 or z.shape[0] == 0 or c.shape != (z.shape[0],):
+        raise ValueError(f"logits must have shape (m, K) with m >= 1 and labels shape (m,); got {z.shape}, {c.shape}")
+    if c.dtype.kind not in "iub":
+        raise ValueError(f"labels must be integers, got dtype {c.dtype}")
+    c = np.ascontiguousarray(c, dtype=np.int64)
+    if c.min() < 0 or c.max() >= n_classes:
+        raise ValueError(f"labels must lie in 0..{n_classes - 1}, got {c.min()}..{c.max()}")
+    return z, c
+
+
 def squared(z: np.ndarray, c: np.ndarray):
-    """Sigmoid hypothesis with squared error; z has shape (m, 1)."""
+    """Sigmoid hypothesis with squared error; z has shape (m, 1), labels c in {0, 1}."""
     from rkgen.train._loss_kernels import squared_pass  # numba is imported on first use, not by `rkgen check`
 
+    z, c = _checked(z, c, 2)
     dz = np.empty((z.shape[0], 1))
-    cost, correct = squared_pass(np.ascontiguousarray(z, dtype=float), np.ascontiguousarray(c), dz)
+    cost, correct = squared_pass(z, c, dz)
     return cost, dz, int(correct)
 
 
@@ -34,8 +50,9 @@ def cross_entropy(z: np.ndarray, c: np.ndarray):
     """Softmax with cross-entropy; z has shape (m, K)."""
     from rkgen.train._loss_kernels import cross_entropy_pass
 
+    z, c = _checked(z, c, z.shape[1])
     dz = np.empty(z.shape)
-    cost, correct = cross_entropy_pass(np.ascontiguousarray(z, dtype=float), np.ascontiguousarray(c), dz)
+    cost, correct = cross_entropy_pass(z, c, dz)
     return cost, dz, int(correct)
 
 

@@ -190,6 +190,7 @@ class Model:
         if self.fix_classifier:
             self._mask("W")
             self._mask("mu")
+        self.trainable.flags.writeable = False  # fixed at construction; backward zeroes these indices
         self._fixed = np.flatnonzero(~self.trainable)
         self._views = []  # (flat, its views) for the last few vectors (the trainer alternates two)
 
