@@ -681,7 +681,7 @@ def _layout(m, d, N):
     layout = _LAYOUTS.get(key)
     if layout is None:
         bs = min(_block_size(d), max(8, (m + 7) // 8 * 8))  # small batches: no wasted columns
-        parallel = threads > 1 and _work(m, d, N) >= PARALLEL_WORK
+        parallel = _parallel(m, d, N, threads)
         if parallel:
             per = -(-m // (2 * threads))
             bs = min(bs, max(8, (per + 7) // 8 * 8))
@@ -700,9 +700,14 @@ _LAYOUTS = {}
 def _chunks(nblocks, parallel, threads):
     """Block ranges, one per thread, or None to run serially (small work is faster on one thread).
     The array is shared between calls: the kernels only read it."""
-    if not parallel or threads == 1 or nblocks < 2 * threads:
+    if not parallel or nblocks < 2 * threads:
         return None
     return np.arange(threads + 1, dtype=np.int64) * nblocks // threads
+
+
+def _parallel(m, d, N, threads):
+    """Whether a pass is split across threads: there is more than one, and the work is large."""
+    return threads > 1 and _work(m, d, N) >= PARALLEL_WORK
 
 
 def _work(m, d, N):
@@ -820,7 +825,7 @@ def backward(tape, p):
     nblocks = tY.shape[0]
     dy0 = np.empty((m, d))
     threads = numba.get_num_threads()  # the tape's own blocks, split for the threads there are now
-    bounds = _chunks(nblocks, threads > 1 and _work(m, d, N) >= PARALLEL_WORK, threads)
+    bounds = _chunks(nblocks, _parallel(m, d, N, threads), threads)
     if bounds is None:
         dK = np.zeros((N, d, d))
         dbeta = np.zeros((N, d))
