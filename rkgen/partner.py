@@ -21,12 +21,10 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import sympy
 
-if TYPE_CHECKING:
-    from .tableau import Tableau
+from .tableau import Tableau
 
 __all__ = [
     "symplecticity_matrix",
@@ -101,8 +99,6 @@ def partner_tableau(tableau: Tableau) -> Tableau | None:
     >>> p.partner.A == rk4.A
     True
     """
-    from .tableau import Tableau
-
     if tableau.zero_weights:
         return None
     F = tableau.number_field
@@ -116,23 +112,18 @@ def partner_tableau(tableau: Tableau) -> Tableau | None:
     itself = tableau.is_consistent and all(
         F.sub(x, y).is_zero() for row, own in zip(elements, A_exact, strict=True) for x, y in zip(row, own, strict=True)
     )
-    partner = Tableau(
+    return Tableau(
         name=base or f"{tableau.name}_partner",
         A=tableau.A if itself else A,
         b=tableau.b,
         c=tableau.c if itself else c,
         description=f"symplectic partner of {tableau.name} (conditions (19))",
         source=f"partner of {tableau.source or tableau.name}",
+        # M = 0 and c = A·1: the partner is the method itself, so is everything computed about it
+        same_as=tableau if itself else None,
+        # else its entries are elements of the tableau's field, known exactly already: no second conversion
+        elements=None if itself else (F, (elements, tableau.exact[1], [sum(row, F.zero) for row in elements])),
     )
-    # the partner's entries are elements of the tableau's field, known exactly already: no second conversion
-    # (its printed forms may hold roots such as sqrt(6) that the field has as sqrt(2)*sqrt(3))
-    partner.__dict__["number_field"] = F
-    partner.__dict__["exact"] = (elements, tableau.exact[1], [sum(row, F.zero) for row in elements])
-    if itself:  # M = 0 and c = A·1: the partner is the method itself, so is everything computed about it
-        partner.__dict__["exact"] = tableau.exact
-        if "order_report" in tableau.__dict__:
-            partner.__dict__["order_report"] = tableau.__dict__["order_report"]
-    return partner
 
 
 def c_matches(tableau: Tableau) -> bool | None:

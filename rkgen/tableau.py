@@ -11,6 +11,11 @@
 Entries are sympy numbers (rationals, surds) and stay so; floats appear only when code is printed.  The derived
 properties (structure, order, symplecticity, partner) are computed once, on first use, exactly.
 
+This module is the bottom of the analysis: :mod:`rkgen.order` and :mod:`rkgen.partner` take a Tableau and return
+reports (a partner is a new Tableau, built through the constructor); nothing writes into a Tableau.  The
+convenience properties :attr:`Tableau.order`, :attr:`~Tableau.is_symplectic`, :attr:`~Tableau.partner` call into
+those modules by function-local imports, so this module never imports them when it loads.
+
 >>> rk4 = load("rk4")
 >>> rk4.stages, rk4.structure, rk4.order
 (4, 'explicit', 4)
@@ -74,6 +79,15 @@ class Tableau:
     reference: str = ""
     source: str = ""
     given_partner: Tableau | None = field(default=None, repr=False)
+    #: The entries as elements of a number field, when whoever builds the tableau has them already:
+    #: ``(F, (A, b, c))``, naming the same numbers as the sympy ``A``, ``b``, ``c`` (not checked).  They become
+    #: :attr:`number_field` and :attr:`exact` instead of a second conversion (:func:`rkgen.partner.partner_tableau`
+    #: passes them: a partner's printed entries may hold roots such as sqrt(6) that the field has as
+    #: sqrt(2)*sqrt(3)).
+    elements: tuple[NumberField, tuple[list, list, list]] | None = field(default=None, repr=False)
+    #: A tableau with exactly the same A, b, c (not checked): :attr:`number_field`, :attr:`exact` and
+    #: :attr:`order_report` are read from it, not computed again (a symplectic method is its own partner).
+    same_as: Tableau | None = field(default=None, repr=False)
 
     def __post_init__(self):
         A = tuple(tuple(sympy.sympify(x) for x in row) for row in self.A)
@@ -105,6 +119,10 @@ class Tableau:
     @cached_property
     def number_field(self) -> NumberField:
         """The exact number field holding every entry (Q for rational tableaux)."""
+        if self.same_as is not None:
+            return self.same_as.number_field
+        if self.elements is not None:
+            return self.elements[0]
         from .exact import NumberField
 
         try:
@@ -115,6 +133,10 @@ class Tableau:
     @cached_property
     def exact(self):
         """A, b, c as elements of :attr:`number_field` (for exact arithmetic)."""
+        if self.same_as is not None:
+            return self.same_as.exact
+        if self.elements is not None:
+            return self.elements[1]
         F = self.number_field
         A = [[F.element(x) for x in row] for row in self.A]
         return A, [F.element(x) for x in self.b], [F.element(x) for x in self.c]
@@ -183,9 +205,13 @@ class Tableau:
         return tuple(i for i, x in enumerate(self.exact[1]) if x.is_zero())
 
     # -- analysis (delegated) ---------------------------------------------------------------------------------
+    # Conveniences over rkgen.order and rkgen.partner, which import this module; the imports stay inside the
+    # functions (tests/test_tableau.py checks that this module imports them nowhere else).
     @cached_property
     def order_report(self) -> OrderReport:
         """Order conditions, exact and tolerant order, stage order, B/C/D (see :mod:`rkgen.order`)."""
+        if self.same_as is not None:
+            return self.same_as.order_report
         from .order import analyse_order
 
         return analyse_order(self)

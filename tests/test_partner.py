@@ -326,3 +326,28 @@ def test_random_check_data_is_json(t):
     assert again["pair_symplectic"] is True and again["violations"] == []
     assert again["partner"]["c_matches"] == c_matches(t)
     format_report(data)
+
+
+@pytest.mark.parametrize("name", ["rk4", "gauss3", "lobatto_iiia3", "midpoint"])
+def test_partner_is_built_not_written_into(name):
+    """partner_tableau leaves the tableau's state alone (it may only have computed its own cached properties) and
+    hands the partner everything through the constructor: no cached property of either is written from outside."""
+    import dataclasses
+
+    from rkgen.tableau import Tableau
+
+    cached = {n for n, v in vars(Tableau).items() if isinstance(v, functools.cached_property)}
+    t = load(name)  # fresh: nothing computed yet
+    before = dict(vars(t))
+    p = partner_tableau(t)
+    after = vars(t)
+    assert all(after[k] is v for k, v in before.items())
+    assert set(after) - set(before) <= cached
+    assert set(vars(p)) == {f.name for f in dataclasses.fields(Tableau)}  # fields only, no cache filled in
+    assert p.number_field is t.number_field
+    if p.same_as is not None:  # a symplectic method is its own partner: same analysis, computed once
+        assert name in SYMPLECTIC and p.same_as is t
+        assert p.order_report is t.order_report and p.exact is t.exact
+    else:
+        assert name not in SYMPLECTIC and p.exact[1] is t.exact[1]
+        assert p.order == t.order

@@ -305,3 +305,80 @@ def test_floats():
     assert c[0] == pytest.approx(0.04691007703066800, abs=1e-15)
     assert c[0] + c[4] == pytest.approx(1.0, abs=1e-15)
     assert all(isinstance(x, float) for row in A for x in row)
+
+
+# -- the analysis modules depend on this one, not the other way ---------------------------------------------------
+ANALYSES = ("order", "partner")
+#: The Tableau's conveniences over rkgen.order / rkgen.partner: the only places tableau.py may import them.
+CONVENIENCES = {"order_report", "symplecticity_matrix", "partner", "pair_report"}
+
+
+def _source(module: str) -> str:
+    from pathlib import Path
+
+    import rkgen
+
+    return (Path(rkgen.__file__).parent / f"{module}.py").read_text(encoding="utf-8")
+
+
+def _rkgen_imports(module: str) -> list[tuple[str, str]]:
+    """(imported rkgen module, where) for every import statement in rkgen/<module>.py, at any depth.
+
+    ``where`` is "module" (runs when the module loads), "typing" (inside ``if TYPE_CHECKING:``) or the name of
+    the innermost function holding it."""
+    import ast
+
+    tree = ast.parse(_source(module))
+    found = []
+
+    def visit(node, where):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                visit(child, child.name)
+            elif isinstance(child, ast.If) and where == "module" and ast.unparse(child.test) == "TYPE_CHECKING":
+                visit(child, "typing")
+            elif isinstance(child, ast.Import):
+                found.extend((a.name.split(".")[1], where) for a in child.names if a.name.startswith("rkgen."))
+            elif isinstance(child, ast.ImportFrom):
+                base = "rkgen." * (child.level > 0) + (child.module or "")
+                if child.level > 1 or not base.startswith("rkgen"):
+                    continue
+                if base in ("rkgen", "rkgen."):  # from . import order
+                    found.extend((a.name, where) for a in child.names)
+                else:
+                    found.append((base.split(".")[1], where))
+            else:
+                visit(child, where)
+
+    visit(tree, "module")
+    return found
+
+
+def test_import_parser_sees_every_kind_of_import():
+    got = _rkgen_imports("tableau")
+    assert ("errors", "module") in got and ("exact", "typing") in got and ("exact", "number_field") in got
+    assert ("order", "order_report") in got and ("partner", "partner") in got
+
+
+def test_tableau_does_not_import_the_analyses():
+    """tableau.py imports rkgen.order / rkgen.partner only inside its convenience members, never when it loads;
+    order.py and partner.py never import each other: the dependencies run one way, analyses -> tableau."""
+    imports = {m: _rkgen_imports(m) for m in ("tableau", *ANALYSES)}
+    assert [(m, w) for m, w in imports["tableau"] if m in ANALYSES and w not in CONVENIENCES | {"typing"}] == []
+    assert [m for m, _ in imports["order"] if m == "partner"] == []
+    assert [m for m, _ in imports["partner"] if m == "order"] == []
+    assert ("tableau", "module") in imports["partner"]  # it builds partners with Tableau(...)
+    for m in imports:  # nothing here reaches into an object's attributes (cached properties) behind its back
+        assert "__dict__" not in _source(m), m
+
+
+def test_a_tableau_works_without_the_analysis_modules():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, rkgen; t = rkgen.load('gauss3'); t.structure_detail, t.floats(), t.exact_strings(); "
+        "print(sorted(m for m in sys.modules if m in ('rkgen.order', 'rkgen.partner')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
