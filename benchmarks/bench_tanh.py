@@ -1,4 +1,4 @@
-"""Compare math.tanh with the vectorisable _tanh from templates/_fastmath.py.j2, in one run.
+"""Compare math.tanh with the vectorisable _tanh from rkgen/runtime/fastmath.py, in one run.
 
 Each variant is a numba loop (error_model='numpy') that writes f(x[i]) to out[i] for a contiguous
 float64 array. Two shapes are timed:
@@ -17,36 +17,18 @@ as well, against straightforward math.exp / math.log1p versions.
 """
 
 import argparse
-import importlib.util
 import math
-import pathlib
-import sys
-import tempfile
 import time
 
 import numpy as np
 from numba import njit
 
-FRAGMENT = pathlib.Path(__file__).resolve().parents[1] / "templates" / "_fastmath.py.j2"
-HEADER = "import math\n\nimport numpy as np\nfrom numba import njit\n\n"
-_TMPDIR = tempfile.TemporaryDirectory(prefix="rkgen_fastmath_")  # removed at exit
-
 
 def load_fragment():
-    src = FRAGMENT.read_text()
-    try:
-        import jinja2
+    """The fast math of every generated module: rkgen/runtime/fastmath.py, imported as it is."""
+    import rkgen.runtime.fastmath as module
 
-        src = jinja2.Environment(keep_trailing_newline=True).from_string(src).render()
-    except ImportError:  # the fragment is plain Python anyway
-        pass
-    path = pathlib.Path(_TMPDIR.name) / "rkgen_fastmath_bench.py"
-    path.write_text(HEADER + src)
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return module
 
 
 @njit(cache=False, error_model="numpy")

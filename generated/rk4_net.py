@@ -42,6 +42,9 @@ keeps the stage values Y_i and sigma(K Y_i + beta): 2*N*s*m*d float64 numbers (R
 m = 1500, d = 16: 154 MB); forward(..., keep_tape=False) evaluates without them. The module
 imports only numpy, numba and the standard library; kernels are compiled with cache=True, so a
 second process does not compile again.
+
+Layout: first what this tableau makes of a layer (its constants and the functions printed from
+its equations), then the runtime that every module rkgen writes shares (rkgen/runtime/*.py).
 """
 
 import functools
@@ -54,13 +57,14 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-# Threads: numba picks its layer (OpenMP where the wheel has it). OpenMP threads are told to sleep
-# when idle, so a parallel region costs ~15 us and never spins against other work; the default
-# policy spins after each region and cost up to ~50 ms a region on a busy 2-core machine. Measured
-# on 2 cores (RK4, width 2, 15 layers, 1000 samples): forward 1.73 -> 0.95 ms, backward 0.75 ->
-# 0.40 ms; numba's workqueue layer was erratic there (often no gain). Your own OMP_WAIT_POLICY and
-# NUMBA_THREADING_LAYER are respected; the policy must be set before OpenMP starts, hence here.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
+# file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
+# those references valid when the file is imported under another name, or copied elsewhere with its cache.
+MODULE_KEY = "rkgen_net_81e4b4ef00a284aa"
+_module = sys.modules.get(__name__)
+__name__ = MODULE_KEY  # the functions defined below take their __module__ from this
+if _module is not None:
+    sys.modules.setdefault(MODULE_KEY, _module)
 
 NAME = "rk4"
 STAGES = 4
@@ -68,8 +72,6 @@ ORDER = 4
 STRUCTURE = "explicit"
 RKGEN_VERSION = "0.1.0"
 TABLEAU_SHA256 = "771220fd1bbf479099e09c64538eb732658e93d1a7378b240e8839b7f521c4f6"
-FIELDS = ("resnet", "stable")
-ACTIVATIONS = ("tanh", "relu", "softplus", "sigmoid")
 
 # Butcher coefficients: the float64 nearest to the exact value written beside each (zeros omitted).
 a_2_1 = 0.5  # 1/2
@@ -92,22 +94,92 @@ A = np.array((
 B = np.array((b_1, b_2, b_3, b_4))
 C = np.array((0.0, c_2, c_3, c_4))
 
-NEWTON_TOL = 1e-13  # relative size of the last Newton update at which a stage solve has converged
-NEWTON_MAXITER = 50
-PARALLEL_WORK = 1_000_000  # below this many inner operations a call runs on one thread
 
-Tape = namedtuple(
-    "Tape", "states failures iterations stages y0 K beta h field activation block m"
-)
+# ================================================================================================
+# rk4: the layer, printed from its equations (rkgen.adjoint -> rkgen.codegen.printer)
+# ================================================================================================
 
-_FAST = {"reassoc", "contract"}  # sums may be reordered and fused: reductions vectorise
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _layer_forward(Kj, bj, hj, y, Y, S, F, Z, ws, field, act, d, nb, nw):
+    """One layer of rk4 on a block of samples: the explicit stages, then the update."""
+    Fj = S if field == 0 else F  # the resnet field f = sigma: its values are S
+    # Y_1 = y
+    for a in range(d):
+        for q in range(nw):
+            Y[0, a, q] = y[a, q]
+    _field(Kj, bj, Y[0], Z, S[0], Fj[0], field, act, d, nw)
+    # Y_2 = y + h*(a_2_1*F_1)
+    for a in range(d):
+        for q in range(nw):
+            Y[1, a, q] = y[a, q] + hj * (a_2_1 * Fj[0, a, q])
+    _field(Kj, bj, Y[1], Z, S[1], Fj[1], field, act, d, nw)
+    # Y_3 = y + h*(a_3_2*F_2)
+    for a in range(d):
+        for q in range(nw):
+            Y[2, a, q] = y[a, q] + hj * (a_3_2 * Fj[1, a, q])
+    _field(Kj, bj, Y[2], Z, S[2], Fj[2], field, act, d, nw)
+    # Y_4 = y + h*(a_4_3*F_3)
+    for a in range(d):
+        for q in range(nw):
+            Y[3, a, q] = y[a, q] + hj * (a_4_3 * Fj[2, a, q])
+    _field(Kj, bj, Y[3], Z, S[3], Fj[3], field, act, d, nw)
+    # y = y + h*(b_1*F_1 + b_2*F_2 + b_3*F_3 + b_4*F_4)
+    for a in range(d):
+        for q in range(nw):
+            y[a, q] += hj * (
+                b_1 * Fj[0, a, q]
+                + b_2 * Fj[1, a, q]
+                + b_3 * Fj[2, a, q]
+                + b_4 * Fj[3, a, q]
+            )
+    return 0, 0
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _layer_backward(Kj, hj, P, Y, S, D, eta, mu, G, U, dKj, dbj, ws, field, d, nb, nw):
+    """The adjoint of one layer on a block: eta_i for i = s..1 in turn, each with its stage's share
+    of the gradients.
+
+    Returns dJ/dh_j.
+    """
+    dhj = 0.0
+    # eta_4 = b_4*p
+    for a in range(d):
+        for q in range(nw):
+            eta[3, a, q] = b_4 * P[a, q]
+    dhj += _adjoint_stage(Kj, Y[3], S[3], D[3], eta[3], mu[3], G, U, dKj, dbj, hj, field, d, nb, nw)
+    # eta_3 = b_3*p + a_4_3*mu_4
+    for a in range(d):
+        for q in range(nw):
+            eta[2, a, q] = b_3 * P[a, q] + a_4_3 * mu[3, a, q]
+    dhj += _adjoint_stage(Kj, Y[2], S[2], D[2], eta[2], mu[2], G, U, dKj, dbj, hj, field, d, nb, nw)
+    # eta_2 = b_2*p + a_3_2*mu_3
+    for a in range(d):
+        for q in range(nw):
+            eta[1, a, q] = b_2 * P[a, q] + a_3_2 * mu[2, a, q]
+    dhj += _adjoint_stage(Kj, Y[1], S[1], D[1], eta[1], mu[1], G, U, dKj, dbj, hj, field, d, nb, nw)
+    # eta_1 = b_1*p + a_2_1*mu_2
+    for a in range(d):
+        for q in range(nw):
+            eta[0, a, q] = b_1 * P[a, q] + a_2_1 * mu[1, a, q]
+    dhj += _adjoint_stage(Kj, Y[0], S[0], D[0], eta[0], mu[0], G, U, dKj, dbj, hj, field, d, nb, nw)
+    return dhj
+
+
+# ================================================================================================
+# The runtime: the same in every module rkgen writes (rkgen/runtime/*.py, inlined)
+# ================================================================================================
+
+
+# --- rkgen/runtime/fastmath.py --------------------------------------------------------------------
+# Vectorisable tanh, sigmoid and softplus: the fast math of every generated module (runtime, inlined
+# at render).
 
 # ------------------------------------------------------------------------------------------------
 # Vectorisable tanh, sigmoid and softplus (select-only, IEEE; FMA contraction allowed, nothing else).
 #
-# This fragment is plain Python: it has no Jinja syntax and expects the including module to have
-# done `import math`, `import numpy as np` and `from numba import njit`. Its own names start with
-# `_fm_` / `_FM_`. The public names are _tanh, _sigmoid and _softplus.
+# Its own names start with `_fm_` / `_FM_`. The public names are _tanh, _sigmoid and _softplus.
 #
 # Why: glibc's tanh/exp/log1p are opaque calls to LLVM, so a loop over them stays scalar
 # (math.tanh ~26 ns). Everything here is straight-line arithmetic. A Python conditional
@@ -307,6 +379,13 @@ def _softplus(x):
     return m + (lp + ul * (1.0 - uh * (1.0 - 0.5 * uh)))
 
 
+# --- rkgen/runtime/activations.py -----------------------------------------------------------------
+# Activations on blocks of samples and their derivatives, for every generated module (runtime,
+# inlined at render).
+#
+# The codes: 0 tanh, 1 relu, 2 softplus, 3 sigmoid (the order of ``ACTIVATIONS`` in
+# :mod:`rkgen.runtime.api`).
+
 @njit(cache=True, error_model="numpy")
 def _activate(Z, S, act, d, nb):
     """S = sigma(Z) on a block; act: 0 tanh, 1 relu, 2 softplus, 3 sigmoid. The backward pass takes
@@ -349,6 +428,30 @@ def _derivative(S, D, act, d, nb):
         for a in range(d):
             for q in range(nb):
                 D[a, q] = S[a, q] * (1.0 - S[a, q])
+
+
+@njit(cache=True, error_model="numpy")
+def _sigma(z, act):
+    """(sigma(z), sigma'(z)) for one number."""
+    if act == 0:
+        t = _tanh(z)
+        return t, 1.0 - t * t
+    if act == 1:
+        return (z, 1.0) if z > 0.0 else (0.0, 0.0)
+    if act == 2:
+        return _softplus(z), _sigmoid(z)
+    t = _sigmoid(z)
+    return t, t * (1.0 - t)
+
+
+# --- rkgen/runtime/products.py --------------------------------------------------------------------
+# Blocked products of a layer's stages: K Y + beta, the field, and one stage's adjoint (runtime,
+# inlined at render).
+#
+# A block holds the samples as columns (d, nw), nw a multiple of 8: loops over the sample index
+# vectorise.
+
+_FAST = {"reassoc", "contract"}  # sums may be reordered and fused: reductions vectorise
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
@@ -528,6 +631,30 @@ def _adjoint_stage(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, d, nb, nw):
     return dh
 
 
+# --- rkgen/runtime/driver.py ----------------------------------------------------------------------
+# The passes over sample blocks and layers, serial and parallel, for every generated module
+# (runtime).
+#
+# Each layer calls the tableau's printed ``_layer_forward`` / ``_layer_backward`` (see
+# :mod:`rkgen.runtime._tableau`).
+
+@njit(cache=True, error_model="numpy")
+def _workspace(d):
+    """Work arrays of the stage solves of one sample: (Ys, Fs, Js, M, r, work, base). Explicit tableaux solve
+    nothing and get empty ones; DIRK stages are d x d systems; fully implicit stages one (s d) system."""
+    n = 0 if STRUCTURE == "explicit" else d if STRUCTURE == "diagonally implicit" else STAGES * d
+    e = min(n, 1) * d  # d where something is solved, else 0
+    return (
+        np.empty((STAGES, e)),
+        np.empty((STAGES, e)),
+        np.empty((STAGES, e, e)),
+        np.empty((n, n)),
+        np.empty(n),
+        np.empty((6, e)),
+        np.empty(e),
+    )
+
+
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _forward_blocks(lo, hi, y0, yN, K, beta, h, field, act, tY, tS, slot, states, keep, bs):
     """Forward pass over the sample blocks lo..hi-1; stage values Y and S = sigma(K Y + beta) go to
@@ -539,6 +666,7 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, h, field, act, tY, tS, slot, states
     y = np.empty((d, bs))
     Z = np.empty((d, bs))
     F = np.zeros((STAGES, d, bs))  # the stable field only (the resnet field uses S)
+    ws = _workspace(d)
     failures = 0
     most = 0
     for blk in range(lo, hi):
@@ -555,41 +683,11 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, h, field, act, tY, tS, slot, states
                 for a in range(d):
                     states[0, col0 + q, a] = y[a, q]
         for j in range(N):
-            hj = h[j]
-            Kj = K[j]
-            bj = beta[j]
-            Y = tY[blk if slot < 0 else slot, j]
-            S = tS[blk if slot < 0 else slot, j]
-            Fj = S if field == 0 else F  # the resnet field f = sigma: its values are S
-            # Y_1 = y
-            for a in range(d):
-                for q in range(nw):
-                    Y[0, a, q] = y[a, q]
-            _field(Kj, bj, Y[0], Z, S[0], Fj[0], field, act, d, nw)
-            # Y_2 = y + h*(a_2_1*F_1)
-            for a in range(d):
-                for q in range(nw):
-                    Y[1, a, q] = y[a, q] + hj * (a_2_1 * Fj[0, a, q])
-            _field(Kj, bj, Y[1], Z, S[1], Fj[1], field, act, d, nw)
-            # Y_3 = y + h*(a_3_2*F_2)
-            for a in range(d):
-                for q in range(nw):
-                    Y[2, a, q] = y[a, q] + hj * (a_3_2 * Fj[1, a, q])
-            _field(Kj, bj, Y[2], Z, S[2], Fj[2], field, act, d, nw)
-            # Y_4 = y + h*(a_4_3*F_3)
-            for a in range(d):
-                for q in range(nw):
-                    Y[3, a, q] = y[a, q] + hj * (a_4_3 * Fj[2, a, q])
-            _field(Kj, bj, Y[3], Z, S[3], Fj[3], field, act, d, nw)
-            # y = y + h*(b_1*F_1 + b_2*F_2 + b_3*F_3 + b_4*F_4)
-            for a in range(d):
-                for q in range(nw):
-                    y[a, q] += hj * (
-                        b_1 * Fj[0, a, q]
-                        + b_2 * Fj[1, a, q]
-                        + b_3 * Fj[2, a, q]
-                        + b_4 * Fj[3, a, q]
-                    )
+            at = blk if slot < 0 else slot
+            failed, iterations = _layer_forward(K[j], beta[j], h[j], y, tY[at, j], tS[at, j], F, Z, ws, field, act,
+                                                d, nb, nw)
+            failures += failed
+            most = max(most, iterations)
             if keep:
                 for q in range(nb):
                     for a in range(d):
@@ -611,6 +709,7 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, h, field, act, tY, tS, dK, dbeta, 
     D = np.zeros((STAGES, d, bs))
     eta = np.zeros((STAGES, d, bs))
     mu = np.zeros((STAGES, d, bs))
+    ws = _workspace(d)
     for blk in range(lo, hi):
         col0 = blk * bs
         nb = min(bs, m - col0)
@@ -621,39 +720,12 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, h, field, act, tY, tS, dK, dbeta, 
             for q in range(nb, nw):
                 P[a, q] = 0.0
         for j in range(N - 1, -1, -1):
-            hj = h[j]
-            Kj = K[j]
-            Y = tY[blk, j]
             S = tS[blk, j]
-            dhj = 0.0
             for i in range(STAGES):
                 _derivative(S[i], D[i], act, d, nw)
-            # eta_4 = b_4*p
-            for a in range(d):
-                for q in range(nw):
-                    eta[3, a, q] = b_4 * P[a, q]
-            dhj += _adjoint_stage(Kj, Y[3], S[3], D[3], eta[3], mu[3], G, U, dK[j], dbeta[j],
-                                  hj, field, d, nb, nw)
-            # eta_3 = b_3*p + a_4_3*mu_4
-            for a in range(d):
-                for q in range(nw):
-                    eta[2, a, q] = b_3 * P[a, q] + a_4_3 * mu[3, a, q]
-            dhj += _adjoint_stage(Kj, Y[2], S[2], D[2], eta[2], mu[2], G, U, dK[j], dbeta[j],
-                                  hj, field, d, nb, nw)
-            # eta_2 = b_2*p + a_3_2*mu_3
-            for a in range(d):
-                for q in range(nw):
-                    eta[1, a, q] = b_2 * P[a, q] + a_3_2 * mu[2, a, q]
-            dhj += _adjoint_stage(Kj, Y[1], S[1], D[1], eta[1], mu[1], G, U, dK[j], dbeta[j],
-                                  hj, field, d, nb, nw)
-            # eta_1 = b_1*p + a_2_1*mu_2
-            for a in range(d):
-                for q in range(nw):
-                    eta[0, a, q] = b_1 * P[a, q] + a_2_1 * mu[1, a, q]
-            dhj += _adjoint_stage(Kj, Y[0], S[0], D[0], eta[0], mu[0], G, U, dK[j], dbeta[j],
-                                  hj, field, d, nb, nw)
             # dJ/dh_j = sum_i eta_i . F_i ;  dJ/dy_j = p + sum_i mu_i
-            dh[j] += dhj
+            dh[j] += _layer_backward(K[j], h[j], P, tY[blk, j], S, D, eta, mu, G, U, dK[j], dbeta[j], ws, field,
+                                     d, nb, nw)
             for i in range(STAGES):
                 for a in range(d):
                     for q in range(nw):
@@ -684,6 +756,23 @@ def _backward_parallel(bounds, p, dy0, K, beta, h, field, act, tY, tS, dK, dbeta
             bounds[c], bounds[c + 1], p, dy0, K, beta, h, field, act, tY, tS,
             dK[c], dbeta[c], dh[c], bs,
         )
+
+
+# --- rkgen/runtime/layout.py ----------------------------------------------------------------------
+# How a pass is cut into sample blocks and spread over threads, for every generated module
+# (runtime).
+#
+# Threads: numba picks its layer (OpenMP where the wheel has it). OpenMP threads are told to sleep
+# when idle, so a parallel region costs ~15 us and never spins against other work; the default
+# policy spins after each region and cost up to ~50 ms a region on a busy 2-core machine. Measured
+# on 2 cores (RK4, width 2, 15 layers, 1000 samples): forward 1.73 -> 0.95 ms, backward 0.75 -> 0.40
+# ms; numba's workqueue layer was erratic there (often no gain). Your own OMP_WAIT_POLICY and
+# NUMBA_THREADING_LAYER are respected; the policy must be set before OpenMP starts, that is before
+# the first parallel call.
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+PARALLEL_WORK = 1_000_000  # below this many inner operations a call runs on one thread
 
 
 def _block_size(d):
@@ -737,8 +826,11 @@ def _work(m, d, N):
     """Inner operations of a pass, roughly: m N s (d^2 + 8 d) for explicit stages. A Newton solve
     per stage and sample costs about twenty times that (implicit midpoint, width 2: 18 ms serial for
     1000 samples against 0.9 ms for explicit Euler), so implicit tableaux weigh 20."""
-    return m * N * STAGES * (d * d + 8 * d)
+    return (1 if STRUCTURE == "explicit" else 20) * m * N * STAGES * (d * d + 8 * d)
 
+
+# --- rkgen/runtime/tape.py ------------------------------------------------------------------------
+# Tape memory, recycled between calls, for every generated module (runtime, inlined at render).
 
 # Tape memory is recycled. A fresh array of a megabyte or more is handed out by the C library as
 # untouched pages, and the kernel then pays a page fault per 4 KiB page on first write (about 1 ms
@@ -779,6 +871,20 @@ def _tape_arrays(shape):
             _POOL.append(base)  # most recently used last
     both = base.reshape((2,) + shape)
     return both[0], both[1]
+
+
+# --- rkgen/runtime/api.py -------------------------------------------------------------------------
+# The public contract of every generated module: forward and backward (runtime, inlined at render).
+#
+# yN, tape = forward(y0, K, beta, h, field="resnet", activation="tanh", keep_states=False,
+# keep_tape=True) dy0, dK, dbeta, dh = backward(tape, p)
+
+FIELDS = ("resnet", "stable")
+ACTIVATIONS = ("tanh", "relu", "softplus", "sigmoid")
+
+Tape = namedtuple(
+    "Tape", "states failures iterations stages y0 K beta h field activation block m"
+)
 
 
 def _as_array(x, shape, name):

@@ -18,6 +18,10 @@ Where every b_i ≠ 0, P_i = η_i / b_i turns this into the partner tableau appl
     P_i = p + h Σ_k (a_ki b_k / b_i) J_kᵀ P_k = p + h Σ_k (b_k − ã_ik) J_kᵀ P_k,
     ∂J/∂y = p + h Σ_i b_i J_iᵀ P_i.
 
+Implicit tableaux add linear systems over coupled stages, also as data (:class:`StageSystem`): the Newton matrix of
+the forward stages, I − h (A ⊗ I) blockdiag(J_l), and the adjoint system I − h (Aᵀ ⊗ I) blockdiag(J_kᵀ), stage by
+stage for a diagonally implicit tableau (one d × d block each) and coupled for a fully implicit one (s × s blocks).
+
 This module holds these equations for a given tableau as data (exact sympy coefficients with their names).  The
 code printer, the derivation document and the tests all read them from here.
 
@@ -29,6 +33,10 @@ code printer, the derivation document and the tests all read them from here.
 ['eta_4 = b_4*p', 'eta_3 = b_3*p + a_4_3*mu_4', 'eta_2 = b_2*p + a_3_2*mu_3', 'eta_1 = b_1*p + a_2_1*mu_2']
 >>> eq.coefficients["a_2_1"]
 1/2
+>>> [str(m) for m in layer_equations(load("midpoint")).newton]
+['(I - h*a_1_1*J_1) dY_1 = R_1']
+>>> [str(m) for m in layer_equations(load("sdirk2")).adjoint]
+['(I - h*a_2_2*J_2^T) eta_2 = b_2*p', '(I - h*a_1_1*J_1^T) eta_1 = b_1*p + a_2_1*mu_2']
 """
 
 from __future__ import annotations
@@ -42,7 +50,16 @@ import sympy
 if TYPE_CHECKING:
     from .tableau import Tableau
 
-__all__ = ["Term", "ForwardStage", "BackwardStage", "LayerEquations", "layer_equations", "coefficient_name"]
+__all__ = [
+    "Term",
+    "ForwardStage",
+    "BackwardStage",
+    "Block",
+    "StageSystem",
+    "LayerEquations",
+    "layer_equations",
+    "coefficient_name",
+]
 
 
 def coefficient_name(letter: str, *indices: int) -> str:
@@ -111,6 +128,50 @@ class BackwardStage:
 
 
 @dataclass(frozen=True)
+class Block:
+    """Block (i, k) of a stage system: δ_ik I − h·coefficient·J, with J = J_k (Newton) or J_kᵀ (adjoint).
+
+    ``term`` is None where the coefficient is zero (the block is then δ_ik I)."""
+
+    i: int
+    k: int
+    term: Term | None
+
+
+@dataclass(frozen=True)
+class StageSystem:
+    """A linear system over the coupled stages ``stages`` (0-based), one d-vector unknown per stage.
+
+    Newton (``transposed`` False): (I − h (A ⊗ I) blockdiag(J_l)) ΔY = R, with the residuals R_i = y + h Σ_l a_il F_l
+    − Y_i of the forward stages.  Adjoint (``transposed`` True): (I − h (Aᵀ ⊗ I) blockdiag(J_kᵀ)) η = r, where r_i is
+    the explicit part of the backward stage i, b_i p + Σ a_ki μ_k over the stages solved before.  ``blocks`` run
+    row by row over stages × stages."""
+
+    stages: tuple[int, ...]
+    blocks: tuple[Block, ...]
+    transposed: bool
+    rhs: tuple[BackwardStage, ...] = ()
+
+    def block(self, i: int, k: int) -> Block:
+        return next(b for b in self.blocks if b.i == i and b.k == k)
+
+    def __str__(self) -> str:
+        J = "J_{}^T" if self.transposed else "J_{}"
+        if len(self.stages) == 1:
+            (i,) = self.stages
+            t = self.block(i, i).term
+            matrix = f"(I - h*{t.name}*{J.format(i + 1)})" if t else "I"
+            if not self.transposed:
+                return f"{matrix} dY_{i + 1} = R_{i + 1}"
+            (st,) = self.rhs
+            return f"{matrix} eta_{i + 1} = {str(st).split(' = ')[1]}"
+        unknown = "eta" if self.transposed else "dY"
+        return f"(I - h (A{'^T' if self.transposed else ''} kron I) blockdiag({J.format('k')})) {unknown} = " + (
+            "b kron p" if self.transposed else "R"
+        )
+
+
+@dataclass(frozen=True)
 class LayerEquations:
     """Forward and backward stage equations of one layer for one tableau (see the module docstring)."""
 
@@ -119,6 +180,8 @@ class LayerEquations:
     update: tuple[Term, ...]
     backward: tuple[BackwardStage, ...]
     coefficients: dict[str, sympy.Expr]
+    newton: tuple[StageSystem, ...] = ()
+    adjoint: tuple[StageSystem, ...] = ()
 
     @property
     def structure(self) -> str:
@@ -200,4 +263,30 @@ def layer_equations(tableau: Tableau) -> LayerEquations:
     backward = tuple(
         BackwardStage(i, weights[i], tuple(a_term(k, i, k) for k in range(s) if nz[k][i])) for i in order
     )
-    return LayerEquations(tableau, forward, tuple(update), backward, dict(sorted(coefficients.items())))
+    newton, adjoint = _stage_systems(tableau.structure, forward, backward)
+    return LayerEquations(
+        tableau, forward, tuple(update), backward, dict(sorted(coefficients.items())), newton, adjoint
+    )
+
+
+def _stage_systems(structure: str, forward, backward) -> tuple[tuple[StageSystem, ...], tuple[StageSystem, ...]]:
+    """The Newton and adjoint systems: none (explicit), one per stage with a_ii ≠ 0 (DIRK), one coupled (FIRK)."""
+    if structure == "explicit":
+        return (), ()
+    if structure == "diagonally implicit":
+        newton = tuple(StageSystem((st.i,), (Block(st.i, st.i, st.diagonal),), False) for st in forward if st.diagonal)
+        adjoint = tuple(
+            StageSystem(
+                (st.i,), (Block(st.i, st.i, st.diagonal),), True, (BackwardStage(st.i, st.weight, st.explicit_terms),)
+            )
+            for st in backward
+            if st.diagonal
+        )
+        return newton, adjoint
+    stages = tuple(range(len(forward)))
+    by_row = {st.i: {t.index: t for t in st.terms} for st in forward}  # a_il, l = column
+    by_col = {st.i: {t.index: t for t in st.terms} for st in backward}  # a_ki of backward stage i, k = column
+    newton = StageSystem(tuple(stages), tuple(Block(i, k, by_row[i].get(k)) for i in stages for k in stages), False)
+    rhs = tuple(BackwardStage(i, next(st.weight for st in backward if st.i == i), ()) for i in stages)
+    adjoint = StageSystem(stages, tuple(Block(i, k, by_col[i].get(k)) for i in stages for k in stages), True, rhs)
+    return (newton,), (adjoint,)

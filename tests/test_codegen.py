@@ -29,7 +29,6 @@ import rkgen.codegen as codegen
 from rkgen import builtin_names, from_json, load
 from rkgen.cli import main as rkgen_main
 from rkgen.codegen import (
-    TEMPLATE,
     TEMPLATE_KEYS,
     generate_file,
     module_filename,
@@ -37,6 +36,8 @@ from rkgen.codegen import (
     template_context,
     template_variables,
 )
+from rkgen.codegen import render as render_step
+from rkgen.codegen.render import TEMPLATE
 from rkgen.errors import RkgenError
 
 NAMES = builtin_names()
@@ -151,20 +152,22 @@ def test_template_keys_are_exactly_the_variables_the_template_reads():
 
 @pytest.mark.parametrize("key", sorted(TEMPLATE_KEYS))
 def test_render_with_a_missing_key_raises(monkeypatch, key):
-    def without(tableau):
-        ctx = dict(real(tableau))
+    def without(tableau, kernels=None):
+        ctx = dict(real(tableau, kernels))
         del ctx[key]
         return ctx
 
-    real = codegen.template_context
-    monkeypatch.setattr(codegen, "template_context", without)
+    real = render_step.template_context
+    monkeypatch.setattr(render_step, "template_context", without)
+    monkeypatch.setattr(render_step, "_RENDERED", {})
     with pytest.raises(RuntimeError, match=f"missing \\['{key}'\\]"):
         render_module(load("rk4"))
 
 
 def test_render_with_an_extra_key_raises(monkeypatch):
-    real = codegen.template_context
-    monkeypatch.setattr(codegen, "template_context", lambda t: {**real(t), "surplus": 1})
+    real = render_step.template_context
+    monkeypatch.setattr(render_step, "template_context", lambda t, k=None: {**real(t, k), "surplus": 1})
+    monkeypatch.setattr(render_step, "_RENDERED", {})
     with pytest.raises(RuntimeError, match="unused \\['surplus'\\]"):
         render_module(load("rk4"))
 
@@ -643,13 +646,21 @@ def test_installed_package_ships_its_templates(tmp_path):
 
 
 def test_load_network_cache_follows_the_generator(tmp_path, monkeypatch):
-    """A module cached by an older generator is never reused: the cache folder is keyed by the templates too."""
-    import rkgen.codegen as codegen
-
+    """The cache folder is named by the sha256 of the rendered text: any change of the generator's output, in
+    the equations, the printer, the template or the runtime, gives a new folder, and nothing else does."""
     monkeypatch.setenv("RKGEN_CACHE", str(tmp_path))
     t = load("euler")
     now = codegen.cached_module_path(t)
     assert now.parent.parent == tmp_path and now.name == "euler_net.py"
-    monkeypatch.setattr(codegen, "_templates_digest", lambda: "an older generator")
+    assert now.parent.name == "euler-" + hashlib.sha256(rendered("euler").encode()).hexdigest()[:16]
+    assert codegen.cached_module_path(load("euler")) == now  # a new Tableau object, the same content
+    real = render_step.printer.kernels
+
+    def edited(eq):  # as if an equation in rkgen.adjoint printed differently
+        k = real(eq)
+        return type(k)(k.text.replace("Y[0, a, q] = y[a, q]", "Y[0, a, q] = 1.0 * y[a, q]"), k.spans)
+
+    monkeypatch.setattr(render_step.printer, "kernels", edited)
+    monkeypatch.setattr(render_step, "_RENDERED", {})
     older = codegen.cached_module_path(t)
     assert older != now and older.parent.parent == tmp_path

@@ -1,15 +1,17 @@
-"""Code generation: tableau → layer equations → printer → Jinja template → one Python module.
+"""Code generation: tableau → layer equations → printer → Jinja template → one Python module (the chain's end).
 
-The chain, each step a function here:
+The chain, each step a module:
 
-1. :func:`rkgen.adjoint.layer_equations` — the forward and backward stage equations as exact data;
-2. :mod:`rkgen.codegen.printer` — those equations as Python source (floats with the exact value beside);
-3. :func:`render_module` — the ``network.py.j2`` template, with ``StrictUndefined`` and a check that the keys given
-   are exactly the keys the template uses;
+1. :func:`rkgen.adjoint.layer_equations` — the forward and backward stage equations and the stage systems of
+   implicit tableaux, as exact data;
+2. :mod:`rkgen.codegen.printer` — those equations as whole numba functions (:mod:`rkgen.codegen.ir` statements,
+   floats with the exact value beside), with a source map;
+3. :mod:`rkgen.codegen.render` — the ``network.py.j2`` template (strict keys) with the printed functions and the
+   runtime (:mod:`rkgen.runtime`) inlined;
 4. :func:`generate_file` — written atomically (temporary file, then rename), never half-written.
 
-:func:`load_network` generates into a content-addressed cache folder (the sha256 of the canonical tableau and
-rkgen's version) and imports the module, so numba's on-disk cache is reused across processes.
+:func:`load_network` keeps modules in a cache folder named by the sha256 of the rendered text and imports them,
+so numba's on-disk cache is reused across processes, and any change of the generator gives a new folder.
 """
 
 from __future__ import annotations
@@ -19,19 +21,22 @@ import importlib.util
 import os
 import sys
 import tempfile
-import textwrap
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
-import jinja2
-import jinja2.meta
-
-from .. import __version__
-from ..adjoint import layer_equations
 from ..errors import RkgenError
 from ..tableau import Tableau, load
-from . import printer
+from .render import (
+    TEMPLATE_KEYS,
+    Rendered,
+    _partner_status,
+    render,
+    render_module,
+    template_context,
+    template_dir,
+    template_environment,
+    template_variables,
+)
 
 __all__ = [
     "render_module",
@@ -41,162 +46,19 @@ __all__ = [
     "module_filename",
     "GenerateResult",
     "TEMPLATE_KEYS",
+    "Rendered",
+    "render",
+    "template_context",
+    "template_environment",
+    "template_variables",
+    "cached_module_path",
+    "import_path",
 ]
-
-TEMPLATE = "network.py.j2"
-TEMPLATE_KEYS = frozenset(
-    {
-        "module_name",
-        "name",
-        "doc_name",
-        "regenerate",
-        "version",
-        "sha256",
-        "structure",
-        "structure_detail",
-        "order",
-        "partner_status",
-        "tableau_drawing",
-        "adjoint_summary",
-        "stages",
-        "coefficients",
-        "arrays",
-        "implicit",
-        "forward_code",
-        "update_code",
-        "backward_code",
-    }
-)
-
-
-def template_dir() -> Path:
-    """The templates folder: inside the installed package, or the repository's ``templates/``."""
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (here / "templates", here.parent / "templates"):
-        if (candidate / TEMPLATE).is_file():
-            return candidate
-    raise RkgenError("rkgen's templates are missing from this installation")  # pragma: no cover
-
-
-@lru_cache(maxsize=1)
-def template_environment() -> jinja2.Environment:
-    """The one Jinja environment for rkgen's templates (modules and documents): strict undefined keys."""
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir())),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-
-
-def template_variables(name: str = TEMPLATE) -> set[str]:
-    """The variables a template (with its includes) reads."""
-    env = template_environment()
-    source = env.loader.get_source(env, name)[0]
-    return set(jinja2.meta.find_undeclared_variables(env.parse(source)))
 
 
 def module_filename(tableau: Tableau) -> str:
     """``<identifier>_net.py``."""
     return f"{tableau.identifier}_net.py"
-
-
-def _partner_status(tableau: Tableau) -> str:
-    if tableau.is_symplectic:
-        return "symplectic: its own partner"
-    p = tableau.partner
-    if p is None:
-        zero = ", ".join(f"b_{i + 1}" for i in tableau.zero_weights)
-        return f"no symplectic partner ({zero} = 0); the xi-form adjoint needs none"
-    from ..partner import c_matches
-
-    return f"partner {p.structure}, c~ {'=' if c_matches(tableau) else '!='} c"
-
-
-def _adjoint_summary(eq) -> str:
-    lines = []
-    if eq.structure == "explicit":
-        lines.append("    eta_i = b_i p + sum_(k>i) a_ki mu_k   for i = s..1, in this order:")
-        lines += [f"        {st}" for st in eq.backward]
-    elif eq.structure == "diagonally implicit":
-        lines.append("    (I - h a_ii J_i^T) eta_i = b_i p + sum_(k>i) a_ki mu_k   for i = s..1 (a d x d solve each)")
-    else:
-        lines.append("    (I - h (A^T kron I) blockdiag(J_k^T)) eta = b kron p   (one s*d system per sample)")
-    lines.append("    mu_i = h J_i^T eta_i,  dJ/dy_j = p + sum_i mu_i,  dJ/dh_j = sum_i eta_i . F_i,")
-    lines.append("    dJ/dK_j, dJ/dbeta_j = sum_i (df/dK, df/dbeta at Y_i)^T (h eta_i)")
-    return "\n".join(lines)
-
-
-def _drawing(tableau: Tableau, format_tableau) -> str:
-    """The tableau drawn as a matrix, or entry by entry (wrapped) when the matrix is too wide."""
-    A, b, c = tableau.exact_strings().values()
-    drawing = format_tableau(A, b, c, indent="    ")
-    if max(len(line) for line in drawing.splitlines()) <= printer.LINE_LENGTH:
-        return drawing
-    entries = [(f"c_{i + 1}", x) for i, x in enumerate(c)]
-    entries += [(f"a_{i + 1}_{j + 1}", x) for i, row in enumerate(A) for j, x in enumerate(row)]
-    entries += [(f"b_{i + 1}", x) for i, x in enumerate(b)]
-    lines = []
-    for name, value in entries:
-        lines += textwrap.wrap(
-            f"{name} = {value}", printer.LINE_LENGTH - 4, initial_indent="    ", subsequent_indent="        "
-        )
-    return "\n".join(lines)
-
-
-def _docstring_safe(text: str) -> str:
-    """Text that can sit inside a triple-quoted docstring: no backslashes, no quote runs, one line."""
-    text = " ".join(text.split())
-    return text.replace("\\", "/").replace('"', "'")
-
-
-def template_context(tableau: Tableau) -> dict:
-    """Everything the template needs, from the layer equations (the one source of truth)."""
-    from ..report import format_tableau
-
-    eq = layer_equations(tableau)
-    explicit = tableau.structure == "explicit"
-    return {
-        "module_name": tableau.identifier + "_net",
-        "name": tableau.name,
-        "doc_name": _docstring_safe(tableau.name),
-        "regenerate": f"`rkgen generate {tableau.name}`"
-        if tableau.source == f"built-in {tableau.name}"
-        else "`rkgen generate` from its tableau file",
-        "version": __version__,
-        "sha256": tableau.sha256,
-        "structure": tableau.structure,
-        "structure_detail": tableau.structure_detail,
-        "order": tableau.order,
-        "partner_status": _partner_status(tableau),
-        "tableau_drawing": _drawing(tableau, format_tableau),
-        "adjoint_summary": _adjoint_summary(eq),
-        "stages": tableau.stages,
-        "coefficients": printer.coefficient_constants(eq),
-        "arrays": "\n".join(printer.array_source(x, eq) for x in "ABC"),
-        "implicit": not explicit,
-        "forward_code": [printer.forward_stage_code(st) for st in eq.forward] if explicit else [],
-        "update_code": printer.update_code(eq),
-        "backward_code": [printer.backward_stage_code(st) for st in eq.backward] if explicit else [],
-    }
-
-
-def render_module(tableau: Tableau) -> str:
-    """The source of the network module for ``tableau`` (deterministic: same tableau, same bytes)."""
-    context = template_context(tableau)
-    expected = template_variables()
-    if set(context) != expected or expected != TEMPLATE_KEYS:
-        missing, extra = expected - set(context), set(context) - expected
-        raise RuntimeError(f"template keys out of step: missing {sorted(missing)}, unused {sorted(extra)}")
-    source = template_environment().get_template(TEMPLATE).render(**context)
-    lines = [line.rstrip() for line in source.splitlines()]
-    out, blank = [], 0
-    for line in lines:  # at most two blank lines in a row (template conditionals leave gaps)
-        blank = blank + 1 if not line else 0
-        if blank <= 2:
-            out.append(line)
-    return "\n".join(out).rstrip() + "\n"
 
 
 @dataclass(frozen=True)
@@ -271,12 +133,20 @@ _LOADED: dict[str, object] = {}
 
 
 def import_path(path: Path, name: str | None = None):
-    """Import a generated module from a file path (once per process)."""
+    """Import a generated module from a file path (once per process per file content).
+
+    The import name is taken from the file's content, never from its location; a module rkgen writes then also
+    registers itself under its own ``MODULE_KEY`` (see the module's header)."""
     path = Path(path).resolve()
-    key = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RkgenError(f"{path}: cannot read: {exc.strerror}") from None
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    key = f"{path}|{digest}"
     if key in _LOADED:
         return _LOADED[key]
-    modname = name or f"rkgen_generated_{hashlib.sha1(key.encode()).hexdigest()[:12]}_{path.stem}"
+    modname = name or f"rkgen_file_{digest}_{path.stem}"
     spec = importlib.util.spec_from_file_location(modname, path)
     if spec is None or spec.loader is None:
         raise RkgenError(f"{path}: cannot import")
@@ -287,29 +157,18 @@ def import_path(path: Path, name: str | None = None):
     return module
 
 
-@lru_cache(maxsize=1)
-def _templates_digest() -> str:
-    """A hash of the templates and the printer: a generator change gives a new cache folder."""
-    h = hashlib.sha256()
-    for path in sorted(template_dir().glob("*.j2")) + [Path(printer.__file__)]:
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
-
-
-def cached_module_path(tableau: Tableau) -> Path:
-    """Where :func:`load_network` keeps the module of ``tableau``."""
-    key = f"{tableau.canonical_json()}|{__version__}|{_templates_digest()}"
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return cache_dir() / f"{tableau.identifier}-{digest}" / module_filename(tableau)
+def cached_module_path(tableau: Tableau, rendered: Rendered | None = None) -> Path:
+    """Where :func:`load_network` keeps the module of ``tableau``: a folder named by the sha256 of its text."""
+    rendered = rendered or render(tableau)
+    return cache_dir() / f"{tableau.identifier}-{rendered.digest[:16]}" / module_filename(tableau)
 
 
 def load_network(spec):
     """The generated network module for a built-in name, a JSON path, a Tableau, or a ``*_net.py`` path.
 
-    Modules are generated once into :func:`cache_dir` under a folder named by a hash of the canonical tableau,
-    rkgen's version and the generator's templates, and imported from there (numba's ``cache=True`` then works
-    across processes).
+    Modules are rendered, written once into :func:`cache_dir` under a folder named by the sha256 of their text (so
+    any change of the tableau or of the generator gives a new folder), and imported from there (numba's
+    ``cache=True`` then works across processes).
     """
     if not isinstance(spec, Tableau):
         text = os.fspath(spec)
@@ -319,11 +178,11 @@ def load_network(spec):
             return import_path(Path(text))
         spec = load(text)
     tableau = spec
-    path = cached_module_path(tableau)
+    rendered = render(tableau)
+    path = cached_module_path(tableau, rendered)
     if not path.is_file():
-        source = render_module(tableau)
         try:
-            write_atomic(path, source)
+            write_atomic(path, rendered.text)
         except OSError as exc:
             raise RkgenError(f"{path}: cannot write the generated module: {exc.strerror}") from None
     return import_path(path)

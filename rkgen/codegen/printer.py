@@ -1,4 +1,10 @@
-"""Print the layer equations (:mod:`rkgen.adjoint`) as Python source for the numba kernels.
+"""Print the layer equations (:mod:`rkgen.adjoint`) as whole numba functions, with a source map.
+
+The printer builds :mod:`rkgen.codegen.ir` statements from the equations and prints them; it is the only place
+that writes a tableau's kernel code.  What it prints is the tableau's side of the contract in
+:mod:`rkgen.runtime._tableau`: ``_layer_forward`` and ``_layer_backward`` for every tableau, and for a fully
+implicit one ``_newton_residual``, ``_newton_jacobian`` and ``_adjoint_system``.  Everything else in a generated
+module is the runtime (:mod:`rkgen.runtime`), the same for every tableau.
 
 Coefficients become named module constants (``a_2_1 = 0.5  # 1/2``): the float64 nearest the exact value, written
 with ``repr`` so it reads back bit for bit, the exact value in a comment beside it.  Stages are unrolled and terms
@@ -7,12 +13,26 @@ with a zero coefficient are not written.
 >>> from rkgen import load
 >>> from rkgen.adjoint import layer_equations
 >>> eq = layer_equations(load("heun2"))
->>> print(forward_stage_code(eq.forward[1], indent=0))
-# Y_2 = y + h*(a_2_1*F_1)
-for a in range(d):
-    for q in range(nw):
-        Y[1, a, q] = y[a, q] + hj * (a_2_1 * Fj[0, a, q])
-_field(Kj, bj, Y[1], Z, S[1], Fj[1], field, act, d, nw)
+>>> print(kernels(eq).text.split("\\n\\n\\n")[0])
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _layer_forward(Kj, bj, hj, y, Y, S, F, Z, ws, field, act, d, nb, nw):
+    \"\"\"One layer of heun2 on a block of samples: the explicit stages, then the update.\"\"\"
+    Fj = S if field == 0 else F  # the resnet field f = sigma: its values are S
+    # Y_1 = y
+    for a in range(d):
+        for q in range(nw):
+            Y[0, a, q] = y[a, q]
+    _field(Kj, bj, Y[0], Z, S[0], Fj[0], field, act, d, nw)
+    # Y_2 = y + h*(a_2_1*F_1)
+    for a in range(d):
+        for q in range(nw):
+            Y[1, a, q] = y[a, q] + hj * (a_2_1 * Fj[0, a, q])
+    _field(Kj, bj, Y[1], Z, S[1], Fj[1], field, act, d, nw)
+    # y = y + h*(b_1*F_1 + b_2*F_2)
+    for a in range(d):
+        for q in range(nw):
+            y[a, q] += hj * (b_1 * Fj[0, a, q] + b_2 * Fj[1, a, q])
+    return 0, 0
 >>> [(c.name, c.literal, c.exact) for c in coefficient_constants(eq)]
 [('a_2_1', '1.0', '1'), ('b_1', '0.5', '1/2'), ('b_2', '0.5', '1/2'), ('c_2', '1.0', '1')]
 """
@@ -24,19 +44,23 @@ from dataclasses import dataclass
 
 import sympy
 
-from ..adjoint import BackwardStage, ForwardStage, LayerEquations, Term
+from ..adjoint import LayerEquations, StageSystem, Term
+from .ir import LINE_LENGTH, Assign, Call, Comment, Function, If, Labelled, Loop, Return, Sum, render
 
 __all__ = [
     "Constant",
     "coefficient_constants",
     "float_literal",
-    "forward_stage_code",
-    "update_code",
-    "backward_stage_code",
+    "array_source",
+    "kernels",
+    "Kernels",
+    "FASTMATH",
 ]
 
-LINE_LENGTH = 100
-BODY_INDENT = 12  # the stage code sits inside `for blk` / `for j` loops of the kernels
+#: the fastmath flags of the kernels that sum stages (the runtime's ``_FAST``; a test keeps the two equal)
+FASTMATH = '{"reassoc", "contract"}'
+_OPTIONS = 'cache=True, error_model="numpy"'
+_FAST_OPTIONS = f"{_OPTIONS}, fastmath={FASTMATH}"
 
 
 @dataclass(frozen=True)
@@ -103,70 +127,236 @@ def _name_key(name: str):
 
 
 
-def _products(terms: tuple[Term, ...], vector: str) -> list[str]:
-    return [f"{t.name} * {vector}[{t.index}, a, q]" for t in terms]
+def _row(i: int, index: str = "a") -> str:
+    """The flat index of component ``index`` of stage i in an (s d) vector: a, d + a, 2 * d + a, ..."""
+    return index if i == 0 else f"d + {index}" if i == 1 else f"{i} * d + {index}"
 
 
-def _statement(head: str, items: list[str], tail: str, indent: int) -> list[str]:
-    """``head + " + ".join(items) + tail`` on one line, or one item a line when that is too long.
-
-    ``head`` ends with "(" exactly when ``tail`` is ")"."""
-    line = head + " + ".join(items) + tail
-    if indent + len(line) <= LINE_LENGTH:
-        return [line]
-    opening = head if head.endswith("(") else head + "("
-    rest = ["    " + ("+ " if k else "") + item for k, item in enumerate(items)]
-    return [opening, *rest, ")"]
+def _block_loop(*body) -> Loop:
+    """``for a in range(d): for q in range(nw): body`` -- a statement over a block of samples."""
+    return Loop("a", "d", (Loop("q", "nw", body),))
 
 
-def _loop(head: str, items: list[str], tail: str = "", indent: int = 0) -> list[str]:
-    body = _statement(head, items, tail, indent + 8)
-    return ["for a in range(d):", "    for q in range(nw):", *["        " + b for b in body]]
+def _products(terms: tuple[Term, ...], vector: str, index: str = "a, q") -> tuple[str, ...]:
+    return tuple(f"{t.name} * {vector}[{t.index}, {index}]" for t in terms)
 
 
-def _comment(text: str, indent: int) -> list[str]:
-    """A comment wrapped to the line length, continuation lines indented."""
-    return textwrap.wrap(
-        text, LINE_LENGTH - indent, initial_indent="# ", subsequent_indent="#     ", break_on_hyphens=False
+def _update(eq: LayerEquations) -> Labelled:
+    """y_(j+1) = y_j + h Σ_i b_i F_i."""
+    terms = " + ".join(f"{t.name}*F_{t.index + 1}" for t in eq.update)
+    body: tuple = (Comment(f"y = y + h*({terms})"),)
+    if eq.update:
+        body += (_block_loop(Assign("y[a, q]", Sum(_products(eq.update, "Fj"), "hj * (", ")"), "+=")),)
+    return Labelled("update", body)
+
+
+_FIELD_OF_S = Assign("Fj", "S if field == 0 else F  # the resnet field f = sigma: its values are S")
+
+
+def _explicit_forward(eq: LayerEquations) -> tuple:
+    body: list = [_FIELD_OF_S]
+    for st in eq.forward:
+        i = st.i
+        value = Sum(_products(st.terms, "Fj"), "y[a, q] + hj * (", ")") if st.terms else "y[a, q]"
+        field = Call("_field", ("Kj", "bj", f"Y[{i}]", "Z", f"S[{i}]", f"Fj[{i}]", "field", "act", "d", "nw"))
+        stage = (Comment(str(st)), _block_loop(Assign(f"Y[{i}, a, q]", value)), field)
+        body.append(Labelled(f"forward:Y_{i + 1}", stage))
+    return (*body, _update(eq), Return("0, 0"))
+
+
+def _count(call: Call) -> tuple:
+    """A stage solve and its bookkeeping: a failure is an iteration count below zero."""
+    return (call, If("it < 0", (Assign("failures", "1", "+="),)), Assign("most", "max(most, it)"))
+
+
+def _dirk_forward(eq: LayerEquations) -> tuple:
+    """Stage by stage for each sample: Y_i = (y + h Σ_(l<i) a_il F_l) + h a_ii f(Y_i), Newton where a_ii ≠ 0."""
+    s = eq.stages
+    used_later = {t.index for st in eq.forward for t in st.terms if t.index < st.i}
+    per_sample: list = []
+    for st in eq.forward:
+        i = st.i
+        explicit = tuple(f"hj * {t.name} * Fs[{t.index}, a]" for t in st.terms if t.index < i)
+        value = Sum(("y[a, q]", *explicit)) if explicit else "y[a, q]"
+        stage: list = [Comment(str(st))]
+        if st.diagonal:
+            stage.append(Loop("a", "d", (Assign("base[a]", value),)))
+            solve = ("Kj", "bj", "hj", st.diagonal.name, "base", f"Ys[{i}]", "work", "Js[0]", "M", "field", "act", "d")
+            stage += _count(Call("_dirk_solve", solve, "it"))
+        else:
+            stage.append(Loop("a", "d", (Assign(f"Ys[{i}, a]", value),)))
+        if i in used_later:  # F_i at the solved stage enters a later stage
+            args = ("Kj", "bj", f"Ys[{i}]", f"Fs[{i}]", "Js[0]", "work[1]", "work[2]", "work[3]", "field", "act", "d")
+            stage.append(Call("_f_and_jacobian", args))
+        per_sample.append(Labelled(f"forward:Y_{i + 1}", tuple(stage)))
+    per_sample.append(Call("_store_stages", ("Ys", "Y", "q", "d")))
+    assert len(eq.forward) == s
+    return _implicit_forward(eq, per_sample)
+
+
+def _firk_forward(eq: LayerEquations) -> tuple:
+    """For each sample, Newton on the coupled stage system (residual and matrix printed below)."""
+    solve = ("Kj", "bj", "hj", "base", "Ys", "Fs", "Js", "work", "M", "r", "field", "act", "d")
+    per_sample = [
+        Loop("a", "d", (Assign("base[a]", "y[a, q]"),)),
+        *_count(Call("_coupled_solve", solve, "it")),
+        Call("_store_stages", ("Ys", "Y", "q", "d")),
+    ]
+    return _implicit_forward(eq, per_sample)
+
+
+def _implicit_forward(eq: LayerEquations, per_sample: list) -> tuple:
+    return (
+        Assign("Ys, Fs, Js, M, r, work, base", "ws"),
+        _FIELD_OF_S,
+        Assign("failures", "0"),
+        Assign("most", "0"),
+        Loop("q", "nb", tuple(per_sample)),
+        Call("_stage_fields", ("Kj", "bj", "Y", "Z", "S", "Fj", "field", "act", "d", "nb", "nw")),
+        _update(eq),
+        Return("failures, most"),
     )
 
 
-def _indent(lines: list[str], indent: int) -> str:
-    return textwrap.indent("\n".join(lines), " " * indent)
+def _adjoint_stage(i: int) -> Call:
+    args = ("Kj", f"Y[{i}]", f"S[{i}]", f"D[{i}]", f"eta[{i}]", f"mu[{i}]", "G", "U", "dKj", "dbj", "hj", "field")
+    return Call("_adjoint_stage", (*args, "d", "nb", "nw"), "dhj", "+=")
 
 
-def forward_stage_code(stage: ForwardStage, indent: int = BODY_INDENT) -> str:
-    """Explicit stage i: Y_i = y + h Σ_l a_il F_l, then F_i = f(Y_i)."""
-    if stage.implicit:
-        raise ValueError("forward_stage_code prints explicit stages only")
-    i = stage.i
-    if stage.terms:
-        loop = _loop(f"Y[{i}, a, q] = y[a, q] + hj * (", _products(stage.terms, "Fj"), ")", indent)
+def _explicit_backward(eq: LayerEquations, diagonal_solves: bool = False) -> tuple:
+    """η_i = b_i p + Σ_(k>i) a_ki μ_k in the order of eq.backward (a DIRK stage then solves for its diagonal)."""
+    body: list = [Assign("dhj", "0.0")]
+    if diagonal_solves:
+        body.insert(0, Assign("Js, M, r", "ws[2], ws[3], ws[4]"))
+    for st in eq.backward:
+        i = st.i
+        terms = st.explicit_terms if diagonal_solves else st.terms
+        parts = ((f"{st.weight.name} * P[a, q]",) if st.weight else ()) + _products(terms, "mu")
+        value = Sum(parts) if parts else "0.0"
+        stage: list = [Comment(str(st)), _block_loop(Assign(f"eta[{i}, a, q]", value))]
+        if diagonal_solves and st.diagonal:
+            args = ("Kj", f"D[{i}]", f"eta[{i}]", f"hj * {st.diagonal.name}", "Js[0]", "M", "r", "field", "d", "nb")
+            stage.append(Call("_dirk_adjoint", args))
+        stage.append(_adjoint_stage(i))
+        body.append(Labelled(f"backward:eta_{i + 1}", tuple(stage)))
+    return (*body, Return("dhj"))
+
+
+def _firk_backward(eq: LayerEquations) -> tuple:
+    solve = Call("_coupled_adjoint", ("Kj", "D", "P", "eta", "ws[2]", "ws[3]", "ws[4]", "hj", "field", "d", "nb"))
+    stages = [Labelled(f"backward:eta_{st.i + 1}", (_adjoint_stage(st.i),)) for st in eq.backward]
+    return (Assign("dhj", "0.0"), Labelled("adjoint:solve", (solve,)), *stages, Return("dhj"))
+
+
+def _block_entries(system: StageSystem, matrix: str, index: str) -> tuple:
+    """M[row block i, column block k] = -h coefficient J (or J^T): one assignment per block, 0.0 where it is zero."""
+    out = []
+    for blk in system.blocks:
+        target = f"M[{_row(blk.i)}, {_row(blk.k, index)}]"
+        if blk.term is None:
+            out.append(Assign(target, "0.0"))
+        else:
+            out.append(Assign(target, f"-hj * {blk.term.name} * {matrix}[{blk.k}, a, {index}]"))
+    return tuple(out)
+
+
+def _identity(s: int) -> Loop:
+    return Loop("a", "d" if s == 1 else f"{s} * d", (Assign("M[a, a]", "1.0", "+="),))
+
+
+def _newton_residual(eq: LayerEquations) -> Function:
+    (system,) = eq.newton
+    rows = []
+    for st in eq.forward:
+        i = st.i
+        items = (f"y[a] - Ys[{i}, a]", *(f"hj * {t.name} * Fs[{t.index}, a]" for t in st.terms))
+        rows.append(Comment(f"R_{i + 1} = {str(st).split(' = ')[1]} - Y_{i + 1}"))
+        rows.append(Assign(f"r[{_row(i)}]", Sum(items)))
+    body = (Labelled("newton:residual", (Loop("a", "d", tuple(rows)),)),)
+    doc = "r = y + h (A kron I) F - Y for the stages of one sample (s d numbers, stage by stage)."
+    return Function("_newton_residual", ("y", "Ys", "Fs", "hj", "r", "d"), body, doc, _OPTIONS)
+
+
+def _newton_jacobian(eq: LayerEquations) -> Function:
+    (system,) = eq.newton
+    loops = Loop("a", "d", (Loop("k", "d", _block_entries(system, "Js", "k")),))
+    body = (Labelled("newton:jacobian", (loops, _identity(eq.stages))),)
+    doc = "M = I - h (A kron I) blockdiag(J_l): the Newton matrix of one sample's stages."
+    return Function("_newton_jacobian", ("Js", "hj", "M", "d"), body, doc, _OPTIONS)
+
+
+def _adjoint_system(eq: LayerEquations) -> Function:
+    (system,) = eq.adjoint
+    rhs = [
+        Assign(f"r[{_row(st.i)}]", f"{st.weight.name} * P[a, q]" if st.weight else "0.0") for st in system.rhs
+    ]
+    loops = Loop("a", "d", (*rhs, Loop("c", "d", _block_entries(system, "Js", "c"))))
+    body = (Labelled("adjoint:system", (loops, _identity(eq.stages))),)
+    doc = "M = I - h (A^T kron I) blockdiag(J_k^T) and r = b kron p for sample q: eta solves M eta = r."
+    return Function("_adjoint_system", ("P", "Js", "hj", "M", "r", "q", "d"), body, doc, _FAST_OPTIONS)
+
+
+FORWARD_PARAMS = ("Kj", "bj", "hj", "y", "Y", "S", "F", "Z", "ws", "field", "act", "d", "nb", "nw")
+BACKWARD_PARAMS = ("Kj", "hj", "P", "Y", "S", "D", "eta", "mu", "G", "U", "dKj", "dbj", "ws", "field", "d", "nb", "nw")
+
+
+def functions(eq: LayerEquations) -> list[Function]:
+    """The tableau's functions, in file order."""
+    name = eq.tableau.name
+    structure = eq.structure
+    if structure == "explicit":
+        forward, backward = _explicit_forward(eq), _explicit_backward(eq)
+        how = "the explicit stages, then the update"
+        back = "eta_i for i = s..1 in turn, each with its stage's share of the gradients"
+    elif structure == "diagonally implicit":
+        forward, backward = _dirk_forward(eq), _explicit_backward(eq, diagonal_solves=True)
+        how = "the stages of each sample in turn (Newton where a_ii != 0), then the update"
+        back = "eta_i for i = s..1, a d x d solve where a_ii != 0, each with its share of the gradients"
     else:
-        loop = _loop(f"Y[{i}, a, q] = ", ["y[a, q]"], "", indent)
-    lines = [*_comment(str(stage), indent), *loop]
-    lines.append(f"_field(Kj, bj, Y[{i}], Z, S[{i}], Fj[{i}], field, act, d, nw)")
-    return _indent(lines, indent)
+        forward, backward = _firk_forward(eq), _firk_backward(eq)
+        how = "Newton on the coupled stages of each sample, then the update"
+        back = "one (s d) x (s d) solve per sample, then each stage's share of the gradients"
+    doc_forward = f"One layer of {_safe(name)} on a block of samples: {how}."
+    doc_backward = f"The adjoint of one layer on a block: {back}.\n\nReturns dJ/dh_j."
+    out = [
+        Function("_layer_forward", FORWARD_PARAMS, forward, doc_forward, _FAST_OPTIONS),
+        Function("_layer_backward", BACKWARD_PARAMS, backward, doc_backward, _FAST_OPTIONS),
+    ]
+    if structure == "fully implicit":
+        out += [_newton_residual(eq), _newton_jacobian(eq), _adjoint_system(eq)]
+    return out
 
 
-def update_code(eq: LayerEquations, indent: int = BODY_INDENT) -> str:
-    """y_(j+1) = y_j + h Σ_i b_i F_i."""
-    terms = " + ".join(f"{t.name}*F_{t.index + 1}" for t in eq.update)
-    lines = _comment(f"y = y + h*({terms})", indent)
-    if eq.update:
-        lines += _loop("y[a, q] += hj * (", _products(eq.update, "Fj"), ")", indent)
-    return _indent(lines, indent)
+def _safe(text: str) -> str:
+    """A tableau name as docstring text: one line, no backslashes or quotes."""
+    return " ".join(text.split()).replace("\\", "/").replace('"', "'")
 
 
-def backward_stage_code(stage: BackwardStage, indent: int = BODY_INDENT) -> str:
-    """Explicit backward stage: η_i = b_i p + Σ_(k>i) a_ki μ_k, then μ_i = h J_iᵀ η_i and the parameter
-    gradients of the stage."""
-    i = stage.i
-    parts = ([f"{stage.weight.name} * P[a, q]"] if stage.weight else []) + _products(stage.terms, "mu")
-    lines = [*_comment(str(stage), indent), *_loop(f"eta[{i}, a, q] = ", parts or ["0.0"], "", indent)]
-    lines.append(f"dhj += _adjoint_stage(Kj, Y[{i}], S[{i}], D[{i}], eta[{i}], mu[{i}], G, U, dK[j], dbeta[j],")
-    lines.append("                      hj, field, d, nb, nw)")
-    return _indent(lines, indent)
+@dataclass(frozen=True)
+class Kernels:
+    """The printed functions and where each equation is: ``spans[label] = (first, last)``, 0-based lines of ``text``.
+
+    Labels: ``def:<function>``; ``forward:Y_i``, ``update``, ``backward:eta_i``; for fully implicit tableaux
+    ``newton:residual``, ``newton:jacobian``, ``adjoint:system``, ``adjoint:solve``."""
+
+    text: str
+    spans: dict[str, tuple[int, int]]
+
+
+def kernels(eq: LayerEquations) -> Kernels:
+    """Print the tableau's functions, two blank lines apart, with their source map."""
+    lines: list[str] = []
+    spans: dict[str, tuple[int, int]] = {}
+    for fn in functions(eq):
+        if lines:
+            lines += ["", ""]
+        body, inner = render(fn)
+        offset = len(lines)
+        spans[f"def:{fn.name}"] = (offset, offset + len(body) - 1)
+        for label, (a, b) in inner.items():
+            spans[label] = (offset + a, offset + b)
+        lines += body
+    return Kernels("\n".join(lines), spans)
 
 
 def array_source(name: str, eq: LayerEquations) -> str:

@@ -1,9 +1,14 @@
+"""Vectorisable tanh, sigmoid and softplus: the fast math of every generated module (runtime, inlined at render)."""
+
+import math
+
+import numpy as np
+from numba import njit
+
 # ------------------------------------------------------------------------------------------------
 # Vectorisable tanh, sigmoid and softplus (select-only, IEEE; FMA contraction allowed, nothing else).
 #
-# This fragment is plain Python: it has no Jinja syntax and expects the including module to have
-# done `import math`, `import numpy as np` and `from numba import njit`. Its own names start with
-# `_fm_` / `_FM_`. The public names are _tanh, _sigmoid and _softplus.
+# Its own names start with `_fm_` / `_FM_`. The public names are _tanh, _sigmoid and _softplus.
 #
 # Why: glibc's tanh/exp/log1p are opaque calls to LLVM, so a loop over them stays scalar
 # (math.tanh ~26 ns). Everything here is straight-line arithmetic. A Python conditional

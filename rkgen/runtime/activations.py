@@ -1,0 +1,68 @@
+"""Activations on blocks of samples and their derivatives, for every generated module (runtime, inlined at render).
+
+The codes: 0 tanh, 1 relu, 2 softplus, 3 sigmoid (the order of ``ACTIVATIONS`` in :mod:`rkgen.runtime.api`).
+"""
+
+import math
+
+from numba import njit
+
+from .fastmath import _sigmoid, _softplus, _tanh
+
+
+@njit(cache=True, error_model="numpy")
+def _activate(Z, S, act, d, nb):
+    """S = sigma(Z) on a block; act: 0 tanh, 1 relu, 2 softplus, 3 sigmoid. The backward pass takes
+    sigma'(Z) from S (_derivative), so the forward pass computes no derivative."""
+    if act == 0:
+        for a in range(d):
+            for q in range(nb):
+                S[a, q] = _tanh(Z[a, q])
+    elif act == 1:
+        for a in range(d):
+            for q in range(nb):
+                z = Z[a, q]
+                S[a, q] = z if z > 0.0 else 0.0
+    elif act == 2:
+        for a in range(d):
+            for q in range(nb):
+                S[a, q] = _softplus(Z[a, q])
+    else:
+        for a in range(d):
+            for q in range(nb):
+                S[a, q] = _sigmoid(Z[a, q])
+
+
+@njit(cache=True, error_model="numpy")
+def _derivative(S, D, act, d, nb):
+    """D = sigma'(Z) from S = sigma(Z), which the tape keeps (no activation is evaluated again)."""
+    if act == 0:
+        for a in range(d):
+            for q in range(nb):
+                D[a, q] = 1.0 - S[a, q] * S[a, q]
+    elif act == 1:
+        for a in range(d):
+            for q in range(nb):
+                D[a, q] = 1.0 if S[a, q] > 0.0 else 0.0
+    elif act == 2:
+        for a in range(d):
+            for q in range(nb):
+                D[a, q] = -math.expm1(-S[a, q])
+    else:
+        for a in range(d):
+            for q in range(nb):
+                D[a, q] = S[a, q] * (1.0 - S[a, q])
+
+
+@njit(cache=True, error_model="numpy")
+def _sigma(z, act):
+    """(sigma(z), sigma'(z)) for one number."""
+    if act == 0:
+        t = _tanh(z)
+        return t, 1.0 - t * t
+    if act == 1:
+        return (z, 1.0) if z > 0.0 else (0.0, 0.0)
+    if act == 2:
+        return _softplus(z), _sigmoid(z)
+    t = _sigmoid(z)
+    return t, t * (1.0 - t)

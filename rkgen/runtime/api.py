@@ -1,0 +1,108 @@
+"""The public contract of every generated module: forward and backward (runtime, inlined at render).
+
+    yN, tape = forward(y0, K, beta, h, field="resnet", activation="tanh", keep_states=False, keep_tape=True)
+    dy0, dK, dbeta, dh = backward(tape, p)
+"""
+
+from collections import namedtuple
+
+import numba
+import numpy as np
+
+from ._tableau import STAGES
+from .driver import _backward_blocks, _backward_parallel, _forward_blocks, _forward_parallel
+from .layout import _chunks, _layout, _parallel
+from .tape import _tape_arrays
+
+FIELDS = ("resnet", "stable")
+ACTIVATIONS = ("tanh", "relu", "softplus", "sigmoid")
+
+Tape = namedtuple(
+    "Tape", "states failures iterations stages y0 K beta h field activation block m"
+)
+
+
+def _as_array(x, shape, name):
+    a = np.ascontiguousarray(x, dtype=np.float64)
+    if a.shape != shape:
+        raise ValueError(f"{name} has shape {a.shape}, expected {shape}")
+    return a
+
+
+def _check(y0, K, beta, h, field, activation):
+    y0 = np.ascontiguousarray(y0, dtype=np.float64)
+    if y0.ndim != 2:
+        raise ValueError(f"y0 must have shape (m, d), got {y0.shape}")
+    m, d = y0.shape
+    K = np.ascontiguousarray(K, dtype=np.float64)
+    if K.ndim != 3 or K.shape[1:] != (d, d):
+        raise ValueError(f"K must have shape (N, {d}, {d}), got {K.shape}")
+    N = K.shape[0]
+    beta = _as_array(beta, (N, d), "beta")
+    h = _as_array(h, (N,), "h")
+    if field not in FIELDS:
+        raise ValueError(f"field must be one of {FIELDS}, got {field!r}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    return y0, K, beta, h
+
+
+def forward(y0, K, beta, h, field="resnet", activation="tanh", keep_states=False, keep_tape=True):
+    """Run the network: returns (y_N, tape). See the module docstring for shapes.
+
+    keep_tape=False evaluates without keeping the stage values (no backward pass is possible then)."""
+    y0, K, beta, h = _check(y0, K, beta, h, field, activation)
+    if keep_tape:  # the tape must not change if the caller changes the parameters in place
+        K, beta, h = K.copy(), beta.copy(), h.copy()
+    m, d = y0.shape
+    N = K.shape[0]
+    bs, nblocks, bounds = _layout(m, d, N)
+    slots = nblocks if keep_tape else (1 if bounds is None else bounds.shape[0] - 1)
+    tY, tS = _tape_arrays((slots, N, STAGES, d, bs))
+    states = np.empty((N + 1, m, d)) if keep_states else np.empty((1, 1, 1))
+    yN = np.empty((m, d))
+    f, a = FIELDS.index(field), ACTIVATIONS.index(activation)
+    if bounds is None:
+        failures, most = _forward_blocks(
+            0, nblocks, y0, yN, K, beta, h, f, a, tY, tS, -1 if keep_tape else 0, states, keep_states, bs
+        )
+    else:
+        failures, most = _forward_parallel(
+            bounds, y0, yN, K, beta, h, f, a, tY, tS, keep_tape, states, keep_states, bs
+        )
+    record = Tape(
+        states if keep_states else None, int(failures), int(most), (tY, tS) if keep_tape else None,
+        y0, K, beta, h, field, activation, bs, m,
+    )
+    return yN, record
+
+
+def backward(tape, p):
+    """Exact gradient of the forward map: (dJ/dy0, dJ/dK, dJ/dbeta, dJ/dh) for p = dJ/dy_N."""
+    if tape.stages is None:
+        raise ValueError("this tape was made with keep_tape=False: run forward again to differentiate")
+    m, d = tape.y0.shape
+    N = tape.K.shape[0]
+    p = _as_array(p, (m, d), "p")
+    f, a = FIELDS.index(tape.field), ACTIVATIONS.index(tape.activation)
+    tY, tS = tape.stages
+    nblocks = tY.shape[0]
+    dy0 = np.empty((m, d))
+    threads = numba.get_num_threads()  # the tape's own blocks, split for the threads there are now
+    bounds = _chunks(nblocks, _parallel(m, d, N, threads), threads)
+    if bounds is None:
+        dK = np.zeros((N, d, d))
+        dbeta = np.zeros((N, d))
+        dh = np.zeros(N)
+        _backward_blocks(
+            0, nblocks, p, dy0, tape.K, tape.beta, tape.h, f, a, tY, tS, dK, dbeta, dh, tape.block
+        )
+        return dy0, dK, dbeta, dh
+    n = bounds.shape[0] - 1
+    dK = np.zeros((n, N, d, d))
+    dbeta = np.zeros((n, N, d))
+    dh = np.zeros((n, N))
+    _backward_parallel(
+        bounds, p, dy0, tape.K, tape.beta, tape.h, f, a, tY, tS, dK, dbeta, dh, tape.block
+    )
+    return dy0, dK.sum(axis=0), dbeta.sum(axis=0), dh.sum(axis=0)

@@ -1,0 +1,131 @@
+"""The passes over sample blocks and layers, serial and parallel, for every generated module (runtime).
+
+Each layer calls the tableau's printed ``_layer_forward`` / ``_layer_backward`` (see :mod:`rkgen.runtime._tableau`).
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from ._tableau import STAGES, STRUCTURE, _layer_backward, _layer_forward
+from .activations import _derivative
+from .products import _FAST
+
+
+@njit(cache=True, error_model="numpy")
+def _workspace(d):
+    """Work arrays of the stage solves of one sample: (Ys, Fs, Js, M, r, work, base). Explicit tableaux solve
+    nothing and get empty ones; DIRK stages are d x d systems; fully implicit stages one (s d) system."""
+    n = 0 if STRUCTURE == "explicit" else d if STRUCTURE == "diagonally implicit" else STAGES * d
+    e = min(n, 1) * d  # d where something is solved, else 0
+    return (
+        np.empty((STAGES, e)),
+        np.empty((STAGES, e)),
+        np.empty((STAGES, e, e)),
+        np.empty((n, n)),
+        np.empty(n),
+        np.empty((6, e)),
+        np.empty(e),
+    )
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
+def _forward_blocks(lo, hi, y0, yN, K, beta, h, field, act, tY, tS, slot, states, keep, bs):
+    """Forward pass over the sample blocks lo..hi-1; stage values Y and S = sigma(K Y + beta) go to
+    tY[blk], tS[blk] (or to tY[slot], tS[slot] when slot >= 0: evaluation without a tape).
+
+    Returns (failed stage solves, most Newton iterations)."""
+    m, d = y0.shape
+    N = K.shape[0]
+    y = np.empty((d, bs))
+    Z = np.empty((d, bs))
+    F = np.zeros((STAGES, d, bs))  # the stable field only (the resnet field uses S)
+    ws = _workspace(d)
+    failures = 0
+    most = 0
+    for blk in range(lo, hi):
+        col0 = blk * bs
+        nb = min(bs, m - col0)
+        nw = (nb + 7) // 8 * 8  # kernels run on whole groups of 8 samples; padding columns hold zeros
+        for a in range(d):
+            for q in range(nb):
+                y[a, q] = y0[col0 + q, a]
+            for q in range(nb, nw):
+                y[a, q] = 0.0
+        if keep:
+            for q in range(nb):
+                for a in range(d):
+                    states[0, col0 + q, a] = y[a, q]
+        for j in range(N):
+            at = blk if slot < 0 else slot
+            failed, iterations = _layer_forward(K[j], beta[j], h[j], y, tY[at, j], tS[at, j], F, Z, ws, field, act,
+                                                d, nb, nw)
+            failures += failed
+            most = max(most, iterations)
+            if keep:
+                for q in range(nb):
+                    for a in range(d):
+                        states[j + 1, col0 + q, a] = y[a, q]
+        for q in range(nb):
+            for a in range(d):
+                yN[col0 + q, a] = y[a, q]
+    return failures, most
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
+def _backward_blocks(lo, hi, p, dy0, K, beta, h, field, act, tY, tS, dK, dbeta, dh, bs):
+    """Backward pass over the sample blocks lo..hi-1; adds into dK, dbeta, dh, writes dy0."""
+    m, d = p.shape
+    N = K.shape[0]
+    P = np.empty((d, bs))
+    G = np.empty((d, bs))
+    U = np.empty((d, bs))
+    D = np.zeros((STAGES, d, bs))
+    eta = np.zeros((STAGES, d, bs))
+    mu = np.zeros((STAGES, d, bs))
+    ws = _workspace(d)
+    for blk in range(lo, hi):
+        col0 = blk * bs
+        nb = min(bs, m - col0)
+        nw = (nb + 7) // 8 * 8
+        for a in range(d):
+            for q in range(nb):
+                P[a, q] = p[col0 + q, a]
+            for q in range(nb, nw):
+                P[a, q] = 0.0
+        for j in range(N - 1, -1, -1):
+            S = tS[blk, j]
+            for i in range(STAGES):
+                _derivative(S[i], D[i], act, d, nw)
+            # dJ/dh_j = sum_i eta_i . F_i ;  dJ/dy_j = p + sum_i mu_i
+            dh[j] += _layer_backward(K[j], h[j], P, tY[blk, j], S, D, eta, mu, G, U, dK[j], dbeta[j], ws, field,
+                                     d, nb, nw)
+            for i in range(STAGES):
+                for a in range(d):
+                    for q in range(nw):
+                        P[a, q] += mu[i, a, q]
+        for q in range(nb):
+            for a in range(d):
+                dy0[col0 + q, a] = P[a, q]
+
+
+@njit(cache=True, parallel=True)
+def _forward_parallel(bounds, y0, yN, K, beta, h, field, act, tY, tS, keep_tape, states, keep, bs):
+    n = bounds.shape[0] - 1
+    fails = np.zeros(n, np.int64)
+    most = np.zeros(n, np.int64)
+    for c in prange(n):
+        fails[c], most[c] = _forward_blocks(
+            bounds[c], bounds[c + 1], y0, yN, K, beta, h, field, act, tY, tS,
+            np.int64(-1) if keep_tape else np.int64(c), states, keep, bs,
+        )
+    return fails.sum(), most.max()
+
+
+@njit(cache=True, parallel=True)
+def _backward_parallel(bounds, p, dy0, K, beta, h, field, act, tY, tS, dK, dbeta, dh, bs):
+    n = bounds.shape[0] - 1
+    for c in prange(n):
+        _backward_blocks(
+            bounds[c], bounds[c + 1], p, dy0, K, beta, h, field, act, tY, tS,
+            dK[c], dbeta[c], dh[c], bs,
+        )

@@ -1,0 +1,188 @@
+"""Blocked products of a layer's stages: K Y + beta, the field, and one stage's adjoint (runtime, inlined at render).
+
+A block holds the samples as columns (d, nw), nw a multiple of 8: loops over the sample index vectorise.
+"""
+
+from numba import njit
+
+from .activations import _activate
+from .fastmath import _tanh
+
+_FAST = {"reassoc", "contract"}  # sums may be reordered and fused: reductions vectorise
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
+def _kx(M, X, out, d, nw, transpose):
+    """out = M X (or M^T X) for a block X (d, nw), nw a multiple of 8.
+
+    Narrow layers: one loop over the samples per (a, k), which vectorises. Wide layers: eight samples
+    at a time in eight scalar accumulators, which stay in registers (1.3x faster at d = 64)."""
+    if d < 8:
+        for a in range(d):
+            for q in range(nw):
+                out[a, q] = 0.0
+            for k in range(d):
+                w = M[k, a] if transpose else M[a, k]
+                for q in range(nw):
+                    out[a, q] += w * X[k, q]
+        return
+    for q in range(0, nw, 8):
+        for a in range(d):
+            z0 = z1 = z2 = z3 = z4 = z5 = z6 = z7 = 0.0
+            for k in range(d):
+                w = M[k, a] if transpose else M[a, k]
+                z0 += w * X[k, q]
+                z1 += w * X[k, q + 1]
+                z2 += w * X[k, q + 2]
+                z3 += w * X[k, q + 3]
+                z4 += w * X[k, q + 4]
+                z5 += w * X[k, q + 5]
+                z6 += w * X[k, q + 6]
+                z7 += w * X[k, q + 7]
+            out[a, q] = z0
+            out[a, q + 1] = z1
+            out[a, q + 2] = z2
+            out[a, q + 3] = z3
+            out[a, q + 4] = z4
+            out[a, q + 5] = z5
+            out[a, q + 6] = z6
+            out[a, q + 7] = z7
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
+def _outer(G, Y, dK, scale, d, nb):
+    """dK += scale * G Y^T over the nb samples of a block; four rows of dK at a time."""
+    a = 0
+    while a + 4 <= d:
+        for k in range(d):
+            s0 = s1 = s2 = s3 = 0.0
+            for q in range(nb):
+                y = Y[k, q]
+                s0 += G[a, q] * y
+                s1 += G[a + 1, q] * y
+                s2 += G[a + 2, q] * y
+                s3 += G[a + 3, q] * y
+            dK[a, k] += scale * s0
+            dK[a + 1, k] += scale * s1
+            dK[a + 2, k] += scale * s2
+            dK[a + 3, k] += scale * s3
+        a += 4
+    while a < d:
+        for k in range(d):
+            s0 = 0.0
+            for q in range(nb):
+                s0 += G[a, q] * Y[k, q]
+            dK[a, k] += scale * s0
+        a += 1
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
+def _affine(Kj, bj, Y, Z, d, nw):
+    """Z = K Y + beta on a block (d, nw)."""
+    if d == 2:  # one pass instead of six (the width of 000's examples)
+        k00, k01, k10, k11, b0, b1 = Kj[0, 0], Kj[0, 1], Kj[1, 0], Kj[1, 1], bj[0], bj[1]
+        for q in range(nw):
+            y0, y1 = Y[0, q], Y[1, q]
+            Z[0, q] = b0 + k00 * y0 + k01 * y1
+            Z[1, q] = b1 + k10 * y0 + k11 * y1
+        return
+    if d < 8:
+        for a in range(d):
+            for q in range(nw):
+                Z[a, q] = bj[a]
+            for k in range(d):
+                w = Kj[a, k]
+                for q in range(nw):
+                    Z[a, q] += w * Y[k, q]
+        return
+    _kx(Kj, Y, Z, d, nw, False)
+    for a in range(d):
+        for q in range(nw):
+            Z[a, q] += bj[a]
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
+def _field(Kj, bj, Y, Z, S, F, field, act, d, nw):
+    """F = f(Y) on a block (d, nw); keeps S = sigma(K Y + beta). For the resnet field F is S itself:
+    the caller passes the same array for both, and nothing is copied."""
+    if d == 2 and act == 0:
+        k00, k01, k10, k11, b0, b1 = Kj[0, 0], Kj[0, 1], Kj[1, 0], Kj[1, 1], bj[0], bj[1]
+        for q in range(nw):
+            y0, y1 = Y[0, q], Y[1, q]
+            S[0, q] = _tanh(b0 + k00 * y0 + k01 * y1)
+            S[1, q] = _tanh(b1 + k10 * y0 + k11 * y1)
+    else:
+        _affine(Kj, bj, Y, Z, d, nw)
+        _activate(Z, S, act, d, nw)
+    if field != 0:
+        _kx(Kj, S, F, d, nw, True)
+        for a in range(d):
+            for q in range(nw):
+                F[a, q] = -F[a, q]
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
+def _adjoint_stage(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, d, nb, nw):
+    """mu = J^T xi with xi = h eta, and the stage's share of dJ/dK_j, dJ/dbeta_j (a block of nb
+    samples, computed on nw >= nb columns).
+
+    Returns the stage's share eta . F of dJ/dh_j (F = S, or -K^T S for the stable field)."""
+    dh = 0.0
+    if field == 0 and d == 2:  # the same sums in one pass over the block (the width of 000's examples)
+        k00, k01, k10, k11 = Kj[0, 0], Kj[0, 1], Kj[1, 0], Kj[1, 1]
+        s00 = s01 = s10 = s11 = g0 = g1 = 0.0
+        for q in range(nb):
+            x0 = hj * D[0, q] * eta[0, q]
+            x1 = hj * D[1, q] * eta[1, q]
+            mu[0, q] = k00 * x0 + k10 * x1
+            mu[1, q] = k01 * x0 + k11 * x1
+            y0, y1 = Y[0, q], Y[1, q]
+            s00 += x0 * y0
+            s01 += x0 * y1
+            s10 += x1 * y0
+            s11 += x1 * y1
+            g0 += x0
+            g1 += x1
+            dh += eta[0, q] * S[0, q] + eta[1, q] * S[1, q]
+        for q in range(nb, nw):  # padding columns: zero, as the general path leaves them
+            mu[0, q] = 0.0
+            mu[1, q] = 0.0
+        dKj[0, 0] += s00
+        dKj[0, 1] += s01
+        dKj[1, 0] += s10
+        dKj[1, 1] += s11
+        dbj[0] += g0
+        dbj[1] += g1
+    elif field == 0:
+        # J = diag(D) K:  J^T xi = K^T (D * xi);  dK += (D * xi) Y^T;  dbeta += D * xi
+        for a in range(d):
+            for q in range(nw):
+                G[a, q] = hj * D[a, q] * eta[a, q]
+        _kx(Kj, G, mu, d, nw, True)
+        _outer(G, Y, dKj, 1.0, d, nb)
+        for a in range(d):
+            acc = 0.0
+            for q in range(nb):
+                acc += G[a, q]
+                dh += eta[a, q] * S[a, q]
+            dbj[a] += acc
+    else:
+        # f = -K^T S:  J^T xi = -K^T (D * (K xi));
+        # dK -= S xi^T + (D * K xi) Y^T;  dbeta -= D * K xi;  eta . F = -(K eta) . S
+        _kx(Kj, eta, U, d, nw, False)
+        for a in range(d):
+            for q in range(nw):
+                G[a, q] = hj * D[a, q] * U[a, q]
+        _kx(Kj, G, mu, d, nw, True)
+        for a in range(d):
+            for q in range(nw):
+                mu[a, q] = -mu[a, q]
+        _outer(G, Y, dKj, -1.0, d, nb)
+        _outer(S, eta, dKj, -hj, d, nb)
+        for a in range(d):
+            acc = 0.0
+            for q in range(nb):
+                acc += G[a, q]
+                dh -= U[a, q] * S[a, q]
+            dbj[a] -= acc
+    return dh

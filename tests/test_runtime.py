@@ -1,0 +1,217 @@
+"""The runtime (rkgen/runtime/*.py) as ordinary modules: its pieces against numpy, Newton's convergence test,
+the layout and the tape pool, and how the renderer inlines it into every generated module.
+
+The numba pieces are compiled from the package's own files here (each a small kernel), not from a generated
+module: a generated module carries a copy of the same source.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import rkgen.runtime as runtime
+from rkgen import builtin_names, load
+from rkgen.codegen import printer, render
+from rkgen.codegen.render import inline, modules_for
+
+RUNTIME = pathlib.Path(runtime.__file__).parent
+ALL = sorted(p.stem for p in RUNTIME.glob("*.py") if p.stem != "__init__")
+
+
+def test_every_module_is_used_by_some_structure_and_has_a_one_line_summary():
+    used = {m for s in ("explicit", "diagonally implicit", "fully implicit") for m in modules_for(s)}
+    assert used | {"_tableau"} == set(ALL)
+    for name in ALL:
+        doc = ast.get_docstring(ast.parse((RUNTIME / f"{name}.py").read_text()))
+        assert doc and len(doc.splitlines()[0]) <= 120, name
+
+
+def test_runtime_passes_ruff():
+    ruff = pytest.importorskip("ruff")  # noqa: F841 -- a test dependency; the command is what runs
+    run = subprocess.run([sys.executable, "-m", "ruff", "check", str(RUNTIME)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_importing_the_package_imports_no_numba():
+    code = "import sys, rkgen.runtime, rkgen.codegen.render; print('numba' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_printer_and_runtime_use_the_same_fastmath_flags():
+    from rkgen.runtime.products import _FAST
+
+    assert ast.literal_eval(printer.FASTMATH) == _FAST
+
+
+@pytest.mark.parametrize("structure", ["explicit", "diagonally implicit", "fully implicit"])
+def test_inlined_runtime_keeps_every_function_and_no_relative_import(structure):
+    text = inline(structure).text
+    tree = ast.parse(text)
+    assert not [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    for name in modules_for(structure):
+        source = ast.parse((RUNTIME / f"{name}.py").read_text())
+        assert {n.name for n in source.body if isinstance(n, ast.FunctionDef)} <= defined
+
+
+@pytest.mark.parametrize("name", ["rk4", "sdirk2", "gauss2"])
+def test_source_map_points_at_the_equations(name):
+    from rkgen.adjoint import layer_equations
+
+    t = load(name)
+    r = render(t)
+    lines = r.text.splitlines()
+    for label, (first, last) in r.spans.items():
+        assert 1 <= first <= last <= len(lines), label
+        if label.startswith("def:"):
+            head = lines[first - 1 : last]
+            assert head[0].startswith(("@", "def ")), label
+            assert next(x for x in head if not x.startswith("@")).startswith(f"def {label[4:]}("), label
+    eq = layer_equations(t)
+    for st in eq.forward:
+        label = f"forward:Y_{st.i + 1}"
+        if label in r.spans:
+            assert lines[r.spans[label][0] - 1].strip() == f"# {st}"
+    for st in eq.backward:
+        first, last = r.spans[f"backward:eta_{st.i + 1}"]
+        assert f"eta[{st.i}]" in "\n".join(lines[first - 1 : last])
+    first, last = r.spans["update"]
+    assert lines[first - 1].strip().startswith("# y = y + h*(")
+
+
+def test_source_map_covers_every_tableau_function():
+    for name in builtin_names():
+        spans = render(load(name)).spans
+        assert {"def:_layer_forward", "def:_layer_backward", "def:forward", "def:backward", "update"} <= set(spans)
+
+
+# --------------------------------------------------------------------------------------------------
+# compiled pieces against numpy
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rng():
+    return np.random.default_rng(7)
+
+
+@pytest.mark.numba
+@pytest.mark.parametrize("n", [1, 2, 5, 12])
+def test_solve_against_numpy(rng, n):
+    from rkgen.runtime.implicit import _solve
+
+    M = rng.normal(size=(n, n)) + n * np.eye(n)
+    r = rng.normal(size=n)
+    x = r.copy()
+    assert _solve(M.copy(), x, n)
+    np.testing.assert_allclose(x, np.linalg.solve(M, r), rtol=1e-12, atol=1e-14)
+    assert not _solve(np.zeros((n, n)), r.copy(), n)
+    bad = M.copy()
+    bad[0, 0] = math.inf
+    bad[1 % n, 0] = math.inf
+    assert not _solve(bad, r.copy(), n)
+
+
+@pytest.mark.numba
+def test_newton_update_sees_nan_that_max_would_drop():
+    from rkgen.runtime.implicit import _newton_state, _newton_update
+
+    x = np.array([1.0, -3.0, 2.0])
+    size, step = _newton_update(x, np.array([0.5, 0.25, -0.5]), 3)
+    assert (size, step) == (2.75, 0.5) and list(x) == [1.5, -2.75, 1.5]
+    for k in range(3):  # a NaN at any position, also after larger entries
+        r = np.array([0.1, 0.2, 0.3])
+        r[k] = math.nan
+        size, step = _newton_update(np.ones(3), r, 3)
+        assert math.isnan(step) and math.isnan(size)
+        assert _newton_state(2, step, 1.0, size) == -1
+    assert _newton_state(1, math.inf, math.inf, 1.0) == -1
+    assert _newton_state(1, 1e-20, math.inf, 1.0) == 1
+    assert _newton_state(1, 1e-3, math.inf, 1.0) == 0
+    assert _newton_state(2, 1e-14, 1e-12, 1.0) == 1  # contraction: the error left is far below the tolerance
+
+
+@pytest.mark.numba
+@pytest.mark.parametrize("d", [1, 2, 3, 8, 17])
+@pytest.mark.parametrize("field", [0, 1])
+def test_field_and_adjoint_stage_against_numpy(rng, d, field):
+    from rkgen.runtime.activations import _activate, _derivative
+    from rkgen.runtime.products import _adjoint_stage, _field
+
+    nb, nw = 13, 16
+    K, b = rng.normal(size=(d, d)), rng.normal(size=d)
+    Y = np.zeros((d, nw))
+    Y[:, :nb] = rng.normal(size=(d, nb))
+    Z, S, F = np.empty((d, nw)), np.empty((d, nw)), np.empty((d, nw))
+    _field(K, b, Y, Z, S, S if field == 0 else F, field, 0, d, nw)
+    s = np.tanh(K @ Y[:, :nb] + b[:, None])
+    np.testing.assert_allclose(S[:, :nb], s, rtol=1e-14, atol=1e-15)
+    f = s if field == 0 else -K.T @ s
+    np.testing.assert_allclose((S if field == 0 else F)[:, :nb], f, rtol=1e-13, atol=1e-14)
+    # one stage's adjoint: mu = h J^T eta, dK, dbeta and eta . F, against the formulas of the contract
+    D = np.empty((d, nw))
+    _derivative(S, D, 0, d, nw)
+    eta = np.zeros((d, nw))
+    eta[:, :nb] = rng.normal(size=(d, nb))
+    mu, G, U = np.zeros((d, nw)), np.empty((d, nw)), np.empty((d, nw))
+    dK, db, h = np.zeros((d, d)), np.zeros(d), 0.3
+    dh = _adjoint_stage(K, Y, S, D, eta, mu, G, U, dK, db, h, field, d, nb, nw)
+    ds, e = 1 - s**2, eta[:, :nb]
+    if field == 0:
+        g = h * ds * e
+        mu_ref, dK_ref, db_ref = K.T @ g, g @ Y[:, :nb].T, g.sum(1)
+    else:
+        g = h * ds * (K @ e)
+        mu_ref = -K.T @ g
+        dK_ref, db_ref = -(g @ Y[:, :nb].T) - h * (s @ e.T), -g.sum(1)
+    np.testing.assert_allclose(mu[:, :nb], mu_ref, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(dK, dK_ref, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(db, db_ref, rtol=1e-12, atol=1e-13)
+    assert dh == pytest.approx(float(np.sum(e * f)), rel=1e-12, abs=1e-13)
+    for act, ref, dref in [(1, lambda z: np.maximum(z, 0), lambda z: (z > 0) * 1.0),
+                           (2, lambda z: np.logaddexp(0, z), lambda z: 1 / (1 + np.exp(-z))),
+                           (3, lambda z: 1 / (1 + np.exp(-z)), lambda z: np.exp(-z) / (1 + np.exp(-z)) ** 2)]:
+        _activate(Y, S, act, d, nw)
+        _derivative(S, D, act, d, nw)
+        np.testing.assert_allclose(S, ref(Y), rtol=1e-14, atol=1e-300)
+        np.testing.assert_allclose(D, dref(Y), rtol=1e-13, atol=1e-15)
+
+
+# --------------------------------------------------------------------------------------------------
+# layout and tape pool (plain Python)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_layout_covers_every_sample_once():
+    import numba
+
+    from rkgen.runtime import layout
+
+    for m, d, N in [(1, 2, 1), (7, 2, 3), (1000, 2, 15), (5000, 16, 100), (3, 64, 2)]:
+        bs, nblocks, bounds = layout._layout(m, d, N)
+        assert bs % 8 == 0 and nblocks * bs >= m > (nblocks - 1) * bs
+        if bounds is not None:
+            assert bounds[0] == 0 and bounds[-1] == nblocks and np.all(np.diff(bounds) > 0)
+            assert len(bounds) - 1 == numba.get_num_threads()
+
+
+def test_tape_pool_reuses_only_free_arrays():
+    from rkgen.runtime import tape
+
+    tape._POOL.clear()
+    y1, s1 = tape._tape_arrays((2, 3))
+    base = y1.base
+    again_y, _ = tape._tape_arrays((2, 3))
+    assert again_y.base is not base  # still referenced: a fresh array
+    del y1, s1, again_y, _
+    y2, _ = tape._tape_arrays((2, 3))
+    assert y2.base is base or y2.base is not None
+    assert len(tape._POOL) <= tape.POOL_BUFFERS
