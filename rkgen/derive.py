@@ -42,6 +42,7 @@ from . import __version__
 from .adjoint import LayerEquations, Term, layer_equations
 from .codegen import template_environment
 from .errors import RkgenError
+from .reference import Network
 from .tableau import Tableau, load
 from .trees import Tree, tree
 
@@ -436,7 +437,7 @@ def _magnitude(x: float) -> str:
 
 
 # ==================================================================================================
-# Section 7: the numerical check, a small numpy evaluation of the same layer equations
+# Section 7: the numerical check, on the numpy reference network of the same layer equations
 # ==================================================================================================
 
 #: The random instance of section 7: m samples of width d through N layers; the seed and the steps.
@@ -444,147 +445,6 @@ CHECK_M, CHECK_D, CHECK_N = 2, 2, 2
 CHECK_SEED = 20190601
 CHECK_STEPS = (0.4, -0.3)
 FD_STEP = 1e-6
-NEWTON_TOL = 1e-15
-
-
-class LayerNumerics:
-    """The forward stages, update and backward stages of :class:`LayerEquations` with float coefficients,
-    evaluated in numpy on single samples (tanh activation)."""
-
-    def __init__(self, eq: LayerEquations):
-        t = eq.tableau
-        F = t.number_field
-
-        def fl(v) -> float:
-            return F.to_float(F.element(v))
-
-        self.s = t.stages
-        self.structure = eq.structure
-        self.forward = [(st.i, [(term.index, fl(term.value)) for term in st.terms]) for st in eq.forward]
-        self.implicit = any(st.implicit for st in eq.forward)
-        self.update = [(term.index, fl(term.value)) for term in eq.update]
-        self.backward = [
-            (st.i, fl(st.weight.value) if st.weight else 0.0, [(term.index, fl(term.value)) for term in st.terms])
-            for st in eq.backward
-        ]
-        self.b = np.array([fl(x) for x in t.b])
-
-    @staticmethod
-    def field(y, K, beta, kind):
-        """f(y), its Jacobian, σ(z), σ'(z) at one sample."""
-        sg = np.tanh(K @ y + beta)
-        ds = 1.0 - sg * sg
-        if kind == "resnet":
-            return sg, ds[:, None] * K, sg, ds
-        return -K.T @ sg, -K.T @ (ds[:, None] * K), sg, ds
-
-    def stages(self, y, K, beta, h, kind):
-        """The stage values Y (s, d) of one layer at one sample."""
-        s, d = self.s, y.shape[0]
-        Y = np.tile(y, (s, 1))
-        Fv = np.zeros((s, d))
-        if not self.implicit:
-            for i, terms in self.forward:
-                Y[i] = y + h * sum((a * Fv[l] for l, a in terms), np.zeros(d))
-                Fv[i] = self.field(Y[i], K, beta, kind)[0]
-            return Y
-        for _ in range(100):  # Newton on Y = y + h (A kron I) F(Y)
-            ev = [self.field(Y[i], K, beta, kind) for i in range(s)]
-            R = np.zeros(s * d)
-            M = np.eye(s * d)
-            for i, terms in self.forward:
-                r = y - Y[i]
-                for l, a in terms:
-                    r = r + h * a * ev[l][0]
-                    M[i * d : (i + 1) * d, l * d : (l + 1) * d] -= h * a * ev[l][1]
-                R[i * d : (i + 1) * d] = r
-            step = np.linalg.solve(M, R).reshape(s, d)
-            Y = Y + step
-            if np.max(np.abs(step)) <= NEWTON_TOL * (1.0 + np.max(np.abs(Y))):
-                return Y
-        raise RkgenError("the numerical check's Newton iteration did not converge")  # pragma: no cover
-
-    def run(self, y0, K, beta, h, kind):
-        """y_N (m, d) and the stage values of every layer and sample."""
-        y = np.array(y0, dtype=float)
-        tape = []
-        for j in range(K.shape[0]):
-            layer = []
-            for q in range(y.shape[0]):
-                Y = self.stages(y[q], K[j], beta[j], h[j], kind)
-                Fv = [self.field(Y[i], K[j], beta[j], kind)[0] for i in range(self.s)]
-                y[q] = y[q] + h[j] * sum((bi * Fv[i] for i, bi in self.update), np.zeros(y.shape[1]))
-                layer.append(Y)
-            tape.append(layer)
-        return y, tape
-
-    def _eta_xi_form(self, ev, p, h):
-        """η_i from the backward stages in the order the backward pass computes them (ξ form)."""
-        s, d = self.s, p.shape[0]
-        eta = np.zeros((s, d))
-        mu = np.zeros((s, d))
-        if self.structure == "fully implicit":
-            M = np.eye(s * d)
-            R = np.zeros(s * d)
-            for i, w, terms in self.backward:
-                R[i * d : (i + 1) * d] = w * p
-                for k, a in terms:
-                    M[i * d : (i + 1) * d, k * d : (k + 1) * d] -= h * a * ev[k][1].T
-            return np.linalg.solve(M, R).reshape(s, d)
-        for i, w, terms in self.backward:
-            rhs = w * p
-            diagonal = 0.0
-            for k, a in terms:
-                if k == i:
-                    diagonal = a
-                else:
-                    rhs = rhs + a * mu[k]
-            eta[i] = rhs if diagonal == 0.0 else np.linalg.solve(np.eye(d) - h * diagonal * ev[i][1].T, rhs)
-            mu[i] = h * ev[i][1].T @ eta[i]
-        return eta
-
-    @staticmethod
-    def _eta_p_form(weights, b, ev, p, h):
-        """η_i = b_i P_i from P_i = p + h Σ_k w_ik J_kᵀ P_k (one linear system)."""
-        s, d = len(b), p.shape[0]
-        M = np.eye(s * d)
-        for i, row in enumerate(weights):
-            for k, w in row:
-                M[i * d : (i + 1) * d, k * d : (k + 1) * d] -= h * w * ev[k][1].T
-        P = np.linalg.solve(M, np.tile(p, s)).reshape(s, d)
-        return b[:, None] * P
-
-    def gradient(self, tape, W, K, beta, h, kind, p_weights=None):
-        """(dJ/dy0, dJ/dK, dJ/dβ, dJ/dh) for J = Σ W ⊙ y_N: the ξ form, or the P form with ``p_weights``."""
-        N = K.shape[0]
-        P = np.array(W, dtype=float)
-        dK, dbeta, dh = np.zeros_like(K), np.zeros_like(beta), np.zeros(N)
-        for j in range(N - 1, -1, -1):
-            hj = h[j]
-            for q in range(P.shape[0]):
-                Y = tape[j][q]
-                ev = [self.field(Y[i], K[j], beta[j], kind) for i in range(self.s)]
-                if p_weights is None:
-                    eta = self._eta_xi_form(ev, P[q], hj)
-                else:
-                    eta = self._eta_p_form(p_weights, self.b, ev, P[q], hj)
-                total = P[q].copy()
-                for i in range(self.s):
-                    Fi, _, sg, ds = ev[i]
-                    if kind == "resnet":  # J = diag(σ') K
-                        g = hj * ds * eta[i]
-                        mu = K[j].T @ g
-                        dK[j] += np.outer(g, Y[i])
-                        dbeta[j] += g
-                    else:  # f = -Kᵀσ(Ky + β)
-                        g = hj * ds * (K[j] @ eta[i])
-                        mu = -K[j].T @ g
-                        dK[j] -= hj * np.outer(sg, eta[i]) + np.outer(g, Y[i])
-                        dbeta[j] -= g
-                    dh[j] += eta[i] @ Fi
-                    total += mu
-                P[q] = total
-        return P, dK, dbeta, dh
 
 
 @dataclass(frozen=True)
@@ -606,7 +466,7 @@ def _instance():
     return y0, K, beta, np.array(CHECK_STEPS), W
 
 
-def _central(net: LayerNumerics, params, W, kind):
+def _central(net: Network, params, W, kind):
     """Central differences of J = Σ W ⊙ y_N in every entry of (y0, K, beta, h)."""
     grads = []
     for index, x in enumerate(params):
@@ -616,7 +476,7 @@ def _central(net: LayerNumerics, params, W, kind):
             for sign in (1.0, -1.0):
                 shifted = [v.copy() for v in params]
                 shifted[index][pos] += sign * FD_STEP
-                yN, _ = net.run(*shifted, kind)
+                yN, _ = net.forward(*shifted, kind)
                 values.append(float(np.sum(W * yN)))
             g[pos] = (values[0] - values[1]) / (2 * FD_STEP)
         grads.append(g)
@@ -634,13 +494,15 @@ def numerical_check(
     :func:`_instance`: resnet field in full, the stable field as one number; the P form and the misprinted
     partner as one number each where every b_i ≠ 0."""
     eq = eq or layer_equations(t)
-    net = LayerNumerics(eq)
+    net = Network(eq)
     y0, K, beta, h, W = _instance()
     params = [y0, K, beta, h]
     results = {}
     for kind in fields:
-        yN, tape = net.run(y0, K, beta, h, kind)
-        adj = net.gradient(tape, W, K, beta, h, kind)
+        yN, tape = net.forward(y0, K, beta, h, kind)
+        if tape.failures:  # pragma: no cover
+            raise RkgenError("the numerical check's Newton iteration did not converge")
+        adj = net.backward(tape, W)
         fd = _central(net, params, W, kind)
         results[kind] = (adj, fd, tape)
     adj, fd, tape = results["resnet"]
@@ -658,14 +520,9 @@ def numerical_check(
     rows = list(zip(labels, flat_adj.tolist(), flat_fd.tolist(), strict=True))
     p_form_diff = misprint_diff = None
     if eq.p_form is not None:
-        F = t.number_field
-
-        def weights(form):
-            return [[(term.index, F.to_float(F.element(term.value))) for term in row] for row in form]
-
-        right = net.gradient(tape, W, K, beta, h, "resnet", weights(eq.p_form))
+        right = net.backward(tape, W, form="p")
         p_form_diff = _max_diff(right, fd)
-        wrong = net.gradient(tape, W, K, beta, h, "resnet", misprinted_weights(t))
+        wrong = net.backward(tape, W, form="p", weights=misprinted_weights(t))
         misprint_diff = _max_diff(wrong, fd)
     stable_adj, stable_fd, _ = results.get("stable", results["resnet"])
     return CheckResult(

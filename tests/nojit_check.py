@@ -2,8 +2,9 @@
 on the golden modules with numba's JIT switched off.
 
 As a library (imported by tests/test_generated_numerics.py and tests/test_adjoint.py) it offers
-the problem generator, central differences, the P-form (partner) backward pass written in numpy,
-and :func:`check_module`, which runs every check on one module. As a script::
+the problem generator, central differences, the P-form (partner) backward pass for a given partner
+tableau (rkgen.reference's, fed with b - Ã), and :func:`check_module`, which runs every check on
+one module. As a script::
 
     NUMBA_DISABLE_JIT=1 python tests/nojit_check.py [NAME ...]
 
@@ -139,20 +140,6 @@ def misprinted_partner(A, b):
     return b[None, :] - b[None, :] * A / b[:, None]
 
 
-def _pullback(Y, K, beta, xi, field, activation):
-    """(dJ/dK, dJ/dbeta) of one stage: the cotangent xi (m, d) of F = f(Y) pulled back to K and
-    beta. Row form: Z = Y K^T + beta, S = sigma(Z); F = S or F = -S K."""
-    ref = _reference()
-    Z = Y @ K.T + beta
-    D = ref.activation_derivative(Z, activation)
-    if field == "resnet":
-        G = D * xi
-        return G.T @ Y, G.sum(axis=0)
-    S = ref.activation_function(Z, activation)
-    G = -D * (xi @ K.T)
-    return G.T @ Y - S.T @ xi, G.sum(axis=0)
-
-
 def pform_backward(Atilde, b, stages, K, beta, h, p, field="resnet", activation="tanh"):
     """Gradient (dJ/dy0, dJ/dK, dJ/dbeta, dJ/dh) of a network from its stage values, by the adjoint
     in P form with the partner tableau ``Atilde`` (every b_i != 0: it divides by nothing, but the
@@ -165,31 +152,15 @@ def pform_backward(Atilde, b, stages, K, beta, h, p, field="resnet", activation=
         dJ/dh_j = sum_i b_i P_i . F_i
         dJ/dK_j, dJ/dbeta_j = pullback of the cotangents h b_i P_i of F_i
 
-    ``stages`` is (N, s, m, d), e.g. :func:`reference_stages`.
+    ``stages`` is (N, s, m, d), e.g. :func:`reference_stages`. The pass itself is rkgen's
+    (:func:`rkgen.reference.backward_p_form`); only the partner ``Atilde`` comes from here.
     """
-    ref = _reference()
+    from rkgen.reference import backward_p_form
+
+    b = np.asarray(b, dtype=float)
     Wt = b[None, :] - np.asarray(Atilde, dtype=float)
-    N, s, m, d = stages.shape
-    n = s * d
-    p = np.array(p, dtype=float)
-    dK = np.zeros((N, d, d))
-    dbeta = np.zeros((N, d))
-    dh = np.zeros(N)
-    for j in reversed(range(N)):
-        Y = stages[j]
-        Jt = np.swapaxes(ref.field_jacobian(Y, K[j], beta[j], field, activation), -1, -2)
-        Jt = np.moveaxis(Jt, 0, 1)  # (m, s, d, d): J_k^T per sample
-        M = np.eye(n) - h[j] * np.einsum("ik,mkac->miakc", Wt, Jt).reshape(m, n, n)
-        rhs = np.repeat(p[:, None, :], s, axis=1).reshape(m, n, 1)
-        P = np.linalg.solve(M, rhs).reshape(m, s, d)
-        F = ref.vector_field(Y, K[j], beta[j], field, activation)  # (s, m, d)
-        dh[j] = sum(b[i] * np.sum(P[:, i] * F[i]) for i in range(s))
-        for i in range(s):
-            gK, gb = _pullback(Y[i], K[j], beta[j], h[j] * b[i] * P[:, i], field, activation)
-            dK[j] += gK
-            dbeta[j] += gb
-        p = p + h[j] * np.einsum("i,miac,mic->ma", b, Jt, P)
-    return p, dK, dbeta, dh
+    weights = [[(k, float(w)) for k, w in enumerate(row) if w != 0.0] for row in Wt]
+    return backward_p_form(b, weights, stages, K, beta, h, p, field, activation)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -230,9 +230,16 @@ def test_fake_net_adjoint_matches_finite_differences_with_zero_steps(name):
             assert np.allclose(grads[i], fd, atol=1e-7), (field, i)
 
 
-def test_fake_net_rejects_implicit():
-    with pytest.raises(ValueError):
-        make_fake_net([[0.5]], [1.0])
+def test_fake_net_takes_implicit_tableaux():
+    """The implicit midpoint rule: y1 = y0 + h f((y0 + y1) / 2), solved by Newton to rounding."""
+    net = make_fake_net([[0.5]], [1.0], "implicit_midpoint")
+    assert net.STRUCTURE == "diagonally implicit"
+    rng = np.random.default_rng(3)
+    y0, K, beta = rng.normal(size=(5, 2)), rng.normal(size=(1, 2, 2)), rng.normal(size=(1, 2))
+    y1, tape = net.forward(y0, K, beta, [0.4], "stable", "softplus")
+    z = (0.5 * (y0 + y1)) @ K[0].T + beta[0]
+    assert tape.failures == 0 and tape.iterations > 1
+    assert np.allclose(y1, y0 - 0.4 * np.logaddexp(0.0, z) @ K[0], rtol=0, atol=1e-14)
 
 
 @pytest.mark.numba
