@@ -215,3 +215,25 @@ def test_tape_pool_reuses_only_free_arrays():
     y2, _ = tape._tape_arrays((2, 3))
     assert y2.base is base or y2.base is not None
     assert len(tape._POOL) <= tape.POOL_BUFFERS
+
+
+# --------------------------------------------------------------------------------------------------
+# Newton counts a non-finite solve as a failure (a compiled module of each implicit structure)
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("net", ["gauss2", "midpoint", "sdirk2", "radau_iia2"], indirect=True)
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_newton_failure_on_a_huge_step_is_counted(net, activation):
+    """At |h| ~ 1e37 the iterates overflow to NaN. The old test step = max(step, |r_k|) kept 0.0 for a NaN
+    r_k, so the solve passed as converged with NaN stages (with relu, y_N even came back finite)."""
+    y0 = np.array([[1.6, -1.1]])
+    K = np.array([[[-1.5, -0.2], [1.9, 0.3]]])
+    beta = np.array([[0.1, 1.0]])
+    yN, tape = net.forward(y0, K, beta, np.array([1e37]), field="stable", activation=activation)
+    if not np.all(np.isfinite(tape.stages[0])):
+        assert tape.failures > 0
+    if net.NAME == "gauss2" and activation == "relu":  # the reported case: NaN stages, y_N finite (= y0)
+        assert tape.failures == 1 and not np.all(np.isfinite(tape.stages[0]))
+    _, ok = net.forward(y0, K, beta, np.array([0.1]), field="stable", activation=activation)
+    assert ok.failures == 0
