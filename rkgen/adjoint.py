@@ -1,4 +1,4 @@
-"""The stage equations of one network layer, forward and backward, as exact data.
+"""The stage equations of one network layer, forward and backward, as exact data: the chain's one source of truth.
 
 One layer with step h and parameters shared by the s stages::
 

@@ -1,4 +1,4 @@
-"""The `rkgen` command.  Every user error becomes one line ``rkgen: error: ...`` and exit status 2."""
+"""The `rkgen` command, the chain's front door.  Every user error becomes one line ``rkgen: error: ...`` and exit 2."""
 
 from __future__ import annotations
 

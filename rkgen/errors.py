@@ -1,4 +1,4 @@
-"""The one exception type rkgen raises for bad input.
+"""The one exception type rkgen raises for bad input, at any step of the chain.
 
 The command line turns it into a single line ``rkgen: error: <message>`` and exit status 2.
 """

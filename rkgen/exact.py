@@ -1,4 +1,4 @@
-"""Exact arithmetic for tableau coefficients: the rationals, or a number field Q(θ).
+"""Exact arithmetic for tableau coefficients (the chain's input): the rationals, or a number field Q(θ).
 
 Every tableau entry is a real number built from rationals with ``+ - * /``, integer powers and square roots.
 All entries of one tableau (and whatever is derived from them) lie in one finite extension Q(θ) of the rationals,

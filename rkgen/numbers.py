@@ -1,4 +1,4 @@
-"""Exact numbers from text, without evaluating the text as code.
+"""Exact numbers from text, without evaluating the text as code: the first step of the chain.
 
 A tableau entry is a string such as ``"1/2 - sqrt(3)/6"``.  It is parsed by Python's :mod:`ast` into a syntax tree,
 the tree is checked against a whitelist (number literals, ``+ - * / **``, parentheses, unary signs, calls of

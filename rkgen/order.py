@@ -1,4 +1,4 @@
-"""Order conditions by Butcher's rooted trees, decided exactly; simplifying assumptions B(p), C(q), D(r).
+"""Analysis of a Tableau (beside the chain): order conditions by rooted trees, decided exactly; B(p), C(q), D(r).
 
 For a tree t the stage vector Φ(t) is built recursively (Φ(τ) = 1, Φ([t_1 … t_k]) = ∏ (A Φ(t_k)) componentwise)
 and the condition of t is b·Φ(t) = 1/γ(t).  A·Φ is memoised per distinct subtree, and all arithmetic is exact in

@@ -1,4 +1,4 @@
-"""Symplecticity and the symplectic partner: conditions (19), with the transposed index.
+"""Analysis of a Tableau (beside the chain): symplecticity and the partner, conditions (19) with the transposed index.
 
 A pair (A, b, c) / (Ã, b̃, c̃) is symplectic (Hairer–Lubich–Wanner, Thm VI.4.6) iff
 

@@ -1,4 +1,4 @@
-"""The `rkgen check` report: one data dictionary, printed as text or as JSON.
+"""The `rkgen check` report (the analyses, printed): one data dictionary, as text or as JSON.
 
 >>> from rkgen import load
 >>> d = check_data(load("euler"))

@@ -1,4 +1,4 @@
-"""The Butcher tableau: exact, frozen, validated; read from JSON or by a built-in name.
+"""The Butcher tableau, the chain's exact input: frozen, validated; read from JSON or by a built-in name.
 
 ::
 

@@ -1,4 +1,4 @@
-"""Butcher's rooted trees: generation, order |t|, density γ(t), symmetry σ(t), and a readable notation.
+"""Butcher's rooted trees for the order analysis: generation, |t|, density γ(t), symmetry σ(t), notation.
 
 A tree is stored by its index in one global list, grown order by order; a tree is the sorted tuple of the indices
 of its children (the subtrees hanging from the root).  Every tree is generated once, children before parents, so

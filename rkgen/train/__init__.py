@@ -1,4 +1,6 @@
-"""Training of Runge-Kutta networks (numpy only): data sets, models, losses, optimisers, the
+"""The trainer, downstream of the chain: it fits generated network modules to data.
+
+Numpy only: data sets, models, losses, optimisers, the
 training loop with run folders and resume, and plots. ``train`` is the Python API behind
 ``rkgen train``."""
 

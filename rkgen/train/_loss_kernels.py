@@ -1,4 +1,6 @@
-"""Compiled single passes for the losses of :mod:`rkgen.train.losses` (imported there on first use, so
+"""Compiled loss passes for the trainer (downstream of the chain; numba, imported on first use).
+
+Single passes for the losses of :mod:`rkgen.train.losses`, imported there on first use so
 that commands which do not train never import numba)."""
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The training configuration: every option, its default, and the checks that turn a bad one into
-one clear line. The resolved configuration (defaults filled in) is what a run folder's config.json
+"""The trainer's configuration (downstream of the chain): every option, its default, its checks.
+
+A bad option becomes one clear line. The resolved configuration (defaults filled in) is what a run folder's config.json
 holds."""
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Point-classification data sets: the four of Benning et al. (000 section 5), the multiclass and 3D
+"""Data sets for the trainer (downstream of the chain): the papers' point-classification problems.
+
+The four of Benning et al. (000 section 5), the multiclass and 3D
 sets of Giesecke and Kröner (004 Fig. 8), a stand-in for MNIST100 and a user's own CSV or .npz file.
 
 Every generator draws from a numpy Generator, so one seed gives the same points; the test set is an

@@ -1,4 +1,6 @@
-"""A one-line progress bar on stderr: iteration, cost of the last step, the last evaluation's loss
+"""The trainer's progress bar (downstream of the chain), one line on stderr.
+
+It shows the iteration, cost of the last step, the last evaluation's loss
 and accuracy on train and test, elapsed time and an estimate of the time left."""
 
 from __future__ import annotations

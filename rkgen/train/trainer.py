@@ -1,4 +1,4 @@
-"""The training loop: one function, ``train``, behind both the Python API and ``rkgen train``.
+"""The training loop (downstream of the chain): one function, ``train``, for the API and the CLI.
 
 A run writes into its folder, as it goes:
 
