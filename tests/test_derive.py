@@ -1,4 +1,4 @@
-"""`rkgen derive`: the derivation document (rkgen/derive.py).
+"""`rkgen derive`: the derivation document (the package rkgen/derive/).
 
 - the example documents in examples/derivations/ are current (regenerated and compared; the few
   numbers computed in floating point are compared to a tolerance, everything else byte for byte);

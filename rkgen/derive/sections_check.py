@@ -1,0 +1,134 @@
+"""Sections 7-8 of the derivation: the numerical check and where the generated module implements each equation."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .. import __version__
+from .check import CHECK_D, CHECK_M, CHECK_N, CHECK_SEED, CHECK_STEPS, FD_STEP
+from .code import code_locations
+from .document import Code, Heading, Items, Math, Para, Table, Text, rich
+from .formulas import magnitude, sci
+
+if TYPE_CHECKING:
+    from .derivation import Derivation
+
+
+REFERENCES = [
+    "[000] M. Benning, E. Celledoni, M. J. Ehrhardt, B. Owren, C.-B. Schoenlieb, Deep learning as optimal "
+    "control problems: models and numerical methods, J. Comput. Dyn. 6(2) (2019) 171-198.",
+    "[001] M. Benning, E. Celledoni, M. J. Ehrhardt, B. Owren, C.-B. Schoenlieb, Deep learning as optimal "
+    "control problems, IFAC-PapersOnLine 54(9) (2021) 620-623.",
+    "[HLW] E. Hairer, C. Lubich, G. Wanner, Geometric Numerical Integration, 2nd ed., Springer 2006, "
+    "Sec. III.1 (trees, order conditions) and VI.4 (symplectic partitioned Runge-Kutta methods, Thm. VI.4.6).",
+    "[Hager] W. W. Hager, Runge-Kutta methods in optimal control and the transformed adjoint system, "
+    "Numer. Math. 87 (2000) 247-282.",
+    "[SS] J. M. Sanz-Serna, Symplectic Runge-Kutta schemes for adjoint equations, automatic differentiation, "
+    "optimal control, and more, SIAM Review 58(1) (2016) 3-33.",
+]
+
+
+def section_check(doc: Derivation) -> list:
+    c = doc.check
+    out = [Heading(2, rich("7. The check: adjoint against finite differences"))]
+    steps = ", ".join(f"{x:g}" for x in CHECK_STEPS)
+    out.append(
+        Para(
+            rich(
+                f"A small random network: $m = {CHECK_M}$ samples of width $d = {CHECK_D}$ through $N = {CHECK_N}$ "
+                f"layers with steps $h = ({steps})$ (a negative step is allowed), $\\sigma = \\tanh$, the `resnet` "
+                "field, and the cost $\\mathcal{J} = \\sum W \\odot y_N$, so $p = W$ at the top. The entries of "
+                "$y_0$, "
+                f"$K$, $\\beta$ and $W$ are standard normal draws, in this order, from numpy's ",
+                Code(f"default_rng({CHECK_SEED})"),
+                ". The forward pass evaluates the stage equations of 6.1 (Newton to rounding where they are "
+                "implicit); the adjoint gradient comes from the backward stages of 6.2 in the order given there; "
+                f"the finite differences are central, with step {FD_STEP:.0e}, entry by entry. Computed when this "
+                "document was written:",
+            )
+        )
+    )
+    rows = [[[Math(label)], [Text(sci(a))], [Text(sci(f))], [Text(magnitude(abs(a - f)))]] for label, a, f in c.rows]
+    header = [rich("entry"), rich("adjoint gradient"), rich("finite difference"), rich("difference")]
+    out.append(Table(header, rows, "lrrr"))
+    lines = [
+        rich(
+            f"largest difference {magnitude(c.max_diff)}, against gradient entries up to {c.max_fd:.1e}: "
+            "the adjoint is exact to the accuracy of the finite differences;"
+        ),
+        rich(f"the `stable` field on the same instance: largest difference {magnitude(c.stable_diff)};"),
+    ]
+    if c.p_form_diff is not None:
+        lines.append(
+            rich(f"the partner form of 6.4 (transposed index): largest difference {magnitude(c.p_form_diff)};")
+        )
+        if not doc.misprint_differences:
+            lines.append(rich("the misprinted conditions (section 4) give the same partner here."))
+        else:
+            lines.append(
+                rich(
+                    "the partner form with the misprinted conditions of [000] (untransposed index, section 4): "
+                    f"largest difference {magnitude(c.misprint_diff)}, a wrong gradient."
+                )
+            )
+    out.append(Items(lines))
+    out.append(
+        Para(
+            rich(
+                "rkgen's test suite runs the same comparison on the compiled network module, for every built-in "
+                "tableau, both fields and all activations."
+            )
+        )
+    )
+    return out
+
+
+def section_code(doc: Derivation) -> list:
+    from ..codegen import module_filename
+
+    t = doc.t
+    name = module_filename(t)
+    out = [Heading(2, rich("8. The generated code"))]
+    if t.source.startswith("built-in"):
+        where = rich(
+            "In the rkgen repository the module is ",
+            Code(f"generated/{name}"),
+            "; ",
+            Code(f"rkgen generate {t.name}"),
+            " writes the same file to ",
+            Code(f"./{name}"),
+            ", and ",
+            Code(f'rkgen.codegen.load_network("{t.name}")'),
+            " imports it (from a cache).",
+        )
+    else:
+        where = rich(Code("rkgen generate TABLEAU"), " writes it to ", Code(f"./{name}"), ".")
+    out.append(
+        Para(
+            rich(
+                "The network module imports only numpy, numba and the standard library; "
+                "its coefficients are float64 constants with the exact value beside each. ",
+                where,
+                f" Line numbers are those of the module rkgen {__version__} writes for this tableau "
+                f"({len(doc.module_source.splitlines())} lines):",
+            )
+        )
+    )
+    rows = []
+    for equation, lines, what in code_locations(t, doc.eq, doc.module_source):
+        rows.append([[Math(equation)] if equation else [Text("")], [Text(lines)], rich(what)])
+    out.append(Table([rich("equation"), rich("lines"), rich("function")], rows, "lll"))
+    out.append(
+        Para(
+            rich(
+                "Its public functions follow the module contract (`docs/network-contract.md`): "
+                "`yN, tape = forward(y0, K, beta, h, field, activation)` and "
+                "`dy0, dK, dbeta, dh = backward(tape, p)`."
+            )
+        )
+    )
+    return out
+
+
+def section_references(doc: Derivation) -> list:
+    return [Heading(2, rich("References")), Items([rich(Text(r)) for r in REFERENCES])]
