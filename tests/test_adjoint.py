@@ -2,7 +2,7 @@
 
 - layer_equations: which terms each stage equation has, in which order the backward pass runs;
 - p_form: w_ik = a_ki b_k / b_i = b_k - ã_ik, against the partner tableau of rkgen.partner;
-- the misprint: the P-form backward pass (written here in numpy, tests/nojit_check.py) with the
+- the misprint: the P-form backward pass (rkgen.reference, through tests/nojit_check.py) with the
   partner built from the untransposed index, ã_ij = b_j - b_j a_ij / b_i, gives gradients that
   are wrong by percents; with the transposed index (rkgen's partner) they are exact to rounding.
 

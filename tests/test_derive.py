@@ -29,7 +29,7 @@ from conftest import ROOT
 from rkgen import load
 from rkgen.adjoint import layer_equations
 from rkgen.cli import main as rkgen_main
-from rkgen.codegen import module_filename, render_module
+from rkgen.codegen import module_filename
 from rkgen.derive import (
     EXAMPLES,
     MAX_FAILING_LISTED,
@@ -404,24 +404,32 @@ def test_phi_formula_follows_the_tree():
 
 @pytest.mark.parametrize("name", ["euler", "rk4", "heun3", "trapezoid", "sdirk2", "gauss2", "radau_iia3", "dopri5"])
 def test_code_lines_point_at_the_equations(name):
+    from rkgen.codegen import render
+
     t = load(name)
     eq = layer_equations(t)
-    source = render_module(t)
-    lines = source.splitlines()
-    rows = code_locations(t, eq, source)
-    assert all(where != "not found" for _, where, _ in rows), rows
+    module = render(t)
+    lines = module.text.splitlines()
+    rows = code_locations(t, eq, module.spans)
     spans = {}
-    for equation, where, _ in rows:
+    for equation, where, what in rows:
         nums = [int(x) for x in re.findall(r"\d+", where)]
-        spans[equation] = (nums[0], nums[-1])
-    if t.structure == "explicit":
+        spans[equation or what] = (nums[0], nums[-1])
+        named = re.match(r"`(\w+)`", what).group(1)  # the lines lie inside the function the row names
+        first, last = module.spans[f"def:{named}"]
+        assert first <= nums[0] <= nums[-1] <= last, (equation, where, what)
+    if t.structure != "fully implicit":
         for st in eq.forward:
             first, _ = next(v for k, v in spans.items() if k.startswith(f"Y_{{{st.i + 1}}} = "))
-            assert lines[first - 1].strip().startswith(f"# Y_{st.i + 1} = y")
+            assert lines[first - 1].strip() == f"# {st}"
         for st in eq.backward:
             first, last = next(v for k, v in spans.items() if k.startswith(f"\\eta_{{{st.i + 1}}} = "))
             assert lines[first - 1].strip().startswith(f"# eta_{st.i + 1} = ")
             assert "_adjoint_stage(" in "\n".join(lines[first - 1 : last])
+    else:
+        residual = next(v for k, v in spans.items() if k.startswith("R = "))
+        code = " ".join(x.strip() for x in lines[residual[0] - 1 : residual[1]])
+        assert "r[d + a] = y[a] - Ys[1, a]" in code.replace("( ", "")
     adjoint = next(v for k, v in spans.items() if k.startswith(r"\mu_i = h_j"))
     assert lines[adjoint[0] - 1].startswith("@njit") and lines[adjoint[0]].startswith("def _adjoint_stage(")
 

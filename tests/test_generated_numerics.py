@@ -7,7 +7,7 @@ each once per session:
   and activation, steps h = (0.35, 0, -0.25);
 - agreement with the independent numpy implementation (tests/reference.py): forward, hand-written
   reverse pass, complex step;
-- the xi-form adjoint (the module) against the P form (the partner tableau, tests/nojit_check.py);
+- the xi-form adjoint (the module) against the P form (the partner tableau, rkgen.reference);
 - a dot test and a Taylor test;
 - Newton: convergence reported on normal inputs, failures reported (never silent) otherwise;
 - keep_states, keep_tape=False, and the parallel path against the serial one;

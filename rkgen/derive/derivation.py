@@ -54,10 +54,15 @@ class Derivation:
         return numerical_check(self.t, self.eq)
 
     @cached_property
-    def module_source(self) -> str:
-        from ..codegen import render_module
+    def module(self):
+        """The generated module's text and source map (:class:`rkgen.codegen.Rendered`)."""
+        from ..codegen import render
 
-        return render_module(self.t)
+        return render(self.t)
+
+    @property
+    def module_source(self) -> str:
+        return self.module.text
 
     @cached_property
     def misprint_differences(self) -> list[tuple[int, int]]:

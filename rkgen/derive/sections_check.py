@@ -115,7 +115,7 @@ def section_code(doc: Derivation) -> list:
         )
     )
     rows = []
-    for equation, lines, what in code_locations(t, doc.eq, doc.module_source):
+    for equation, lines, what in code_locations(t, doc.eq, doc.module.spans):
         rows.append([[Math(equation)] if equation else [Text("")], [Text(lines)], rich(what)])
     out.append(Table([rich("equation"), rich("lines"), rich("function")], rows, "lll"))
     out.append(
