@@ -233,24 +233,24 @@ def _backward_equations(doc: Derivation) -> list:
 
 
 def _block_system(doc: Derivation, symbolic_names: bool) -> str:
-    eq = doc.eq
-    s = doc.t.stages
+    """The coupled adjoint system of a fully implicit tableau, block by block from ``eq.adjoint`` (the same
+    :class:`rkgen.adjoint.StageSystem` the printer writes as ``_adjoint_system``)."""
+    (system,) = doc.eq.adjoint
     rows = []
-    rhs = []
-    by_stage = {st.i: st for st in eq.backward}
-    for i in range(s):
-        st = by_stage[i]
-        coeff = {x.index: x for x in st.terms}
+    for i in system.stages:
         cells = []
-        for k in range(s):
+        for k in system.stages:
+            term = system.block(i, k).term
             pairs = [(1, "I")] if k == i else []
-            if k in coeff:
+            if term is not None:
                 if symbolic_names:
-                    pairs.append((-1, rf"h_j {coefficient_latex(coeff[k].name)} J_{sub(k + 1)}^{{T}}"))
+                    pairs.append((-1, rf"h_j {coefficient_latex(term.name)} J_{sub(k + 1)}^{{T}}"))
                 else:
-                    pairs.append((-coeff[k].value, rf"h_j J_{sub(k + 1)}^{{T}}"))
+                    pairs.append((-term.value, rf"h_j J_{sub(k + 1)}^{{T}}"))
             cells.append(combination(pairs))
         rows.append(" & ".join(cells))
+    rhs = []
+    for st in system.rhs:
         if st.weight is None:
             rhs.append("0")
         else:
@@ -258,7 +258,7 @@ def _block_system(doc: Derivation, symbolic_names: bool) -> str:
                 f"{coefficient_latex(st.weight.name)} p" if symbolic_names else combination([(st.weight.value, "p")])
             )
     matrix = "\\begin{pmatrix}\n" + " \\\\\n".join(rows) + "\n\\end{pmatrix}"
-    etas = "\\begin{pmatrix}\n" + " \\\\\n".join(rf"\eta_{sub(i + 1)}" for i in range(s)) + "\n\\end{pmatrix}"
+    etas = "\\begin{pmatrix}\n" + " \\\\\n".join(rf"\eta_{sub(i + 1)}" for i in system.stages) + "\n\\end{pmatrix}"
     right = "\\begin{pmatrix}\n" + " \\\\\n".join(rhs) + "\n\\end{pmatrix}"
     return f"{matrix}\n{etas} = {right}"
 
