@@ -55,7 +55,7 @@ from numba import njit, prange
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_0fb35012af34ddac"
+MODULE_KEY = "rkgen_net_67dfe52b0ef13443"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -761,17 +761,18 @@ def _solve(M, r, n):
 
 @njit(cache=True, error_model="numpy")
 def _newton_update(x, r, n):
-    """x += r over n numbers; returns (max |x|, max |r|). A NaN anywhere makes its maximum NaN."""
+    """x += r over n numbers; returns (max |x|, max |r|), or (NaN, NaN) when any of them is not finite (max()
+    alone would drop a NaN, and a solve would then pass as converged)."""
     size = 0.0
     step = 0.0
+    finite = True
     for a in range(n):
         x[a] += r[a]
-        v = abs(x[a])
-        if not v <= size:  # also true for NaN, which max() would drop
-            size = v
-        v = abs(r[a])
-        if not v <= step:
-            step = v
+        size = max(size, abs(x[a]))
+        step = max(step, abs(r[a]))
+        finite = finite and abs(x[a]) < math.inf and abs(r[a]) < math.inf
+    if not finite:
+        return math.nan, math.nan
     return size, step
 
 

@@ -36,8 +36,8 @@ from rkgen.codegen import (
     template_context,
     template_variables,
 )
-from rkgen.codegen import render as render_step
-from rkgen.codegen.render import TEMPLATE
+from rkgen.codegen import renderer as render_step
+from rkgen.codegen.renderer import TEMPLATE
 from rkgen.errors import RkgenError
 
 NAMES = builtin_names()

@@ -19,7 +19,7 @@ import pytest
 import rkgen.runtime as runtime
 from rkgen import builtin_names, load
 from rkgen.codegen import printer, render
-from rkgen.codegen.render import inline, modules_for
+from rkgen.codegen.renderer import inline, modules_for
 
 RUNTIME = pathlib.Path(runtime.__file__).parent
 ALL = sorted(p.stem for p in RUNTIME.glob("*.py") if p.stem != "__init__")
@@ -40,7 +40,7 @@ def test_runtime_passes_ruff():
 
 
 def test_importing_the_package_imports_no_numba():
-    code = "import sys, rkgen.runtime, rkgen.codegen.render; print('numba' in sys.modules)"
+    code = "import sys, rkgen.runtime, rkgen.codegen.renderer; print('numba' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -6,7 +6,7 @@ The chain, each step a module:
    implicit tableaux, as exact data;
 2. :mod:`rkgen.codegen.printer` — those equations as whole numba functions (:mod:`rkgen.codegen.ir` statements,
    floats with the exact value beside), with a source map;
-3. :mod:`rkgen.codegen.render` — the ``network.py.j2`` template (strict keys) with the printed functions and the
+3. :mod:`rkgen.codegen.renderer` — the ``network.py.j2`` template (strict keys) with the printed functions and the
    runtime (:mod:`rkgen.runtime`) inlined;
 4. :func:`generate_file` — written atomically (temporary file, then rename), never half-written.
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..errors import RkgenError
 from ..tableau import Tableau, load
-from .render import (
+from .renderer import (
     TEMPLATE_KEYS,
     Rendered,
     _partner_status,

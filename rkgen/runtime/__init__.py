@@ -2,7 +2,7 @@
 
 Code that is the same for every tableau lives in these modules; the printer (:mod:`rkgen.codegen.printer`) writes
 only what a tableau changes, as the functions that :mod:`rkgen.runtime._tableau` describes.  The renderer
-(:mod:`rkgen.codegen.render`) copies the modules a structure needs into the generated file, in the order of
+(:mod:`rkgen.codegen.renderer`) copies the modules a structure needs into the generated file, in the order of
 :func:`modules_for`, without their docstrings and imports, so a generated module still imports only numpy, numba
 and the standard library.  Importing this package imports neither numba nor numpy.
 """
