@@ -18,10 +18,10 @@ from .formulas import (
 )
 
 if TYPE_CHECKING:
-    from .derivation import Derivation
+    from .context import Context
 
 
-def section_adjoint(doc: Derivation) -> list:
+def section_adjoint(doc: Context) -> list:
     out = [Heading(2, rich("6. The stage-wise adjoint equations"))]
     out.append(
         Para(
@@ -40,7 +40,7 @@ def section_adjoint(doc: Derivation) -> list:
     return out
 
 
-def _forward_equations(doc: Derivation) -> list:
+def _forward_equations(doc: Context) -> list:
     t, eq = doc.t, doc.eq
     out = [Heading(3, rich("6.1 Forward stages"))]
     lines = []
@@ -92,7 +92,7 @@ def _forward_equations(doc: Derivation) -> list:
     return out
 
 
-def _backward_equations(doc: Derivation) -> list:
+def _backward_equations(doc: Context) -> list:
     t, eq = doc.t, doc.eq
     s = t.stages
     out = [Heading(3, rich("6.2 Backward stages (the $\\xi$ form)"))]
@@ -232,7 +232,7 @@ def _backward_equations(doc: Derivation) -> list:
     return out
 
 
-def _block_system(doc: Derivation, symbolic_names: bool) -> str:
+def _block_system(doc: Context, symbolic_names: bool) -> str:
     """The coupled adjoint system of a fully implicit tableau, block by block from ``eq.adjoint`` (the same
     :class:`rkgen.adjoint.StageSystem` the printer writes as ``_adjoint_system``)."""
     (system,) = doc.eq.adjoint
@@ -263,7 +263,7 @@ def _block_system(doc: Derivation, symbolic_names: bool) -> str:
     return f"{matrix}\n{etas} = {right}"
 
 
-def _gradient_equations(doc: Derivation) -> list:
+def _gradient_equations(doc: Context) -> list:
     s = doc.t.stages
     out = [Heading(3, rich("6.3 The gradient"))]
     out.append(
@@ -330,7 +330,7 @@ def _gradient_equations(doc: Derivation) -> list:
     return out
 
 
-def _p_form_equations(doc: Derivation) -> list:
+def _p_form_equations(doc: Context) -> list:
     t, eq = doc.t, doc.eq
     out = [Heading(3, rich("6.4 The same equations in the partner form of [000, (24)]"))]
     weights = eq.p_form

@@ -11,7 +11,7 @@ from .document import Code, Heading, Items, Math, Para, Table, Text, rich
 from .formulas import magnitude, sci
 
 if TYPE_CHECKING:
-    from .derivation import Derivation
+    from .context import Context
 
 
 REFERENCES = [
@@ -28,7 +28,7 @@ REFERENCES = [
 ]
 
 
-def section_check(doc: Derivation) -> list:
+def section_check(doc: Context) -> list:
     c = doc.check
     out = [Heading(2, rich("7. The check: adjoint against finite differences"))]
     steps = ", ".join(f"{x:g}" for x in CHECK_STEPS)
@@ -83,7 +83,7 @@ def section_check(doc: Derivation) -> list:
     return out
 
 
-def section_code(doc: Derivation) -> list:
+def section_code(doc: Context) -> list:
     from ..codegen import module_filename
 
     t = doc.t
@@ -130,5 +130,5 @@ def section_code(doc: Derivation) -> list:
     return out
 
 
-def section_references(doc: Derivation) -> list:
+def section_references(doc: Context) -> list:
     return [Heading(2, rich("References")), Items([rich(Text(r)) for r in REFERENCES])]

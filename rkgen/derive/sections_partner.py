@@ -9,10 +9,10 @@ from .document import Code, Display, Heading, Para, rich
 from .formulas import drawable, factor, lx, magnitude, matrix_latex, sub, tableau_latex
 
 if TYPE_CHECKING:
-    from .derivation import Derivation
+    from .context import Context
 
 
-def section_symplecticity(doc: Derivation) -> list:
+def section_symplecticity(doc: Context) -> list:
     t = doc.t
     M = t.symplecticity_matrix
     s = t.stages
@@ -80,7 +80,7 @@ def section_symplecticity(doc: Derivation) -> list:
     return out
 
 
-def _misprint(doc: Derivation) -> list:
+def _misprint(doc: Context) -> list:
     t = doc.t
     out = [Heading(3, rich("The index in (19): a misprint in [000] and [001]"))]
     out.append(
@@ -137,7 +137,7 @@ def _misprint(doc: Derivation) -> list:
     return out
 
 
-def _misprint_evidence(doc: Derivation) -> list:
+def _misprint_evidence(doc: Context) -> list:
     rows = [(name, misprint_evidence(name)) for name in MISPRINT_WITNESSES]
     wrong = ", ".join(magnitude(w) for _, (_, w) in rows)
     right = ", ".join(magnitude(r) for _, (r, _) in rows)
@@ -155,7 +155,7 @@ def _misprint_evidence(doc: Derivation) -> list:
     )
 
 
-def section_partner(doc: Derivation) -> list:
+def section_partner(doc: Context) -> list:
     t = doc.t
     s = t.stages
     out = [Heading(2, rich("5. The partner tableau"))]
@@ -245,7 +245,7 @@ def section_partner(doc: Derivation) -> list:
     return out
 
 
-def _no_partner(doc: Derivation) -> list:
+def _no_partner(doc: Context) -> list:
     t = doc.t
     A, b = t.A, t.b
     s = t.stages

@@ -11,7 +11,7 @@ from .document import Code, Display, Heading, Items, Math, Para, Table, Text, ri
 from .formulas import combination, drawable, lx, phi_formula, sub, symbolic, tableau_latex
 
 if TYPE_CHECKING:
-    from .derivation import Derivation
+    from .context import Context
 
 #: Trees up to this order are printed in full (tree, Φ(t), b·Φ(t), 1/γ(t)); higher orders get one summary line.
 FULL_TREE_ORDER = 4
@@ -19,7 +19,7 @@ FULL_TREE_ORDER = 4
 MAX_FAILING_LISTED = 20
 
 
-def preface(doc: Derivation) -> Para:
+def preface(doc: Context) -> Para:
     t = doc.t
     cmd = f"rkgen derive {t.name}" if t.source.startswith("built-in") else "rkgen derive TABLEAU"
     return Para(
@@ -35,7 +35,7 @@ def preface(doc: Derivation) -> Para:
     )
 
 
-def section_problem(doc: Derivation) -> list:
+def section_problem(doc: Context) -> list:
     t, eq = doc.t, doc.eq
     s = t.stages
     if doc.numeric_ok(eq.update, 24):
@@ -98,7 +98,7 @@ def section_problem(doc: Derivation) -> list:
     ]
 
 
-def section_tableau(doc: Derivation) -> list:
+def section_tableau(doc: Context) -> list:
     t = doc.t
     s = t.stages
     out = [Heading(2, rich("2. The tableau"))]
@@ -164,7 +164,7 @@ def section_tableau(doc: Derivation) -> list:
     return out
 
 
-def _structure_meaning(doc: Derivation) -> list:
+def _structure_meaning(doc: Context) -> list:
     t = doc.t
     if t.structure == "explicit":
         return rich(
@@ -186,7 +186,7 @@ def _structure_meaning(doc: Derivation) -> list:
     )
 
 
-def section_order(doc: Derivation) -> list:
+def section_order(doc: Context) -> list:
     from ..order import ElementaryWeights
 
     t = doc.t
