@@ -55,7 +55,7 @@ from numba import njit, prange
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_d10474e3921b7abd"
+MODULE_KEY = "rkgen_net_19043db4dcfb1012"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -793,6 +793,18 @@ def _newton_state(it, step, prev, size):
 
 
 @njit(cache=True, error_model="numpy")
+def _newton_step(M, r, x, n, it, prev):
+    """One Newton update x += M^-1 r (M and r are overwritten) and the test of :func:`_newton_state`.
+
+    Returns (state, the size of the update): state 1 converged, 0 not yet, -1 failed (M singular, or an update
+    or iterate not finite)."""
+    if not _solve(M, r, n):
+        return -1, math.inf
+    size, step = _newton_update(x, r, n)
+    return _newton_state(it, step, prev, size), step
+
+
+@njit(cache=True, error_model="numpy")
 def _store_stages(Ys, Y, q, d):
     """Column q of the block's stage values from the solved stages of one sample."""
     for i in range(STAGES):
@@ -837,13 +849,9 @@ def _coupled_solve(Kj, bj, hj, y, Ys, Fs, Js, W, M, r, field, act, d):
             _f_and_jacobian(Kj, bj, Ys[i], Fs[i], Js[i], z, sg, ds, field, act, d)
         _newton_residual(y, Ys, Fs, hj, r, d)
         _newton_jacobian(Js, hj, M, d)
-        if not _solve(M, r, n):
-            return -1
-        size, step = _newton_update(flat, r, n)
-        state = _newton_state(it, step, prev, size)
+        state, prev = _newton_step(M, r, flat, n, it, prev)
         if state != 0:
             return it if state > 0 else -1
-        prev = step
     return -1
 
 

@@ -54,7 +54,7 @@ from numba import njit, prange
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_d5bad0914af11530"
+MODULE_KEY = "rkgen_net_a9894f15387ca283"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -728,6 +728,18 @@ def _newton_state(it, step, prev, size):
 
 
 @njit(cache=True, error_model="numpy")
+def _newton_step(M, r, x, n, it, prev):
+    """One Newton update x += M^-1 r (M and r are overwritten) and the test of :func:`_newton_state`.
+
+    Returns (state, the size of the update): state 1 converged, 0 not yet, -1 failed (M singular, or an update
+    or iterate not finite)."""
+    if not _solve(M, r, n):
+        return -1, math.inf
+    size, step = _newton_update(x, r, n)
+    return _newton_state(it, step, prev, size), step
+
+
+@njit(cache=True, error_model="numpy")
 def _store_stages(Ys, Y, q, d):
     """Column q of the block's stage values from the solved stages of one sample."""
     for i in range(STAGES):
@@ -773,13 +785,9 @@ def _dirk_solve(Kj, bj, hj, aii, base, Yi, W, Jw, M, field, act, d):
             for k in range(d):
                 M[a, k] = -hj * aii * Jw[a, k]
             M[a, a] += 1.0
-        if not _solve(M, r, d):
-            return -1
-        size, step = _newton_update(Yi, r, d)
-        state = _newton_state(it, step, prev, size)
+        state, prev = _newton_step(M, r, Yi, d, it, prev)
         if state != 0:
             return it if state > 0 else -1
-        prev = step
     return -1
 
 

@@ -8,7 +8,7 @@ import math
 
 from numba import njit
 
-from .implicit import NEWTON_MAXITER, _f_and_jacobian, _jacobian_t, _newton_state, _newton_update, _solve
+from .implicit import NEWTON_MAXITER, _f_and_jacobian, _jacobian_t, _newton_step, _solve
 from .products import _FAST
 
 
@@ -32,13 +32,9 @@ def _dirk_solve(Kj, bj, hj, aii, base, Yi, W, Jw, M, field, act, d):
             for k in range(d):
                 M[a, k] = -hj * aii * Jw[a, k]
             M[a, a] += 1.0
-        if not _solve(M, r, d):
-            return -1
-        size, step = _newton_update(Yi, r, d)
-        state = _newton_state(it, step, prev, size)
+        state, prev = _newton_step(M, r, Yi, d, it, prev)
         if state != 0:
             return it if state > 0 else -1
-        prev = step
     return -1
 
 

@@ -9,7 +9,7 @@ import math
 from numba import njit
 
 from ._tableau import STAGES, _adjoint_system, _newton_jacobian, _newton_residual
-from .implicit import NEWTON_MAXITER, _f_and_jacobian, _jacobian_t, _newton_state, _newton_update, _solve
+from .implicit import NEWTON_MAXITER, _f_and_jacobian, _jacobian_t, _newton_step, _solve
 from .products import _FAST
 
 
@@ -32,13 +32,9 @@ def _coupled_solve(Kj, bj, hj, y, Ys, Fs, Js, W, M, r, field, act, d):
             _f_and_jacobian(Kj, bj, Ys[i], Fs[i], Js[i], z, sg, ds, field, act, d)
         _newton_residual(y, Ys, Fs, hj, r, d)
         _newton_jacobian(Js, hj, M, d)
-        if not _solve(M, r, n):
-            return -1
-        size, step = _newton_update(flat, r, n)
-        state = _newton_state(it, step, prev, size)
+        state, prev = _newton_step(M, r, flat, n, it, prev)
         if state != 0:
             return it if state > 0 else -1
-        prev = step
     return -1
 
 

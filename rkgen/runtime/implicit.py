@@ -128,6 +128,18 @@ def _newton_state(it, step, prev, size):
 
 
 @njit(cache=True, error_model="numpy")
+def _newton_step(M, r, x, n, it, prev):
+    """One Newton update x += M^-1 r (M and r are overwritten) and the test of :func:`_newton_state`.
+
+    Returns (state, the size of the update): state 1 converged, 0 not yet, -1 failed (M singular, or an update
+    or iterate not finite)."""
+    if not _solve(M, r, n):
+        return -1, math.inf
+    size, step = _newton_update(x, r, n)
+    return _newton_state(it, step, prev, size), step
+
+
+@njit(cache=True, error_model="numpy")
 def _store_stages(Ys, Y, q, d):
     """Column q of the block's stage values from the solved stages of one sample."""
     for i in range(STAGES):
