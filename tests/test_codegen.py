@@ -664,3 +664,26 @@ def test_load_network_cache_follows_the_generator(tmp_path, monkeypatch):
     monkeypatch.setattr(render_step, "_RENDERED", {})
     older = codegen.cached_module_path(t)
     assert older != now and older.parent.parent == tmp_path
+
+
+def test_warm_load_does_not_render_and_a_changed_generator_renders_again(tmp_path, monkeypatch):
+    """The index (cache_dir()/index) maps a tableau and the generator's fingerprint to the module's folder: a warm
+    start reads it instead of rendering; a changed generator, or a folder that has gone, renders again."""
+    monkeypatch.setenv("RKGEN_CACHE", str(tmp_path))
+    t = load("heun2")
+    first = codegen._cached_module(t)
+    assert first == codegen.cached_module_path(t) and first.read_text(encoding="utf-8") == rendered("heun2")
+    calls = []
+
+    def counting(tableau):
+        calls.append(tableau.name)
+        return render_step.render(tableau)
+
+    monkeypatch.setattr(codegen, "render", counting)
+    assert codegen._cached_module(load("heun2")) == first and calls == []
+    monkeypatch.setattr(codegen, "generator_fingerprint", lambda: "another generator")
+    assert codegen._cached_module(t) == first and calls == ["heun2"]  # same text, same folder
+    for path in first.parent.iterdir():
+        path.unlink()
+    first.parent.rmdir()
+    assert codegen._cached_module(t) == first and calls == ["heun2", "heun2"] and first.is_file()

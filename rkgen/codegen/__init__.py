@@ -22,6 +22,7 @@ import os
 import sys
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from ..errors import RkgenError
@@ -163,12 +164,63 @@ def cached_module_path(tableau: Tableau, rendered: Rendered | None = None) -> Pa
     return cache_dir() / f"{tableau.identifier}-{rendered.digest[:16]}" / module_filename(tableau)
 
 
+@lru_cache(maxsize=1)
+def generator_fingerprint() -> str:
+    """A sha256 of everything that can change a rendered module: every file of the rkgen package and its
+    templates, rkgen's version and the versions of Python, sympy and python-flint (exact values print through
+    them).  Only a shortcut to a module's text digest, never a key of its own (see :func:`_index_path`)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    package = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")) + sorted(template_dir().glob("*.j2")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    for dist in ("rkgen", "sympy", "python-flint"):
+        try:
+            h.update(f"{dist}={version(dist)}".encode())
+        except PackageNotFoundError:
+            h.update(f"{dist}=?".encode())
+    h.update(sys.version.encode())
+    return h.hexdigest()
+
+
+def _index_path(tableau: Tableau) -> Path:
+    """The file that remembers which module text a tableau renders to with this generator, so that a warm
+    start need not render (the order analysis of a large tableau takes a second)."""
+    key = f"{tableau.canonical_json()}|{tableau.name}|{tableau.source}|{generator_fingerprint()}"
+    return cache_dir() / "index" / hashlib.sha256(key.encode()).hexdigest()
+
+
+def _cached_module(tableau: Tableau) -> Path:
+    """The cached module of ``tableau``, written if it is missing; rendered only when the index does not know it."""
+    index = _index_path(tableau)
+    try:
+        folder = index.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        folder = ""
+    path = cache_dir() / folder / module_filename(tableau)
+    if folder.startswith(f"{tableau.identifier}-") and "/" not in folder and path.is_file():
+        return path
+    rendered = render(tableau)
+    path = cached_module_path(tableau, rendered)
+    try:
+        if not path.is_file():
+            write_atomic(path, rendered.text)
+        write_atomic(index, path.parent.name + "\n")
+    except OSError as exc:
+        raise RkgenError(f"{path}: cannot write the generated module: {exc.strerror}") from None
+    return path
+
+
 def load_network(spec):
     """The generated network module for a built-in name, a JSON path, a Tableau, or a ``*_net.py`` path.
 
     Modules are rendered, written once into :func:`cache_dir` under a folder named by the sha256 of their text (so
     any change of the tableau or of the generator gives a new folder), and imported from there (numba's
-    ``cache=True`` then works across processes).
+    ``cache=True`` then works across processes).  A small index (``cache_dir()/index``), keyed by the tableau and
+    :func:`generator_fingerprint`, remembers which folder a tableau's module is in, so a warm start does not
+    render it again.
     """
     if not isinstance(spec, Tableau):
         text = os.fspath(spec)
@@ -177,12 +229,4 @@ def load_network(spec):
                 raise RkgenError(f"{text}: no such file")
             return import_path(Path(text))
         spec = load(text)
-    tableau = spec
-    rendered = render(tableau)
-    path = cached_module_path(tableau, rendered)
-    if not path.is_file():
-        try:
-            write_atomic(path, rendered.text)
-        except OSError as exc:
-            raise RkgenError(f"{path}: cannot write the generated module: {exc.strerror}") from None
-    return import_path(path)
+    return import_path(_cached_module(spec))
