@@ -72,17 +72,12 @@ def simplex_projection(v: np.ndarray, total: float = 1.0) -> np.ndarray:
 
 
 def _activation(name, z):
-    if name == "tanh":
-        s = np.tanh(z)
-        return s, 1.0 - s * s
-    if name == "relu":
-        return np.maximum(z, 0.0), (z > 0.0).astype(float)
-    if name == "softplus":
-        return np.logaddexp(0.0, z), 0.5 * (1.0 + np.tanh(0.5 * z))
-    if name == "sigmoid":
-        s = 0.5 * (1.0 + np.tanh(0.5 * z))
-        return s, s * (1.0 - s)
-    raise RkgenError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+    """(σ(z), σ'(z)) for the plain Net: the one numpy definition of rkgen.reference."""
+    if name not in ACTIVATIONS:
+        raise RkgenError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
+    from rkgen.reference import activation
+
+    return activation(name, z)
 
 
 @dataclass
