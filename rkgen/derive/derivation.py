@@ -1,4 +1,4 @@
-"""The derivation document of one tableau: its shared facts, its sections in order, its Markdown and LaTeX.
+"""The derivation document of one tableau: the sections in order, on a Context, as Markdown or LaTeX.
 
 The document reads the same data as the code generator (tableau -> adjoint equations (data) -> printer -> template
 -> module): the exact tableau, its analyses and :func:`rkgen.adjoint.layer_equations`.
