@@ -1,4 +1,4 @@
-"""Analysis of a Tableau (beside the chain): order conditions by rooted trees, decided exactly; B(p), C(q), D(r).
+"""Analysis beside the chain (of a rkgen.butcher tableau): order conditions by rooted trees, exactly; B(p), C(q), D(r).
 
 For a tree t the stage vector Φ(t) is built recursively (Φ(τ) = 1, Φ([t_1 … t_k]) = ∏ (A Φ(t_k)) componentwise)
 and the condition of t is b·Φ(t) = 1/γ(t).  A·Φ is memoised per distinct subtree, and all arithmetic is exact in
@@ -19,14 +19,11 @@ approximations shows "exact order 0; order 4 to within 1.4e-26".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import sympy
 
+from .butcher import ButcherTableau
 from .trees import Tree, trees_of_order
-
-if TYPE_CHECKING:
-    from .tableau import Tableau
 
 __all__ = ["Condition", "OrderReport", "ElementaryWeights", "analyse_order", "DEFAULT_MAX_ORDER"]
 
@@ -75,7 +72,7 @@ class OrderReport:
 class ElementaryWeights:
     """Φ(t) for one tableau, exact, memoised per tree (also A·Φ(t) per subtree)."""
 
-    def __init__(self, tableau: Tableau):
+    def __init__(self, tableau: ButcherTableau):
         self.tableau = tableau
         self.F = tableau.number_field
         self.A, self.b, self.c = tableau.exact
@@ -127,7 +124,7 @@ class ElementaryWeights:
 
 
 def analyse_order(
-    tableau: Tableau, max_order: int = DEFAULT_MAX_ORDER, tolerance: float = DEFAULT_TOLERANCE
+    tableau: ButcherTableau, max_order: int = DEFAULT_MAX_ORDER, tolerance: float = DEFAULT_TOLERANCE
 ) -> OrderReport:
     """Check the order conditions tree by tree, order by order, until they fail exactly and to ``tolerance``.
 
@@ -180,7 +177,7 @@ def analyse_order(
     )
 
 
-def simplifying_assumptions(tableau: Tableau, cap: int) -> tuple[int, int, int]:
+def simplifying_assumptions(tableau: ButcherTableau, cap: int) -> tuple[int, int, int]:
     """The largest p, q, r (up to ``cap``) with B(p), C(q), D(r):
 
     B(p): Σ_i b_i c_i^(k−1) = 1/k, k ≤ p;   C(q): Σ_j a_ij c_j^(k−1) = c_i^k / k for all i, k ≤ q;

@@ -1,4 +1,4 @@
-"""Analysis of a Tableau (beside the chain): symplecticity and the partner, conditions (19) with the transposed index.
+"""Analysis beside the chain, of a rkgen.butcher tableau: symplecticity and the partner, conditions (19) transposed.
 
 A pair (A, b, c) / (Ã, b̃, c̃) is symplectic (Hairer–Lubich–Wanner, Thm VI.4.6) iff
 
@@ -16,15 +16,20 @@ iff M = diag(b) A + Aᵀ diag(b) − b bᵀ = 0.
 True
 >>> load("heun3").partner is None
 True
+
+The partner is built through the constructor of the tableau's own class (a ButcherTableau's partner is a
+ButcherTableau, a :class:`rkgen.tableau.Tableau`'s a Tableau, with its analyses), so this module needs only
+:mod:`rkgen.butcher`; it never writes into a tableau.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import sympy
 
-from .tableau import Tableau
+from .butcher import ButcherTableau
 
 __all__ = [
     "symplecticity_matrix",
@@ -36,8 +41,10 @@ __all__ = [
     "c_matches",
 ]
 
+T = TypeVar("T", bound=ButcherTableau)
 
-def _namer(tableau: Tableau):
+
+def _namer(tableau: ButcherTableau):
     """Turn field elements back into sympy numbers, reusing the tableau's own expressions where they match."""
     F = tableau.number_field
     known = {}
@@ -61,7 +68,7 @@ def _key(el) -> tuple[str, ...]:
     return tuple(str(c) for c in el.coeffs())
 
 
-def symplecticity_matrix(tableau: Tableau) -> tuple[tuple[sympy.Expr, ...], ...]:
+def symplecticity_matrix(tableau: ButcherTableau) -> tuple[tuple[sympy.Expr, ...], ...]:
     """M = diag(b) A + Aᵀ diag(b) − b bᵀ, exactly.
 
     >>> from rkgen import load
@@ -81,15 +88,24 @@ def symplecticity_matrix(tableau: Tableau) -> tuple[tuple[sympy.Expr, ...], ...]
     )
 
 
-def partner_entry(tableau: Tableau, i: int, j: int):
+def partner_entry(tableau: ButcherTableau, i: int, j: int):
     """ã_ij = b_j − b_j a_ji / b_i as a field element (requires b_i ≠ 0)."""
     F = tableau.number_field
     A, b, _ = tableau.exact
     return F.sub(b[j], F.div(F.mul(b[j], A[j][i]), b[i]))
 
 
-def partner_tableau(tableau: Tableau) -> Tableau | None:
+def _partner_elements(tableau: ButcherTableau) -> list[list]:
+    """Ã as field elements of ``tableau.number_field`` (requires every b_i ≠ 0)."""
+    s = tableau.stages
+    return [[partner_entry(tableau, i, j) for j in range(s)] for i in range(s)]
+
+
+def partner_tableau(tableau: T) -> T | None:
     """The symplectic partner of ``tableau``, or None when a weight b_i is zero (then none exists).
+
+    The partner is an instance of ``type(tableau)``, built with the data class's fields (subclasses of
+    :class:`~rkgen.butcher.ButcherTableau` add members, not fields): the partner of a Tableau is a Tableau.
 
     >>> from rkgen import load
     >>> rk4 = load("rk4")
@@ -102,9 +118,8 @@ def partner_tableau(tableau: Tableau) -> Tableau | None:
     if tableau.zero_weights:
         return None
     F = tableau.number_field
-    s = tableau.stages
     name = _namer(tableau)
-    elements = [[partner_entry(tableau, i, j) for j in range(s)] for i in range(s)]
+    elements = _partner_elements(tableau)
     A = tuple(tuple(name(x) for x in row) for row in elements)
     c = tuple(name(sum(row, F.zero)) for row in elements)
     base = tableau.name[: -len("_partner")] if tableau.name.endswith("_partner") else None
@@ -112,7 +127,7 @@ def partner_tableau(tableau: Tableau) -> Tableau | None:
     itself = tableau.is_consistent and all(
         F.sub(x, y).is_zero() for row, own in zip(elements, A_exact, strict=True) for x, y in zip(row, own, strict=True)
     )
-    return Tableau(
+    return type(tableau)(
         name=base or f"{tableau.name}_partner",
         A=tableau.A if itself else A,
         b=tableau.b,
@@ -126,7 +141,7 @@ def partner_tableau(tableau: Tableau) -> Tableau | None:
     )
 
 
-def c_matches(tableau: Tableau) -> bool | None:
+def c_matches(tableau: ButcherTableau) -> bool | None:
     """Whether the partner's nodes c̃ equal c (when the weights sum to 1, equivalently D(1) holds); None when there
     is no partner.
 
@@ -134,11 +149,11 @@ def c_matches(tableau: Tableau) -> bool | None:
     >>> c_matches(load("rk4")), c_matches(load("euler"))
     (True, False)
     """
-    p = tableau.partner
-    if p is None:
+    if tableau.zero_weights:
         return None
     F = tableau.number_field
-    return all(F.sub(x, y).is_zero() for x, y in zip(tableau.exact[2], p.exact[2], strict=True))
+    c_partner = (sum(row, F.zero) for row in _partner_elements(tableau))  # c̃ = Ã·1, the partner's nodes
+    return all(F.sub(x, y).is_zero() for x, y in zip(tableau.exact[2], c_partner, strict=True))
 
 
 @dataclass(frozen=True)
@@ -169,7 +184,7 @@ class PairReport:
     c_matches: bool
 
 
-def check_pair(tableau: Tableau, other: Tableau) -> PairReport:
+def check_pair(tableau: ButcherTableau, other: ButcherTableau) -> PairReport:
     """Check conditions (19) for (tableau, other) exactly; list every violated condition with its value.
 
     >>> from rkgen import load

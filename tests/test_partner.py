@@ -336,7 +336,7 @@ def test_partner_is_built_not_written_into(name):
 
     from rkgen.tableau import Tableau
 
-    cached = {n for n, v in vars(Tableau).items() if isinstance(v, functools.cached_property)}
+    cached = {n for k in Tableau.__mro__ for n, v in vars(k).items() if isinstance(v, functools.cached_property)}
     t = load(name)  # fresh: nothing computed yet
     before = dict(vars(t))
     p = partner_tableau(t)
@@ -345,9 +345,25 @@ def test_partner_is_built_not_written_into(name):
     assert set(after) - set(before) <= cached
     assert set(vars(p)) == {f.name for f in dataclasses.fields(Tableau)}  # fields only, no cache filled in
     assert p.number_field is t.number_field
+    assert type(p) is Tableau  # built as an instance of the tableau's class, not wrapped afterwards
     if p.same_as is not None:  # a symplectic method is its own partner: same analysis, computed once
         assert name in SYMPLECTIC and p.same_as is t
         assert p.order_report is t.order_report and p.exact is t.exact
     else:
         assert name not in SYMPLECTIC and p.exact[1] is t.exact[1]
         assert p.order == t.order
+
+
+def test_partner_has_the_class_of_its_tableau():
+    """partner_tableau builds ``type(tableau)(...)``: a Tableau's partner is a Tableau (with its analyses), the
+    data class's partner is the data class -- rkgen.partner needs only rkgen.butcher."""
+    from rkgen.butcher import ButcherTableau
+
+    t = load("rk4")
+    assert type(t.partner) is Tableau and type(t.partner.partner) is Tableau and t.partner.partner.order == 4
+    assert type(load("gauss2").partner) is Tableau and load("gauss2").partner.same_as is not None  # its own partner
+    d = ButcherTableau.load("rk4")
+    p = partner_tableau(d)
+    assert type(p) is ButcherTableau and p.A == t.partner.A and p.c == t.partner.c
+    assert not hasattr(p, "order")
+    assert check_pair(d, p).symplectic and c_matches(d) is True and c_matches(ButcherTableau.load("heun3")) is None

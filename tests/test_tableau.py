@@ -307,29 +307,55 @@ def test_floats():
     assert all(isinstance(x, float) for row in A for x in row)
 
 
-# -- the analysis modules depend on this one, not the other way ---------------------------------------------------
-ANALYSES = ("order", "partner")
-#: The Tableau's conveniences over rkgen.order / rkgen.partner: the only places tableau.py may import them.
-CONVENIENCES = {"order_report", "symplecticity_matrix", "partner", "pair_report"}
+# -- the imports run one way: butcher <- order, partner <- tableau ------------------------------------------------
+#: The data class's module (the bottom) and the analyses over it.
+BOTTOM, ANALYSES = "butcher", ("order", "partner")
 
 
-def _source(module: str) -> str:
+def _package_sources() -> dict[str, str]:
+    """{dotted module name: source} for every module of the rkgen package, subpackages included."""
     from pathlib import Path
 
     import rkgen
 
-    return (Path(rkgen.__file__).parent / f"{module}.py").read_text(encoding="utf-8")
+    root = Path(rkgen.__file__).parent
+    found = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = ["rkgen", *path.relative_to(root).with_suffix("").parts]
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path.read_text(encoding="utf-8")
+    return found
 
 
-def _rkgen_imports(module: str) -> list[tuple[str, str]]:
-    """(imported rkgen module, where) for every import statement in rkgen/<module>.py, at any depth.
+SOURCES = _package_sources()
+
+
+def _source(module: str) -> str:
+    return SOURCES[f"rkgen.{module}"]
+
+
+def _imports(name: str) -> list[tuple[str, str]]:
+    """(imported rkgen module, where) for every import statement of the module ``name`` (dotted), at any depth.
 
     ``where`` is "module" (runs when the module loads), "typing" (inside ``if TYPE_CHECKING:``) or the name of
-    the innermost function holding it."""
+    the innermost function holding it.  Relative imports are resolved; ``from . import x`` names the module x
+    when x is one, else the package."""
     import ast
 
-    tree = ast.parse(_source(module))
+    package = name if _is_package(name) else name.rpartition(".")[0]
     found = []
+
+    def resolve(node: ast.ImportFrom) -> list[str]:
+        if node.level == 0:
+            base = node.module or ""
+        else:
+            base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+            base = f"{base}.{node.module}" if node.module else base
+        if not base.startswith("rkgen"):
+            return []
+        subs = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in SOURCES]
+        return subs or [base]
 
     def visit(node, where):
         for child in ast.iter_child_nodes(node):
@@ -338,47 +364,90 @@ def _rkgen_imports(module: str) -> list[tuple[str, str]]:
             elif isinstance(child, ast.If) and where == "module" and ast.unparse(child.test) == "TYPE_CHECKING":
                 visit(child, "typing")
             elif isinstance(child, ast.Import):
-                found.extend((a.name.split(".")[1], where) for a in child.names if a.name.startswith("rkgen."))
+                found.extend((a.name, where) for a in child.names if a.name.startswith("rkgen"))
             elif isinstance(child, ast.ImportFrom):
-                base = "rkgen." * (child.level > 0) + (child.module or "")
-                if child.level > 1 or not base.startswith("rkgen"):
-                    continue
-                if base in ("rkgen", "rkgen."):  # from . import order
-                    found.extend((a.name, where) for a in child.names)
-                else:
-                    found.append((base.split(".")[1], where))
+                found.extend((m, where) for m in resolve(child))
             else:
                 visit(child, where)
 
-    visit(tree, "module")
+    visit(ast.parse(SOURCES[name]), "module")
     return found
 
 
+def _is_package(name: str) -> bool:
+    return any(other.startswith(name + ".") for other in SOURCES)
+
+
+def _reachable(start: str) -> set[str]:
+    """Every rkgen module that ``start`` imports, directly or through others, at module or function level or for
+    type checking (an explicit import of a package, e.g. ``from rkgen import load``, follows its __init__)."""
+    seen, todo = set(), [start]
+    while todo:
+        for m, _ in _imports(todo.pop()):
+            if m not in seen and m in SOURCES:
+                seen.add(m)
+                todo.append(m)
+    return seen
+
+
 def test_import_parser_sees_every_kind_of_import():
-    got = _rkgen_imports("tableau")
-    assert ("errors", "module") in got and ("exact", "typing") in got and ("exact", "number_field") in got
-    assert ("order", "order_report") in got and ("partner", "partner") in got
+    got = _imports("rkgen.butcher")
+    assert ("rkgen.errors", "module") in got and ("rkgen.exact", "typing") in got
+    assert ("rkgen.exact", "number_field") in got
+    assert ("rkgen.order", "module") in _imports("rkgen.tableau")
+    assert ("rkgen.partner", "_run_check") not in _imports("rkgen.cli")
+    assert ("rkgen.order", "_run_check") in _imports("rkgen.cli")
+    assert ("rkgen.partner", "_partner_status") in _imports("rkgen.codegen.renderer")  # "from ..partner import"
 
 
-def test_tableau_does_not_import_the_analyses():
-    """tableau.py imports rkgen.order / rkgen.partner only inside its convenience members, never when it loads;
-    order.py and partner.py never import each other: the dependencies run one way, analyses -> tableau."""
-    imports = {m: _rkgen_imports(m) for m in ("tableau", *ANALYSES)}
-    assert [(m, w) for m, w in imports["tableau"] if m in ANALYSES and w not in CONVENIENCES | {"typing"}] == []
-    assert [m for m, _ in imports["order"] if m == "partner"] == []
-    assert [m for m, _ in imports["partner"] if m == "order"] == []
-    assert ("tableau", "module") in imports["partner"]  # it builds partners with Tableau(...)
-    for m in imports:  # nothing here reaches into an object's attributes (cached properties) behind its back
-        assert "__dict__" not in _source(m), m
+def test_the_imports_run_one_way():
+    """butcher.py (the data) imports neither the analyses nor tableau.py; order.py and partner.py import the data,
+    never tableau.py nor each other; tableau.py imports both at module level -- at any level (module, function,
+    type checking) and transitively, so there is no circle among the four."""
+    bottom, analyses, top = f"rkgen.{BOTTOM}", [f"rkgen.{m}" for m in ANALYSES], "rkgen.tableau"
+    assert _reachable(bottom).isdisjoint({top, *analyses})
+    for m in analyses:
+        assert (bottom, "module") in _imports(m), m  # they take (and partner.py builds) the data class
+        assert _reachable(m).isdisjoint({top, *analyses}), m
+    assert {(m, "module") for m in analyses} <= set(_imports(top))
+    assert top not in _reachable(top)  # and no circle through any other module
+    for m in (bottom, top, *analyses):  # nothing here reaches into an object's attributes (cached properties)
+        assert "__dict__" not in SOURCES[m], m
 
 
-def test_a_tableau_works_without_the_analysis_modules():
-    import subprocess
-    import sys
+def test_only_tableau_imports_both_analyses():
+    both = [m for m in SOURCES if {f"rkgen.{a}" for a in ANALYSES} <= {i for i, _ in _imports(m)}]
+    assert both == ["rkgen.tableau"]
 
-    code = (
-        "import sys, rkgen; t = rkgen.load('gauss3'); t.structure_detail, t.floats(), t.exact_strings(); "
-        "print(sorted(m for m in sys.modules if m in ('rkgen.order', 'rkgen.partner')))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+
+def test_the_data_class_has_no_analysis():
+    """A ButcherTableau is the data: everything that needs no order or partner module, and nothing that does;
+    Tableau adds members, not fields."""
+    import dataclasses
+
+    from rkgen.butcher import ButcherTableau
+
+    t = ButcherTableau.load("gauss3")
+    assert type(t) is ButcherTableau and repr(t) == "ButcherTableau('gauss3', stages=3)"
+    assert t.structure_detail == FULL and t.floats()[1][1] == 4 / 9 and t.exact_strings()["b"][1] == "4/9"
+    assert t.sha256 == load("gauss3").sha256
+    for name in ("order", "order_report", "symplecticity_matrix", "is_symplectic", "partner", "pair_report"):
+        assert not hasattr(t, name) and hasattr(Tableau, name), name
+    assert issubclass(Tableau, ButcherTableau)
+    assert dataclasses.fields(Tableau) == dataclasses.fields(ButcherTableau)
+
+
+def test_the_readers_build_tableaux():
+    """load and from_json give a Tableau, its given partner too; a ButcherTableau passed to load becomes one."""
+    from rkgen.butcher import ButcherTableau
+
+    data = {"A": [["0"]], "b": ["1"], "partner": {"A": [["1"]], "b": ["1"]}}
+    t = from_json(json.dumps(data))
+    assert type(t) is Tableau and type(t.given_partner) is Tableau
+    assert t.pair_report(t.given_partner).symplectic and t.given_partner.order == 1
+    d = ButcherTableau.from_json(json.dumps(data))
+    assert type(d) is ButcherTableau and type(d.given_partner) is ButcherTableau
+    u = load(d)
+    assert type(u) is Tableau and u.A == d.A and u.exact is d.exact and u.order == 1
+    assert type(u.given_partner) is Tableau
+    assert load(u) is u
