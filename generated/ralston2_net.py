@@ -56,7 +56,7 @@ from numba import njit, prange
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_ae9d5c82c3bf0d15"
+MODULE_KEY = "rkgen_net_833330d891ff2be6"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -88,7 +88,7 @@ C = np.array((0.0, c_2))
 # ================================================================================================
 
 
-@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+@njit(cache=True, error_model="numpy", inline="always", fastmath={"reassoc", "contract"})
 def _layer_forward(Kj, bj, hj, y, Y, S, F, Z, ws, field, act, d, nb, nw):
     """One layer of ralston2 on a block of samples: the explicit stages, then the update."""
     Fj = S if field == 0 else F  # the resnet field f = sigma: its values are S
@@ -109,7 +109,7 @@ def _layer_forward(Kj, bj, hj, y, Y, S, F, Z, ws, field, act, d, nb, nw):
     return 0, 0
 
 
-@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+@njit(cache=True, error_model="numpy", inline="always", fastmath={"reassoc", "contract"})
 def _layer_backward(Kj, hj, P, Y, S, D, eta, mu, G, U, dKj, dbj, ws, field, d, nb, nw):
     """The adjoint of one layer on a block: eta_i for i = s..1 in turn, each with its stage's share
     of the gradients.
@@ -601,7 +601,7 @@ def _adjoint_stage(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, d, nb, nw):
 # Each layer calls the tableau's printed ``_layer_forward`` / ``_layer_backward`` (see
 # :mod:`rkgen.runtime._tableau`).
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _workspace(d):
     """Work arrays of the stage solves of one sample: (Ys, Fs, Js, M, r, work, base). Explicit tableaux solve
     nothing and get empty ones; DIRK stages are d x d systems; fully implicit stages one (s d) system."""

@@ -8,7 +8,7 @@ import math
 
 from numba import njit
 
-from .implicit import NEWTON_MAXITER, _f_and_jacobian, _jacobian_t, _newton_step, _solve
+from .implicit import NEWTON_MAXITER, _f_and_jacobian, _jacobian_t, _newton_state, _solve
 from .products import _FAST
 
 
@@ -32,13 +32,22 @@ def _dirk_solve(Kj, bj, hj, aii, base, Yi, W, Jw, M, field, act, d):
             for k in range(d):
                 M[a, k] = -hj * aii * Jw[a, k]
             M[a, a] += 1.0
-        state, prev = _newton_step(M, r, Yi, d, it, prev)
+        if not _solve(M, r, d):
+            return -1
+        size = 0.0
+        step = 0.0
+        for a in range(d):
+            Yi[a] += r[a]
+            size = max(size, abs(Yi[a]))
+            step = max(step, abs(r[a]))
+        state = _newton_state(it, step, prev, size, Yi, d)
         if state != 0:
             return it if state > 0 else -1
+        prev = step
     return -1
 
 
-@njit(cache=True, error_model="numpy", fastmath=_FAST)
+@njit(cache=True, error_model="numpy", inline="always", fastmath=_FAST)
 def _dirk_adjoint(Kj, Di, etai, hai, Jt, M, r, field, d, nb):
     """eta_i <- (I - h a_ii J_i^T)^-1 eta_i, one d x d solve per sample of the block."""
     for q in range(nb):

@@ -11,7 +11,7 @@ from .activations import _derivative
 from .products import _FAST
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _workspace(d):
     """Work arrays of the stage solves of one sample: (Ys, Fs, Js, M, r, work, base). Explicit tableaux solve
     nothing and get empty ones; DIRK stages are d x d systems; fully implicit stages one (s d) system."""

@@ -9,7 +9,7 @@ import math
 from numba import njit
 
 from ._tableau import STAGES, _adjoint_system, _newton_jacobian, _newton_residual
-from .implicit import NEWTON_MAXITER, _f_and_jacobian, _jacobian_t, _newton_step, _solve
+from .implicit import NEWTON_MAXITER, _f_and_jacobian, _jacobian_t, _newton_state, _solve
 from .products import _FAST
 
 
@@ -32,13 +32,22 @@ def _coupled_solve(Kj, bj, hj, y, Ys, Fs, Js, W, M, r, field, act, d):
             _f_and_jacobian(Kj, bj, Ys[i], Fs[i], Js[i], z, sg, ds, field, act, d)
         _newton_residual(y, Ys, Fs, hj, r, d)
         _newton_jacobian(Js, hj, M, d)
-        state, prev = _newton_step(M, r, flat, n, it, prev)
+        if not _solve(M, r, n):
+            return -1
+        size = 0.0
+        step = 0.0
+        for a in range(n):
+            flat[a] += r[a]
+            size = max(size, abs(flat[a]))
+            step = max(step, abs(r[a]))
+        state = _newton_state(it, step, prev, size, flat, n)
         if state != 0:
             return it if state > 0 else -1
+        prev = step
     return -1
 
 
-@njit(cache=True, error_model="numpy", fastmath=_FAST)
+@njit(cache=True, error_model="numpy", inline="always", fastmath=_FAST)
 def _coupled_adjoint(Kj, D, P, eta, Js, M, r, hj, field, d, nb):
     """(I - h (A^T kron I) blockdiag(J_k^T)) eta = b kron p: one (s d) system per sample of the block."""
     n = STAGES * d

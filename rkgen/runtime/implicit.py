@@ -94,52 +94,30 @@ def _solve(M, r, n):
     return True
 
 
-@njit(cache=True, error_model="numpy")
-def _newton_update(x, r, n):
-    """x += r over n numbers; returns (max |x|, max |r|), or (NaN, NaN) when any of them is not finite (max()
-    alone would drop a NaN, and a solve would then pass as converged)."""
-    size = 0.0
-    step = 0.0
-    finite = True
-    for a in range(n):
-        x[a] += r[a]
-        size = max(size, abs(x[a]))
-        step = max(step, abs(r[a]))
-        finite = finite and abs(x[a]) < math.inf and abs(r[a]) < math.inf
-    if not finite:
-        return math.nan, math.nan
-    return size, step
+@njit(cache=True, error_model="numpy", inline="always")
+def _newton_state(it, step, prev, size, x, n):
+    """Newton's one convergence test, after the update of iteration ``it``: 1 converged, 0 not yet, -1 failed.
 
-
-@njit(cache=True, error_model="numpy")
-def _newton_state(it, step, prev, size):
-    """Newton's one convergence test: 1 converged, 0 not yet, -1 failed (a non-finite update or iterate).
-
-    Converged when the update, or the error left after it (estimated from the contraction rate theta of
-    successive updates), is below the tolerance."""
-    if not (step < math.inf and size < math.inf):
+    ``step`` and ``size`` are the largest |update| and |iterate| (taken with max(), which drops a NaN), ``prev``
+    the previous step, ``x`` the n iterates. Converged when the update, or the error left after it (estimated
+    from the contraction rate theta of successive updates), is below the tolerance, and every iterate is finite.
+    An infinite update fails at once. A NaN never leaves the iteration again (it reaches f, and so the next
+    update), so it is enough to look for one when the iteration would stop. (A helper that also did the update
+    and the solve ran the implicit midpoint forward pass 4% slower than this split.)"""
+    if not step < math.inf:
         return -1
     theta = step / prev
     if step <= NEWTON_TOL * (1.0 + size) or (
         it > 1 and theta < 0.5 and theta / (1.0 - theta) * step <= NEWTON_TOL * 1e-2 * (1.0 + size)
     ):
+        for a in range(n):
+            if not abs(x[a]) < math.inf:
+                return -1
         return 1
     return 0
 
 
-@njit(cache=True, error_model="numpy")
-def _newton_step(M, r, x, n, it, prev):
-    """One Newton update x += M^-1 r (M and r are overwritten) and the test of :func:`_newton_state`.
-
-    Returns (state, the size of the update): state 1 converged, 0 not yet, -1 failed (M singular, or an update
-    or iterate not finite)."""
-    if not _solve(M, r, n):
-        return -1, math.inf
-    size, step = _newton_update(x, r, n)
-    return _newton_state(it, step, prev, size), step
-
-
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _store_stages(Ys, Y, q, d):
     """Column q of the block's stage values from the solved stages of one sample."""
     for i in range(STAGES):
@@ -147,7 +125,7 @@ def _store_stages(Ys, Y, q, d):
             Y[i, a, q] = Ys[i, a]
 
 
-@njit(cache=True, error_model="numpy", fastmath=_FAST)
+@njit(cache=True, error_model="numpy", inline="always", fastmath=_FAST)
 def _stage_fields(Kj, bj, Y, Z, S, Fj, field, act, d, nb, nw):
     """S_i = sigma(K Y_i + beta) and F_i for every solved stage on a block (padding columns set to zero)."""
     for i in range(STAGES):
