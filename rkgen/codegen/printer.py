@@ -14,7 +14,7 @@ with a zero coefficient are not written.
 >>> from rkgen.adjoint import layer_equations
 >>> eq = layer_equations(load("heun2"))
 >>> print(kernels(eq).text.split("\\n\\n\\n")[0])
-@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+@njit(cache=True, error_model="numpy", inline="always", fastmath={"reassoc", "contract"})
 def _layer_forward(Kj, bj, hj, y, Y, S, F, Z, ws, field, act, d, nb, nw):
     \"\"\"One layer of heun2 on a block of samples: the explicit stages, then the update.\"\"\"
     Fj = S if field == 0 else F  # the resnet field f = sigma: its values are S
