@@ -152,8 +152,8 @@ def test_template_keys_are_exactly_the_variables_the_template_reads():
 
 @pytest.mark.parametrize("key", sorted(TEMPLATE_KEYS))
 def test_render_with_a_missing_key_raises(monkeypatch, key):
-    def without(tableau, kernels=None):
-        ctx = dict(real(tableau, kernels))
+    def without(tableau, **given):
+        ctx = dict(real(tableau, **given))
         del ctx[key]
         return ctx
 
@@ -166,7 +166,7 @@ def test_render_with_a_missing_key_raises(monkeypatch, key):
 
 def test_render_with_an_extra_key_raises(monkeypatch):
     real = render_step.template_context
-    monkeypatch.setattr(render_step, "template_context", lambda t, k=None: {**real(t, k), "surplus": 1})
+    monkeypatch.setattr(render_step, "template_context", lambda t, **given: {**real(t, **given), "surplus": 1})
     monkeypatch.setattr(render_step, "_RENDERED", {})
     with pytest.raises(RuntimeError, match="unused \\['surplus'\\]"):
         render_module(load("rk4"))

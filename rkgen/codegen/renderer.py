@@ -227,9 +227,10 @@ def _docstring_safe(text: str) -> str:
     return text.replace("\\", "/").replace('"', "'")
 
 
-def template_context(tableau: Tableau, kernels: printer.Kernels | None = None) -> dict:
-    """Everything the template needs, from the layer equations (the one source of truth)."""
-    eq = layer_equations(tableau)
+def template_context(tableau: Tableau, eq=None, kernels: printer.Kernels | None = None) -> dict:
+    """Everything the template needs, from the layer equations (the one source of truth); ``eq`` and ``kernels``
+    are computed here unless the caller has them already."""
+    eq = eq or layer_equations(tableau)
     kernels = kernels or printer.kernels(eq)
     runtime = inline(tableau.structure)
     return {
@@ -295,7 +296,7 @@ def _squeeze(source: str) -> list[str]:
 def _render(tableau: Tableau) -> Rendered:
     eq = layer_equations(tableau)
     kernels = printer.kernels(eq)
-    context = template_context(tableau, kernels)
+    context = template_context(tableau, eq=eq, kernels=kernels)
     expected = template_variables()
     if set(context) != expected or expected != TEMPLATE_KEYS:
         missing, extra = expected - set(context), set(context) - expected
