@@ -174,7 +174,6 @@ def _count(call: Call) -> tuple:
 
 def _dirk_forward(eq: LayerEquations) -> tuple:
     """Stage by stage for each sample: Y_i = (y + h Σ_(l<i) a_il F_l) + h a_ii f(Y_i), Newton where a_ii ≠ 0."""
-    s = eq.stages
     used_later = {t.index for st in eq.forward for t in st.terms if t.index < st.i}
     per_sample: list = []
     for st in eq.forward:
@@ -193,7 +192,6 @@ def _dirk_forward(eq: LayerEquations) -> tuple:
             stage.append(Call("_f_and_jacobian", args))
         per_sample.append(Labelled(f"forward:Y_{i + 1}", tuple(stage)))
     per_sample.append(Call("_store_stages", ("Ys", "Y", "q", "d")))
-    assert len(eq.forward) == s
     return _implicit_forward(eq, per_sample)
 
 
