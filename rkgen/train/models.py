@@ -295,6 +295,25 @@ class Model:
     def predict_proba(self, flat, x) -> np.ndarray:
         return losses.probabilities(self.loss, self.forward(flat, x, keep_tape=False).logits)
 
+    def probabilities(self, flat, x) -> tuple[np.ndarray, np.ndarray]:
+        """Class probabilities (m, n_classes) and predicted classes (m,) of inputs x (m, in_dim),
+        from one evaluation pass (the forward pass above; SolveFailure when an implicit stage
+        solve does not converge).
+
+        The classes follow the rule by which the trainer counts a prediction correct, so that
+        they reproduce its accuracy exactly: for the squared loss class 1 iff the sigmoid
+        hypothesis, computed as the loss kernel computes it, exceeds 1/2; for cross-entropy the
+        first largest logit."""
+        z = self.forward(flat, x, keep_tape=False).logits
+        proba = losses.probabilities(self.loss, z)
+        if self.loss == "squared":
+            e = np.exp(-np.abs(z[:, 0]))
+            hyp = np.where(z[:, 0] >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e))
+            classes = (hyp > 0.5).astype(np.int64)
+        else:
+            classes = np.argmax(z, axis=1).astype(np.int64)
+        return proba, classes
+
     def classify_features(self, flat, y) -> np.ndarray:
         """Class probabilities of the linear classifier applied to features y (m, d_hat)."""
         v = self.views(flat)
