@@ -25,10 +25,11 @@ import ast
 from fractions import Fraction
 
 import sympy
+from sympy.printing.str import StrPrinter
 
 from .errors import RkgenError
 
-__all__ = ["EntryError", "parse_entry", "MAX_ENTRY_CHARS", "MAX_DIGITS"]
+__all__ = ["EntryError", "parse_entry", "format_exact", "MAX_ENTRY_CHARS", "MAX_DIGITS"]
 
 #: Longest entry string accepted (a 5-stage Gauss entry is under 200 characters).
 MAX_ENTRY_CHARS = 2000
@@ -110,6 +111,54 @@ def parse_entry(value) -> sympy.Expr:
         if max(int(r.p).bit_length(), int(r.q).bit_length()) > _MAX_RESULT_BITS:
             raise EntryError(f"number with more than {MAX_RESULT_DIGITS} digits: '{_short(text)}'")
     return result
+
+
+def format_exact(x) -> str:
+    """The one printed form of an exact number for people: the rational part first, then the surd terms in a
+    fixed order (fewest operations first, then sympy's canonical order), also inside nested radicands; powers
+    of iterated square roots as ``sqrt(sqrt(...))``.  The text parses back (:func:`parse_entry`) to ``x``.
+
+    >>> format_exact(sympy.sqrt(15) / 30 + sympy.Rational(5, 36))
+    '5/36 + sqrt(15)/30'
+    >>> format_exact(sympy.Rational(5, 36) - sympy.sqrt(15) / 30)
+    '5/36 - sqrt(15)/30'
+    >>> format_exact(parse_entry("1/2 + sqrt(245 + 14*sqrt(70))/42"))
+    '1/2 + sqrt(245 + 14*sqrt(70))/42'
+    >>> format_exact(parse_entry("sqrt(sqrt(2))**3")), format_exact(parse_entry("1/sqrt(sqrt(1 + sqrt(2)))"))
+    ('sqrt(sqrt(2))**3', '1/sqrt(sqrt(1 + sqrt(2)))')
+    """
+    return _PRINTER.doprint(sympy.sympify(x))
+
+
+def _term_key(term: sympy.Expr):
+    """Rational part first; then terms by their surd part: fewest operations first, then sympy's order."""
+    if term.is_Rational:
+        return (0, 0, ())
+    _, surd = term.as_coeff_Mul()
+    return (1, sympy.count_ops(surd), sympy.default_sort_key(surd))
+
+
+class _ExactPrinter(StrPrinter):
+    """sympy's str printer with :func:`format_exact`'s order of terms and its iterated square roots."""
+
+    def _as_ordered_terms(self, expr, order=None):
+        if expr.is_Add:
+            return sorted(expr.args, key=_term_key)
+        return super()._as_ordered_terms(expr, order=order)
+
+    def _print_Pow(self, expr, rational=False):
+        e = expr.exp
+        if e.is_Rational and int(e.q) > 2 and int(e.q) & (int(e.q) - 1) == 0:
+            if e < 0:
+                return "1/" + self._print(sympy.Pow(expr.base, -e, evaluate=False))
+            root = self._print(expr.base)
+            for _ in range(int(e.q).bit_length() - 1):
+                root = f"sqrt({root})"
+            return root if e.p == 1 else f"{root}**{e.p}"
+        return super()._print_Pow(expr, rational=rational)
+
+
+_PRINTER = _ExactPrinter()
 
 
 class _Builder:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from .numbers import format_exact
 from .partner import c_matches
 from .tableau import Tableau
 
@@ -33,11 +34,11 @@ def check_data(tableau: Tableau, partner: Tableau | None = None, order_report=No
         "source": tableau.source,
         "description": tableau.description,
         "stages": tableau.stages,
-        **tableau.exact_strings(),
+        **_exact_strings(tableau),
         "structure": tableau.structure,
         "structure_detail": tableau.structure_detail,
         "consistent": tableau.is_consistent,
-        "row_sums": [str(x) for x in tableau.row_sums],
+        "row_sums": [format_exact(x) for x in tableau.row_sums],
         "order": r.order,
         "order_is_lower_bound": r.order_is_lower_bound,
         "max_order": r.max_order,
@@ -49,7 +50,7 @@ def check_data(tableau: Tableau, partner: Tableau | None = None, order_report=No
                 "tree": c.tree.notation,
                 "order": c.tree.order,
                 "gamma": c.tree.gamma,
-                "residual": str(c.residual),
+                "residual": format_exact(c.residual),
                 "residual_float": _finite(c.residual_float),
             }
             for c in r.failing
@@ -60,11 +61,11 @@ def check_data(tableau: Tableau, partner: Tableau | None = None, order_report=No
         "D": r.D,
         "zero_weights": list(tableau.zero_weights),
         "symplectic": tableau.is_symplectic,
-        "M": [[str(x) for x in row] for row in tableau.symplecticity_matrix],
+        "M": [[format_exact(x) for x in row] for row in tableau.symplecticity_matrix],
         "partner": None
         if p is None
         else {
-            **p.exact_strings(),
+            **_exact_strings(p),
             "c_matches": c_matches(tableau),
             "structure": p.structure,
             "order": p.order,
@@ -73,9 +74,18 @@ def check_data(tableau: Tableau, partner: Tableau | None = None, order_report=No
     if partner is not None:
         pair = tableau.pair_report(partner)
         data["pair_symplectic"] = pair.symplectic
-        data["violations"] = [v.to_dict() for v in pair.violations]
+        data["violations"] = [dict(v.to_dict(), value=format_exact(v.value)) for v in pair.violations]
         data["pair_c_matches"] = pair.c_matches
     return data
+
+
+def _exact_strings(tableau: Tableau) -> dict[str, list]:
+    """A, b, c as exact strings in :func:`~rkgen.numbers.format_exact`'s one printed form (rational part first)."""
+    return {
+        "A": [[format_exact(x) for x in row] for row in tableau.A],
+        "b": [format_exact(x) for x in tableau.b],
+        "c": [format_exact(x) for x in tableau.c],
+    }
 
 
 def format_tableau(A, b, c, indent: str = "  ") -> str:

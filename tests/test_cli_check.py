@@ -106,6 +106,18 @@ def test_check_euler_json(capsys):
     }  # fmt: skip
 
 
+def test_check_prints_surds_rational_part_first(capsys):
+    d = check_json(capsys, "gauss3")
+    assert d["A"][2] == ["5/36 + sqrt(15)/30", "2/9 + sqrt(15)/15", "5/36"]
+    assert d["c"] == ["1/2 - sqrt(15)/10", "1/2", "1/2 + sqrt(15)/10"]
+    assert d["partner"]["A"] == d["A"] and d["partner"]["c"] == d["c"]
+    d = check_json(capsys, "gauss5")
+    assert d["c"][0] == "1/2 - sqrt(245 + 14*sqrt(70))/42" and d["b"][1] == "161/900 + 13*sqrt(70)/1800"
+    status, out, _ = run(capsys, "check", "gauss3")
+    assert "  1/2 + sqrt(15)/10 | 5/36 + sqrt(15)/30  2/9 + sqrt(15)/15  5/36\n" in out
+    assert "sqrt(15)/30 + 5/36" not in out and "sqrt(15)/10 + 1/2" not in out
+
+
 def test_check_lobatto_iiib2_json_reports_inconsistent_nodes(capsys):
     d = check_json(capsys, "lobatto_iiib2")
     assert d["consistent"] is False

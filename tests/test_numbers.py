@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rkgen import RkgenError, from_json, load
-from rkgen.numbers import MAX_DIGITS, EntryError, is_zero, parse_entry, sign
+from rkgen.numbers import MAX_DIGITS, EntryError, format_exact, is_zero, parse_entry, sign
 
 S = sympy.sqrt
 R = sympy.Rational
@@ -92,6 +92,48 @@ def test_surd_entries_are_exact(text, value):
     assert is_zero(got - value)
     # and numerically the same number (guards against an is_zero that says True too easily)
     assert abs(float(got.evalf(30)) - float(sympy.N(value, 30))) < 1e-15
+
+
+FORMATTED = [
+    # the rational part first, then the surd terms, whichever order the entry or sympy had
+    (R(5, 36) - S(15) / 30, "5/36 - sqrt(15)/30"),
+    (S(15) / 30 + R(5, 36), "5/36 + sqrt(15)/30"),
+    (-S(3) / 6 - R(1, 2), "-1/2 - sqrt(3)/6"),
+    (S(3) / 2 - R(1, 2), "-1/2 + sqrt(3)/2"),
+    (-S(3) / 6, "-sqrt(3)/6"),
+    (R(-2, 3), "-2/3"),
+    (sympy.Integer(0), "0"),
+    # also inside a radicand, and fewer operations first among the surd terms
+    (R(1, 2) + S(245 + 14 * S(70)) / 42, "1/2 + sqrt(245 + 14*sqrt(70))/42"),
+    (S(2) * S(3 + S(2)) + S(2) + 1, "1 + sqrt(2) + sqrt(2)*sqrt(3 + sqrt(2))"),
+    (S(5) + S(3) + S(2), "sqrt(2) + sqrt(3) + sqrt(5)"),
+    # iterated roots as the parser reads them (sympy prints 2**(1/4), which is not an entry)
+    (2 ** R(1, 4), "sqrt(sqrt(2))"),
+    (2 ** R(3, 4), "sqrt(sqrt(2))**3"),
+    (R(1, 2) + 2 ** R(1, 8), "1/2 + sqrt(sqrt(sqrt(2)))"),
+    ((1 + S(2)) ** R(-1, 4), "1/sqrt(sqrt(1 + sqrt(2)))"),
+]
+
+
+@pytest.mark.parametrize("value, text", FORMATTED)
+def test_format_exact_prints_one_order(value, text):
+    assert format_exact(value) == text
+    assert is_zero(parse_entry(text) - value)
+
+
+def test_format_exact_of_the_built_in_tableaux_parses_back_exactly():
+    """The rational part comes first in every entry, and every printed entry is an entry of the same value."""
+    for name in ("gauss3", "gauss4", "gauss5", "radau_iia3", "lobatto_iiic3"):
+        t = load(name)
+        for x in [*t.b, *t.c, *(y for row in t.A for y in row)]:
+            text = format_exact(x)
+            back = parse_entry(text)
+            assert back == x or is_zero(back - x), (name, text)
+            if x.is_Add and any(term.is_Rational for term in x.args):
+                rational = next(term for term in x.args if term.is_Rational)
+                assert text.startswith(str(rational)), text
+    assert format_exact(load("gauss3").A[2][0]) == "5/36 + sqrt(15)/30"
+    assert format_exact(load("gauss5").c[0]) == "1/2 - sqrt(245 + 14*sqrt(70))/42"
 
 
 def test_json_values():
@@ -501,6 +543,21 @@ def test_random_arithmetic_expressions(text):
     # an accepted value is real and finite
     assert value.is_real is not False
     assert value.is_finite is not False
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_expressions())
+def test_format_exact_parses_back(text):
+    """Whatever the parser accepts, format_exact prints as an entry of the same value."""
+    try:
+        value = parse_entry(text)
+    except EntryError:
+        return
+    back = parse_entry(format_exact(value))
+    try:
+        assert back == value or is_zero(back - value), (text, format_exact(value))
+    except EntryError:  # beyond the exact arithmetic's roots: compare to 30 digits
+        assert abs(sympy.N(back - value, 30)) < sympy.Float(10) ** -25
 
 
 json_scalars = st.one_of(
