@@ -67,7 +67,7 @@ def main(argv=None) -> int:
         for label, kind in MODELS:
             print(f"{ds}: {label} ({its} iterations)", flush=True)
             res = train(
-                tableau=args.tableau,
+                tableau=None if kind == "net" else args.tableau,
                 model=kind,
                 dataset=ds,
                 layers=20,

@@ -195,8 +195,8 @@ def test_short_training_lowers_the_loss(dataset, model, opt, width):
     if opt == "gd":
         kw["lr"] = 0.5
     res = train(
-        tableau="rk4",
-        network=fake("rk4"),
+        tableau=None if model == "net" else "rk4",
+        network=None if model == "net" else fake("rk4"),
         model=model,
         dataset=dataset,
         width=width,

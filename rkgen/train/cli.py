@@ -11,12 +11,15 @@ import argparse
 import sys
 
 from rkgen.errors import RkgenError
-from rkgen.train.config import TrainConfig
+from rkgen.train.config import DEFAULT_TABLEAU, TrainConfig
 from rkgen.train.datasets import dataset_names
 from rkgen.train.models import ACTIVATIONS, FIELDS, KINDS
 from rkgen.train.optimizers import OPTIMIZERS
 
 EXIT_OK, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 130
+#: a run stopped by a signal exits as a shell reports a process killed by it: 128 + the signal
+#: number (130 for Ctrl-C/SIGINT, 143 for SIGTERM), after saving everything
+EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 
 DESCRIPTION = """\
 Train a Runge-Kutta network (or the plain Net baseline) on a point-classification data set.
@@ -26,7 +29,9 @@ example:
       --optimizer gd-backtracking --iterations 10000 --seed 1 --out runs/spiral-rk4
 
 It writes config.json, dataset.npz, history.csv, params.npz, state.npz, summary.json and the plots
-(PNG and PDF) into the run folder. Ctrl-C stops cleanly; --resume DIR continues a run exactly.
+(PNG and PDF) into the run folder. Ctrl-C or SIGTERM (timeout, SLURM, docker stop) stops cleanly
+after a checkpoint, with exit status 130 or 143; --resume DIR continues a run exactly. Exit status
+0: completed (or stalled), 1: diverged, 2: bad input.
 """
 
 
@@ -45,8 +50,10 @@ def _add(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--tableau",
         metavar="SPEC",
-        help=f"built-in tableau name, JSON tableau file or generated *_net.py "
-        f"(default {d.tableau}; ignored by --model net)",
+        help=f"built-in tableau name, JSON tableau file or generated *_net.py (default "
+        f"{DEFAULT_TABLEAU}; --model net has none). A name or JSON file compiles rkgen's own copy "
+        "under the user cache (its path is printed); a *_net.py written by 'rkgen generate' is "
+        "used as it is",
     )
     g.add_argument(
         "--model",
@@ -206,6 +213,12 @@ def _add(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="show the progress bar (default: when stderr is a terminal)",
     )
+    g.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="threads of the compiled kernels (numba) and of numpy's BLAS (default: every core)",
+    )
 
 
 _KEYS = (
@@ -241,6 +254,7 @@ _KEYS = (
     "checkpoint_seconds",
     "plots",
     "progress",
+    "threads",
 )
 
 
@@ -258,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"rkgen: error: {res.message}", file=sys.stderr)
         return EXIT_DIVERGED
     if res.status == "interrupted":
-        return EXIT_INTERRUPTED
+        return EXIT_SIGNAL.get(res.signal, EXIT_INTERRUPTED)
     return EXIT_OK
 
 
@@ -266,8 +280,12 @@ def summary_line(res) -> str:
     cfg = res.config
     what = res.model.name
     steps = f"{res.iteration} iterations" if cfg.optimizer != "adam" else f"{res.epoch} epochs"
+    extra = ""
+    if res.model.network is not None:
+        how = "compiling the network (first use)" if res.compiled else "loading the compiled network"
+        extra = f" (+ {res.compile_seconds:.1f} s {how})"
     text = (
-        f"{res.status}: {what} on {res.dataset.name}, {steps} in {res.seconds:.1f} s; "
+        f"{res.status}: {what} on {res.dataset.name}, {steps} in {res.seconds:.1f} s{extra}; "
         f"loss {res.final('train_loss'):.4g} (test {res.final('test_loss'):.4g}), accuracy "
         f"{100 * res.final('train_accuracy'):.1f}% (test {100 * res.final('test_accuracy'):.1f}%)"
     )
@@ -275,6 +293,9 @@ def summary_line(res) -> str:
         text += f", {int((res.params['h'] != 0).sum())} of {len(res.params['h'])} steps nonzero"
     if res.run_dir is not None:
         text += f"\n  -> {res.run_dir}"
+    module = getattr(res.model.network, "__file__", None)
+    if module:
+        text += f"\n  network module: {module}"
     if res.message and res.status not in ("completed",):
         text += f"\n  {res.message}"
     return text

@@ -59,9 +59,9 @@ class Dataset:
     def dim(self) -> int:
         return self.x_train.shape[1]
 
-    def save(self, path) -> None:
-        np.savez(
-            path,
+    def arrays(self) -> dict:
+        """The arrays of dataset.npz (see load)."""
+        return dict(
             x_train=self.x_train,
             c_train=self.c_train,
             x_test=self.x_test,
@@ -70,6 +70,9 @@ class Dataset:
             name=self.name,
             class_names=np.array([str(c) for c in self.class_names]),
         )
+
+    def save(self, path) -> None:
+        np.savez(path, **self.arrays())
 
     @classmethod
     def load(cls, path) -> Dataset:
@@ -108,9 +111,7 @@ def _spiral(rng, n):
     phi = np.sqrt(rng.random(half)) * 2.0 * np.pi
     r = 2.0 * phi + np.pi
     arm = np.column_stack([np.cos(phi) * r, np.sin(phi) * r])
-    x = np.concatenate(
-        [arm + rng.standard_normal(arm.shape), -arm + rng.standard_normal(arm.shape)]
-    )
+    x = np.concatenate([arm + rng.standard_normal(arm.shape), -arm + rng.standard_normal(arm.shape)])
     c = np.concatenate([np.zeros(half, np.int64), np.ones(half, np.int64)])
     perm = rng.permutation(2 * half)[:n]
     return x[perm] / 5.0, c[perm]
@@ -141,6 +142,17 @@ def dataset_names() -> list[str]:
     return [*BUILTIN, "donut<D>d-<K>c", "squares2d-4c", "squares3d-4c", "digits08"]
 
 
+def is_builtin(name: str) -> bool:
+    """True for a built-in data set's name (drawn by a generator), False for a file."""
+    return name in BUILTIN or name == "digits08" or MULTI_PATTERN.match(name) is not None
+
+
+def builtin_dim(name: str) -> int:
+    """The input dimension of a built-in data set."""
+    m = MULTI_PATTERN.match(name)
+    return int(m.group(2)) if m else 64 if name == "digits08" else 2
+
+
 def make_dataset(
     name: str,
     rng: np.random.Generator,
@@ -151,9 +163,7 @@ def make_dataset(
 ) -> Dataset:
     """Draw a built-in data set, or read a user's .csv / .npz file (see load_file)."""
     if name in BUILTIN:
-        gen = {"donut1d": _donut1d, "donut2d": _donut2d, "squares": _squares, "spiral": _spiral}[
-            name
-        ]
+        gen = {"donut1d": _donut1d, "donut2d": _donut2d, "squares": _squares, "spiral": _spiral}[name]
         n_train = n_train or DEFAULT_SIZES[name]
         n_test = n_test or n_train
         x, c = gen(rng, n_train)
@@ -172,9 +182,7 @@ def make_dataset(
                 return _donut_multi(r, n, dim, k)
         else:
             if dim not in (2, 3) or k != 4:
-                raise RkgenError(
-                    f"dataset {name!r}: the squares sets are squares2d-4c and squares3d-4c"
-                )
+                raise RkgenError(f"dataset {name!r}: the squares sets are squares2d-4c and squares3d-4c")
 
             def gen(r, n):
                 return _squares_multi(r, n, dim)
@@ -187,18 +195,14 @@ def make_dataset(
     path = Path(name)
     if path.suffix.lower() in (".csv", ".npz", ".txt"):
         return load_file(path, rng, label_column, test_fraction)
-    raise RkgenError(
-        f"unknown dataset {name!r}; choose one of {', '.join(dataset_names())} or a .csv/.npz file"
-    )
+    raise RkgenError(f"unknown dataset {name!r}; choose one of {', '.join(dataset_names())} or a .csv/.npz file")
 
 
 def _digits08(rng, n_train, n_test):
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise RkgenError(
-            "dataset 'digits08' needs scikit-learn: pip install 'rkgen[digits]'"
-        ) from None
+        raise RkgenError("dataset 'digits08' needs scikit-learn: pip install 'rkgen[digits]'") from None
     x, y = load_digits(return_X_y=True)
     keep = (y == 0) | (y == 8)
     x, c = x[keep] / 16.0, (y[keep] == 8).astype(np.int64)
@@ -206,79 +210,172 @@ def _digits08(rng, n_train, n_test):
     if n_train >= len(c):
         raise RkgenError(f"digits08 has {len(c)} images of 0 and 8; ask for fewer than that")
     test = perm[n_train:] if n_test is None else perm[n_train : n_train + n_test]
-    return Dataset(
-        "digits08", x[perm[:n_train]], c[perm[:n_train]], x[test], c[test], 2, ("0", "8")
-    )
+    return Dataset("digits08", x[perm[:n_train]], c[perm[:n_train]], x[test], c[test], 2, ("0", "8"))
 
 
-def _labels(raw, where):
-    """Map arbitrary label values onto 0..K-1 (sorted), keeping the names."""
-    names, codes = np.unique(np.asarray(raw).astype(str), return_inverse=True)
-    try:  # numeric labels sort numerically
-        order = np.argsort(names.astype(float), kind="stable")
-        rank = np.empty_like(order)
-        rank[order] = np.arange(len(order))
-        names, codes = names[order], rank[codes]
-    except ValueError:
-        pass
+#: more distinct labels than this share of the rows: the column holds values, not classes
+MAX_CLASS_SHARE = 0.5
+
+
+def _labels(raw, where, rows=None):
+    """Map label values onto 0..K-1 (sorted), keeping the names.
+
+    Labels are class names (any text that is not a number) or class numbers: non-negative
+    integers, written as 3 or 3.0. A number that is not one (0.5, -1, nan, inf) is refused, and so
+    is a column with so many distinct values that it looks continuous. ``rows`` gives each label's
+    line number for the message."""
+    raw = np.asarray(raw).astype(str)
+    values = np.char.strip(raw)
+    for i, v in enumerate(values):
+        if not v:
+            raise RkgenError(f"{where}: {_row(rows, i)} has an empty label")
+    numbers = []
+    for v in values:
+        try:
+            numbers.append(float(v))
+        except ValueError:
+            numbers = None
+            break
+    if numbers is not None:
+        for i, (v, x) in enumerate(zip(values, numbers, strict=True)):
+            if not (np.isfinite(x) and x >= 0 and x == int(x)):
+                raise RkgenError(
+                    f"{where}: {_row(rows, i)} has the label {v!r}, which is not a class; numeric "
+                    "labels must be non-negative integers (0, 1, 2, ...)"
+                )
+        ints = np.array([int(x) for x in numbers])
+        names, codes = np.unique(ints, return_inverse=True)
+    else:
+        names, codes = np.unique(values, return_inverse=True)
     if len(names) < 2:
         raise RkgenError(f"{where}: the labels take a single value; need at least two classes")
+    if len(names) > 2 and len(names) > MAX_CLASS_SHARE * len(values):
+        raise RkgenError(
+            f"{where}: the labels take {len(names)} distinct values in {len(values)} rows, so the "
+            "column looks continuous (a regression target?); rkgen trains classifiers with a few "
+            "classes: choose the class column with --label-column"
+        )
     return codes.astype(np.int64), tuple(str(n) for n in names)
+
+
+def _row(rows, i):
+    return f"line {rows[i]}" if rows is not None else f"entry {i + 1}"
+
+
+def _read_csv(path, label_column):
+    """(x, labels, line numbers) of a CSV file; see load_file."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            rows, lines = [], []
+            for r in reader:
+                if r and any(cell.strip() for cell in r) and not r[0].lstrip().startswith("#"):
+                    rows.append([cell.strip() for cell in r])
+                    lines.append(reader.line_num)
+    except UnicodeDecodeError:
+        raise RkgenError(f"{path}: not a text file in UTF-8") from None
+    except csv.Error as e:
+        raise RkgenError(f"{path}: not a readable CSV file ({e})") from None
+    if not rows:
+        raise RkgenError(f"{path}: no rows")
+    width = len(rows[0])
+    if width < 2:
+        raise RkgenError(
+            f"{path}: line {lines[0]} has {width} column; need at least one feature column and a "
+            "label column, separated by commas"
+        )
+    if not -width <= label_column < width:
+        raise RkgenError(
+            f"{path}: --label-column {label_column} is out of range for {width} columns (use 0 to "
+            f"{width - 1}, or -1 to -{width} counted from the end)"
+        )
+    col = label_column % width
+    try:
+        [float(v) for i, v in enumerate(rows[0]) if i != col]
+    except ValueError:  # a header
+        rows, lines = rows[1:], lines[1:]
+        if not rows:
+            raise RkgenError(f"{path}: a header and no data rows") from None
+    for r, line in zip(rows, lines, strict=True):
+        if len(r) != width:
+            raise RkgenError(f"{path}: line {line} has {len(r)} columns, the first row {width}")
+    x = np.empty((len(rows), width - 1))
+    for k, (r, line) in enumerate(zip(rows, lines, strict=True)):
+        feats = [v for i, v in enumerate(r) if i != col]
+        for j, v in enumerate(feats):
+            try:
+                x[k, j] = float(v)
+            except ValueError:
+                raise RkgenError(
+                    f"{path}: line {line}, column {j + 1 if j < col else j + 2}: the feature {v!r} is not a number"
+                ) from None
+    return x, np.array([r[col] for r in rows]), lines
+
+
+def _load_npz(path):
+    """(x, y, x_test, y_test) of an .npz data set; see load_file."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "x" not in z or "y" not in z:
+                raise RkgenError(
+                    f"{path}: an .npz data set needs arrays 'x' and 'y' (and optionally 'x_test', "
+                    f"'y_test'); found {sorted(z.files)}"
+                )
+            arrays = {k: z[k] for k in ("x", "y", "x_test", "y_test") if k in z}
+    except RkgenError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        why = "it holds Python objects, which rkgen never loads" if "pickle" in str(e) else e
+        raise RkgenError(f"{path}: not a readable .npz file ({why})") from None
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        raise RkgenError(f"{path}: give both 'x_test' and 'y_test', or neither")
+    out = []
+    for xk, yk in (("x", "y"), ("x_test", "y_test")):
+        if xk not in arrays:
+            out += [None, None]
+            continue
+        x, y = arrays[xk], arrays[yk]
+        if x.ndim != 2 or y.ndim != 1 or len(x) != len(y) or len(x) == 0:
+            raise RkgenError(f"{path}: '{xk}' must be (m, d) and '{yk}' (m,) with m >= 1; got {x.shape} and {y.shape}")
+        if x.dtype.kind not in "biuf":
+            raise RkgenError(f"{path}: '{xk}' must hold numbers, not {x.dtype}")
+        out += [x.astype(float), y]
+    if out[2] is not None and out[2].shape[1] != out[0].shape[1]:
+        raise RkgenError(f"{path}: 'x' has {out[0].shape[1]} features, 'x_test' {out[2].shape[1]}")
+    return out
 
 
 def load_file(path, rng, label_column=-1, test_fraction=0.5) -> Dataset:
     """A user's data set.
 
-    CSV: one sample a row, numbers separated by commas, the label in ``label_column`` (default: the
-    last);
-    a first row that is not numeric is taken as a header. .npz: arrays ``x`` (m, d) and ``y`` (m,),
-    and
-    optionally ``x_test`` and ``y_test``. Without a test set, a seeded random ``test_fraction`` of
-    the
-    rows is held out.
+    CSV (UTF-8): one sample a row, numbers separated by commas, the label in ``label_column``
+    (default: the last); a first row that is not numeric is a header; blank lines and lines that
+    start with # are skipped. .npz: arrays ``x`` (m, d) and ``y`` (m,), and optionally ``x_test``
+    and ``y_test``. Labels are class names or non-negative integers (see _labels). Without a test
+    set, a seeded random ``test_fraction`` of the rows is held out.
     """
     path = Path(path)
     if not path.is_file():
         raise RkgenError(f"dataset file {str(path)!r} does not exist")
-    x_test = y_test = None
+    x_test = y_test = lines = None
     if path.suffix.lower() == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            if "x" not in z or "y" not in z:
-                raise RkgenError(
-                    f"{path}: an .npz data set needs arrays 'x' and 'y' (and "
-                    f"optionally 'x_test', 'y_test'); found {sorted(z.files)}"
-                )
-            x, y = np.asarray(z["x"], float), np.asarray(z["y"]).ravel()
-            if "x_test" in z and "y_test" in z:
-                x_test, y_test = np.asarray(z["x_test"], float), np.asarray(z["y_test"]).ravel()
+        x, y, x_test, y_test = _load_npz(path)
     else:
-        with open(path, newline="") as fh:
-            rows = [r for r in csv.reader(fh) if r and any(cell.strip() for cell in r)]
-        if not rows:
-            raise RkgenError(f"{path}: no rows")
-        try:
-            [float(v) for i, v in enumerate(rows[0]) if i != label_column % len(rows[0])]
-        except ValueError:
-            rows = rows[1:]
-        width = len(rows[0])
-        if width < 2:
-            raise RkgenError(f"{path}: need at least one feature column and a label column")
-        col = label_column % width
-        try:
-            x = np.array([[float(v) for i, v in enumerate(r) if i != col] for r in rows])
-        except ValueError as e:
-            raise RkgenError(f"{path}: a feature is not a number ({e})") from None
-        y = np.array([r[col].strip() for r in rows])
-    if x.ndim != 2 or len(x) != len(y):
-        raise RkgenError(f"{path}: x must be (m, d) and y (m,), got {x.shape} and {y.shape}")
-    if not np.all(np.isfinite(x)):
-        raise RkgenError(f"{path}: the features contain NaN or infinite values")
+        x, y, lines = _read_csv(path, label_column)
+    for name, a in (("the features", x), ("the test features", x_test)):
+        if a is not None and not np.all(np.isfinite(a)):
+            raise RkgenError(f"{path}: {name} contain NaN or infinite values")
     if x_test is None:
-        allc, names = _labels(y, str(path))
-        perm = rng.permutation(len(x))
+        allc, names = _labels(y, str(path), lines)
         n_test = int(round(test_fraction * len(x)))
         if n_test < 1 or n_test >= len(x):
-            raise RkgenError(f"{path}: too few rows ({len(x)}) to hold out a test set")
+            raise RkgenError(
+                f"{path}: {len(x)} rows cannot be split into training and test points with "
+                f"--test-fraction {test_fraction:g}; add rows or give a test set"
+            )
+        perm = rng.permutation(len(x))
         te, tr = perm[:n_test], perm[n_test:]
         return Dataset(path.stem, x[tr], allc[tr], x[te], allc[te], len(names), names)
     allc, names = _labels(np.concatenate([y.astype(str), y_test.astype(str)]), str(path))

@@ -39,6 +39,15 @@ class Progress:
         self.evals = None
         self._t0 = time.perf_counter()
         self._last = 0.0
+        self.note = None
+
+    def status(self, note: str | None) -> None:
+        """Show a note instead of the bar (e.g. while the network compiles); None shows the bar."""
+        self.note = note
+        if self.enabled:
+            text = f"{note}..." if note else ""
+            self.stream.write("\r" + text + "\033[K")
+            self.stream.flush()
 
     def start(self, done: int) -> None:
         self.done = self.first = done

@@ -28,15 +28,16 @@ import platform
 import signal
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from rkgen.errors import RkgenError
-from rkgen.train import runs
+from rkgen.train import memory, runs
 from rkgen.train.config import TrainConfig
-from rkgen.train.datasets import Dataset, make_dataset
+from rkgen.train.datasets import Dataset, builtin_dim, is_builtin, make_dataset
 from rkgen.train.models import Model, SolveFailure, resolve_network
 from rkgen.train.optimizers import Adam, armijo_accepts
 from rkgen.train.progress import Progress
@@ -56,6 +57,9 @@ class TrainResult:
     seconds: float
     iteration: int
     epoch: int
+    compile_seconds: float = 0.0
+    compiled: bool = False
+    signal: str = ""
 
     @property
     def ok(self) -> bool:
@@ -66,36 +70,65 @@ class TrainResult:
 
 
 class _StopFlag:
-    """Ctrl-C asks the loop to stop at the next iteration boundary; a second Ctrl-C stops at
-    once."""
+    """Ctrl-C (SIGINT) or SIGTERM (``timeout``, batch schedulers, ``docker stop``) asks the loop to
+    stop at the next iteration boundary, which saves a checkpoint, the summary and the plots; a
+    second signal stops at once. ``signum`` is the signal that asked."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
-        self.requested = False
-        self._old = None
+        self.signum = None
+        self._old = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum is not None else ""
 
     def _handler(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
+        self.signum = signum
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handler)
+            for sig in self.SIGNALS:
+                self._old[sig] = signal.signal(sig, self._handler)
         return self
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
 
 
-def build_model(cfg: TrainConfig, dataset: Dataset, network=None) -> Model:
+def build_model(cfg: TrainConfig, dataset: Dataset, network=None, check_memory=True) -> Model:
+    """The model of a configuration, after checking that the run fits in memory."""
     net = None
     if cfg.model != "net":
         net = resolve_network(network if network is not None else cfg.tableau)
+    width = cfg.width or dataset.dim
+    if check_memory:
+        est = memory.estimate(
+            layers=cfg.layers,
+            width=width,
+            stages=int(getattr(net, "STAGES", 1)),
+            samples=len(dataset.x_train),
+            test_samples=len(dataset.x_test),
+            dim=dataset.dim,
+            classes=dataset.n_classes,
+            structure=getattr(net, "STRUCTURE", "explicit"),
+            net=net is None,
+            threads=_threads(cfg),
+        )
+        memory.check(est, f"this run ({cfg.layers} layers, width {width}, {len(dataset.x_train)} points)")
     return Model(
         cfg.model,
         cfg.layers,
-        cfg.width or dataset.dim,
+        width,
         dataset.dim,
         dataset.n_classes,
         network=net,
@@ -106,6 +139,39 @@ def build_model(cfg: TrainConfig, dataset: Dataset, network=None) -> Model:
         step=cfg.step,
         fix_classifier=cfg.fix_classifier,
     )
+
+
+def _threads(cfg: TrainConfig) -> int:
+    if cfg.threads is not None:
+        return cfg.threads
+    import numba
+
+    return numba.get_num_threads()
+
+
+@contextmanager
+def thread_limit(threads: int | None):
+    """Run the kernels on ``threads`` threads: numba's parallel regions and the BLAS behind numpy
+    (through threadpoolctl). None leaves both as they are (numba: every core)."""
+    if threads is None:
+        yield
+        return
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    most = numba.config.NUMBA_NUM_THREADS
+    if threads > most:
+        raise RkgenError(
+            f"--threads {threads} exceeds the {most} threads numba started with (the machine's "
+            "cores, or NUMBA_NUM_THREADS)"
+        )
+    before = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads, user_api="blas"):
+            yield
+    finally:
+        numba.set_num_threads(before)
 
 
 def _seeds(seed):
@@ -122,6 +188,7 @@ def _network_info(model: Model) -> dict | None:
         "structure": getattr(net, "STRUCTURE", None),
         "order": getattr(net, "ORDER", None),
         "stages": getattr(net, "STAGES", None),
+        "module": getattr(net, "__file__", None),
     }
     for k in ("A", "B", "C"):
         if hasattr(net, k):
@@ -142,9 +209,7 @@ def _versions() -> dict:
     return v
 
 
-def train(
-    config: TrainConfig | None = None, *, network=None, resume=None, interrupt_at=None, **options
-) -> TrainResult:
+def train(config: TrainConfig | None = None, *, network=None, resume=None, interrupt_at=None, **options) -> TrainResult:
     """Train a model; see TrainConfig for the options (``rkgen.train(tableau="rk4",
     dataset="spiral")``).
 
@@ -153,14 +218,23 @@ def train(
     ``progress`` may be given with it. ``out=False`` trains without writing any file.
     interrupt_at: stop as if Ctrl-C were pressed when this many iterations are done (for tests).
     """
-    if resume is not None:
-        return _resume(Path(resume), network, interrupt_at, options)
-    if config is None:
-        config = TrainConfig()
-    if options:
-        config = TrainConfig.from_dict({**config.to_dict(), **options})
+    with _StopFlag() as stop:
+        if resume is not None:
+            cfg_threads = options.get("threads")
+            with thread_limit(cfg_threads):
+                return _resume(Path(resume), network, interrupt_at, options, stop)
+        if config is None:
+            config = TrainConfig()
+        if options:
+            config = TrainConfig.from_dict({**config.to_dict(), **options})
+        cfg = config.resolved()
+        with thread_limit(cfg.threads):
+            return _start(config, cfg, network, interrupt_at, stop)
+
+
+def _start(config, cfg, network, interrupt_at, stop) -> TrainResult:
     write = config.out is not False
-    cfg = config.resolved()
+    _check_data_options(cfg)
     data_rng, init_rng, shuffle_rng = _seeds(cfg.seed)
     dataset = make_dataset(
         cfg.dataset,
@@ -171,9 +245,7 @@ def train(
         test_fraction=cfg.test_fraction,
     )
     if cfg.data_scale != 1.0:
-        dataset = replace(
-            dataset, x_train=dataset.x_train * cfg.data_scale, x_test=dataset.x_test * cfg.data_scale
-        )
+        dataset = replace(dataset, x_train=dataset.x_train * cfg.data_scale, x_test=dataset.x_test * cfg.data_scale)
     if cfg.width is None:
         cfg.width = dataset.dim
     model = build_model(cfg, dataset, network)
@@ -200,7 +272,7 @@ def train(
                 "parameters": int(model.trainable.sum()),
             },
         )
-        dataset.save(run_dir / "dataset.npz")
+        runs.save_npz(run_dir / "dataset.npz", **dataset.arrays())
     state = {
         "iteration": 0,
         "epoch": 0,
@@ -209,19 +281,42 @@ def train(
         "L": cfg.lipschitz,
         "shuffle_rng": shuffle_rng.bit_generator.state,
     }
-    return _run(
-        cfg, model, dataset, flat, state, {}, run_dir, shuffle_rng, interrupt_at, fresh=True
+    return _run(cfg, model, dataset, flat, state, {}, run_dir, shuffle_rng, interrupt_at, stop, fresh=True)
+
+
+def _check_data_options(cfg: TrainConfig) -> None:
+    """Refuse what a data set would ignore, and built-in data sets too large to draw."""
+    builtin = is_builtin(cfg.dataset)
+    if not builtin:
+        for name in ("samples", "test_samples"):
+            if getattr(cfg, name) is not None:
+                raise RkgenError(
+                    f"--{name.replace('_', '-')} applies to the built-in data sets; a file's rows "
+                    "are all used (split by --test-fraction unless it has a test set)"
+                )
+        return
+    m = cfg.samples or 0
+    mt = cfg.test_samples or m
+    est = memory.estimate(
+        layers=0,
+        width=0,
+        stages=0,
+        samples=m,
+        test_samples=mt,
+        dim=builtin_dim(cfg.dataset),
+        classes=0,
     )
+    memory.check(est, f"the data set ({m} + {mt} points)")
 
 
-def _resume(run_dir: Path, network, interrupt_at, options) -> TrainResult:
-    allowed = {"iterations", "epochs", "plots", "progress"}
+def _resume(run_dir: Path, network, interrupt_at, options, stop) -> TrainResult:
+    allowed = {"iterations", "epochs", "plots", "progress", "threads"}
     bad = {k for k, v in options.items() if v is not None} - allowed
     if bad:
         names = ", ".join("--" + k.replace("_", "-") for k in sorted(bad))
         raise RkgenError(
             "--resume continues a run with its saved configuration; only --iterations/--epochs (to "
-            f"extend it), --no-plots and --progress may be given, not {names}"
+            f"extend it), --no-plots, --progress and --threads may be given, not {names}"
         )
     for name in ("config.json", "state.npz", "dataset.npz"):
         if not (run_dir / name).is_file():
@@ -233,7 +328,7 @@ def _resume(run_dir: Path, network, interrupt_at, options) -> TrainResult:
             if getattr(cfg, k) is None:
                 raise RkgenError(f"this run uses {cfg.optimizer}; --{k} does not apply to it")
             setattr(cfg, k, int(options[k]))
-    for k in ("plots", "progress"):
+    for k in ("plots", "progress", "threads"):
         if options.get(k) is not None:
             setattr(cfg, k, options[k])
     cfg = cfg.resolved()
@@ -248,24 +343,19 @@ def _resume(run_dir: Path, network, interrupt_at, options) -> TrainResult:
     shuffle_rng = np.random.default_rng()
     shuffle_rng.bit_generator.state = meta["shuffle_rng"]
     runs.write_json(run_dir / "config.json", {**saved, "config": cfg.to_dict()})
-    return _run(
-        cfg, model, dataset, flat, meta, arrays, run_dir, shuffle_rng, interrupt_at, fresh=False
-    )
+    return _run(cfg, model, dataset, flat, meta, arrays, run_dir, shuffle_rng, interrupt_at, stop, fresh=False)
 
 
-def _run(cfg, model, dataset, flat, state, opt_arrays, run_dir, shuffle_rng, interrupt_at, fresh):
+def _run(cfg, model, dataset, flat, state, opt_arrays, run_dir, shuffle_rng, interrupt_at, stop, fresh):
     x, c = dataset.x_train, dataset.c_train
     xt, ct = dataset.x_test, dataset.c_test
     history_rows = []
     writer = None
     if run_dir is not None:
-        writer = runs.HistoryWriter(
-            run_dir / "history.csv", truncate_after=None if fresh else state["iteration"]
-        )
+        writer = runs.HistoryWriter(run_dir / "history.csv", truncate_after=None if fresh else state["iteration"])
         if not fresh:
             history_rows = [
-                {k: float(v) for k, v in r.items()}
-                for r in runs.read_history_rows(run_dir / "history.csv")
+                {k: float(v) for k, v in r.items()} for r in runs.read_history_rows(run_dir / "history.csv")
             ]
     adam_opt = Adam(model.size, cfg.lr) if cfg.optimizer == "adam" else None
     if adam_opt is not None and not fresh:
@@ -284,7 +374,7 @@ def _run(cfg, model, dataset, flat, state, opt_arrays, run_dir, shuffle_rng, int
     ckpt_time = [t_start]
     show = cfg.progress if cfg.progress is not None else None
     bar = Progress(total, "it", enabled=show)
-    bar.start(st["iteration"])
+    first_record = not history_rows  # a new run, or one stopped before its first evaluation
 
     def elapsed():
         return seconds0 + time.perf_counter() - t_start
@@ -330,9 +420,17 @@ def _run(cfg, model, dataset, flat, state, opt_arrays, run_dir, shuffle_rng, int
         runs.save_npz(run_dir / "state.npz", meta=np.array(json.dumps(st)), **arrays)
         ckpt_time[0] = time.perf_counter()
 
-    stop = _StopFlag()
     u = flat
-    with stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+    if fresh:
+        checkpoint(u)  # every run folder can be resumed, even one killed while compiling
+    compile_seconds, compiled = 0.0, False
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if model.network is not None and not stop.requested:
+            bar.status(_compile_note(model))
+            compile_seconds, compiled = _warm_up(model, u, x, c, xt, grad, cfg, adam_opt)
+            bar.status(None)
+        t_start = time.perf_counter()
+        bar.start(st["iteration"])
         try:
             if adam_opt is None:
                 status, message, u = _full_batch(
@@ -345,7 +443,7 @@ def _run(cfg, model, dataset, flat, state, opt_arrays, run_dir, shuffle_rng, int
                     work,
                     st,
                     total,
-                    fresh,
+                    first_record,
                     stop,
                     interrupt_at,
                     record,
@@ -366,7 +464,7 @@ def _run(cfg, model, dataset, flat, state, opt_arrays, run_dir, shuffle_rng, int
                     batches,
                     st,
                     total,
-                    fresh,
+                    first_record,
                     stop,
                     interrupt_at,
                     record,
@@ -380,9 +478,7 @@ def _run(cfg, model, dataset, flat, state, opt_arrays, run_dir, shuffle_rng, int
     if writer is not None:
         writer.close()
     hist = {
-        k: np.array(
-            [r[k] for r in history_rows], dtype=np.int64 if k in ("iteration", "epoch") else float
-        )
+        k: np.array([r[k] for r in history_rows], dtype=np.int64 if k in ("iteration", "epoch") else float)
         for k in runs.HISTORY_COLUMNS
     }
     result = TrainResult(
@@ -398,6 +494,9 @@ def _run(cfg, model, dataset, flat, state, opt_arrays, run_dir, shuffle_rng, int
         seconds,
         st["iteration"],
         st["epoch"],
+        compile_seconds,
+        compiled,
+        stop.name,
     )
     if run_dir is not None:
         _write_summary(result)
@@ -412,6 +511,44 @@ def _run(cfg, model, dataset, flat, state, opt_arrays, run_dir, shuffle_rng, int
     return result
 
 
+def _stopped(stop, where: str) -> str:
+    by = f" by {stop.name}" if stop.requested else ""
+    return f"stopped{by} {where}; resume with --resume"
+
+
+def _dispatchers(module):
+    from numba.core.registry import CPUDispatcher
+
+    return [v for v in vars(module).values() if isinstance(v, CPUDispatcher)]
+
+
+def _compile_note(model) -> str:
+    net = model.network
+    name = getattr(net, "NAME", "the")
+    if any(d.signatures for d in _dispatchers(net)):
+        return f"preparing the {name} network"
+    return f"compiling the {name} network (numba, on first use about 15-40 s; later runs load it from the cache)"
+
+
+def _warm_up(model, u, x, c, xt, grad, cfg, adam):
+    """Compile (or load from numba's cache) every kernel the run calls, by calling each once on the
+    shapes the run uses, and time it apart from training. Returns (seconds, whether anything was
+    compiled rather than loaded)."""
+    misses = sum(sum(d.stats.cache_misses.values()) for d in _dispatchers(model.network))
+    t0 = time.perf_counter()
+    try:
+        batch = x[: cfg.batch_size] if adam is not None else x
+        scratch = np.empty_like(grad)
+        model.loss_and_grad(u, batch, c[: len(batch)], scratch)
+        model.forward(u, x, keep_tape=False)
+        model.forward(u, xt, keep_tape=False)
+    except SolveFailure:
+        pass  # the loop reports it, with the iteration
+    seconds = time.perf_counter() - t0
+    after = sum(sum(d.stats.cache_misses.values()) for d in _dispatchers(model.network))
+    return seconds, after > misses
+
+
 def _write_summary(res: TrainResult):
     steps = res.params.get("h")
     data = {
@@ -420,9 +557,9 @@ def _write_summary(res: TrainResult):
         "iteration": res.iteration,
         "epoch": res.epoch,
         "seconds": res.seconds,
-        "final": {
-            k: res.final(k) for k in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
-        },
+        "compile_seconds": res.compile_seconds,
+        "signal": res.signal or None,
+        "final": {k: res.final(k) for k in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")},
     }
     if steps is not None:
         data["steps"] = steps.tolist()
@@ -436,7 +573,7 @@ def _finite(fw, grad=None):
     return grad is None or bool(np.all(np.isfinite(grad)))
 
 
-def _full_batch(cfg, model, u, x, c, grad, work, st, total, fresh, stop, interrupt_at, record, bar):
+def _full_batch(cfg, model, u, x, c, grad, work, st, total, first_record, stop, interrupt_at, record, bar):
     """gd and gd-backtracking (000 Algorithms 1 and 2) on the whole training set."""
     try:
         fw = model.loss_and_grad(u, x, c, grad)
@@ -444,7 +581,7 @@ def _full_batch(cfg, model, u, x, c, grad, work, st, total, fresh, stop, interru
         return "diverged", f"the initial parameters fail: {e}", u
     if not _finite(fw, grad):
         return "diverged", "the cost or gradient at the initial parameters is not finite", u
-    if fresh:
+    if first_record:
         try:
             record(u, fw)
         except SolveFailure as e:
@@ -452,7 +589,7 @@ def _full_batch(cfg, model, u, x, c, grad, work, st, total, fresh, stop, interru
     backtracking = cfg.optimizer == "gd-backtracking"
     while st["iteration"] < total:
         if stop.requested or (interrupt_at is not None and st["iteration"] >= interrupt_at):
-            return "interrupted", f"stopped at iteration {st['iteration']}; resume with --resume", u
+            return "interrupted", _stopped(stop, f"at iteration {st['iteration']}"), u
         if backtracking:
             L = st["L"]
             accepted = None
@@ -531,7 +668,7 @@ def _minibatch(
     batches,
     st,
     total,
-    fresh,
+    first_record,
     stop,
     interrupt_at,
     record,
@@ -540,7 +677,7 @@ def _minibatch(
     """Adam with mini-batches of a seeded shuffle, one evaluation every eval_every epochs."""
     n = len(x)
     B = cfg.batch_size
-    if fresh:
+    if first_record:
         try:
             cost = record(u)
         except SolveFailure as e:
@@ -555,8 +692,7 @@ def _minibatch(
             if stop.requested or (interrupt_at is not None and st["iteration"] >= interrupt_at):
                 return (
                     "interrupted",
-                    f"stopped at iteration {st['iteration']} (epoch "
-                    f"{st['epoch']}); resume with --resume",
+                    _stopped(stop, f"at iteration {st['iteration']} (epoch {st['epoch']})"),
                     u,
                     perm,
                 )

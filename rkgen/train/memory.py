@@ -1,0 +1,134 @@
+"""What a training run will allocate, estimated before it allocates anything, and what the machine has.
+
+A run that cannot fit is refused with the estimate, instead of running until the kernel kills it. The
+largest item is usually the tape of the forward pass: 2·N·s·m·d floats (the stage values Y and
+S = σ(K Y + β) of every layer, stage, sample and feature), for N layers, s stages, m training samples
+and width d. The estimate counts float64 words of 8 bytes:
+
+>>> est = estimate(layers=10, width=2, stages=4, samples=1000, test_samples=1000, dim=2, classes=2)
+>>> est.items["tape"] == 2 * 10 * 4 * 1000 * 2 * 8
+True
+>>> est.total > est.items["tape"]
+True
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from rkgen.errors import RkgenError
+
+WORD = 8  # bytes of a float64
+#: copies of the flat parameter vector a run holds: the vector, its gradient, the trial step, the
+#: previous iterate, Adam's two moments, the tape's copy of K/beta/h and a checkpoint in flight
+PARAMETER_COPIES = 8
+#: the share of the available memory a run may plan to use (the rest: Python, numba, plots, BLAS)
+HEADROOM = 0.8
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Bytes by item (tape, states, data, parameters, solver) and their total."""
+
+    items: dict
+
+    @property
+    def total(self) -> int:
+        return sum(self.items.values())
+
+    def describe(self) -> str:
+        parts = [f"{name} {human(n)}" for name, n in self.items.items() if n >= 2**20]
+        return ", ".join(parts) or "under 1 MiB in all"
+
+
+def human(n: float) -> str:
+    """Bytes for people: '1.5 GiB'.
+
+    >>> human(3 * 2**30 // 2)
+    '1.5 GiB'
+    """
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def estimate(
+    *,
+    layers: int,
+    width: int,
+    stages: int,
+    samples: int,
+    test_samples: int,
+    dim: int,
+    classes: int,
+    structure: str = "explicit",
+    net: bool = False,
+    threads: int = 1,
+) -> Estimate:
+    """The memory of one run, in bytes. ``net`` is the plain Net (its tape: the N+1 states and N
+    activation derivatives); ``structure`` of a Runge-Kutta network decides its per-thread Newton
+    workspace (none for explicit, d×d for DIRK, (s·d)×(s·d) for fully implicit tableaux)."""
+    N, d, s, m = int(layers), int(width), int(stages), int(samples)
+    mt = int(test_samples)
+    params = N * (d * d + d + 1) + classes * (d + 1)
+    if net:
+        tape = (2 * N + 1) * m * d
+    else:
+        tape = 2 * N * s * m * d
+    n = 0 if structure == "explicit" else d if structure == "diagonally implicit" else s * d
+    items = {
+        "tape": tape * WORD,
+        # the plots keep every layer's features of the training points (N+1)·m·d
+        "states": (N + 1) * m * d * WORD,
+        # raw and padded points, final features and classifier outputs of both sets
+        "data": (m + mt) * (dim + 3 * d + 2 * classes) * WORD,
+        "parameters": PARAMETER_COPIES * params * WORD,
+        "solver": max(threads, 1) * (n * n + 3 * s * d * d) * WORD if n else 0,
+    }
+    return Estimate(items)
+
+
+def available() -> int | None:
+    """Bytes this process may still allocate: the smaller of the free memory the kernel reports
+    (MemAvailable) and the room left under a cgroup limit (containers, batch schedulers); None
+    where neither is known."""
+    found = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+                break
+    except (OSError, ValueError, IndexError):
+        pass
+    for limit, usage in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ):
+        try:
+            cap = Path(limit).read_text().strip()
+            if cap != "max" and int(cap) < 2**60:
+                found.append(int(cap) - int(Path(usage).read_text().strip()))
+                break
+        except (OSError, ValueError):
+            continue
+    if not found:
+        try:
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (OSError, ValueError, AttributeError):
+            return None
+    return max(min(found), 0)
+
+
+def check(est: Estimate, what: str, have: int | None = None) -> None:
+    """Refuse a run whose estimate exceeds the share of the available memory it may plan on."""
+    have = available() if have is None else have
+    if have is None:
+        return
+    if est.total > HEADROOM * have:
+        raise RkgenError(
+            f"{what} needs about {human(est.total)} of memory ({est.describe()}), but this machine "
+            f"has {human(have)} available; reduce --layers, --width or --samples"
+        )
