@@ -49,7 +49,13 @@ def _add_check(sub):
     )
     p.add_argument("tableau", help="a JSON file or a built-in name (see 'rkgen list')")
     p.add_argument("--partner", metavar="TABLEAU", help="verify this tableau as the partner (conditions (19))")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object instead of the report: exact numbers as strings; the integers zero_weights "
+        "and the violations' i, j are 0-based positions in the JSON arrays A and b (the report's subscripts, "
+        "b_2 and a_21 as in 'rkgen derive', are 1-based)",
+    )
     p.add_argument(
         "--max-order", type=int, default=12, metavar="N", help="check order conditions up to order N (default 12)"
     )

@@ -149,7 +149,7 @@ def format_report(data: dict) -> str:
     out.append(f"stage order      {data['stage_order']}")
     out.append(f"simplifying      B({data['B']})  C({data['C']})  D({data['D']})")
     zw = data["zero_weights"]
-    out.append(f"zero weights     {', '.join(f'b[{i}]' for i in zw) if zw else 'none'}")
+    out.append(f"zero weights     {', '.join(f'b{_sub(i)}' for i in zw) if zw else 'none'}")
     out.append("")
     if data["symplectic"]:
         out.append("symplectic       yes: M = diag(b)A + Aᵀdiag(b) − bbᵀ = 0; the method is its own partner")
@@ -158,13 +158,13 @@ def format_report(data: dict) -> str:
         for i, row in enumerate(data["M"]):
             for j, x in enumerate(row):
                 if x != "0" and j >= i:
-                    out.append(f"                   M[{i}][{j}] = {x}" + (f" = M[{j}][{i}]" if j > i else ""))
+                    out.append(f"                   M{_sub(i, j)} = {x}" + (f" = M{_sub(j, i)}" if j > i else ""))
     p = data["partner"]
     out.append("")
     if p is None:
+        zero = " = ".join(f"b{_sub(i)}" for i in zw)
         out.append(
-            "partner          none: b_i = 0 for i in "
-            f"{zw}, so b_i ã_ij + b_j a_ji − b_i b_j = 0 cannot be solved for ã_ij."
+            f"partner          none: {zero} = 0, so b_i ã_ij + b_j a_ji − b_i b_j = 0 cannot be solved for ã_ij."
         )
         out.append(
             "                 The tableau still makes a network: rkgen's backward pass (the ξ form) never "
@@ -188,17 +188,28 @@ def format_report(data: dict) -> str:
         else:
             out.append(f"given partner    violates {len(data['violations'])} of conditions (19):")
             for v in data["violations"]:
+                i, j = v["i"], v["j"]
                 if v["kind"] == "b":
-                    out.append(f"                   b[{v['i']}] ≠ b̃[{v['i']}]: difference {v['value']}")
+                    out.append(f"                   b{_sub(i)} ≠ b̃{_sub(i)}: b{_sub(i)} − b̃{_sub(i)} = {v['value']}")
                 else:
-                    i, j = v["i"], v["j"]
                     out.append(
-                        f"                   (i, j) = ({i}, {j}): "
-                        f"b_{i} ã_{i}{j} + b̃_{j} a_{j}{i} − b_{i} b̃_{j} = {v['value']}"
+                        f"                   (i, j) = ({i + 1}, {j + 1}): "
+                        f"b{_sub(i)} ã{_sub(i, j)} + b̃{_sub(j)} a{_sub(j, i)} − b{_sub(i)} b̃{_sub(j)} = {v['value']}"
                     )
         if not data["pair_c_matches"]:
             out.append("                 the given partner's c̃ differs from c; " + WHY_C_DOES_NOT_MATTER)
     return "\n".join(out)
+
+
+def _sub(*indices: int) -> str:
+    """The subscript of 0-based ``indices`` as the report prints it, 1-based like ``rkgen derive``: ``_21``, or
+    ``_10,1`` once an index has two digits.
+
+    >>> _sub(1), _sub(1, 0), _sub(9, 0)
+    ('_2', '_21', '_10,1')
+    """
+    sep = "," if any(k >= 9 for k in indices) else ""
+    return "_" + sep.join(str(k + 1) for k in indices)
 
 
 def _finite(x: float) -> float | None:

@@ -207,13 +207,47 @@ def test_text_reports(capsys):
     status, out, err = run(capsys, "check", "heun3")
     assert status == 0 and err == ""
     assert "order            3, exactly" in out
-    assert "partner          none: b_i = 0 for i in [1]" in out
+    assert "partner          none: b_2 = 0, so b_i ã_ij + b_j a_ji − b_i b_j = 0 cannot be solved for ã_ij." in out
     assert "still makes a network" in out
     status, out, _ = run(capsys, "check", "euler")
     assert "c̃ = (1) differs from c (D(1) fails)." in out
     status, out, _ = run(capsys, "check", "gauss3")
     assert "symplectic       yes" in out and "order            6, exactly" in out
     assert "simplifying      B(6)  C(3)  D(3)" in out
+
+
+def test_text_report_indices_are_one_based_like_derive(tmp_path, capsys):
+    status, out, _ = run(capsys, "check", "heun3")
+    assert "zero weights     b_2\n" in out
+    status, out, _ = run(capsys, "check", "dopri5")
+    assert "zero weights     b_2, b_7\n" in out and "partner          none: b_2 = b_7 = 0, so" in out
+    status, out, _ = run(capsys, "check", "rk4", "--partner", "rk4")
+    assert "                   M_11 = -1/36\n" in out and "                   M_12 = 1/9 = M_21\n" in out
+    assert "M[" not in out and "b[" not in out
+    assert "                   (i, j) = (1, 2): b_1 ã_12 + b̃_2 a_21 − b_1 b̃_2 = 1/9\n" in out
+    assert "                   (i, j) = (4, 4): b_4 ã_44 + b̃_4 a_44 − b_4 b̃_4 = -1/36\n" in out
+    # the JSON keeps 0-based positions in its arrays (see --json's help)
+    d = check_json(capsys, "rk4", "--partner", "rk4")
+    assert d["violations"][1] == {"kind": "a", "i": 0, "j": 1, "value": "1/9"}
+    assert check_json(capsys, "heun3")["zero_weights"] == [1]
+    # a weight that differs, and two-digit indices
+    pair = {
+        "A": [["0", "0"], ["1", "0"]],
+        "b": ["1/2", "1/2"],
+        "partner": {"A": [["0", "0"], ["0", "0"]], "b": ["1", "0"]},
+    }
+    status, out, _ = run(capsys, "check", _write(tmp_path / "pair.json", pair))
+    assert (
+        "                   b_1 ≠ b̃_1: b_1 − b̃_1 = -1/2\n" in out
+        and "                   b_2 ≠ b̃_2: b_2 − b̃_2 = 1/2\n" in out
+    )
+    s = 10  # b = e_10, a_10,1 = 1: M_1,10 = b_10 a_10,1 = 1 and M_10,10 = -1
+    ten = {"A": [["1" if (i, j) == (9, 0) else "0" for j in range(s)] for i in range(s)], "b": ["0"] * 9 + ["1"]}
+    status, out, _ = run(capsys, "check", _write(tmp_path / "ten.json", ten))
+    assert "zero weights     b_1, b_2, b_3, b_4, b_5, b_6, b_7, b_8, b_9\n" in out
+    assert "                   M_1,10 = 1 = M_10,1\n" in out and "                   M_10,10 = -1\n" in out
+    status, out, _ = run(capsys, "check", "--help")
+    assert "0-based positions" in " ".join(out.split())
 
 
 # -- errors ----------------------------------------------------------------------------------------------
