@@ -229,6 +229,13 @@ def _labels(raw, where, rows=None):
     for i, v in enumerate(values):
         if not v:
             raise RkgenError(f"{where}: {_row(rows, i)} has an empty label")
+    distinct = len(np.unique(values))
+    if distinct > 2 and distinct > MAX_CLASS_SHARE * len(values):
+        raise RkgenError(
+            f"{where}: the labels take {distinct} distinct values in {len(values)} rows, so the "
+            "column looks continuous (a regression target?); rkgen trains classifiers with a few "
+            "classes: choose the class column with --label-column"
+        )
     numbers = []
     for v in values:
         try:
@@ -240,7 +247,7 @@ def _labels(raw, where, rows=None):
         for i, (v, x) in enumerate(zip(values, numbers, strict=True)):
             if not (np.isfinite(x) and x >= 0 and x == int(x)):
                 raise RkgenError(
-                    f"{where}: {_row(rows, i)} has the label {v!r}, which is not a class; numeric "
+                    f"{where}: {_row(rows, i)} has the label '{v}', which is not a class; numeric "
                     "labels must be non-negative integers (0, 1, 2, ...)"
                 )
         ints = np.array([int(x) for x in numbers])
@@ -249,12 +256,6 @@ def _labels(raw, where, rows=None):
         names, codes = np.unique(values, return_inverse=True)
     if len(names) < 2:
         raise RkgenError(f"{where}: the labels take a single value; need at least two classes")
-    if len(names) > 2 and len(names) > MAX_CLASS_SHARE * len(values):
-        raise RkgenError(
-            f"{where}: the labels take {len(names)} distinct values in {len(values)} rows, so the "
-            "column looks continuous (a regression target?); rkgen trains classifiers with a few "
-            "classes: choose the class column with --label-column"
-        )
     return codes.astype(np.int64), tuple(str(n) for n in names)
 
 

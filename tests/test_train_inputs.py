@@ -1,0 +1,322 @@
+"""Every bad input to ``rkgen train`` is one clear line and exit status 2; faults (signals, a kill while
+compiling) leave a run that can be resumed; compile time, threads and memory are reported and honoured.
+
+Each case here was once a traceback, a silent acceptance or a lost run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numba
+import numpy as np
+import pytest
+from conftest import GENERATED
+from fake_net import fake
+
+import rkgen.train.models as models_mod
+import rkgen.train.trainer as trainer_mod
+from rkgen.cli import main
+from rkgen.errors import RkgenError
+from rkgen.train import TrainConfig, cli, memory, train
+from rkgen.train.datasets import load_file
+from rkgen.train.runs import read_history
+
+NET = dict(model="net", dataset="donut1d", samples=40, layers=3, plots=False, progress=False)
+
+
+@pytest.fixture
+def fake_loader(monkeypatch):
+    monkeypatch.setattr(models_mod, "_load", lambda spec: fake(spec))
+
+
+def one_line_error(capsys, argv, *needles):
+    """Run ``rkgen ARGV``: exit 2, one line on stderr that starts 'rkgen: error:' and says NEEDLES."""
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rkgen: error:"), err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+# -- options ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--seed", "-1"], ["--seed", "non-negative"]),
+        (["--init-scale", "nan"], ["--init-scale", "finite"]),
+        (["--init-scale", "-1"], ["--init-scale"]),
+        (["--final-time", "nan"], ["--final-time", "finite"]),
+        (["--final-time", "inf"], ["--final-time", "finite"]),
+        (["--final-time", "-1"], ["--final-time", "positive"]),
+        (["--step", "0"], ["--step", "positive"]),
+        (["--test-fraction", "1.5"], ["--test-fraction", "between 0 and 1"]),
+        (["--test-fraction", "0"], ["--test-fraction"]),
+        (["--model", "net", "--tableau", "gauss3"], ["--tableau does not apply to --model net"]),
+        (["--lipschitz", "inf"], ["--lipschitz", "finite"]),
+        (["--data-scale", "nan"], ["--data-scale"]),
+        (["--max-trials", "0"], ["--max-trials"]),
+        (["--threads", "0"], ["--threads"]),
+        (["--threads", "100000"], ["--threads 100000 exceeds"]),
+        (["--samples", "10", "--dataset", "FILE.csv"], ["--samples applies to the built-in"]),
+    ],
+)
+def test_bad_options_are_one_line(tmp_path, capsys, fake_loader, args, needles):
+    data = tmp_path / "FILE.csv"
+    data.write_text("".join(f"{i},{i % 3 - 1},{i % 2}\n" for i in range(20)))
+    args = [str(data) if a == "FILE.csv" else a for a in args]
+    out = tmp_path / "run"
+    one_line_error(capsys, ["train", "--iterations", "1", "--out", str(out), *args], *needles)
+    assert not out.exists()  # nothing written for a refused run
+
+
+def test_net_has_no_tableau_but_the_rk_models_default_to_rk4():
+    assert TrainConfig(model="net").resolved().tableau is None
+    assert TrainConfig(model="odenet").resolved().tableau == "rk4"
+    with pytest.raises(RkgenError, match="does not apply"):
+        TrainConfig(model="net", tableau="rk4").resolved()
+
+
+def test_memory_is_estimated_before_allocating(capsys, tmp_path):
+    line = one_line_error(capsys, ["train", "--model", "net", "--width", "100000", "--out", str(tmp_path / "r")])
+    assert "needs about" in line and "available" in line and "TiB" in line
+    assert not (tmp_path / "r").exists()
+    line = one_line_error(capsys, ["train", "--model", "net", "--samples", "100000000000", "--no-plots"])
+    assert "the data set" in line
+
+
+def test_memory_estimate_counts_the_tape_and_refuses_with_the_numbers():
+    est = memory.estimate(layers=100000, width=2, stages=4, samples=1000, test_samples=1000, dim=2, classes=2)
+    assert est.items["tape"] == 2 * 100000 * 4 * 1000 * 2 * 8  # 2 N s m d float64
+    assert est.items["states"] == 100001 * 1000 * 2 * 8
+    with pytest.raises(RkgenError, match=r"needs about 13\.\d GiB .*has 8\.0 GiB available"):
+        memory.check(est, "this run", have=8 * 2**30)
+    memory.check(est, "this run", have=64 * 2**30)  # fits: no error
+    firk = memory.estimate(
+        layers=1, width=100, stages=3, samples=1, test_samples=1, dim=2, classes=2, structure="fully implicit"
+    )
+    assert firk.items["solver"] == (300**2 + 3 * 3 * 100 * 100) * 8
+    assert memory.available() is None or memory.available() > 0
+
+
+def test_layers_beyond_memory_are_refused(capsys, monkeypatch, fake_loader):
+    monkeypatch.setattr(memory, "available", lambda: 8 * 2**30)
+    line = one_line_error(capsys, ["train", "--tableau", "rk4", "--layers", "100000", "--no-plots"])
+    assert "100000 layers" in line and "8.0 GiB available" in line
+
+
+# -- data files ------------------------------------------------------------------------------------
+
+
+def _csv(tmp_path, text, name="data.csv"):
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "kw", "needles"),
+    [
+        ("x1,x2,label\n", {}, ["a header and no data rows"]),
+        ("", {}, ["no rows"]),
+        ("".join(f"{i},{i * 0.37:.3f}\n" for i in range(40)), {}, ["40 distinct values in 40 rows", "continuous"]),
+        ("1,2,0\n3,4,1\n5,6,nan\n" + "7,8,1\n" * 5, {}, ["line 3", "'nan'", "not a class"]),
+        ("1,2,0\n3,4,0.5\n5,6,1\n" + "7,8,1\n" * 5, {}, ["line 2", "'0.5'"]),
+        ("1,2,0\n3,4,-1\n5,6,1\n" + "7,8,1\n" * 5, {}, ["line 2", "'-1'", "non-negative integers"]),
+        ("1,2,0\n3,4,\n5,6,1\n7,8,1\n", {}, ["line 2", "empty label"]),
+        ("1,2,0\n3,4,1\n", {"label_column": 5}, ["--label-column 5 is out of range for 3 columns"]),
+        ("1,2,0\n3,4,1\n", {"label_column": -4}, ["--label-column -4 is out of range"]),
+        ("1,2,0\n3,4\n5,6,1\n", {}, ["line 2 has 2 columns, the first row 3"]),
+        ("1,2,0\n3,x,1\n5,6,1\n", {}, ["line 2, column 2", "'x' is not a number"]),
+        ("1,inf,0\n3,4,1\n5,6,1\n", {}, ["NaN or infinite"]),
+        (b"1,2,0\n\xff\xfe,4,1\n", {}, ["not a text file in UTF-8"]),
+        ("5\n6\n", {}, ["need at least one feature column and a label column"]),
+        ("1,2,0\n3,4,1\n", {"test_fraction": 0.1}, ["2 rows cannot be split"]),
+    ],
+)
+def test_bad_csv_files_are_one_clear_error(tmp_path, text, kw, needles):
+    path = _csv(tmp_path, text)
+    with pytest.raises(RkgenError) as err:
+        load_file(path, np.random.default_rng(0), **kw)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(str(path))
+    for needle in needles:
+        assert needle in message, message
+
+
+def test_good_csv_files_still_load(tmp_path):
+    text = "# a comment\nx1,x2,label\n" + "".join(f"{i},{-i},{'ab'[i % 2]}\n" for i in range(10)) + "\n"
+    ds = load_file(_csv(tmp_path, text), np.random.default_rng(0))
+    assert ds.n_classes == 2 and ds.class_names == ("a", "b") and len(ds.x_train) + len(ds.x_test) == 10
+    integral = "".join(f"{i},{-i},{i % 3}.0\n" for i in range(12))  # 0.0, 1.0, 2.0 are the classes 0, 1, 2
+    ds = load_file(_csv(tmp_path, integral, "b.csv"), np.random.default_rng(0))
+    assert ds.class_names == ("0", "1", "2")
+    first = load_file(_csv(tmp_path, "0,1,2\n1,3,4\n0,5,6\n1,7,8\n", "c.csv"), np.random.default_rng(0), 0)
+    assert first.dim == 2 and set(first.class_names) == {"0", "1"}
+
+
+@pytest.mark.parametrize(
+    ("arrays", "needles"),
+    [
+        ({"x": np.zeros((4, 2))}, ["needs arrays 'x' and 'y'"]),
+        ({"x": np.zeros(4), "y": np.zeros(4)}, ["must be (m, d)"]),
+        ({"x": np.zeros((8, 2)), "y": np.array([0, 1, 0.5, 1, 0, 1, 0, 1])}, ["entry 3", "'0.5'"]),
+        ({"x": np.zeros((4, 2)), "y": np.array([0, 1, 0, 1]), "x_test": np.zeros((2, 3))}, ["give both"]),
+        (
+            {"x": np.zeros((4, 2)), "y": np.array([0, 1, 0, 1]), "x_test": np.zeros((2, 3)), "y_test": [0, 1]},
+            ["'x' has 2 features, 'x_test' 3"],
+        ),
+        ({"x": np.array([["a", "b"]] * 4), "y": np.array([0, 1, 0, 1])}, ["must hold numbers"]),
+        ({"x": np.array([[None, 1]] * 4, dtype=object), "y": np.array([0, 1, 0, 1])}, ["Python objects"]),
+    ],
+)
+def test_bad_npz_files_are_one_clear_error(tmp_path, arrays, needles):
+    path = tmp_path / "d.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(RkgenError) as err:
+        load_file(path, np.random.default_rng(0))
+    for needle in needles:
+        assert needle in str(err.value), str(err.value)
+
+
+def test_a_file_that_is_not_npz(tmp_path):
+    path = _csv(tmp_path, "not a zip file", "d.npz")
+    with pytest.raises(RkgenError, match="not a readable .npz file"):
+        load_file(path, np.random.default_rng(0))
+
+
+# -- faults: signals and kills ---------------------------------------------------------------------
+
+
+def _signal_soon(signum, when):
+    """Send SIGNUM to this process once WHEN() is true (polled from a thread)."""
+
+    def run():
+        deadline = time.monotonic() + 60
+        while not when() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signum)
+
+    threading.Thread(target=run, daemon=True).start()
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_like_ctrl_c_and_the_run_resumes(tmp_path, capsys, signum, code):
+    out = tmp_path / "run"
+    history = out / "history.csv"
+    _signal_soon(signum, lambda: history.is_file() and history.read_text().count("\n") >= 3)
+    argv = ["train", "--model", "net", "--dataset", "donut1d", "--samples", "40", "--layers", "3"]
+    argv += ["--iterations", "100000000", "--eval-every", "1", "--out", str(out), "--no-plots"]
+    assert main(argv) == code
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    name = signal.Signals(signum).name
+    assert summary["status"] == "interrupted" and summary["signal"] == name
+    assert f"stopped by {name}" in summary["message"] and f"stopped by {name}" in printed
+    done = summary["iteration"]
+    assert done >= 2 and (out / "state.npz").is_file() and (out / "params.npz").is_file()
+    res = train(resume=str(out), iterations=done + 3, progress=False)
+    assert res.status == "completed" and res.iteration == done + 3
+
+
+def test_sigterm_from_outside_exits_143_with_a_checkpoint(tmp_path):
+    """The real thing, as `timeout` or a batch scheduler sends it, to a process of its own."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "rkgen", "train", "--model", "net", "--dataset", "donut1d"]
+    cmd += ["--samples", "40", "--iterations", "100000000", "--out", str(out), "--no-plots"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "history.csv").is_file() or (out / "history.csv").read_text().count("\n") < 3:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr and "stopped by SIGTERM" in stdout
+    assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
+
+
+class _Killed(BaseException):
+    """Stands in for kill -9: nothing after it runs."""
+
+
+def test_a_run_killed_before_its_first_iteration_can_be_resumed(tmp_path, monkeypatch):
+    """A checkpoint is written at iteration 0, before any compile: the folder is a resumable run."""
+    out = tmp_path / "run"
+
+    def killed(*args, **kwargs):
+        raise _Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(trainer_mod, "_full_batch", killed)
+        with pytest.raises(_Killed):
+            train(**NET, iterations=5, seed=3, out=str(out))
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json",
+        "dataset.npz",
+        "history.csv",
+        "params.npz",
+        "state.npz",
+    ]
+    resumed = train(resume=str(out), progress=False)
+    clean = train(**NET, iterations=5, seed=3, out=str(tmp_path / "clean"))
+    assert resumed.status == "completed" and resumed.iteration == 5
+    assert np.array_equal(resumed.flat, clean.flat)  # bit for bit
+    hist = read_history(out / "history.csv")
+    assert hist["iteration"][0] == 0 and np.array_equal(hist["train_loss"], clean.history["train_loss"])
+
+
+def test_an_occupied_out_folder_says_how_to_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    train(**NET, iterations=1, out=str(out))
+    one_line_error(capsys, ["train", "--model", "net", "--out", str(out)], "exists and is not empty", "--resume")
+
+
+# -- compile time, threads -------------------------------------------------------------------------
+
+
+@pytest.mark.numba
+def test_compile_time_is_reported_apart_from_training(tmp_path):
+    module = GENERATED / "euler_net.py"  # compiled by the other tests too: numba's cache is shared
+    res = train(tableau=str(module), dataset="donut1d", samples=40, layers=3, iterations=3, out=str(tmp_path / "r"))
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["compile_seconds"] == res.compile_seconds >= 0.0
+    line = cli.summary_line(res)
+    assert " s (+ " in line and "network" in line.split(";")[0]
+    assert f"network module: {module}" in line
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["network"]["module"] == str(module)
+    net = train(**NET, iterations=2, out=False)
+    assert net.compile_seconds == 0.0 and "(+" not in cli.summary_line(net)
+
+
+def test_threads_limit_numba_and_blas():
+    from threadpoolctl import threadpool_info
+
+    before = numba.get_num_threads()
+    with trainer_mod.thread_limit(1):
+        assert numba.get_num_threads() == 1
+        blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
+        assert blas and all(p["num_threads"] == 1 for p in blas)
+    assert numba.get_num_threads() == before
+    seen = []
+    real = trainer_mod._run
+
+    def spy(*args, **kwargs):
+        seen.append(numba.get_num_threads())
+        return real(*args, **kwargs)
+
+    trainer_mod._run = spy
+    try:
+        train(**NET, iterations=1, out=False, threads=1)
+    finally:
+        trainer_mod._run = real
+    assert seen == [1]
