@@ -135,8 +135,10 @@ class Run:
         """Class indices -> the original class names (strings)."""
         return np.array(self.class_names, dtype=str)[np.asarray(classes, dtype=np.int64)]
 
-    def encode(self, labels) -> np.ndarray:
-        """Original labels (class names; numbers match a numeric name of equal value) -> indices."""
+    def encode(self, labels, where=None) -> np.ndarray:
+        """Original labels (class names; numbers match a numeric name of equal value) -> indices.
+
+        where: optional names of the labels' places for the message (e.g. a file's lines)."""
         a = np.asarray(labels)
         if a.ndim != 1:
             raise RkgenError(f"the labels must be one-dimensional, got shape {a.shape}")
@@ -157,8 +159,9 @@ class Run:
                 except ValueError:
                     k = None
             if k is None:
+                place = f"labels[{i}]" if where is None else where[i]
                 raise RkgenError(
-                    f"label {text!r} (point {i}) is not a class of this run; its classes are "
+                    f"{place}: the label {text!r} is not a class of this run; its classes are "
                     f"{', '.join(self.class_names)}"
                 )
             out[i] = k
