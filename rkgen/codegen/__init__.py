@@ -8,7 +8,8 @@ The chain, each step a module:
    floats with the exact value beside), with a source map;
 3. :mod:`rkgen.codegen.renderer` — the ``network.py.j2`` template (strict keys) with the printed functions and the
    runtime (:mod:`rkgen.runtime`) inlined;
-4. :func:`generate_file` — written atomically (temporary file, then rename), never half-written.
+4. :func:`generate_file` — written atomically (temporary file, then rename; :mod:`rkgen.fileio`), never
+   half-written, and only ever over a regular file.
 
 :func:`load_network` keeps modules in a cache folder named by the sha256 of the rendered text and imports them,
 so numba's on-disk cache is reused across processes, and any change of the generator gives a new folder.
@@ -20,12 +21,12 @@ import hashlib
 import importlib.util
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from ..errors import RkgenError
+from ..fileio import check_target, write_text_atomic
 from ..tableau import Tableau, load
 from .renderer import (
     TEMPLATE_KEYS,
@@ -78,22 +79,9 @@ class GenerateResult:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a written module is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename (regular files only;
+    errors are one :class:`RkgenError` line, see :mod:`rkgen.fileio`)."""
+    write_text_atomic(path, text)
 
 
 def generate_file(tableau: Tableau, output: str | os.PathLike | None = None, force: bool = False) -> GenerateResult:
@@ -103,9 +91,10 @@ def generate_file(tableau: Tableau, output: str | os.PathLike | None = None, for
         target = target / module_filename(tableau)
     if target.suffix != ".py":
         raise RkgenError(f"{target}: the output must be a .py file or a folder")
+    check_target(target)  # a link, a FIFO or a device is refused before anything is rendered or read
     source = render_module(tableau)
     status = "written"
-    if target.exists():
+    if check_target(target) is not None:
         try:
             current = target.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
@@ -115,10 +104,7 @@ def generate_file(tableau: Tableau, output: str | os.PathLike | None = None, for
         if not force:
             raise RkgenError(f"{target} exists and differs; use --force to overwrite it")
         status = "overwritten"
-    try:
-        write_atomic(target, source)
-    except OSError as exc:
-        raise RkgenError(f"{target}: cannot write: {exc.strerror}") from None
+    write_atomic(target, source)
     return GenerateResult(target, status, tableau)
 
 
@@ -204,12 +190,9 @@ def _cached_module(tableau: Tableau) -> Path:
         return path
     rendered = render(tableau)
     path = cached_module_path(tableau, rendered)
-    try:
-        if not path.is_file():
-            write_atomic(path, rendered.text)
-        write_atomic(index, path.parent.name + "\n")
-    except OSError as exc:
-        raise RkgenError(f"{path}: cannot write the generated module: {exc.strerror}") from None
+    if not path.is_file():
+        write_atomic(path, rendered.text)
+    write_atomic(index, path.parent.name + "\n")
     return path
 
 

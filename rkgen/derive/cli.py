@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import RkgenError
+from ..fileio import check_target, write_bytes_atomic, write_text_atomic
 from ..tableau import Tableau, load
 from .data import equations_json
 from .derivation import Derivation
@@ -48,14 +49,11 @@ def compile_pdf(tex: str, output: Path, pdflatex: str | None = None) -> None:
         if proc.returncode != 0 or not pdf.is_file():
             error = next((line for line in proc.stdout.splitlines() if line.startswith("!")), "see its log")
             raise RkgenError(f"pdflatex failed ({error.lstrip('! ').strip()}); --format tex writes the source")
-        part = output.parent / f".{output.name}.{os.getpid()}.tmp"
-        try:  # copied next to the target (the mode follows the umask), then renamed: never half-written
-            output.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(pdf, part)
-            os.replace(part, output)
+        try:
+            data = pdf.read_bytes()
         except OSError as exc:
-            part.unlink(missing_ok=True)
-            raise RkgenError(f"{output}: cannot write: {exc.strerror}") from None
+            raise RkgenError(f"{pdf.name}: cannot read pdflatex's output: {exc.strerror}") from None
+    write_bytes_atomic(output, data)  # next to the target, then renamed: never half-written, never a non-file
 
 
 _SUFFIX_FORMAT = {".md": "md", ".markdown": "md", ".tex": "tex", ".pdf": "pdf"}
@@ -71,12 +69,7 @@ def _target(output: str | None, tableau: Tableau, fmt: str) -> Path | None:
 
 
 def _write(path: Path, text: str) -> None:
-    from ..codegen import write_atomic
-
-    try:
-        write_atomic(path, text)
-    except OSError as exc:
-        raise RkgenError(f"{path}: cannot write: {exc.strerror}") from None
+    write_text_atomic(path, text)
 
 
 def run_derive(args) -> int:
@@ -98,8 +91,10 @@ def run_derive(args) -> int:
         pdflatex = shutil.which("pdflatex")
         if pdflatex is None:
             raise RkgenError(PDFLATEX_MISSING)
-    doc = Derivation(tableau)
     target = _target(args.output, tableau, fmt)
+    if target is not None:
+        check_target(target)  # a link, a FIFO or a device is refused before the document is built
+    doc = Derivation(tableau)
     if fmt == "pdf":
         compile_pdf(doc.latex(), target, pdflatex)
         print(f"wrote {target}")

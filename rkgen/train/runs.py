@@ -1,10 +1,13 @@
-"""Run folders: unique names, exclusive creation, atomic writes, a history file that grows."""
+"""Run folders: unique names, exclusive creation, atomic writes, a history file that grows.
+
+Every file goes through :mod:`rkgen.fileio`: regular files only, written atomically; a failure (a full disk, a
+read-only folder) is one :class:`RkgenError` line ``PATH: cannot write: <reason>``.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import secrets
 import time
@@ -13,6 +16,18 @@ from pathlib import Path
 import numpy as np
 
 from rkgen.errors import RkgenError
+from rkgen.fileio import cannot_write, check_target, open_append, open_atomic, save_figure, write_text_atomic
+
+__all__ = [
+    "HISTORY_COLUMNS",
+    "HistoryWriter",
+    "create_run_dir",
+    "read_history",
+    "read_history_rows",
+    "save_figure",
+    "save_npz",
+    "write_json",
+]
 
 HISTORY_COLUMNS = (
     "iteration",
@@ -41,9 +56,12 @@ def create_run_dir(out: str | None, dataset: str, tableau: str | None, model: st
     """
     if out is None:
         base = Path("runs").resolve()
-        base.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         stem = f"{_slug(dataset)}-{_slug(tableau or 'none')}-{model}-{stamp}"
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _cannot_create("runs", exc) from None
         for _ in range(100):
             path = base / f"{stem}-{secrets.token_hex(3)}"
             try:
@@ -51,10 +69,12 @@ def create_run_dir(out: str | None, dataset: str, tableau: str | None, model: st
                 return path
             except FileExistsError:
                 continue
+            except OSError as exc:
+                raise _cannot_create(Path("runs") / path.name, exc) from None
         raise RkgenError(f"could not create a new run folder under {base}")  # pragma: no cover
     path = Path(out).resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.mkdir()
     except FileExistsError:
         if not path.is_dir() or any(path.iterdir()):
@@ -62,13 +82,18 @@ def create_run_dir(out: str | None, dataset: str, tableau: str | None, model: st
                 f"{out} exists and is not empty; choose another --out, or continue that run with "
                 f"--resume {out}"
             ) from None
+    except OSError as exc:
+        raise _cannot_create(out, exc) from None
     return path
 
 
+def _cannot_create(path, exc: OSError) -> RkgenError:
+    return RkgenError(f"{path}: cannot create the run folder: {exc.strerror or exc}")
+
+
 def write_json(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
-    os.replace(tmp, path)
+    """``data`` as indented JSON, written atomically (a value JSON cannot hold fails before any file is made)."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
 
 
 def _jsonable(x):
@@ -82,10 +107,9 @@ def _jsonable(x):
 
 
 def save_npz(path: Path, **arrays) -> None:
-    """np.savez to a temporary name, then an atomic rename: a crash never leaves half a file."""
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    """np.savez to a temporary file, then an atomic rename: a crash never leaves half a file."""
+    with open_atomic(path) as fh:
+        np.savez(fh, **arrays)
 
 
 class HistoryWriter:
@@ -93,23 +117,29 @@ class HistoryWriter:
 
     def __init__(self, path: Path, truncate_after: int | None = None):
         self.path = path
-        rows = read_history_rows(path) if path.exists() else []
+        rows = read_history_rows(path) if check_target(path) is not None else []
         if truncate_after is not None:
             rows = [r for r in rows if int(r["iteration"]) <= truncate_after]
-        with open(path, "w", newline="") as fh:
+        with open_atomic(path, text=True) as fh:  # the header and the rows kept: replaced at once
             w = csv.writer(fh)
             w.writerow(HISTORY_COLUMNS)
             for r in rows:
                 w.writerow([r[k] for k in HISTORY_COLUMNS])
-        self._fh = open(path, "a", newline="")
+        self._fh = open_append(path)
         self._w = csv.writer(self._fh)
 
     def append(self, row: dict) -> None:
-        self._w.writerow([_fmt(row[k]) for k in HISTORY_COLUMNS])
-        self._fh.flush()
+        try:
+            self._w.writerow([_fmt(row[k]) for k in HISTORY_COLUMNS])
+            self._fh.flush()
+        except OSError as exc:
+            raise cannot_write(self.path, exc) from None
 
     def close(self) -> None:
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError as exc:
+            raise cannot_write(self.path, exc) from None
 
 
 def _fmt(v):
@@ -119,8 +149,11 @@ def _fmt(v):
 
 
 def read_history_rows(path: Path) -> list[dict]:
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+    try:
+        with open(path, newline="") as fh:
+            return list(csv.DictReader(fh))
+    except OSError as exc:
+        raise RkgenError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 def read_history(path: Path) -> dict:
