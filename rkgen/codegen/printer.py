@@ -39,18 +39,23 @@ def _layer_forward(Kj, bj, hj, y, Y, S, F, Z, ws, field, act, d, nb, nw):
 
 from __future__ import annotations
 
+import math
 import textwrap
 from dataclasses import dataclass
 
+import mpmath
 import sympy
 
 from ..adjoint import LayerEquations, StageSystem, Term
+from ..errors import RkgenError
 from .ir import LINE_LENGTH, Assign, Call, Comment, Function, If, Labelled, Loop, Return, Sum, render
 
 __all__ = [
     "Constant",
     "coefficient_constants",
     "float_literal",
+    "float_range_error",
+    "check_float_range",
     "array_source",
     "kernels",
     "Kernels",
@@ -96,6 +101,74 @@ def float_literal(value: float) -> str:
     return text
 
 
+#: the largest finite float64 and the smallest positive one (subnormal), as the range error shows them
+_FLOAT64_MAX = "1.8e308"
+_FLOAT64_TINY = "4.9e-324"
+
+
+def _short(x: sympy.Expr) -> str:
+    """An exact value as it reads in a one-line error: itself when short, else ``1e400`` or ``≈1.414e400``.
+
+    >>> _short(sympy.Integer(10) ** 400), _short(-sympy.Integer(10) ** -400), _short(sympy.Rational(1, 3))
+    ('1e400', '-1e-400', '1/3')
+    >>> _short(sympy.sqrt(2) * 10**400)
+    '≈1.414e400'
+    """
+    text = str(x)
+    if len(text) <= 24:
+        return text
+    mantissa, _, exponent = mpmath.nstr(mpmath.mpf(sympy.N(x, 30)), 4, min_fixed=1, max_fixed=0).partition("e")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    short = f"{mantissa}e{int(exponent or 0)}"
+    return short if sympy.Rational(mantissa) * sympy.Integer(10) ** int(exponent or 0) == x else "≈" + short
+
+
+def float_range_error(tableau) -> str | None:
+    """Why the tableau's network cannot compute in float64, or None when it can.
+
+    The exact analysis (``rkgen check``) takes any exact number, but a network computes with the float64 nearest
+    each coefficient: an entry beyond the float64 range would be ±inf, and a nonzero entry that rounds to 0.0
+    would silently make the network another method (a subnormal that stays nonzero is fine).  Entries are named
+    1-based, as the module's constants (``a_2_1``) are.
+
+    >>> from rkgen import from_json
+    >>> error = float_range_error(from_json('{"A": [["0", "0"], ["1e400", "0"]], "b": ["1/2", "1/2"]}', "big.json"))
+    >>> error.split("; ")[0]
+    'big.json: A[2][1] = 1e400 lies beyond the float64 range (|x| ≤ 1.8e308)'
+    >>> float_range_error(from_json('{"A": [["1e-320"]], "b": ["1"]}')) is None
+    True
+    """
+    (fA, fb, fc), (eA, eb, ec) = tableau.floats(), tableau.exact
+    s = range(tableau.stages)
+    entries = [(f"A[{i + 1}][{j + 1}]", fA[i][j], eA[i][j], tableau.A[i][j]) for i in s for j in s]
+    entries += [(f"b[{i + 1}]", fb[i], eb[i], tableau.b[i]) for i in s]
+    entries += [(f"c[{i + 1}]", fc[i], ec[i], tableau.c[i]) for i in s]
+    for label, value, element, exact in entries:
+        where = f"{tableau.source or tableau.name}: {label} = {_short(exact)}"
+        if not math.isfinite(value):
+            return (
+                f"{where} lies beyond the float64 range (|x| ≤ {_FLOAT64_MAX}); rkgen check analyses it exactly, "
+                "but a network cannot compute with it"
+            )
+        if value == 0.0 and not element.is_zero():
+            return (
+                f"{where} rounds to 0.0 in float64 (the smallest nonzero |x| is {_FLOAT64_TINY}); rkgen check "
+                "analyses it exactly, but a network would compute another method with it"
+            )
+    return None
+
+
+def check_float_range(tableau) -> None:
+    """:class:`RkgenError` with :func:`float_range_error`'s line when the tableau's network cannot compute in
+    float64.  :func:`coefficient_constants` raises it before any module text is made, so every rendering does:
+    ``rkgen generate``, the documents of ``rkgen derive`` (whose command calls it first, too) and the networks
+    the trainer loads (:func:`rkgen.codegen.load_network`)."""
+    error = float_range_error(tableau)
+    if error is not None:
+        raise RkgenError(error)
+
+
 def _exact_text(x: sympy.Expr) -> str:
     return str(x)
 
@@ -119,7 +192,10 @@ def coefficient_constants(eq: LayerEquations) -> list[Constant]:
     out = []
     for name in sorted(used, key=_name_key):
         value = used[name]
-        out.append(Constant(name, float_literal(F.to_float(F.element(value))), _exact_text(value)))
+        x = F.to_float(F.element(value))
+        if not math.isfinite(x) or x == 0.0:  # (every used value is nonzero) a network cannot compute with it
+            check_float_range(t)
+        out.append(Constant(name, float_literal(x), _exact_text(value)))
     return out
 
 

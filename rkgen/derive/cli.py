@@ -10,6 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..codegen.printer import check_float_range
 from ..errors import RkgenError
 from ..fileio import check_target, write_bytes_atomic, write_text_atomic
 from ..tableau import Tableau, load
@@ -78,6 +79,7 @@ def run_derive(args) -> int:
     if fmt is None:
         fmt = _SUFFIX_FORMAT.get(Path(args.output).suffix.lower(), "md") if args.output else "md"
     tableau = load(args.tableau)
+    check_float_range(tableau)  # the document shows the network's float64 code, as `generate` writes it
     if args.json:
         text = json.dumps(equations_json(tableau), indent=2, ensure_ascii=False) + "\n"
         if args.output:
