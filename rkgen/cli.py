@@ -52,9 +52,9 @@ def _add_check(sub):
     p.add_argument(
         "--json",
         action="store_true",
-        help="print one JSON object instead of the report: exact numbers as strings; the integers zero_weights "
-        "and the violations' i, j are 0-based positions in the JSON arrays A and b (the report's subscripts, "
-        "b_2 and a_21 as in 'rkgen derive', are 1-based)",
+        help="print one JSON object instead of the report: exact numbers as strings; the integers in "
+        "zero_weights, backward_pass and the violations' i, j are 0-based positions in the JSON arrays A and b "
+        "(the report's subscripts, b_2 and a_21 as in 'rkgen derive', are 1-based)",
     )
     p.add_argument(
         "--max-order", type=int, default=12, metavar="N", help="check order conditions up to order N (default 12)"

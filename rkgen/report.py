@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from .adjoint import layer_equations
 from .numbers import format_exact
 from .partner import c_matches
 from .tableau import Tableau
@@ -70,6 +71,11 @@ def check_data(tableau: Tableau, partner: Tableau | None = None, order_report=No
             "structure": p.structure,
             "order": p.order,
         },
+    }
+    eq = layer_equations(tableau)  # what the generated backward pass computes, in its order
+    data["backward_pass"] = {
+        "stages": list(eq.backward_order),
+        "solves": [list(system.stages) for system in eq.adjoint],
     }
     if partner is not None:
         pair = tableau.pair_report(partner)
@@ -173,7 +179,8 @@ def format_report(data: dict) -> str:
     else:
         out.append("partner          (Ã, b, c̃) with ã_ij = b_j − b_j a_ji / b_i, conditions (19):")
         out.append(format_tableau(p["A"], p["b"], p["c"], indent="                   "))
-        out.append(f"                 structure {p['structure']}, order {p['order']}")
+        shape = _SHAPE[p["structure"]]
+        out.append(f"                 Ã {shape} (as a forward method: {p['structure']}), order {p['order']}")
         # c̃ = c is D(1) only when the weights sum to 1 (c̃_i = Σ_j b_j − (bᵀA)_i / b_i)
         if p["c_matches"]:
             out.append("                 c̃ = c" + (" (D(1) holds)" if data["D"] >= 1 else ""))
@@ -181,6 +188,10 @@ def format_report(data: dict) -> str:
             d1 = " (D(1) fails)." if data["D"] < 1 else "."
             out.append(f"                 c̃ = ({', '.join(p['c'])}) differs from c{d1}")
             out.append("                 " + WHY_C_DOES_NOT_MATTER)
+    first, *more = _backward_pass(data, p is not None)
+    out.append("")
+    out.append(f"backward pass    {first}")
+    out.extend(f"                 {line}" for line in more)
     if "pair_symplectic" in data:
         out.append("")
         if data["pair_symplectic"]:
@@ -199,6 +210,46 @@ def format_report(data: dict) -> str:
         if not data["pair_c_matches"]:
             out.append("                 the given partner's c̃ differs from c; " + WHY_C_DOES_NOT_MATTER)
     return "\n".join(out)
+
+
+#: The shape of a partner's Ã for each structure, which is how it would run as a forward method.
+_SHAPE = {"explicit": "strictly lower triangular", "diagonally implicit": "lower triangular", "fully implicit": "full"}
+
+
+def _backward_pass(data: dict, has_partner: bool) -> list[str]:
+    """How the generated backward pass computes the adjoint stages: it couples them as Aᵀ does (the ξ form of
+    :mod:`rkgen.adjoint`), whatever the partner's Ã would do as a forward method."""
+    order, solves = data["backward_pass"]["stages"], data["backward_pass"]["solves"]
+    s = len(order)
+    if data["structure"] == "fully implicit":
+        stages = "both stages" if s == 2 else f"all {s} stages"
+        return [f"{stages} at once: one coupled linear system of size {s}d per layer and sample"]
+    if s == 1:
+        if not solves:
+            return ["explicit: the single stage, no linear solve"]
+        return ["the single stage, with one d×d linear solve per layer and sample (a_11 ≠ 0)"]
+    stages = "stages " + ", ".join(str(i + 1) for i in order) + " in turn"
+    solved = [i for system in solves for i in system]
+    if not solved:
+        text, later = f"explicit: {stages}, no linear solves", "k > i"
+    elif len(solved) == s:
+        text, later = f"{stages}, each with one d×d linear solve per layer and sample (a_ii ≠ 0)", "k ≥ i"
+    else:
+        rest = [i for i in order if i not in solved]
+        each = "" if len(solved) == 1 else " each"
+        text = (
+            f"{stages}; {_stage_list(solved, lambda i: f' (a{_sub(i, i)} ≠ 0)')} with one d×d linear solve{each} "
+            f"per layer and sample, {_stage_list(rest)} explicit"
+        )
+        later = "k ≥ i"
+    if not has_partner:
+        return [text]
+    return [text, f"(run backwards in time, the partner's stage i uses only stages {later})"]
+
+
+def _stage_list(stages: list[int], note=lambda i: "") -> str:
+    """``stage 2`` or ``stages 3, 1``, 1-based, each with an optional note."""
+    return ("stage " if len(stages) == 1 else "stages ") + ", ".join(f"{i + 1}{note(i)}" for i in stages)
 
 
 def _sub(*indices: int) -> str:

@@ -250,6 +250,47 @@ def test_text_report_indices_are_one_based_like_derive(tmp_path, capsys):
     assert "0-based positions" in " ".join(out.split())
 
 
+@pytest.mark.parametrize(
+    "name, partner, backward",
+    [
+        ("rk4", "Ã full (as a forward method: fully implicit), order 4",
+         ["explicit: stages 4, 3, 2, 1 in turn, no linear solves",
+          "(run backwards in time, the partner's stage i uses only stages k > i)"]),
+        ("euler", "Ã lower triangular (as a forward method: diagonally implicit), order 1",
+         ["explicit: the single stage, no linear solve"]),
+        ("backward_euler", "Ã strictly lower triangular (as a forward method: explicit), order 1",
+         ["the single stage, with one d×d linear solve per layer and sample (a_11 ≠ 0)"]),
+        ("sdirk2", "Ã lower triangular (as a forward method: diagonally implicit), order 2",
+         ["stages 2, 1 in turn, each with one d×d linear solve per layer and sample (a_ii ≠ 0)",
+          "(run backwards in time, the partner's stage i uses only stages k ≥ i)"]),
+        ("trapezoid", None,
+         ["stages 2, 1 in turn; stage 2 (a_22 ≠ 0) with one d×d linear solve per layer and sample, stage 1 explicit",
+          "(run backwards in time, the partner's stage i uses only stages k ≥ i)"]),
+        ("gauss3", "Ã full (as a forward method: fully implicit), order 6",
+         ["all 3 stages at once: one coupled linear system of size 3d per layer and sample"]),
+        ("lobatto_iiic2", "Ã strictly lower triangular (as a forward method: explicit), order 2",
+         ["both stages at once: one coupled linear system of size 2d per layer and sample"]),
+        ("heun3", None, ["explicit: stages 3, 2, 1 in turn, no linear solves"]),
+    ],
+)  # fmt: skip
+def test_partner_structure_and_what_the_backward_pass_solves(capsys, name, partner, backward):
+    """The partner's Ã says how it would run forwards; the backward pass couples the stages as Aᵀ does."""
+    status, out, _ = run(capsys, "check", name)
+    assert status == 0
+    if partner is not None:
+        assert f"\n                 {partner}\n" in out
+    assert "                 structure " not in out
+    lines = ["backward pass    " + backward[0]] + ["                 " + line for line in backward[1:]]
+    assert "\n" + "\n".join(lines) + "\n" in out
+
+
+def test_backward_pass_in_json(capsys):
+    assert check_json(capsys, "rk4")["backward_pass"] == {"stages": [3, 2, 1, 0], "solves": []}
+    assert check_json(capsys, "sdirk2")["backward_pass"] == {"stages": [1, 0], "solves": [[1], [0]]}
+    assert check_json(capsys, "trapezoid")["backward_pass"] == {"stages": [1, 0], "solves": [[1]]}
+    assert check_json(capsys, "gauss3")["backward_pass"] == {"stages": [0, 1, 2], "solves": [[0, 1, 2]]}
+
+
 # -- errors ----------------------------------------------------------------------------------------------
 
 
