@@ -145,7 +145,9 @@ def format_report(data: dict) -> str:
         )
     if data["failing_conditions"]:
         n = data["failing_conditions"][0]["order"]
-        out.append(f"                 conditions of order {n} that fail (b·Φ(t) − 1/γ(t)):")
+        which = "conditions" if len(data["failing_conditions"]) > 1 else "the condition"
+        fail = "fail" if len(data["failing_conditions"]) > 1 else "fails"
+        out.append(f"                 {which} of order {n} that {fail} (b·Φ(t) − 1/γ(t)):")
         for c in data["failing_conditions"][:12]:
             exact = c["residual"]
             shown = exact if len(exact) <= 40 else _e(c["residual_float"], 3)
@@ -160,7 +162,9 @@ def format_report(data: dict) -> str:
     if data["symplectic"]:
         out.append("symplectic       yes: M = diag(b)A + Aᵀdiag(b) − bbᵀ = 0; the method is its own partner")
     else:
-        out.append("symplectic       no: M = diag(b)A + Aᵀdiag(b) − bbᵀ has nonzero entries")
+        nonzero = sum(x != "0" for row in data["M"] for x in row)
+        entries = "nonzero entries" if nonzero > 1 else "a nonzero entry"
+        out.append(f"symplectic       no: M = diag(b)A + Aᵀdiag(b) − bbᵀ has {entries}")
         for i, row in enumerate(data["M"]):
             for j, x in enumerate(row):
                 if x != "0" and j >= i:

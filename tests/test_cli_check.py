@@ -291,6 +291,17 @@ def test_backward_pass_in_json(capsys):
     assert check_json(capsys, "gauss3")["backward_pass"] == {"stages": [0, 1, 2], "solves": [[0, 1, 2]]}
 
 
+def test_text_report_singular_and_plural(capsys):
+    status, out, _ = run(capsys, "check", "euler")
+    assert "                 the condition of order 2 that fails (b·Φ(t) − 1/γ(t)):\n" in out
+    assert "symplectic       no: M = diag(b)A + Aᵀdiag(b) − bbᵀ has a nonzero entry\n" in out
+    assert "explicit: the single stage, no linear solve\n" in out
+    status, out, _ = run(capsys, "check", "rk4")
+    assert "                 conditions of order 5 that fail (b·Φ(t) − 1/γ(t)):\n" in out
+    assert "symplectic       no: M = diag(b)A + Aᵀdiag(b) − bbᵀ has nonzero entries\n" in out
+    assert "no linear solves\n" in out
+
+
 # -- errors ----------------------------------------------------------------------------------------------
 
 
