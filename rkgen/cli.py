@@ -57,6 +57,14 @@ def _add_check(sub):
         "(the report's subscripts, b_2 and a_21 as in 'rkgen derive', are 1-based)",
     )
     p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with status 1 when a check fails: the partner given (--partner, or the partner field of "
+        "the tableau's file) violates conditions (19), also when it is the tableau itself and that is not symplectic. "
+        "The report is printed all the same, and one line 'rkgen: check failed: ...' on stderr. Without "
+        "--strict the status is 0 whatever the analysis finds; bad input is status 2 either way",
+    )
+    p.add_argument(
         "--max-order", type=int, default=12, metavar="N", help="check order conditions up to order N (default 12)"
     )
     p.add_argument(
@@ -89,6 +97,14 @@ def _run_check(args) -> int:
         print(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         print(format_report(data))
+    if args.strict and data.get("pair_symplectic") is False:
+        n = len(data["violations"])
+        sys.stdout.flush()
+        print(
+            f"rkgen: check failed: {tableau.name}: the given partner {partner.name} violates {n} of conditions (19)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

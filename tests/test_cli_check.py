@@ -302,6 +302,42 @@ def test_text_report_singular_and_plural(capsys):
     assert "no linear solves\n" in out
 
 
+def test_strict_fails_when_the_given_partner_violates_conditions_19(tmp_path, capsys):
+    status, out, err = run(capsys, "check", "rk4", "--partner", "rk4", "--strict")
+    assert status == 1
+    assert "given partner    violates 16 of conditions (19):" in out  # the whole report all the same
+    assert err == "rkgen: check failed: rk4: the given partner rk4 violates 16 of conditions (19)\n"
+    status, out, err = run(capsys, "check", "rk4", "--partner", "rk4", "--strict", "--json")
+    assert status == 1 and json.loads(out)["pair_symplectic"] is False and err.startswith("rkgen: check failed: ")
+    # without --strict, as before
+    status, out, err = run(capsys, "check", "rk4", "--partner", "rk4")
+    assert status == 0 and err == "" and "violates 16 of conditions (19)" in out
+    # nothing fails: a symplectic pair, a symplectic method as its own partner, no partner given
+    for argv in (["euler", "--partner", "backward_euler"], ["gauss2", "--partner", "gauss2"], ["rk4"], ["heun3"]):
+        status, _, err = run(capsys, "check", *argv, "--strict")
+        assert (status, err) == (0, ""), argv
+    # the partner field of a file
+    pair = {"A": [["0", "0"], ["1", "0"]], "b": ["1/2", "1/2"], "partner": {"A": [["1/2", "-1/2"], ["1/2", "1/2"]]}}
+    pair["partner"]["b"] = ["1/2", "1/2"]
+    assert run(capsys, "check", _write(tmp_path / "good.json", pair), "--strict")[0] == 0
+    pair["partner"]["A"][1][1] = "1/3"
+    status, _, err = run(capsys, "check", _write(tmp_path / "bad.json", pair), "--strict")
+    assert (
+        status == 1
+        and err == "rkgen: check failed: bad: the given partner bad_given_partner violates 1 of conditions (19)\n"
+    )
+    # bad input stays status 2
+    assert_one_line_error(*run(capsys, "check", "rk5", "--strict"))
+    assert_one_line_error(*run(capsys, "check", "rk4", "--partner", "heun2", "--strict"))
+
+
+def test_subprocess_strict_exit_status():
+    proc = _subprocess("check", "rk4", "--partner", "rk4", "--strict", "--json")
+    assert proc.returncode == 1 and json.loads(proc.stdout)["pair_symplectic"] is False
+    assert proc.stderr == "rkgen: check failed: rk4: the given partner rk4 violates 16 of conditions (19)\n"
+    assert _subprocess("check", "rk4", "--partner", "rk4").returncode == 0
+
+
 # -- errors ----------------------------------------------------------------------------------------------
 
 
@@ -391,6 +427,7 @@ def test_check_help(capsys):
     status, out, _ = run(capsys, "check", "--help")
     assert status == 0
     assert out.startswith("usage: rkgen check") and "--partner" in out and "--json" in out
+    assert "--strict" in out and "exit with status 1 when a check fails" in " ".join(out.split())
 
 
 # -- the real command, in a subprocess -------------------------------------------------------------
