@@ -19,7 +19,7 @@ import pytest
 import sympy
 
 from rkgen import from_json, load
-from rkgen.order import analyse_order
+from rkgen.order import analyse_order, simplifying_assumptions
 from rkgen.report import check_data, format_report
 from rkgen.trees import tree, trees_of_order, trees_up_to
 
@@ -225,6 +225,102 @@ def test_max_order_makes_a_lower_bound():
     assert r.order == 4 and r.order_is_lower_bound
     r = analyse_order(builtin("rk4"), max_order=5)
     assert r.order == 4 and not r.order_is_lower_bound
+
+
+# -- the cap of the simplifying assumptions ----------------------------------------------------------
+#
+# B(p), C(q), D(r) are reported up to the cap (the report's max_order, `rkgen check --max-order`), never
+# beyond it. Euler's C(q) holds for every q (A = 0, c = 0), so its C is the cap itself; stage order
+# min(B, C) would hide a C one too large.
+
+CAPS = (1, 2, 3, 5, 12)
+
+
+def _largest_fractions(A, b, c, limit):
+    """(B, C, D) up to ``limit`` for a rational tableau, with plain fractions (independent of rkgen.order)."""
+    s = len(b)
+
+    def B(k):
+        return sum(b[i] * c[i] ** (k - 1) for i in range(s)) == Fraction(1, k)
+
+    def C(k):
+        return all(sum(A[i][j] * c[j] ** (k - 1) for j in range(s)) == c[i] ** k / k for i in range(s))
+
+    def D(k):
+        return all(
+            sum(b[i] * c[i] ** (k - 1) * A[i][j] for i in range(s)) == b[j] * (1 - c[j] ** k) / k for j in range(s)
+        )
+
+    def largest(test):
+        k = 0
+        while k < limit and test(k + 1):
+            k += 1
+        return k
+
+    return largest(B), largest(C), largest(D)
+
+
+def _rational(name):
+    t = builtin(name)
+    if not all(x.is_Rational for x in [*t.b, *t.c, *(y for row in t.A for y in row)]):
+        return None
+    A = [[Fraction(str(x)) for x in row] for row in t.A]
+    return A, [Fraction(str(x)) for x in t.b], [Fraction(str(x)) for x in t.c]
+
+
+@pytest.mark.parametrize("cap", CAPS)
+def test_euler_simplifying_assumptions_stop_at_the_cap(cap):
+    assert simplifying_assumptions(builtin("euler"), cap) == (1, cap, 0)
+    r = analyse_order(builtin("euler"), max_order=cap)
+    assert (r.B, r.C, r.D, r.stage_order) == (1, cap, 0, 1)
+
+
+def test_euler_report_at_the_default_cap():
+    r = builtin("euler").order_report
+    assert r.max_order == 12 and (r.B, r.C, r.D) == (1, 12, 0)
+
+
+@pytest.mark.parametrize("cap", CAPS)
+@pytest.mark.parametrize("name", ["gauss2", "gauss3", "gauss5", "radau_iia3", "lobatto_iiib3", "midpoint"])
+def test_simplifying_assumptions_of_implicit_methods_at_a_cap(name, cap):
+    want = tuple(min(v, cap) for v in SIMPLIFYING[name])
+    assert simplifying_assumptions(builtin(name), cap) == want
+
+
+@pytest.mark.parametrize("cap", CAPS)
+def test_simplifying_assumptions_match_a_direct_computation(cap):
+    checked = 0
+    for name in sorted(ORDERS):
+        exact = _rational(name)
+        if exact is None:
+            continue
+        want = _largest_fractions(*exact, limit=cap)
+        assert simplifying_assumptions(builtin(name), cap) == want, name
+        checked += 1
+    assert checked >= 18
+
+
+def test_simplifying_assumptions_of_explicit_methods_at_the_default_cap():
+    got = {n: simplifying_assumptions(builtin(n), 12) for n in ("rk4", "rk38", "kutta3", "heun3", "ssprk3", "dopri5")}
+    assert got == {
+        "rk4": (4, 1, 1),
+        "rk38": (4, 1, 1),
+        "kutta3": (4, 1, 1),
+        "heun3": (3, 1, 0),
+        "ssprk3": (4, 1, 0),
+        "dopri5": (5, 1, 1),
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "cap", "want"), [("euler", 3, (1, 3, 0)), ("gauss5", 4, (4, 4, 4)), ("rk4", 2, (2, 1, 1))]
+)
+def test_check_max_order_caps_the_simplifying_assumptions(capsys, name, cap, want):
+    from rkgen.cli import main
+
+    assert main(["check", name, "--max-order", str(cap), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert (d["B"], d["C"], d["D"]) == want and d["max_order"] == cap
 
 
 # -- tolerant order ----------------------------------------------------------------------------------
