@@ -45,8 +45,9 @@ for _path in (str(ROOT), str(TESTS)):
     if _path not in sys.path:
         sys.path.append(_path)
 
-#: compiled in-process: explicit (with a zero weight: heun3), DIRK, and fully implicit tableaux
-COMPILED = ("euler", "rk4", "heun3", "midpoint", "gauss2", "sdirk2", "radau_iia2")
+#: compiled in-process: explicit (with a zero weight: heun3; with several terms in a stage: kutta3,
+#: whose third stage is -k1 + 2 k2), DIRK, and fully implicit tableaux
+COMPILED = ("euler", "rk4", "heun3", "kutta3", "midpoint", "gauss2", "sdirk2", "radau_iia2")
 
 
 def golden_module(name: str):
