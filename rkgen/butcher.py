@@ -299,7 +299,7 @@ class ButcherTableau:
         >>> ButcherTableau.from_json('{"A": [["0"]], "b": ["1", "0"]}')
         Traceback (most recent call last):
         ...
-        rkgen.errors.RkgenError: <string>: A has 1 rows but b has 2 entries
+        rkgen.errors.RkgenError: <string>: A has 1 row but b has 2 entries
         """
         if len(text) > MAX_FILE_BYTES:
             raise RkgenError(f"{source}: input too large for a tableau (limit {MAX_FILE_BYTES} bytes)")
@@ -374,13 +374,18 @@ def _from_data(cls: type[T], data, source: str, default_name: str, where: str = 
         raise RkgenError(f"{source}: {where}more than {MAX_STAGES} stages is not supported")
     for i, row in enumerate(A_raw):
         if not isinstance(row, list):
-            raise RkgenError(f"{source}: {where}A[{i}]: expected a list (a row of A)")
+            raise RkgenError(f"{source}: {where}row {i + 1} of A: expected a list (a row of A)")
     if len(A_raw) != len(b_raw):
-        raise RkgenError(f"{source}: {where}A has {len(A_raw)} rows but b has {len(b_raw)} entries")
+        raise RkgenError(
+            f"{source}: {where}A has {_count(len(A_raw), 'row')} but b has {_count(len(b_raw), 'entry', 'entries')}"
+        )
     s = len(b_raw)
     for i, row in enumerate(A_raw):
         if len(row) != s:
-            raise RkgenError(f"{source}: {where}A is not square: row A[{i}] has {len(row)} entries, expected {s}")
+            raise RkgenError(
+                f"{source}: {where}A is not square: row {i + 1} of A has {_count(len(row), 'entry', 'entries')}, "
+                f"expected {s}"
+            )
 
     def entry(value, label):
         try:
@@ -388,15 +393,18 @@ def _from_data(cls: type[T], data, source: str, default_name: str, where: str = 
         except EntryError as exc:
             raise RkgenError(f"{source}: {where}{label}: {exc}") from None
 
-    A = tuple(tuple(entry(x, f"A[{i}][{j}]") for j, x in enumerate(row)) for i, row in enumerate(A_raw))
-    b = tuple(entry(x, f"b[{i}]") for i, x in enumerate(b_raw))
+    A = tuple(tuple(entry(x, entry_name("A", i, j)) for j, x in enumerate(row)) for i, row in enumerate(A_raw))
+    b = tuple(entry(x, entry_name("b", i)) for i, x in enumerate(b_raw))
     c = None
     if "c" in data and data["c"] is not None:
         if not isinstance(data["c"], list):
             raise RkgenError(f"{source}: {where}c: expected a list")
         if len(data["c"]) != s:
-            raise RkgenError(f"{source}: {where}c has {len(data['c'])} entries but the tableau has {s} stages")
-        c = tuple(entry(x, f"c[{i}]") for i, x in enumerate(data["c"]))
+            raise RkgenError(
+                f"{source}: {where}c has {_count(len(data['c']), 'entry', 'entries')} but the tableau has "
+                f"{_count(s, 'stage')}"
+            )
+        c = tuple(entry(x, entry_name("c", i)) for i, x in enumerate(data["c"]))
     partner = None
     if data.get("partner") is not None:
         if where:
@@ -412,3 +420,20 @@ def _from_data(cls: type[T], data, source: str, default_name: str, where: str = 
         source=source,
         given_partner=partner,
     )
+
+
+def entry_name(field: str, i: int, j: int | None = None) -> str:
+    """How messages name an entry of a tableau: 1-based, as the papers and ``rkgen derive`` write it, with where
+    it stands in the JSON file.
+
+    >>> entry_name("A", 2, 0), entry_name("b", 1), entry_name("A", 9, 10)
+    ('a_31 (row 3, column 1 of A)', 'b_2 (entry 2 of b)', 'a_10,11 (row 10, column 11 of A)')
+    """
+    if j is None:
+        return f"{field.lower()}_{i + 1} (entry {i + 1} of {field})"
+    sub = f"{i + 1}{j + 1}" if i < 9 and j < 9 else f"{i + 1},{j + 1}"
+    return f"a_{sub} (row {i + 1}, column {j + 1} of {field})"
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"

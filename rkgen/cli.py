@@ -9,7 +9,7 @@ import sys
 from . import __version__
 from .errors import RkgenError
 
-COMMANDS = ("check", "list", "generate", "train", "derive")
+COMMANDS = ("check", "list", "generate", "train", "predict", "derive")
 
 DESCRIPTION = """\
 rkgen turns a Butcher tableau into a Runge-Kutta neural network with exact gradients.
@@ -25,6 +25,7 @@ examples:
   rkgen check my.json --partner p.json   verify a tableau pair against conditions (19)
   rkgen rk4                          write rk4_net.py: numba forward + exact adjoint
   rkgen train --tableau rk4 --dataset spiral   train a network, with plots
+  rkgen predict runs/spiral-rk4 points.csv -o pred.csv   class probabilities of new points
   rkgen derive gauss2 -o gauss2.md   the derivation for a tableau, step by step
 """
 
@@ -207,6 +208,19 @@ def _add_train(sub):
     p.set_defaults(run=train_cli.run)
 
 
+def _add_predict(sub):
+    from .train import predict_cli
+
+    p = sub.add_parser(
+        "predict",
+        help="predict the classes of new points with a trained run",
+        description=predict_cli.DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    predict_cli.add_arguments(p)
+    p.set_defaults(run=predict_cli.run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="rkgen",
@@ -220,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_list(sub)
     _add_generate(sub)
     _add_train(sub)
+    _add_predict(sub)
     _add_derive(sub)
     return parser
 

@@ -344,7 +344,8 @@ def test_subprocess_strict_exit_status():
 def test_bad_entry_error(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _write(tmp_path / "bad.json", {"A": [["0", "0", "0"], ["1", "0", "0"], ["0", "exp(1)", "0"]], "b": ["1", "0", "0"]})
-    assert_one_line_error(*run(capsys, "check", "bad.json"), "bad.json: A[2][1]: unsupported expression 'exp(1)'")
+    assert_one_line_error(*run(capsys, "check", "bad.json"), "bad.json: a_32 (row 3, column 2 of A): "
+                          "unsupported expression 'exp(1)'")
     assert_one_line_error(*run(capsys, "check", "bad.json", "--json"))
 
 
@@ -352,16 +353,17 @@ def test_bad_entry_error(tmp_path, capsys, monkeypatch):
     "content, expected",
     [
         ('{"A": [["0"], ["0"], ["0"]], "b": ["1", "0"]}', "in.json: A has 3 rows but b has 2 entries"),
-        ('{"A": [["0", "0"], ["1"]], "b": ["1", "0"]}', "in.json: A is not square: row A[1] has 1 entries, expected 2"),
+        ('{"A": [["0", "0"], ["1"]], "b": ["1", "0"]}', "in.json: A is not square: row 2 of A has 1 entry, expected 2"),
         ('{"A": [], "b": []}', "in.json: empty tableau: A and b need at least one stage"),
         ('{"A": [["0"]],\n "b": [1', "in.json: invalid JSON at line 2, column 9: Expecting ',' delimiter"),
-        ('{"A": [["1/0"]], "b": ["1"]}', "in.json: A[0][0]: division by zero in '1/0'"),
+        ('{"A": [["1/0"]], "b": ["1"]}', "in.json: a_11 (row 1, column 1 of A): division by zero in '1/0'"),
         ('{"A": [["sqrt(-1)"]], "b": ["1"]}',
-         "in.json: A[0][0]: complex value: square root of a negative number in 'sqrt(-1)'"),
-        ('{"A": [["1j"]], "b": ["1"]}', "in.json: A[0][0]: complex value '1j'"),
-        ('{"A": [[true]], "b": ["1"]}', "in.json: A[0][0]: expected a number, got true"),
-        ('{"A": [[null]], "b": ["1"]}', "in.json: A[0][0]: expected a number or a string holding one, got null"),
-        ('{"A": [["abc"]], "b": ["1"]}', "in.json: A[0][0]: unsupported expression 'abc'"),
+         "in.json: a_11 (row 1, column 1 of A): complex value: square root of a negative number in 'sqrt(-1)'"),
+        ('{"A": [["1j"]], "b": ["1"]}', "in.json: a_11 (row 1, column 1 of A): complex value '1j'"),
+        ('{"A": [[true]], "b": ["1"]}', "in.json: a_11 (row 1, column 1 of A): expected a number, got true"),
+        ('{"A": [[null]], "b": ["1"]}', "in.json: a_11 (row 1, column 1 of A): expected a number or a string "
+                                          "holding one, got null"),
+        ('{"A": [["abc"]], "b": ["1"]}', "in.json: a_11 (row 1, column 1 of A): unsupported expression 'abc'"),
         ('{"A": [["0"]], "b": ["1"], "partner": {"A": [["0", "0"], ["1", "0"]], "b": ["1/2", "1/2"]}}',
          "in.json: the partner has 2 stages, the tableau 1"),
         ('{"A": [["sqrt(sqrt(sqrt(sqrt(2))))"]], "b": ["1"]}',
@@ -453,7 +455,9 @@ def test_subprocess_bad_input(tmp_path):
     proc = _subprocess("check", str(bad))
     assert proc.returncode == 2
     assert proc.stdout == ""
-    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(f"rkgen: error: {bad}: A[0][0]: ")
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(
+        f"rkgen: error: {bad}: a_11 (row 1, column 1 of A): "
+    )
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "X").exists() and not Path("X").exists()
 

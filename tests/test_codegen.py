@@ -337,7 +337,7 @@ def test_bare_tableau_argument_generates(tmp_path):
         (["{dir}/missing.json"], "no such file"),
         (["{dir}/bad.json"], "invalid JSON"),
         (["{dir}/nonsquare.json"], "A is not square"),
-        (["{dir}/badentry.json"], "A[1][0]"),
+        (["{dir}/badentry.json"], "a_21 (row 2, column 1 of A)"),
         (["rk4", "-o", "{dir}/out.txt"], "must be a .py file or a folder"),
     ],
 )

@@ -30,12 +30,12 @@ def tableau(value: str, field: str) -> tuple[dict, str]:
     if field == "A":
         data["A"][1][0] = value
         data["c"][1] = value
-        return data, "A[2][1]"
+        return data, "a_21 (row 2, column 1 of A)"
     if field == "b":
         data["b"][0] = value
-        return data, "b[1]"
+        return data, "b_1 (entry 1 of b)"
     data["c"][1] = value
-    return data, "c[2]"
+    return data, "c_2 (entry 2 of c)"
 
 
 CASES = [(v, f) for v in ("1e400", "-1e400", "1e-400") for f in "Abc"]
@@ -98,7 +98,7 @@ def test_train_refuses_it_in_one_line(capsys, tmp_path, monkeypatch):
     argv = ["train", "--tableau", "big.json", "--dataset", "spiral", "--iterations", "1", "--no-plots"]
     code, out, err = run(capsys, *argv, "--out", "run")
     assert code == 2
-    assert err == f"rkgen: error: big.json: A[2][1] = 1e400 {BEYOND}\n"
+    assert err == f"rkgen: error: big.json: a_21 (row 2, column 1 of A) = 1e400 {BEYOND}\n"
     assert not (tmp_path / "run").exists()
 
 
@@ -118,4 +118,4 @@ def test_the_message_shortens_long_exact_values(capsys, tmp_path):
     data, _ = tableau("sqrt(2)*1e400", "c")
     (tmp_path / "root.json").write_text(json.dumps(data))
     code, _, err = run(capsys, "generate", str(tmp_path / "root.json"), "-o", str(tmp_path))
-    assert code == 2 and f"root.json: c[2] = ≈1.414e400 {BEYOND}\n" in err and err.count("\n") == 1
+    assert code == 2 and f"root.json: c_2 (entry 2 of c) = ≈1.414e400 {BEYOND}\n" in err and err.count("\n") == 1

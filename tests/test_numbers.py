@@ -236,19 +236,20 @@ def test_error_names_file_field_and_entry(tmp_path, monkeypatch):
     name = _write(tmp_path, "bad.json", {"A": A, "b": ["1/6", "2/3", "1/6"]})
     with pytest.raises(RkgenError) as exc:
         load(name)
-    assert str(exc.value) == "bad.json: A[2][1]: unsupported expression 'exp(1)'"
+    assert str(exc.value) == "bad.json: a_32 (row 3, column 2 of A): unsupported expression 'exp(1)'"
 
 
 @pytest.mark.parametrize(
     "field, value, expected",
     [
-        ("b", ["1", "sqrt(-1)"], "b.json: b[1]: complex value: square root of a negative number in 'sqrt(-1)'"),
-        ("b", ["1", "1j"], "b.json: b[1]: complex value '1j'"),
-        ("b", ["1", True], "b.json: b[1]: expected a number, got true"),
-        ("b", [None, "1"], "b.json: b[0]: expected a number or a string holding one, got null"),
-        ("b", ["abc", "1"], "b.json: b[0]: unsupported expression 'abc'"),
-        ("b", ["1/(2-2)", "1"], "b.json: b[0]: division by zero in '1/(2-2)'"),
-        ("c", ["0", "x"], "b.json: c[1]: unsupported expression 'x'"),
+        ("b", ["1", "sqrt(-1)"], "b.json: b_2 (entry 2 of b): complex value: square root of a negative number "
+                                 "in 'sqrt(-1)'"),
+        ("b", ["1", "1j"], "b.json: b_2 (entry 2 of b): complex value '1j'"),
+        ("b", ["1", True], "b.json: b_2 (entry 2 of b): expected a number, got true"),
+        ("b", [None, "1"], "b.json: b_1 (entry 1 of b): expected a number or a string holding one, got null"),
+        ("b", ["abc", "1"], "b.json: b_1 (entry 1 of b): unsupported expression 'abc'"),
+        ("b", ["1/(2-2)", "1"], "b.json: b_1 (entry 1 of b): division by zero in '1/(2-2)'"),
+        ("c", ["0", "x"], "b.json: c_2 (entry 2 of c): unsupported expression 'x'"),
     ],
 )
 def test_field_errors(tmp_path, monkeypatch, field, value, expected):

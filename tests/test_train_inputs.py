@@ -137,7 +137,7 @@ def _csv(tmp_path, text, name="data.csv"):
         ("1,2,0\n3,4,1\n", {"label_column": -4}, ["--label-column -4 is out of range"]),
         ("1,2,0\n3,4\n5,6,1\n", {}, ["line 2 has 2 columns, the first row 3"]),
         ("1,2,0\n3,x,1\n5,6,1\n", {}, ["line 2, column 2", "'x' is not a number"]),
-        ("1,inf,0\n3,4,1\n5,6,1\n", {}, ["NaN or infinite"]),
+        ("1,inf,0\n3,4,1\n5,6,1\n", {}, ["line 1, column 2: the feature 'inf' is not finite"]),
         (b"1,2,0\n\xff\xfe,4,1\n", {}, ["not a text file in UTF-8"]),
         ("5\n6\n", {}, ["need at least one feature column and a label column"]),
         ("1,2,0\n3,4,1\n", {"test_fraction": 0.1}, ["2 rows cannot be split"]),

@@ -47,6 +47,7 @@ import mpmath
 import sympy
 
 from ..adjoint import LayerEquations, StageSystem, Term
+from ..butcher import entry_name
 from ..errors import RkgenError
 from .ir import LINE_LENGTH, Assign, Call, Comment, Function, If, Labelled, Loop, Return, Sum, render
 
@@ -135,15 +136,15 @@ def float_range_error(tableau) -> str | None:
     >>> from rkgen import from_json
     >>> error = float_range_error(from_json('{"A": [["0", "0"], ["1e400", "0"]], "b": ["1/2", "1/2"]}', "big.json"))
     >>> error.split("; ")[0]
-    'big.json: A[2][1] = 1e400 lies beyond the float64 range (|x| ≤ 1.8e308)'
+    'big.json: a_21 (row 2, column 1 of A) = 1e400 lies beyond the float64 range (|x| ≤ 1.8e308)'
     >>> float_range_error(from_json('{"A": [["1e-320"]], "b": ["1"]}')) is None
     True
     """
     (fA, fb, fc), (eA, eb, ec) = tableau.floats(), tableau.exact
     s = range(tableau.stages)
-    entries = [(f"A[{i + 1}][{j + 1}]", fA[i][j], eA[i][j], tableau.A[i][j]) for i in s for j in s]
-    entries += [(f"b[{i + 1}]", fb[i], eb[i], tableau.b[i]) for i in s]
-    entries += [(f"c[{i + 1}]", fc[i], ec[i], tableau.c[i]) for i in s]
+    entries = [(entry_name("A", i, j), fA[i][j], eA[i][j], tableau.A[i][j]) for i in s for j in s]
+    entries += [(entry_name("b", i), fb[i], eb[i], tableau.b[i]) for i in s]
+    entries += [(entry_name("c", i), fc[i], ec[i], tableau.c[i]) for i in s]
     for label, value, element, exact in entries:
         where = f"{tableau.source or tableau.name}: {label} = {_short(exact)}"
         if not math.isfinite(value):

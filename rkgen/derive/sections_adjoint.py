@@ -59,13 +59,13 @@ def _forward_equations(doc: Context) -> list:
         return out
     implicit = [st.i + 1 for st in eq.forward if st.implicit]
     out.append(Display(lines, aligned=True))
-    listed = ", ".join(str(i) for i in implicit)
     if t.structure == "diagonally implicit":
         out.append(
             Para(
                 rich(
-                    f"with $F_i = f(Y_i, u_j)$. Stages {listed} contain $Y_i$ on both sides (through $F_i$): each "
-                    "is a nonlinear $d \\times d$ system, solved stage after stage by Newton's method with the "
+                    f"with $F_i = f(Y_i, u_j)$. {_stages(implicit)} $Y_i$ on both sides (through $F_i$): "
+                    f"{'each is' if len(implicit) > 1 else 'it is'} a nonlinear $d \\times d$ system, solved "
+                    f"{'stage after stage ' if len(implicit) > 1 else ''}by Newton's method with the "
                     "matrix $I - h_j a_{ii} J_i$, $J_i = \\partial_y f(Y_i, u_j)$."
                 )
             )
@@ -202,9 +202,11 @@ def _backward_equations(doc: Context) -> list:
             Para(
                 rich(
                     lead,
-                    f"only $a_{{ki}}$ with $k \\ge i$ occur. The stages are computed in the order {order}; stage "
+                    f"only $a_{{ki}}$ with $k \\ge i$ occur. "
+                    f"{f'The stages are computed in the order {order}; stage ' if ',' in order else 'Stage '}"
                     "$i$ "
-                    f"contains $\\mu_i = h_j J_i^{{T}}\\eta_i$ itself when $a_{{ii}} \\ne 0$ (stages {solves}), "
+                    f"contains $\\mu_i = h_j J_i^{{T}}\\eta_i$ itself when $a_{{ii}} \\ne 0$ "
+                    f"({'stages' if ',' in solves else 'stage'} {solves}), "
                     "and "
                     "moving it to the left gives one linear $d \\times d$ system per stage, with the transposed "
                     "matrix of the forward Newton step:",
@@ -394,3 +396,10 @@ def _p_form_equations(doc: Context) -> list:
         lines.append(line)
     out.append(Display(lines, aligned=True))
     return out
+
+
+def _stages(numbers) -> str:
+    """'Stage 1 contains' or 'Stages 1, 2 contain'."""
+    if len(numbers) == 1:
+        return f"Stage {numbers[0]} contains"
+    return f"Stages {', '.join(str(i) for i in numbers)} contain"

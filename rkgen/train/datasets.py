@@ -263,8 +263,9 @@ def _row(rows, i):
     return f"line {rows[i]}" if rows is not None else f"entry {i + 1}"
 
 
-def _read_csv(path, label_column):
-    """(x, labels, line numbers) of a CSV file; see load_file."""
+def csv_rows(path):
+    """The rows of a CSV file as lists of stripped cells, with their line numbers: UTF-8, commas, blank
+    lines and lines that start with # skipped."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
@@ -275,22 +276,18 @@ def _read_csv(path, label_column):
                     lines.append(reader.line_num)
     except UnicodeDecodeError:
         raise RkgenError(f"{path}: not a text file in UTF-8") from None
-    except csv.Error as e:
+    except (OSError, csv.Error) as e:
         raise RkgenError(f"{path}: not a readable CSV file ({e})") from None
     if not rows:
         raise RkgenError(f"{path}: no rows")
+    return rows, lines
+
+
+def csv_table(path, rows, lines, col):
+    """(x, labels or None, line numbers) of CSV rows whose label is in column ``col`` (None: no label
+    column). A first row whose features are not all numbers is a header; every row must have the first
+    row's width; every feature must be a finite number."""
     width = len(rows[0])
-    if width < 2:
-        raise RkgenError(
-            f"{path}: line {lines[0]} has {width} column; need at least one feature column and a "
-            "label column, separated by commas"
-        )
-    if not -width <= label_column < width:
-        raise RkgenError(
-            f"{path}: --label-column {label_column} is out of range for {width} columns (use 0 to "
-            f"{width - 1}, or -1 to -{width} counted from the end)"
-        )
-    col = label_column % width
     try:
         [float(v) for i, v in enumerate(rows[0]) if i != col]
     except ValueError:  # a header
@@ -300,17 +297,39 @@ def _read_csv(path, label_column):
     for r, line in zip(rows, lines, strict=True):
         if len(r) != width:
             raise RkgenError(f"{path}: line {line} has {len(r)} columns, the first row {width}")
-    x = np.empty((len(rows), width - 1))
+    x = np.empty((len(rows), width - (col is not None)))
     for k, (r, line) in enumerate(zip(rows, lines, strict=True)):
-        feats = [v for i, v in enumerate(r) if i != col]
-        for j, v in enumerate(feats):
+        for j, (i, v) in enumerate((i, v) for i, v in enumerate(r) if i != col):
             try:
                 x[k, j] = float(v)
             except ValueError:
-                raise RkgenError(
-                    f"{path}: line {line}, column {j + 1 if j < col else j + 2}: the feature {v!r} is not a number"
-                ) from None
-    return x, np.array([r[col] for r in rows]), lines
+                raise RkgenError(f"{path}: line {line}, column {i + 1}: the feature {v!r} is not a number") from None
+            if not np.isfinite(x[k, j]):
+                raise RkgenError(f"{path}: line {line}, column {i + 1}: the feature {v!r} is not finite")
+    labels = None if col is None else np.array([r[col] for r in rows])
+    return x, labels, lines
+
+
+def label_column_index(path, label_column, width):
+    """The 0-based column of ``label_column`` (negative counts from the end) in rows of ``width``."""
+    if not -width <= label_column < width:
+        raise RkgenError(
+            f"{path}: --label-column {label_column} is out of range for {width} columns (use 0 to "
+            f"{width - 1}, or -1 to -{width} counted from the end)"
+        )
+    return label_column % width
+
+
+def _read_csv(path, label_column):
+    """(x, labels, line numbers) of a CSV file; see load_file."""
+    rows, lines = csv_rows(path)
+    width = len(rows[0])
+    if width < 2:
+        raise RkgenError(
+            f"{path}: line {lines[0]} has {width} column; need at least one feature column and a "
+            "label column, separated by commas"
+        )
+    return csv_table(path, rows, lines, label_column_index(path, label_column, width))
 
 
 def _load_npz(path):

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from rkgen.errors import RkgenError
+from rkgen.train.datasets import csv_rows, csv_table, label_column_index
 
 DESCRIPTION = """\
 Predict the classes of new points with a trained run (a folder written by 'rkgen train').
@@ -114,35 +115,9 @@ def format_predictions(class_names, proba: np.ndarray, classes: np.ndarray) -> s
 
 
 def _write(path, text: str) -> None:
-    try:
-        from rkgen.fileio import write_text_atomic
-    except ImportError:  # pragma: no cover - the shared writer ships with the package
-        write_text_atomic = _write_text_atomic
+    from rkgen.fileio import write_text_atomic
+
     write_text_atomic(path, text)
-
-
-def _write_text_atomic(path, text: str) -> None:
-    """A temporary file in the target's folder, then os.replace (never half a file)."""
-    import os
-    import tempfile
-
-    path = Path(path)
-    if path.exists() and not path.is_file():
-        raise RkgenError(f"{path} is not a regular file; choose another -o")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise RkgenError(f"{path}: cannot write: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except OSError as e:
-        os.unlink(tmp)
-        raise RkgenError(f"{path}: cannot write: {e.strerror}") from None
 
 
 # -- reading DATA ----------------------------------------------------------------------------------
@@ -198,53 +173,22 @@ def _read_npz(path: Path, dim: int):
 
 
 def _read_csv(path: Path, dim: int, label_column: int):
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
-            rows, lines = [], []
-            for r in reader:
-                if r and any(cell.strip() for cell in r) and not r[0].lstrip().startswith("#"):
-                    rows.append([cell.strip() for cell in r])
-                    lines.append(reader.line_num)
-    except UnicodeDecodeError:
-        raise RkgenError(f"{path}: not a text file in UTF-8") from None
-    except (OSError, csv.Error) as e:
-        raise RkgenError(f"{path}: not a readable CSV file ({e})") from None
-    if not rows:
-        raise RkgenError(f"{path}: no rows")
+    """The trainer's CSV rules (rkgen.train.datasets), with the label column optional: d columns are
+    features only, d + 1 features and a label."""
+    rows, lines = csv_rows(path)
     width = len(rows[0])
     if width == dim:
         col = None
     elif width == dim + 1:
-        if not -width <= label_column < width:
-            raise RkgenError(f"{path}: --label-column {label_column} is out of range for {width} columns")
-        col = label_column % width
+        col = label_column_index(path, label_column, width)
     else:
         raise RkgenError(
             f"{path}: line {lines[0]} has {width} columns; the run's data has {dim} features, so "
             f"give {dim} columns (the features) or {dim + 1} (the features and a label)"
         )
-    try:
-        [float(v) for i, v in enumerate(rows[0]) if i != col]
-    except ValueError:  # a header
-        rows, lines = rows[1:], lines[1:]
-        if not rows:
-            raise RkgenError(f"{path}: a header and no data rows") from None
-    x = np.empty((len(rows), dim))
-    for k, (r, line) in enumerate(zip(rows, lines, strict=True)):
-        if len(r) != width:
-            raise RkgenError(f"{path}: line {line} has {len(r)} columns, the first row {width}")
-        feats = [(i, v) for i, v in enumerate(r) if i != col]
-        for j, (i, v) in enumerate(feats):
-            try:
-                x[k, j] = float(v)
-            except ValueError:
-                raise RkgenError(f"{path}: line {line}, column {i + 1}: the feature {v!r} is not a number") from None
-            if not np.isfinite(x[k, j]):
-                raise RkgenError(f"{path}: line {line}, column {i + 1}: the feature {v!r} is not finite")
-    labels = None
-    if col is not None:
-        labels = np.array([r[col] for r in rows], dtype=object)
+    x, labels, lines = csv_table(path, rows, lines, col)
+    if labels is not None:
+        labels = labels.astype(object)
         for lab, line in zip(labels, lines, strict=True):
             if not lab:
                 raise RkgenError(f"{path}: line {line} has an empty label")
