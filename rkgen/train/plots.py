@@ -32,6 +32,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, MaxNLocator, MultipleLocator
 
+from rkgen.fileio import save_figure
+
 BINARY_COLORS = ("#1f4e9e", "#c0282d")  # class 0 blue, class 1 red, as in 000
 # Okabe & Ito (2008), colour-blind safe; yellow and black last (yellow is faint on white)
 MULTI_COLORS = (
@@ -101,7 +103,7 @@ def save(fig: Figure, path, formats=("png", "pdf")) -> list[Path]:
     out = []
     for fmt in formats:
         p = path.with_suffix("." + fmt)
-        fig.savefig(p, dpi=150 if fmt == "png" else None)
+        save_figure(fig, p, dpi=150 if fmt == "png" else None)  # atomic; only ever a regular file
         out.append(p)
         # the layout (in inches and points, the same for every format) is computed once; the other
         # formats reuse it (constrained layout is about a third of a save)
