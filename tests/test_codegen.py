@@ -268,10 +268,23 @@ def run_cli(capsys, *argv):
 @pytest.mark.parametrize(
     ("name", "summary"),
     [
-        ("rk4", ["rk4: 4 stages, order 4, explicit", "partner fully implicit, c~ = c"]),
+        (
+            "rk4",
+            [
+                "rk4: 4 stages, order 4, explicit",
+                "partner A~ full, c~ = c; the backward pass needs no solves",
+                "train this file: rkgen train --tableau",
+            ],
+        ),
         ("heun3", ["order 3, explicit", "no symplectic partner (b_2 = 0)"]),
         ("gauss2", ["order 4, fully implicit", "symplectic: its own partner"]),
-        ("sdirk2", ["order 2, diagonally implicit (SDIRK", "partner diagonally implicit, c~ != c"]),
+        (
+            "sdirk2",
+            [
+                "order 2, diagonally implicit (SDIRK",
+                "partner A~ lower triangular, c~ != c; the backward pass needs one d x d solve per stage",
+            ],
+        ),
         ("euler", ["order 1, explicit", "c~ != c"]),
     ],
 )

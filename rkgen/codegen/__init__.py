@@ -74,8 +74,23 @@ class GenerateResult:
         what = {"written": "wrote", "unchanged": "unchanged", "overwritten": "overwrote"}[self.status]
         return (
             f"{what} {self.path}\n"
-            f"{t.name}: {t.stages} stages, order {t.order}, {t.structure_detail}; {_partner_status(t)}"
+            f"{t.name}: {t.stages} stages, order {t.order}, {t.structure_detail}; {_partner_status(t)}\n"
+            f"train this file: rkgen train --tableau {_shell_path(self.path)} (a tableau name or JSON file "
+            "trains rkgen's own copy, kept under the user cache)"
         )
+
+
+def _shell_path(path: Path) -> str:
+    """The path as a user types it: relative to the current folder when inside it, quoted when it needs it."""
+    import shlex
+
+    path = Path(path)
+    try:
+        text = str(path.resolve().relative_to(Path.cwd().resolve()))
+        text = text if "/" in text else f"./{text}"
+    except ValueError:
+        text = str(path)
+    return shlex.quote(text)
 
 
 def write_atomic(path: Path, text: str) -> None:

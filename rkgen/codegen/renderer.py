@@ -185,7 +185,13 @@ def _partner_status(tableau: Tableau) -> str:
         return f"no symplectic partner ({zero} = 0); the xi-form adjoint needs none"
     from ..partner import c_matches
 
-    return f"partner {p.structure}, c~ {'=' if c_matches(tableau) else '!='} c"
+    shapes = {"explicit": "strictly lower triangular", "diagonally implicit": "lower triangular"}
+    shape = shapes.get(p.structure, "full")
+    backward = {
+        "explicit": "no solves",
+        "diagonally implicit": "one d x d solve per stage with a_ii != 0",
+    }.get(tableau.structure, f"one coupled {tableau.stages}d x {tableau.stages}d solve")
+    return f"partner A~ {shape}, c~ {'=' if c_matches(tableau) else '!='} c; the backward pass needs {backward}"
 
 
 def _adjoint_summary(eq) -> str:
