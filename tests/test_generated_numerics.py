@@ -1,6 +1,6 @@
 """Numerics of the generated network modules (the golden copies in generated/).
 
-Compiled in-process (conftest.COMPILED: euler, rk4, heun3, midpoint, gauss2, sdirk2, radau_iia2),
+Compiled in-process (conftest.COMPILED: euler, rk4, heun3, kutta3, midpoint, gauss2, sdirk2, radau_iia2),
 each once per session:
 
 - the whole gradient (y0, K, beta, h) of J = sum(W * y_N) against central differences, every field
@@ -161,7 +161,7 @@ def test_forward_and_gradient_match_reference(net, field, activation):
     assert r["reverse"] <= EXACT_TOL, f"gradient differs from hand reverse by {r['reverse']:.2e}"
 
 
-REFERENCE_SET = ("euler", "rk4", "heun3", "midpoint", "gauss2", "sdirk2", "radau_iia2")
+REFERENCE_SET = ("euler", "rk4", "heun3", "kutta3", "midpoint", "gauss2", "sdirk2", "radau_iia2")
 
 
 @pytest.mark.numba
