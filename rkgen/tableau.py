@@ -111,6 +111,6 @@ def from_json(text: str, source: str = "<string>", default_name: str = "tableau"
     >>> from_json('{"A": [["0"]], "b": ["1", "0"]}')
     Traceback (most recent call last):
     ...
-    rkgen.errors.RkgenError: <string>: A has 1 rows but b has 2 entries
+    rkgen.errors.RkgenError: <string>: A has 1 row but b has 2 entries
     """
     return Tableau.from_json(text, source=source, default_name=default_name)

@@ -320,3 +320,28 @@ def test_threads_limit_numba_and_blas():
     finally:
         trainer_mod._run = real
     assert seen == [1]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "needle"),
+    [
+        ("config.json", b"{bad", "cannot read it as JSON"),
+        ("config.json", b"[1, 2]", "not a run's configuration"),
+        ("config.json", b'{"config": {"layers": "x"}}', "--layers must be an integer"),
+        ("config.json", b'{"config": {"colour": 1}}', "unknown configuration keys: colour"),
+        ("state.npz", b"garbage", "state.npz: not a readable .npz file"),
+        ("dataset.npz", b"", "dataset.npz"),
+    ],
+)
+def test_a_damaged_run_folder_is_one_line_on_resume(tmp_path, capsys, name, content, needle):
+    out = tmp_path / "run"
+    train(**NET, iterations=1, out=str(out))
+    (out / name).write_bytes(content)
+    one_line_error(capsys, ["train", "--resume", str(out)], needle)
+
+
+def test_a_state_without_its_fields_is_one_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    train(**NET, iterations=1, out=str(out))
+    np.savez(out / "state.npz", flat=np.zeros(3))
+    one_line_error(capsys, ["train", "--resume", str(out)], "not a run's state")

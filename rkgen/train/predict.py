@@ -24,15 +24,14 @@ is checked against the tableau config.json records. Every problem is one RkgenEr
 
 from __future__ import annotations
 
-import json
 import math
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from rkgen.errors import RkgenError
+from rkgen.train import runs
 from rkgen.train.config import TrainConfig
 from rkgen.train.datasets import Dataset
 from rkgen.train.models import Model, SolveFailure, resolve_network
@@ -202,49 +201,24 @@ def load_run(run, network=None) -> Run:
     for name in _NEEDED:
         if not (path / name).is_file():
             raise RkgenError(f"{run} is not a trained run folder (no {name})")
-    saved = _read_json(path / "config.json")
+    saved = runs.read_json(path / "config.json")
     if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
         raise RkgenError(f"{path / 'config.json'}: not a run configuration (no 'config' object)")
     try:
         cfg = TrainConfig.from_dict(saved["config"])
     except RkgenError as e:
         raise RkgenError(f"{path / 'config.json'}: {e} (written by another version of rkgen?)") from None
-    dataset = _read_dataset(path / "dataset.npz")
+    dataset = runs.read_dataset(path / "dataset.npz")
     net = _network(path, cfg, saved, network)
     model = _model(path, cfg, saved, dataset, net)
     flat, params = _read_params(path / "params.npz", model)
-    summary = _read_json(path / "summary.json") if (path / "summary.json").is_file() else None
+    summary = runs.read_json(path / "summary.json") if (path / "summary.json").is_file() else None
     if summary is not None and not isinstance(summary, dict):
         raise RkgenError(f"{path / 'summary.json'}: not a run summary")
     names = tuple(dataset.class_names) or tuple(str(k) for k in range(dataset.n_classes))
     if len(names) != dataset.n_classes or len(set(names)) != len(names):
         raise RkgenError(f"{path / 'dataset.npz'}: {len(names)} class names for {dataset.n_classes} classes")
     return Run(path, cfg, model, flat, params, dataset, summary, names)
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise RkgenError(f"{path}: cannot read it as JSON ({type(e).__name__}: {e})") from None
-
-
-def _read_npz(path: Path) -> dict:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
-        raise RkgenError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
-
-
-def _read_dataset(path: Path) -> Dataset:
-    try:
-        ds = Dataset.load(path)
-    except (OSError, ValueError, EOFError, KeyError, TypeError, zipfile.BadZipFile) as e:
-        raise RkgenError(f"{path}: not a run's data set ({type(e).__name__}: {e})") from None
-    if ds.x_train.ndim != 2 or ds.x_train.shape[1] < 1 or ds.n_classes < 2:
-        raise RkgenError(f"{path}: not a run's data set (shape {ds.x_train.shape})")
-    return ds
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -345,7 +319,7 @@ def _model(path: Path, cfg: TrainConfig, saved: dict, dataset: Dataset, net) -> 
 
 
 def _read_params(file: Path, model: Model) -> tuple[np.ndarray, dict]:
-    arrays = _read_npz(file)
+    arrays = runs.read_npz(file)
     flat = arrays.get("flat")
     if flat is None:
         flat = np.empty(model.size)

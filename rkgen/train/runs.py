@@ -11,12 +11,14 @@ import json
 import re
 import secrets
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from rkgen.errors import RkgenError
 from rkgen.fileio import cannot_write, check_target, open_append, open_atomic, save_figure, write_text_atomic
+from rkgen.train.datasets import Dataset
 
 __all__ = [
     "HISTORY_COLUMNS",
@@ -164,3 +166,31 @@ def read_history(path: Path) -> dict:
         dtype = np.int64 if k in ("iteration", "epoch") else float
         out[k] = np.array([r[k] for r in rows], dtype=dtype)
     return out
+
+
+def read_json(path: Path):
+    """A run file's JSON; anything unreadable is one line."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise RkgenError(f"{path}: cannot read it as JSON ({type(e).__name__}: {e})") from None
+
+
+def read_npz(path: Path) -> dict:
+    """A run file's arrays (never pickled objects); anything unreadable is one line."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise RkgenError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
+
+
+def read_dataset(path: Path) -> Dataset:
+    """A run's dataset.npz; anything unreadable is one line."""
+    try:
+        ds = Dataset.load(path)
+    except (OSError, ValueError, EOFError, KeyError, TypeError, zipfile.BadZipFile) as e:
+        raise RkgenError(f"{path}: not a run's data set ({type(e).__name__}: {e})") from None
+    if ds.x_train.ndim != 2 or ds.x_train.shape[1] < 1 or ds.n_classes < 2:
+        raise RkgenError(f"{path}: not a run's data set (shape {ds.x_train.shape})")
+    return ds

@@ -321,7 +321,9 @@ def _resume(run_dir: Path, network, interrupt_at, options, stop) -> TrainResult:
     for name in ("config.json", "state.npz", "dataset.npz"):
         if not (run_dir / name).is_file():
             raise RkgenError(f"{run_dir} is not a resumable run folder (no {name})")
-    saved = json.loads((run_dir / "config.json").read_text())
+    saved = runs.read_json(run_dir / "config.json")
+    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
+        raise RkgenError(f"{run_dir / 'config.json'}: not a run's configuration (no 'config' object)")
     cfg = TrainConfig.from_dict(saved["config"])
     for k in ("iterations", "epochs"):
         if options.get(k) is not None:
@@ -332,12 +334,16 @@ def _resume(run_dir: Path, network, interrupt_at, options, stop) -> TrainResult:
         if options.get(k) is not None:
             setattr(cfg, k, options[k])
     cfg = cfg.resolved()
-    dataset = Dataset.load(run_dir / "dataset.npz")
+    dataset = runs.read_dataset(run_dir / "dataset.npz")
     model = build_model(cfg, dataset, network)
-    with np.load(run_dir / "state.npz", allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    meta = json.loads(str(arrays.pop("meta")))
-    flat = arrays.pop("flat").copy()
+    arrays = runs.read_npz(run_dir / "state.npz")
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+        flat = np.asarray(arrays.pop("flat"), dtype=float).copy()
+        for key in ("iteration", "epoch", "batch", "seconds", "L", "shuffle_rng"):
+            meta[key]  # noqa: B018 - every key a resume reads
+    except (KeyError, ValueError, TypeError) as e:
+        raise RkgenError(f"{run_dir / 'state.npz'}: not a run's state ({type(e).__name__}: {e})") from None
     if flat.shape != (model.size,):
         raise RkgenError(f"{run_dir}/state.npz does not match the model of its config.json")
     shuffle_rng = np.random.default_rng()
