@@ -96,11 +96,15 @@ def test_memory_is_estimated_before_allocating(capsys, tmp_path):
 
 def test_memory_estimate_counts_the_tape_and_refuses_with_the_numbers():
     est = memory.estimate(layers=100000, width=2, stages=4, samples=1000, test_samples=1000, dim=2, classes=2)
-    assert est.items["tape"] == 2 * 100000 * 4 * 1000 * 2 * 8  # 2 N s m d float64
+    assert est.items["tapes"] == 2 * (2 * 100000 * 4 * 1000 * 2) * 8  # two tapes of 2 N s m d float64
     assert est.items["states"] == 100001 * 1000 * 2 * 8
-    with pytest.raises(RkgenError, match=r"needs about 13\.\d GiB .*has 8\.0 GiB available"):
-        memory.check(est, "this run", have=8 * 2**30)
+    with pytest.raises(RkgenError, match=r"needs about 25\.\d GiB .*has 16\.0 GiB available"):
+        memory.check(est, "this run", have=16 * 2**30)
     memory.check(est, "this run", have=64 * 2**30)  # fits: no error
+    adam = memory.estimate(
+        layers=100, width=16, stages=4, samples=1500, test_samples=1500, dim=2, classes=2, tape_samples=5
+    )
+    assert adam.items["tapes"] == 2 * (2 * 100 * 4 * 5 * 16) * 8  # the tape of a mini-batch
     firk = memory.estimate(
         layers=1, width=100, stages=3, samples=1, test_samples=1, dim=2, classes=2, structure="fully implicit"
     )

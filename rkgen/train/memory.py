@@ -2,13 +2,15 @@
 
 A run that cannot fit is refused with the estimate, instead of running until the kernel kills it. The
 largest item is usually the tape of the forward pass: 2·N·s·m·d floats (the stage values Y and
-S = σ(K Y + β) of every layer, stage, sample and feature), for N layers, s stages, m training samples
-and width d. The estimate counts float64 words of 8 bytes:
+S = σ(K Y + β) of every layer, stage, sample and feature), for N layers, s stages, m samples of a
+gradient (the training set, or Adam's mini-batch) and width d. Two tapes are alive at once: the current
+iterate's, and the trial step's (gradient descent) or the next batch's (Adam), which is computed before
+the previous one is let go. The estimate counts float64 words of 8 bytes:
 
 >>> est = estimate(layers=10, width=2, stages=4, samples=1000, test_samples=1000, dim=2, classes=2)
->>> est.items["tape"] == 2 * 10 * 4 * 1000 * 2 * 8
+>>> est.items["tapes"] == 2 * (2 * 10 * 4 * 1000 * 2) * 8
 True
->>> est.total > est.items["tape"]
+>>> est.total > est.items["tapes"]
 True
 """
 
@@ -67,20 +69,24 @@ def estimate(
     structure: str = "explicit",
     net: bool = False,
     threads: int = 1,
+    tape_samples: int | None = None,
+    tapes: int = 2,
 ) -> Estimate:
     """The memory of one run, in bytes. ``net`` is the plain Net (its tape: the N+1 states and N
     activation derivatives); ``structure`` of a Runge-Kutta network decides its per-thread Newton
-    workspace (none for explicit, d×d for DIRK, (s·d)×(s·d) for fully implicit tableaux)."""
+    workspace (none for explicit, d×d for DIRK, (s·d)×(s·d) for fully implicit tableaux).
+    ``tape_samples``: the samples of one gradient (default: all training samples)."""
     N, d, s, m = int(layers), int(width), int(stages), int(samples)
     mt = int(test_samples)
+    mb = m if tape_samples is None else min(int(tape_samples), m)
     params = N * (d * d + d + 1) + classes * (d + 1)
     if net:
-        tape = (2 * N + 1) * m * d
+        tape = (2 * N + 1) * mb * d
     else:
-        tape = 2 * N * s * m * d
+        tape = 2 * N * s * mb * d
     n = 0 if structure == "explicit" else d if structure == "diagonally implicit" else s * d
     items = {
-        "tape": tape * WORD,
+        "tapes": tapes * tape * WORD,
         # the plots keep every layer's features of the training points (N+1)·m·d
         "states": (N + 1) * m * d * WORD,
         # raw and padded points, final features and classifier outputs of both sets

@@ -123,6 +123,7 @@ def build_model(cfg: TrainConfig, dataset: Dataset, network=None, check_memory=T
             structure=getattr(net, "STRUCTURE", "explicit"),
             net=net is None,
             threads=_threads(cfg),
+            tape_samples=cfg.batch_size if cfg.optimizer == "adam" else None,
         )
         memory.check(est, f"this run ({cfg.layers} layers, width {width}, {len(dataset.x_train)} points)")
     return Model(
