@@ -13,7 +13,7 @@ import sys
 from rkgen.errors import RkgenError
 from rkgen.train.config import DEFAULT_TABLEAU, TrainConfig
 from rkgen.train.datasets import dataset_names
-from rkgen.train.models import ACTIVATIONS, FIELDS, KINDS
+from rkgen.train.models import ACTIVATIONS, FIELDS, KINDS, PARAMS
 from rkgen.train.optimizers import OPTIMIZERS
 
 EXIT_OK, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 130
@@ -75,6 +75,14 @@ def _add(parser: argparse.ArgumentParser) -> None:
         help=f"resnet: sigma(K y + beta); stable: -K^T sigma(K y + beta) (default {d.field})",
     )
     g.add_argument("--activation", choices=ACTIVATIONS, help=f"(default {d.activation})")
+    g.add_argument(
+        "--params",
+        choices=PARAMS,
+        help="the parameter layout: shared: one (K_j, beta_j) per layer, for all its stages; stage: one "
+        "per stage of every layer; continuous: values at the node times j T/N (fixed), interpolated "
+        "linearly at each stage's time t_j + c_i h_j, a network at any step size (see 'rkgen "
+        f"evaluate'); --model net: shared only (default {d.params})",
+    )
     t = g.add_mutually_exclusive_group()
     t.add_argument(
         "--final-time",
@@ -140,8 +148,7 @@ def _add(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--optimizer",
         choices=OPTIMIZERS,
-        help="gd-backtracking: 000 Algorithm 2; gd: Algorithm 1; adam: mini-batches "
-        f"(004) (default {d.optimizer})",
+        help=f"gd-backtracking: 000 Algorithm 2; gd: Algorithm 1; adam: mini-batches (004) (default {d.optimizer})",
     )
     g.add_argument(
         "--iterations",
@@ -173,29 +180,24 @@ def _add(parser: argparse.ArgumentParser) -> None:
         type=int,
         help=f"backtracking: rejections before giving up (default {d.max_trials})",
     )
-    g.add_argument(
-        "--seed", type=int, help=f"seeds data, initialisation and shuffling (default {d.seed})"
-    )
+    g.add_argument("--seed", type=int, help=f"seeds data, initialisation and shuffling (default {d.seed})")
 
     g = parser.add_argument_group("output")
     g.add_argument(
         "--out",
         metavar="DIR",
-        help="run folder, created new (default runs/<dataset>-<tableau>-<model>-<time>-"
-        "<random suffix>)",
+        help="run folder, created new (default runs/<dataset>-<tableau>-<model>-<time>-<random suffix>)",
     )
     g.add_argument(
         "--resume",
         metavar="DIR",
-        help="continue the run in DIR from its last checkpoint (with --iterations or "
-        "--epochs: extend it)",
+        help="continue the run in DIR from its last checkpoint (with --iterations or --epochs: extend it)",
     )
     g.add_argument(
         "--eval-every",
         type=int,
         metavar="K",
-        help="evaluate train and test sets every K iterations (gd) or epochs (adam) "
-        "(default 10 / 1)",
+        help="evaluate train and test sets every K iterations (gd) or epochs (adam) (default 10 / 1)",
     )
     g.add_argument(
         "--checkpoint-seconds",
@@ -204,9 +206,7 @@ def _add(parser: argparse.ArgumentParser) -> None:
         help=f"save parameters and state at most this often (default "
         f"{d.checkpoint_seconds:g}); always at the end and on Ctrl-C",
     )
-    g.add_argument(
-        "--no-plots", dest="plots", action="store_false", default=None, help="do not draw the plots"
-    )
+    g.add_argument("--no-plots", dest="plots", action="store_false", default=None, help="do not draw the plots")
     g.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -228,6 +228,7 @@ _KEYS = (
     "width",
     "field",
     "activation",
+    "params",
     "final_time",
     "step",
     "loss",

@@ -11,7 +11,7 @@ import numbers
 from dataclasses import dataclass
 
 from rkgen.errors import RkgenError
-from rkgen.train.models import ACTIVATIONS, FIELDS, KINDS
+from rkgen.train.models import ACTIVATIONS, FIELDS, KINDS, PARAMS
 from rkgen.train.optimizers import DEFAULT_LR, OPTIMIZERS
 
 DEFAULT_TABLEAU = "rk4"
@@ -62,6 +62,7 @@ class TrainConfig:
     width: int | None = None
     field: str = "resnet"
     activation: str = "tanh"
+    params: str = "shared"
     loss: str = "auto"
     final_time: float | None = None
     step: float | None = None
@@ -92,6 +93,7 @@ class TrainConfig:
         _choice("--field", c.field, FIELDS)
         _choice("--activation", c.activation, ACTIVATIONS)
         _choice("--loss", c.loss, ("auto", "squared", "cross-entropy"))
+        _choice("--params", c.params, PARAMS)
         for name in FLOAT_OPTIONS:
             value = getattr(c, name)
             if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
@@ -104,6 +106,11 @@ class TrainConfig:
                 )
             if c.final_time is not None or c.step is not None:
                 raise RkgenError("--final-time and --step do not apply to --model net")
+            if c.params != "shared":
+                raise RkgenError(
+                    f"--params {c.params} applies to the Runge-Kutta models (rk, odenet, odenet-simplex); "
+                    "--model net has one (K_j, beta_j) per layer (--params shared)"
+                )
         elif c.tableau is None:
             c.tableau = DEFAULT_TABLEAU
         elif not c.tableau:

@@ -71,15 +71,22 @@ def estimate(
     threads: int = 1,
     tape_samples: int | None = None,
     tapes: int = 2,
+    params: str = "shared",
 ) -> Estimate:
     """The memory of one run, in bytes. ``net`` is the plain Net (its tape: the N+1 states and N
     activation derivatives); ``structure`` of a Runge-Kutta network decides its per-thread Newton
     workspace (none for explicit, d×d for DIRK, (s·d)×(s·d) for fully implicit tableaux).
-    ``tape_samples``: the samples of one gradient (default: all training samples)."""
+    ``tape_samples``: the samples of one gradient (default: all training samples). ``params``: the
+    parameter layout, which decides how many K and beta there are (the steps are N more):
+    shared N·(d²+d), stage N·s·(d²+d), continuous (N+1)·(d²+d) (the plain Net: N·(d²+d)).
+
+    >>> [parameters(10, 2, 4, p) for p in ("shared", "stage", "continuous")]
+    [70, 250, 76]
+    """
     N, d, s, m = int(layers), int(width), int(stages), int(samples)
     mt = int(test_samples)
     mb = m if tape_samples is None else min(int(tape_samples), m)
-    params = N * (d * d + d + 1) + classes * (d + 1)
+    params = parameters(N, d, s, params) + classes * (d + 1)
     if net:
         tape = (2 * N + 1) * mb * d
     else:
@@ -95,6 +102,14 @@ def estimate(
         "solver": max(threads, 1) * (n * n + 3 * s * d * d) * WORD if n else 0,
     }
     return Estimate(items)
+
+
+def parameters(layers: int, width: int, stages: int, params: str = "shared") -> int:
+    """The parameters of a network of N layers of width d and s stages, the steps h_j included:
+    shared N·(d²+d+1), stage N·s·(d²+d)+N, continuous (N+1)·(d²+d)+N."""
+    N, d, s = int(layers), int(width), int(stages)
+    sets = {"shared": N, "stage": N * s, "continuous": N + 1 if N else 0}[params]
+    return sets * (d * d + d) + N
 
 
 def available() -> int | None:

@@ -1,8 +1,16 @@
 """The models the trainer fits: Runge-Kutta networks from any generated module, and the plain Net.
 
 Parameters live in one flat float64 vector (so optimisers and checkpoints see one array); named
-views into it give K (N, d, d), beta (N, d), the steps h (N,) for the RK models, and the classifier
-W (K, d), mu (K,).
+views into it give K and beta, the steps h (N,) for the RK models, and the classifier W (K, d),
+mu (K,). The parameter layout (``params``) decides the shapes of K and beta:
+
+- ``shared``: K (N, d, d), beta (N, d), one set per layer, shared by its stages;
+- ``stage``: K (N, s, d, d), beta (N, s, d), one set per stage i of layer j (s stages);
+- ``continuous``: K (N+1, d, d), beta (N+1, d), the values at the node times tau_j = j T/N (fixed
+  at the initial grid), interpolated piecewise linearly at the stage times t_j + c_i h_j. Learned
+  steps move the stage times, and their gradient includes that motion.
+
+The plain Net has one set per layer (shared) only.
 
 Kinds:
 
@@ -28,6 +36,7 @@ from rkgen.errors import RkgenError
 from rkgen.train import losses
 
 KINDS = ("rk", "odenet", "odenet-simplex", "net")
+PARAMS = ("shared", "stage", "continuous")
 FIELDS = ("resnet", "stable")
 ACTIVATIONS = ("tanh", "relu", "softplus", "sigmoid")
 
@@ -42,9 +51,7 @@ def _load(spec):
     try:
         from rkgen.codegen import load_network
     except ImportError as e:  # pragma: no cover - depends on the rest of the package
-        raise RkgenError(
-            f"cannot load network {spec!r}: rkgen.codegen is not available ({e})"
-        ) from None
+        raise RkgenError(f"cannot load network {spec!r}: rkgen.codegen is not available ({e})") from None
     return load_network(spec)
 
 
@@ -90,6 +97,45 @@ class Forward:
     cost: float = float("nan")
     correct: int = 0
     dlogits: np.ndarray | None = None
+    interpolation: Interpolation | None = None
+
+
+class Interpolation:
+    """The continuous layout on a grid of its own: the nodal values (M+1 nodes) at the stage times of
+    N layers, for the stage layout of a module (whose continuous layout takes N+1 nodes: one per
+    layer boundary). The formulas are the runtime's: on the segment [tau_n, tau_(n+1)) that holds a
+    time (the end segments extended), P(t) = (1 - w) P_n + w P_(n+1), w = (t - tau_n) / (tau_(n+1) -
+    tau_n); the gradient goes back to the two nodes with these weights, and the steps move the
+    stage times t_j + c_i h_j (1 for the layers before, c_i for its own) while the nodes stay."""
+
+    def __init__(self, nodes, times, c):
+        self.nodes, self.c = nodes, c
+        self.seg = np.clip(np.searchsorted(nodes, times, side="right") - 1, 0, len(nodes) - 2)
+        self.width = nodes[self.seg + 1] - nodes[self.seg]
+        self.w = (times - nodes[self.seg]) / self.width
+
+    def _shaped(self, a, ndim):
+        return a.reshape(a.shape + (1,) * (ndim - 1))
+
+    def stage_values(self, P):
+        """(N, s, ...) from the nodal values P (M+1, ...)."""
+        w = self._shaped(self.w, P.ndim)
+        return (1.0 - w) * P[self.seg] + w * P[self.seg + 1]
+
+    def nodal_gradient(self, G, P):
+        """(dJ/dP (M+1, ...), dJ/dt (N, s)) from the stage gradient G (N, s, ...)."""
+        w = self._shaped(self.w, P.ndim)
+        out = np.zeros_like(P)
+        np.add.at(out, self.seg, (1.0 - w) * G)
+        np.add.at(out, self.seg + 1, w * G)
+        slope = (P[self.seg + 1] - P[self.seg]) / self._shaped(self.width, P.ndim)
+        return out, (slope * G).reshape(G.shape[0], G.shape[1], -1).sum(axis=2)
+
+    def step_gradient(self, dt):
+        """dJ/dh_k from dJ/dt_ji."""
+        per_layer = dt.sum(axis=1)
+        later = np.concatenate((np.cumsum(per_layer[::-1])[::-1][1:], (0.0,)))
+        return later + dt @ self.c
 
 
 class Model:
@@ -110,6 +156,8 @@ class Model:
         final_time=1.0,
         step=None,
         fix_classifier=False,
+        params="shared",
+        nodes=None,
     ):
         if kind not in KINDS:
             raise RkgenError(f"unknown model {kind!r}; choose one of {', '.join(KINDS)}")
@@ -123,19 +171,23 @@ class Model:
         if field not in FIELDS:
             raise RkgenError(f"unknown field {field!r}; choose one of {', '.join(FIELDS)}")
         if activation not in ACTIVATIONS:
+            raise RkgenError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        if params not in PARAMS:
+            raise RkgenError(f"unknown params {params!r}; choose one of {', '.join(PARAMS)}")
+        if kind == "net" and params != "shared":
             raise RkgenError(
-                f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}"
+                f"--params {params} applies to the Runge-Kutta models (rk, odenet, odenet-simplex); "
+                "--model net has one (K_j, beta_j) per layer (--params shared)"
             )
+        if nodes is not None and params != "continuous":
+            raise RkgenError("node times apply to the continuous parameter layout only")
         if loss == "auto":
             loss = "squared" if n_classes == 2 else "cross-entropy"
         if loss not in losses.LOSSES:
-            raise RkgenError(
-                f"unknown loss {loss!r}; choose one of auto, {', '.join(losses.LOSSES)}"
-            )
+            raise RkgenError(f"unknown loss {loss!r}; choose one of auto, {', '.join(losses.LOSSES)}")
         if loss == "squared" and n_classes != 2:
             raise RkgenError(
-                f"the squared loss is for two classes; this data set has {n_classes}, "
-                "use --loss cross-entropy"
+                f"the squared loss is for two classes; this data set has {n_classes}, use --loss cross-entropy"
             )
         self.kind = kind
         self.N = int(n_layers)
@@ -147,6 +199,8 @@ class Model:
         self.field = field
         self.activation = activation
         self.fix_classifier = bool(fix_classifier)
+        self.params = params
+        self.nodes = None
         self._loss_fn = losses.get(loss)
         if kind == "net":
             self.network = None
@@ -168,7 +222,14 @@ class Model:
                 self.step0 = self.final_time / self.N
             if kind == "odenet-simplex" and not self.final_time > 0.0:
                 raise RkgenError("odenet-simplex needs a positive final time T (sum of the steps)")
-        shapes = [("K", (self.N, self.d, self.d)), ("beta", (self.N, self.d))]
+            if params != "shared" and params not in getattr(self.network, "PARAMS", ("shared",)):
+                raise RkgenError(
+                    f"the module of network {self.network.NAME!r} knows only the shared parameter layout "
+                    f"(written by an older rkgen?); regenerate it with 'rkgen generate' for --params {params}"
+                )
+            if params == "continuous":
+                self.nodes = self._node_times(nodes)
+        shapes = [("K", self._k_shape()), ("beta", self._k_shape()[:-1])]
         if kind != "net":
             shapes.append(("h", (self.N,)))
         shapes += [("W", (self.n_out, self.d)), ("mu", (self.n_out,))]
@@ -188,6 +249,57 @@ class Model:
         self.trainable.flags.writeable = False  # fixed at construction; backward zeroes these indices
         self._fixed = np.flatnonzero(~self.trainable)
         self._views = []  # (flat, its views) for the last few vectors (the trainer alternates two)
+
+    def _node_times(self, nodes) -> np.ndarray:
+        """The node times of the continuous layout: the initial grid tau_j = j T/N (tau_N = T
+        exactly), or the increasing times given (read-only)."""
+        if nodes is None:
+            if not self.final_time > 0.0:
+                raise RkgenError("the continuous parameter layout needs a positive final time T")
+            tau = np.linspace(0.0, self.final_time, self.N + 1)
+        else:
+            tau = np.array(nodes, dtype=float)
+            if tau.ndim != 1 or len(tau) < 2 or not np.all(np.isfinite(tau)) or not np.all(np.diff(tau) > 0.0):
+                raise RkgenError("the node times must be at least two finite, increasing times")
+        tau.flags.writeable = False
+        return tau
+
+    def _k_shape(self) -> tuple:
+        if self.params == "stage":
+            return (self.N, self.stages, self.d, self.d)
+        if self.params == "continuous":
+            return (len(self.nodes), self.d, self.d)
+        return (self.N, self.d, self.d)
+
+    @property
+    def stages(self) -> int:
+        """s, the stages of a layer (1 for the plain Net)."""
+        return 1 if self.network is None else int(self.network.STAGES)
+
+    def stage_nodes(self) -> np.ndarray:
+        """The c_i of the network's tableau."""
+        c = getattr(self.network, "STAGE_NODES", None)
+        if c is None:
+            c = getattr(self.network, "C", None)
+        if c is None:
+            c = np.asarray(self.network.A, dtype=float).sum(axis=1)
+        return np.asarray(c, dtype=float)
+
+    def stage_times(self, h) -> np.ndarray:
+        """The times t_j + c_i h_j (N, s) at which layer j evaluates its stage i, t_j = h_0 + ... +
+        h_(j-1): where the continuous layout interpolates its parameters."""
+        h = np.asarray(h, dtype=float)
+        t = np.concatenate([[0.0], np.cumsum(h)[:-1]])
+        return t[:, None] + self.stage_nodes()[None, :] * h[:, None]
+
+    def _layout_options(self) -> dict:
+        """The keyword arguments of the network's forward for this layout (none for shared, so that
+        modules older than the layouts still serve it)."""
+        if self.params == "shared":
+            return {}
+        if self.params == "continuous":
+            return {"params": "continuous", "nodes": self.nodes}
+        return {"params": self.params}
 
     def _mask(self, name):
         a, b, _ = self.layout[name]
@@ -209,7 +321,7 @@ class Model:
 
     def init_params(self, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
         """Uniform on [-a, a] with a = scale/sqrt(d_hat) (PyTorch's default for linear layers, 004's
-        setting); the steps start equal, h_j = T/N."""
+        setting), every entry of K and beta alike in each layout; the steps start equal, h_j = T/N."""
         flat = np.empty(self.size)
         v = self.views(flat)
         a = scale / np.sqrt(self.d)
@@ -240,18 +352,24 @@ class Model:
         keep_tape=False: evaluation only (the generated kernels then keep no stage values)."""
         v = self.views(flat)
         y0 = self.pad(x)
+        interpolation = None
         if self.network is None:
             yN, tape = self._net_forward(y0, v["K"], v["beta"], keep_states)
         else:
+            K, beta, options = v["K"], v["beta"], self._layout_options()
+            if self.params == "continuous" and len(self.nodes) != self.N + 1:
+                interpolation = Interpolation(self.nodes, self.stage_times(v["h"]), self.stage_nodes())
+                K, beta, options = interpolation.stage_values(K), interpolation.stage_values(beta), {"params": "stage"}
             yN, tape = self.network.forward(
                 y0,
-                v["K"],
-                v["beta"],
+                K,
+                beta,
                 v["h"],
                 field=self.field,
                 activation=self.activation,
                 keep_states=keep_states,
                 **({} if keep_tape else {"keep_tape": False}),
+                **options,
             )
             if tape.failures:
                 raise SolveFailure(
@@ -259,7 +377,7 @@ class Model:
                     f"(largest iteration count {tape.iterations})"
                 )
         logits = yN @ v["W"].T + v["mu"]
-        fw = Forward(logits, yN, tape)
+        fw = Forward(logits, yN, tape, interpolation=interpolation)
         if c is not None:
             fw.cost, fw.dlogits, fw.correct = self._loss_fn(logits, c)
         return fw
@@ -277,6 +395,10 @@ class Model:
             self._net_backward(fw.tape, p, v["K"], g["K"], g["beta"])
         else:
             _, dK, dbeta, dh = self.network.backward(fw.tape, p)
+            if fw.interpolation is not None:
+                dK, tK = fw.interpolation.nodal_gradient(dK, v["K"])
+                dbeta, tb = fw.interpolation.nodal_gradient(dbeta, v["beta"])
+                dh = dh + fw.interpolation.step_gradient(tK + tb)
             g["K"][...] = dK
             g["beta"][...] = dbeta
             g["h"][...] = dh

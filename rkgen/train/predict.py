@@ -3,7 +3,9 @@
 A run folder written by ``rkgen train`` holds everything a prediction needs: config.json (the
 resolved configuration and the network's tableau), dataset.npz (the class names and the data
 dimension), params.npz (the learned parameters) and summary.json (the final metrics). ``load_run``
-rebuilds the model from them, checks that they fit together, and returns a :class:`Run`::
+rebuilds the model from them (in the parameter layout config.json records; in the continuous
+layout with the node times of config.json and params.npz), checks that they fit together, and
+returns a :class:`Run`::
 
     run = rkgen.load_run("runs/spiral-rk4")
     p = run.predict_proba(x)            # (m, K) class probabilities
@@ -288,6 +290,7 @@ def _model(path: Path, cfg: TrainConfig, saved: dict, dataset: Dataset, net) -> 
     scale = cfg.data_scale
     if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not (scale > 0 and math.isfinite(scale)):
         raise RkgenError(f"{path / 'config.json'}: data_scale {scale!r} is not a positive number")
+    nodes = _recorded_nodes(path, cfg, saved)
     try:  # as the trainer builds it (trainer.build_model, without its memory estimate for training)
         model = Model(
             cfg.model,
@@ -302,6 +305,8 @@ def _model(path: Path, cfg: TrainConfig, saved: dict, dataset: Dataset, net) -> 
             final_time=1.0 if cfg.final_time is None else float(cfg.final_time),
             step=None if cfg.step is None else float(cfg.step),
             fix_classifier=bool(cfg.fix_classifier),
+            params=cfg.params,
+            nodes=nodes,
         )
     except (TypeError, ValueError) as e:
         raise RkgenError(f"{path / 'config.json'}: cannot build its model ({e})") from None
@@ -318,8 +323,29 @@ def _model(path: Path, cfg: TrainConfig, saved: dict, dataset: Dataset, net) -> 
     return model
 
 
+def _recorded_nodes(path: Path, cfg: TrainConfig, saved: dict):
+    """The node times config.json records for the continuous layout (None: the model's own grid)."""
+    if cfg.params != "continuous":
+        return None
+    layout = saved.get("layout")
+    nodes = layout.get("nodes") if isinstance(layout, dict) else None
+    if nodes is None:
+        return None
+    try:
+        nodes = np.array(nodes, dtype=float)
+    except (TypeError, ValueError):
+        raise RkgenError(f"{path / 'config.json'}: the node times are not a list of numbers") from None
+    if nodes.shape != (int(cfg.layers) + 1,):
+        raise RkgenError(f"{path / 'config.json'}: {nodes.size} node times for {cfg.layers} layers")
+    return nodes
+
+
 def _read_params(file: Path, model: Model) -> tuple[np.ndarray, dict]:
     arrays = runs.read_npz(file)
+    if model.nodes is not None:
+        nodes = arrays.get("nodes")
+        if nodes is None or nodes.shape != model.nodes.shape or not np.array_equal(nodes, model.nodes):
+            raise RkgenError(f"{file}: the node times ('nodes') are missing or differ from config.json's")
     flat = arrays.get("flat")
     if flat is None:
         flat = np.empty(model.size)

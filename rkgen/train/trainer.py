@@ -2,12 +2,14 @@
 
 A run writes into its folder, as it goes:
 
-- config.json   the resolved configuration (every default filled in), the network's tableau,
-  versions;
+- config.json   the resolved configuration (every default filled in; ``params``, the parameter
+  layout), the network's tableau, versions, and in the continuous layout its fixed node times
+  (``layout``: ``params``, ``nodes``, the shapes of K and beta);
 - dataset.npz   the exact training and test points (so a resume or a plot never redraws them);
 - history.csv   one row per evaluation: iteration, epoch, loss and accuracy on train and test,
   seconds, and the step control (backtracking's L, or the learning rate), appended and flushed;
-- params.npz    the learned parameters K, beta, h, W, mu (and the flat vector), replaced atomically;
+- params.npz    the learned parameters K, beta, h, W, mu (and the flat vector; in the continuous
+  parameter layout also the node times ``nodes``), replaced atomically;
 - state.npz     what an exact resume needs: parameters, optimiser state, shuffle position, RNG
   state;
 - summary.json  status (completed / interrupted / diverged / stalled), the message, final metrics;
@@ -124,6 +126,7 @@ def build_model(cfg: TrainConfig, dataset: Dataset, network=None, check_memory=T
             net=net is None,
             threads=_threads(cfg),
             tape_samples=cfg.batch_size if cfg.optimizer == "adam" else None,
+            params=cfg.params,
         )
         memory.check(est, f"this run ({cfg.layers} layers, width {width}, {len(dataset.x_train)} points)")
     return Model(
@@ -139,7 +142,29 @@ def build_model(cfg: TrainConfig, dataset: Dataset, network=None, check_memory=T
         final_time=cfg.final_time,
         step=cfg.step,
         fix_classifier=cfg.fix_classifier,
+        params=cfg.params,
     )
+
+
+def layout_info(model: Model) -> dict:
+    """config.json's record of the parameter layout: its name, the shapes of K and beta and, in
+    the continuous layout, the node times (floats as JSON writes them: they read back exactly)."""
+    info = {
+        "params": model.params,
+        "K": list(model.layout["K"][2]),
+        "beta": list(model.layout["beta"][2]),
+    }
+    if model.nodes is not None:
+        info["nodes"] = model.nodes.tolist()
+    return info
+
+
+def saved_arrays(model: Model, u: np.ndarray) -> dict:
+    """params.npz: the flat vector, its named views and, in the continuous layout, the node times."""
+    arrays = {"flat": u, **model.views(u)}
+    if model.nodes is not None:
+        arrays["nodes"] = model.nodes
+    return arrays
 
 
 def _threads(cfg: TrainConfig) -> int:
@@ -271,6 +296,7 @@ def _start(config, cfg, network, interrupt_at, stop) -> TrainResult:
                 },
                 "loss": model.loss,
                 "parameters": int(model.trainable.sum()),
+                "layout": layout_info(model),
             },
         )
         runs.save_npz(run_dir / "dataset.npz", **dataset.arrays())
@@ -347,6 +373,10 @@ def _resume(run_dir: Path, network, interrupt_at, options, stop) -> TrainResult:
         raise RkgenError(f"{run_dir / 'state.npz'}: not a run's state ({type(e).__name__}: {e})") from None
     if flat.shape != (model.size,):
         raise RkgenError(f"{run_dir}/state.npz does not match the model of its config.json")
+    layout = saved.get("layout")
+    recorded = layout.get("nodes") if isinstance(layout, dict) else None
+    if model.nodes is not None and recorded is not None and recorded != model.nodes.tolist():
+        raise RkgenError(f"{run_dir / 'config.json'}: its node times are not the grid of its configuration")
     shuffle_rng = np.random.default_rng()
     shuffle_rng.bit_generator.state = meta["shuffle_rng"]
     runs.write_json(run_dir / "config.json", {**saved, "config": cfg.to_dict()})
@@ -423,7 +453,7 @@ def _run(cfg, model, dataset, flat, state, opt_arrays, run_dir, shuffle_rng, int
             st.update(meta)
         if perm is not None and st["batch"] > 0:
             arrays["perm"] = perm
-        runs.save_npz(run_dir / "params.npz", flat=u, **model.views(u))
+        runs.save_npz(run_dir / "params.npz", **saved_arrays(model, u))
         runs.save_npz(run_dir / "state.npz", meta=np.array(json.dumps(st)), **arrays)
         ckpt_time[0] = time.perf_counter()
 
