@@ -14,7 +14,8 @@ functions build the figures of one run (``run_figures`` all of them, ``run_plots
                10);
 - layers:      snapshots of the features layer by layer (000 Fig. 3, 10-12);
 - history:     loss and accuracy against iterations, train solid, test dashed (000 Fig. 6, 7, 13);
-- steps:       the step size of every layer (000 Fig. 8).
+- steps:       the step size of every layer (000 Fig. 8); in the continuous parameter layout also the
+               stage evaluation times t_j + c_i h_j and the node times on a time axis.
 
 Every panel has axis labels, every probability background a colorbar, every scatter of classes a
 legend (class names from the data set when it has them), every figure a title naming the model, the
@@ -90,10 +91,14 @@ def model_label(model) -> str:
 
 
 def run_title(model, dataset) -> str:
-    """ "RK network (rk4), spiral, N = 10" (and the width when the inputs are padded)."""
+    """ "RK network (rk4), spiral, N = 10" (and the width when the inputs are padded, and the parameter
+    layout unless it is the shared one)."""
     title = f"{model_label(model)}, {dataset.name}, N = {model.N}"
     if model.d > model.in_dim:
         title += rf", $\hat{{d}}$ = {model.d}"
+    layout = getattr(model, "params", "shared")
+    if layout != "shared":
+        title += f", {layout} parameters"
     return title
 
 
@@ -505,13 +510,54 @@ def history_figure(result) -> Figure | None:
     return fig
 
 
+def draw_times(ax, times, nodes, n_layers=None):
+    """The stage evaluation times t_j + c_i h_j (points at height j, layer j) and the node times
+    tau_k (vertical lines, and ticks on the time axis) of the continuous layout on one time axis."""
+    times = np.asarray(times, dtype=float)
+    N = times.shape[0] if n_layers is None else n_layers
+    for k, tau in enumerate(nodes):
+        ax.axvline(tau, color="#999999", lw=0.7, ls=":", zorder=1, label=r"node times $\tau_k$" if k == 0 else None)
+    ax.plot(
+        np.asarray(nodes),
+        np.full(len(nodes), 0.3),
+        ls="",
+        marker="^",
+        color="#555555",
+        markersize=4,
+        clip_on=False,
+        zorder=3,
+    )
+    j = np.repeat(np.arange(1, N + 1), times.shape[1])
+    ax.plot(
+        times.ravel(),
+        j,
+        ls="",
+        marker="|",
+        markersize=7,
+        mew=1.2,
+        color=LINE_COLOR,
+        zorder=2,
+        label=r"stage times $t_j + c_i h_j$",
+    )
+    layer_ticks(ax, N, axis="y")
+    ax.set_xlabel(r"time $t$")
+    ax.set_ylabel(r"layer $j$")
+    _style(ax)
+
+
 def steps_figure(result) -> Figure | None:
-    """None for models without steps (Net)."""
+    """None for models without steps (Net). In the continuous parameter layout a second panel shows
+    where the layers evaluate their parameters: the stage times t_j + c_i h_j and the node times."""
     if "h" not in result.params:
         return None
     model = result.model
-    fig = Figure(figsize=(5.2, 3.4), layout="constrained")
-    ax = fig.add_subplot()
+    continuous = getattr(model, "params", "shared") == "continuous"
+    if continuous:
+        fig = Figure(figsize=(5.6, 3.4 + 0.1 * min(model.N, 30) + 1.4), layout="constrained")
+        ax, ax_t = fig.subplots(2, 1, height_ratios=(1.0, 1.2))
+    else:
+        fig = Figure(figsize=(5.2, 3.4), layout="constrained")
+        ax = fig.add_subplot()
     h = result.params["h"]
     draw_steps(ax, h, label="fixed" if model.kind == "rk" else "learned")
     total = f"{float(np.sum(h)):.3g}"
@@ -520,8 +566,12 @@ def steps_figure(result) -> Figure | None:
     else:
         title = rf"learned steps, $\Sigma_j h_j$ = {total}"
         ax.axhline(model.step0, color="#D55E00", ls="--", lw=1.0, label=r"initial $h_j = T/N$")
-        fig.legend(fontsize=LEGEND_SIZE, loc="outside lower center", ncol=2, frameon=False)
     _style(ax, title)
+    if continuous:
+        draw_times(ax_t, model.stage_times(h), model.nodes)
+        _style(ax_t, "where the layers evaluate the parameters (continuous layout)")
+    if model.kind != "rk" or continuous:
+        fig.legend(fontsize=LEGEND_SIZE, loc="outside lower center", ncol=2, frameon=False)
     fig.suptitle(run_title(model, result.dataset), fontsize=TITLE_SIZE)
     return fig
 
