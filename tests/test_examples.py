@@ -1,4 +1,4 @@
-"""The four examples run end to end at tiny sizes: each exits 0, prints its table with the paper's
+"""The examples run end to end at tiny sizes: each exits 0, prints its table with the paper's
 findings beside rkgen's, and writes results.csv and its figures.
 
 The two examples of 000 train 16 networks each and draw 16 sets of run plots; they take about 100 s
@@ -53,6 +53,18 @@ def test_giesecke_depth_sweep(tmp_path):
     got = sorted((r["net"], int(r["depth"])) for r in rows(out))
     assert got == [("RK4Net", 1), ("RK4Net", 20), ("StandardNet", 1), ("StandardNet", 20)]
     assert_figures(out, "depth", "features_L20")
+
+
+def test_solver_swap(tmp_path):
+    out = tmp_path / "swap"
+    args = ("--quick", "--iterations", "3", "--samples", "40", "--layers", "10", "20")
+    text = run_example("solver_swap", out, *args)
+    assert "the Euler network with N = 10 learned" in text and "euler *" in text
+    got = [(r["tableau"], int(r["layers"])) for r in rows(out)]
+    assert got == [("rk4", 10), ("rk4", 20), ("euler", 10), ("euler", 20)]
+    assert rows(out)[2]["yN_change"] == "0"  # euler at N = 10 is the run's own network
+    assert_figures(out, "evaluate")
+    assert (out / "run" / "config.json").is_file() and (out / "evaluate.csv").is_file()
 
 
 @pytest.mark.slow

@@ -185,7 +185,7 @@ def describe(run: Run) -> str:
     nodes = m.nodes
     steps = "fixed steps" if m.kind == "rk" else f"learned steps (sum {float(np.sum(m.views(run.flat)['h'])):.4g})"
     return (
-        f"run {run.path.name}: {m.network.NAME}, N = {m.N}, {steps}, continuous parameters at {len(nodes)} node "
+        f"{run.path.name}: {m.network.NAME}, N = {m.N}, {steps}, continuous parameters at {len(nodes)} node "
         f"times on [{nodes[0]:g}, {nodes[-1]:g}]; test accuracy {100 * run.evaluate('test'):.2f}%, "
         f"train {100 * run.evaluate('train'):.2f}%"
     )
