@@ -56,7 +56,7 @@ from numba import njit, prange
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_d65ddabcda0c99c2"
+MODULE_KEY = "rkgen_net_fe9a7ace82b828cf"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -89,19 +89,19 @@ C = np.array((0.0, c_2))
 
 
 @njit(cache=True, error_model="numpy", inline="always", fastmath={"reassoc", "contract"})
-def _layer_forward(Kj, bj, hj, y, Y, S, F, Z, ws, field, act, d, nb, nw):
+def _layer_forward(K, beta, kj, hj, y, Y, S, F, Z, ws, field, act, d, nb, nw):
     """One layer of ralston2 on a block of samples: the explicit stages, then the update."""
     Fj = S if field == 0 else F  # the resnet field f = sigma: its values are S
     # Y_1 = y
     for a in range(d):
         for q in range(nw):
             Y[0, a, q] = y[a, q]
-    _field(Kj, bj, Y[0], Z, S[0], Fj[0], field, act, d, nw)
+    _field(K[kj[0]], beta[kj[0]], Y[0], Z, S[0], Fj[0], field, act, d, nw)
     # Y_2 = y + h*(a_2_1*F_1)
     for a in range(d):
         for q in range(nw):
             Y[1, a, q] = y[a, q] + hj * (a_2_1 * Fj[0, a, q])
-    _field(Kj, bj, Y[1], Z, S[1], Fj[1], field, act, d, nw)
+    _field(K[kj[1]], beta[kj[1]], Y[1], Z, S[1], Fj[1], field, act, d, nw)
     # y = y + h*(b_1*F_1 + b_2*F_2)
     for a in range(d):
         for q in range(nw):
@@ -110,7 +110,7 @@ def _layer_forward(Kj, bj, hj, y, Y, S, F, Z, ws, field, act, d, nb, nw):
 
 
 @njit(cache=True, error_model="numpy", inline="always", fastmath={"reassoc", "contract"})
-def _layer_backward(Kj, hj, P, Y, S, D, eta, mu, G, U, dKj, dbj, ws, field, d, nb, nw):
+def _layer_backward(K, kj, hj, P, Y, S, D, eta, mu, G, U, dK, dbeta, ws, field, d, nb, nw):
     """The adjoint of one layer on a block: eta_i for i = s..1 in turn, each with its stage's share
     of the gradients.
 
@@ -121,12 +121,18 @@ def _layer_backward(Kj, hj, P, Y, S, D, eta, mu, G, U, dKj, dbj, ws, field, d, n
     for a in range(d):
         for q in range(nw):
             eta[1, a, q] = b_2 * P[a, q]
-    dhj += _adjoint_stage(Kj, Y[1], S[1], D[1], eta[1], mu[1], G, U, dKj, dbj, hj, field, d, nb, nw)
+    dhj += _adjoint_stage(
+        K[kj[1]], Y[1], S[1], D[1], eta[1], mu[1], G, U, dK[kj[1]], dbeta[kj[1]], hj, field, d, nb,
+        nw,
+    )
     # eta_1 = b_1*p + a_2_1*mu_2
     for a in range(d):
         for q in range(nw):
             eta[0, a, q] = b_1 * P[a, q] + a_2_1 * mu[1, a, q]
-    dhj += _adjoint_stage(Kj, Y[0], S[0], D[0], eta[0], mu[0], G, U, dKj, dbj, hj, field, d, nb, nw)
+    dhj += _adjoint_stage(
+        K[kj[0]], Y[0], S[0], D[0], eta[0], mu[0], G, U, dK[kj[0]], dbeta[kj[0]], hj, field, d, nb,
+        nw,
+    )
     return dhj
 
 
@@ -599,7 +605,9 @@ def _adjoint_stage(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, d, nb, nw):
 # (runtime).
 #
 # Each layer calls the tableau's printed ``_layer_forward`` / ``_layer_backward`` (see
-# :mod:`rkgen.runtime._tableau`).
+# :mod:`rkgen.runtime._tableau`). The parameters arrive as rows K[r], beta[r]; ``rows[j, i]`` is the
+# row stage i of layer j uses (see :mod:`rkgen.runtime.params`), so one compiled kernel serves every
+# parameter layout.
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _workspace(d):
@@ -619,13 +627,13 @@ def _workspace(d):
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
-def _forward_blocks(lo, hi, y0, yN, K, beta, h, field, act, tY, tS, slot, states, keep, bs):
+def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, states, keep, bs):
     """Forward pass over the sample blocks lo..hi-1; stage values Y and S = sigma(K Y + beta) go to
     tY[blk], tS[blk] (or to tY[slot], tS[slot] when slot >= 0: evaluation without a tape).
 
     Returns (failed stage solves, most Newton iterations)."""
     m, d = y0.shape
-    N = K.shape[0]
+    N = h.shape[0]
     y = np.empty((d, bs))
     Z = np.empty((d, bs))
     F = np.zeros((STAGES, d, bs))  # the stable field only (the resnet field uses S)
@@ -647,7 +655,7 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, h, field, act, tY, tS, slot, states
                     states[0, col0 + q, a] = y[a, q]
         for j in range(N):
             at = blk if slot < 0 else slot
-            failed, iterations = _layer_forward(K[j], beta[j], h[j], y, tY[at, j], tS[at, j], F, Z, ws, field, act,
+            failed, iterations = _layer_forward(K, beta, rows[j], h[j], y, tY[at, j], tS[at, j], F, Z, ws, field, act,
                                                 d, nb, nw)
             failures += failed
             most = max(most, iterations)
@@ -662,10 +670,10 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, h, field, act, tY, tS, slot, states
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
-def _backward_blocks(lo, hi, p, dy0, K, beta, h, field, act, tY, tS, dK, dbeta, dh, bs):
-    """Backward pass over the sample blocks lo..hi-1; adds into dK, dbeta, dh, writes dy0."""
+def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, dbeta, dh, bs):
+    """Backward pass over the sample blocks lo..hi-1; adds into dK, dbeta (by parameter row), dh, writes dy0."""
     m, d = p.shape
-    N = K.shape[0]
+    N = h.shape[0]
     P = np.empty((d, bs))
     G = np.empty((d, bs))
     U = np.empty((d, bs))
@@ -687,7 +695,7 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, h, field, act, tY, tS, dK, dbeta, 
             for i in range(STAGES):
                 _derivative(S[i], D[i], act, d, nw)
             # dJ/dh_j = sum_i eta_i . F_i ;  dJ/dy_j = p + sum_i mu_i
-            dh[j] += _layer_backward(K[j], h[j], P, tY[blk, j], S, D, eta, mu, G, U, dK[j], dbeta[j], ws, field,
+            dh[j] += _layer_backward(K, rows[j], h[j], P, tY[blk, j], S, D, eta, mu, G, U, dK, dbeta, ws, field,
                                      d, nb, nw)
             for i in range(STAGES):
                 for a in range(d):
@@ -699,24 +707,24 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, h, field, act, tY, tS, dK, dbeta, 
 
 
 @njit(cache=True, parallel=True)
-def _forward_parallel(bounds, y0, yN, K, beta, h, field, act, tY, tS, keep_tape, states, keep, bs):
+def _forward_parallel(bounds, y0, yN, K, beta, rows, h, field, act, tY, tS, keep_tape, states, keep, bs):
     n = bounds.shape[0] - 1
     fails = np.zeros(n, np.int64)
     most = np.zeros(n, np.int64)
     for c in prange(n):
         fails[c], most[c] = _forward_blocks(
-            bounds[c], bounds[c + 1], y0, yN, K, beta, h, field, act, tY, tS,
+            bounds[c], bounds[c + 1], y0, yN, K, beta, rows, h, field, act, tY, tS,
             np.int64(-1) if keep_tape else np.int64(c), states, keep, bs,
         )
     return fails.sum(), most.max()
 
 
 @njit(cache=True, parallel=True)
-def _backward_parallel(bounds, p, dy0, K, beta, h, field, act, tY, tS, dK, dbeta, dh, bs):
+def _backward_parallel(bounds, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, dbeta, dh, bs):
     n = bounds.shape[0] - 1
     for c in prange(n):
         _backward_blocks(
-            bounds[c], bounds[c + 1], p, dy0, K, beta, h, field, act, tY, tS,
+            bounds[c], bounds[c + 1], p, dy0, K, beta, rows, h, field, act, tY, tS,
             dK[c], dbeta[c], dh[c], bs,
         )
 
@@ -836,17 +844,153 @@ def _tape_arrays(shape):
     return both[0], both[1]
 
 
+# --- rkgen/runtime/params.py ----------------------------------------------------------------------
+# Parameter layouts: which (K, beta) each stage of each layer uses, and the gradients back in the
+# caller's layout.
+#
+# The kernels read parameter *rows* K[r], beta[r]; ``rows[j, i]`` is the row of stage i of layer j:
+#
+# - ``shared``: one set per layer, K (N, d, d), beta (N, d); every stage of layer j uses row j (000
+# Prop. 3.2). - ``stage``: one set per stage, K (N, s, d, d), beta (N, s, d); row j s + i (000 Prop.
+# 3.1). - ``continuous``: nodal values K (N+1, d, d), beta (N+1, d) at node times tau_0 < ... <
+# tau_N, linear in t between nodes (and beyond the end nodes); stage i of layer j uses them at its
+# time t_j + c_i h_j, with t_j = h_0 + ... + h_(j-1). The kernels run on the interpolated stage sets
+# (the stage layout); the gradient of a stage set goes back to its two nodes with the interpolation
+# weights, and, because the node times are held fixed while the steps move the stage times, dJ/dh
+# also gets (dJ/du_ji) . (du/dt) times dt_ji/dh_k (1 for k < j, c_i for k = j). By default the nodes
+# are the layer boundaries of the given steps, tau = (0, cumsum(h)).
+#
+# The stage nodes c_i are the tableau's ``C``.
+
+PARAMS = ("shared", "stage", "continuous")
+
+
+def _stage_rows(N, params):
+    """rows[j, i]: the parameter row of stage i of layer j (int64, C-contiguous)."""
+    if params == "shared":
+        return np.ascontiguousarray(np.repeat(np.arange(N, dtype=np.int64)[:, None], STAGES, axis=1))
+    return np.arange(N * STAGES, dtype=np.int64).reshape(N, STAGES)
+
+
+def _layer_count(K, d, params):
+    """N from the parameter array's shape in this layout (checked)."""
+    if params == "shared":
+        if K.ndim != 3 or K.shape[1:] != (d, d):
+            raise ValueError(f"K must have shape (N, {d}, {d}) for params='shared', got {K.shape}")
+        return K.shape[0]
+    if params == "stage":
+        if K.ndim != 4 or K.shape[1:] != (STAGES, d, d):
+            raise ValueError(f"K must have shape (N, {STAGES}, {d}, {d}) for params='stage', got {K.shape}")
+        return K.shape[0]
+    if params == "continuous":
+        if K.ndim != 3 or K.shape[1:] != (d, d) or K.shape[0] < 2:
+            raise ValueError(f"K must have shape (N+1, {d}, {d}) with N >= 1 for params='continuous', got {K.shape}")
+        return K.shape[0] - 1
+    raise ValueError(f"params must be one of {PARAMS}, got {params!r}")
+
+
+def _stage_times(h):
+    """t_ji = t_j + c_i h_j, shape (N, s)."""
+    start = np.concatenate(((0.0,), np.cumsum(h)[:-1]))
+    return start[:, None] + np.asarray(C)[None, :] * h[:, None]
+
+
+def _interpolation(nodes, times):
+    """(segment, weight of its right node, segment length) of each time: t = tau_k + w (tau_(k+1) - tau_k), on the
+    segment that holds t from the left (a time on a node takes the segment that starts there), the end segments
+    extended beyond the ends."""
+    seg = np.clip(np.searchsorted(nodes, times, side="right") - 1, 0, len(nodes) - 2)
+    width = nodes[seg + 1] - nodes[seg]
+    return seg, (times - nodes[seg]) / width, width
+
+
+class _Continuous:
+    """The interpolation of one forward call, kept on the tape for the backward pass."""
+
+    def __init__(self, nodes, h):
+        self.nodes = nodes
+        self.h = h
+        self.seg, self.w, self.width = _interpolation(nodes, _stage_times(h))
+
+    def stage_values(self, P):
+        """(N, s, ...) stage values of the nodal values P (N+1, ...)."""
+        w = self.w.reshape(self.w.shape + (1,) * (P.ndim - 1))
+        return (1.0 - w) * P[self.seg] + w * P[self.seg + 1]
+
+    def nodal_gradient(self, G, P):
+        """Gradient of the nodal values from the stage-set gradient G (N, s, ...), and dJ/dt_ji."""
+        w = self.w.reshape(self.w.shape + (1,) * (P.ndim - 1))
+        out = np.zeros_like(P)
+        np.add.at(out, self.seg, (1.0 - w) * G)
+        np.add.at(out, self.seg + 1, w * G)
+        slope = (P[self.seg + 1] - P[self.seg]) / self.width.reshape(w.shape)
+        dt = (slope * G).reshape(G.shape[0], G.shape[1], -1).sum(axis=2)
+        return out, dt
+
+    def step_gradient(self, dt):
+        """dJ/dh_k from dJ/dt_ji: t_ji depends on h_k by 1 (k < j) and by c_i (k = j)."""
+        per_layer = dt.sum(axis=1)
+        later = np.concatenate((np.cumsum(per_layer[::-1])[::-1][1:], (0.0,)))
+        return later + dt @ np.asarray(C)
+
+
+def _kernel_parameters(K, beta, h, d, params, nodes):
+    """(N, K rows, beta rows, rows, continuous) for the kernels; ``continuous`` is None unless params='continuous'."""
+    N = _layer_count(K, d, params)
+    if params == "shared":
+        if beta.shape != (N, d):
+            raise ValueError(f"beta must have shape ({N}, {d}), got {beta.shape}")
+        return N, K, beta, _stage_rows(N, params), None
+    if params == "stage":
+        if beta.shape != (N, STAGES, d):
+            raise ValueError(f"beta must have shape ({N}, {STAGES}, {d}), got {beta.shape}")
+        return N, K.reshape(N * STAGES, d, d), beta.reshape(N * STAGES, d), _stage_rows(N, params), None
+    if beta.shape != (N + 1, d):
+        raise ValueError(f"beta must have shape ({N + 1}, {d}), got {beta.shape}")
+    if h.shape != (N,):
+        raise ValueError(f"h has shape {h.shape}, expected ({N},)")
+    if nodes is None:
+        nodes = np.concatenate(((0.0,), np.cumsum(h)))
+    nodes = np.ascontiguousarray(nodes, dtype=np.float64)
+    if nodes.shape != (N + 1,) or not np.all(np.isfinite(nodes)) or not np.all(np.diff(nodes) > 0):
+        raise ValueError(f"nodes must be {N + 1} increasing finite times, got shape {nodes.shape}")
+    cont = _Continuous(nodes, h.copy())
+    Ks = np.ascontiguousarray(cont.stage_values(K).reshape(N * STAGES, d, d))
+    bs = np.ascontiguousarray(cont.stage_values(beta).reshape(N * STAGES, d))
+    return N, Ks, bs, _stage_rows(N, "stage"), cont
+
+
+def _caller_gradients(dK, dbeta, dh, tape):
+    """The kernels' row gradients in the layout the caller gave to forward."""
+    N, d = dh.shape[0], dbeta.shape[-1]
+    if tape.params == "shared":
+        return dK, dbeta, dh
+    dK = dK.reshape(N, STAGES, d, d)
+    dbeta = dbeta.reshape(N, STAGES, d)
+    if tape.params == "stage":
+        return dK, dbeta, dh
+    cont = tape.continuous
+    gK, tK = cont.nodal_gradient(dK, tape.nodal[0])
+    gb, tb = cont.nodal_gradient(dbeta, tape.nodal[1])
+    return gK, gb, dh + cont.step_gradient(tK + tb)
+
+
 # --- rkgen/runtime/api.py -------------------------------------------------------------------------
 # The public contract of every generated module: forward and backward (runtime, inlined at render).
 #
 # yN, tape = forward(y0, K, beta, h, field="resnet", activation="tanh", keep_states=False,
-# keep_tape=True) dy0, dK, dbeta, dh = backward(tape, p)
+# keep_tape=True, params="shared", nodes=None) dy0, dK, dbeta, dh = backward(tape, p)
+#
+# ``params`` is the parameter layout (:mod:`rkgen.runtime.params`): "shared" K (N, d, d), beta (N,
+# d); "stage" K (N, s, d, d), beta (N, s, d); "continuous" nodal K (N+1, d, d), beta (N+1, d) at the
+# node times ``nodes``. backward returns dK and dbeta in the layout given to forward.
 
 FIELDS = ("resnet", "stable")
 ACTIVATIONS = ("tanh", "relu", "softplus", "sigmoid")
 
 Tape = namedtuple(
-    "Tape", "states failures iterations stages y0 K beta h field activation block m"
+    "Tape",
+    "states failures iterations stages y0 K beta h field activation block m rows params continuous nodal",
 )
 
 
@@ -857,17 +1001,17 @@ def _as_array(x, shape, name):
     return a
 
 
-def _check(y0, K, beta, h, field, activation):
+def _check(y0, K, beta, h, field, activation, params):
     y0 = np.ascontiguousarray(y0, dtype=np.float64)
     if y0.ndim != 2:
         raise ValueError(f"y0 must have shape (m, d), got {y0.shape}")
-    m, d = y0.shape
+    if params not in PARAMS:
+        raise ValueError(f"params must be one of {PARAMS}, got {params!r}")
     K = np.ascontiguousarray(K, dtype=np.float64)
-    if K.ndim != 3 or K.shape[1:] != (d, d):
-        raise ValueError(f"K must have shape (N, {d}, {d}), got {K.shape}")
-    N = K.shape[0]
-    beta = _as_array(beta, (N, d), "beta")
-    h = _as_array(h, (N,), "h")
+    beta = np.ascontiguousarray(beta, dtype=np.float64)
+    h = np.ascontiguousarray(h, dtype=np.float64)
+    if h.ndim != 1:
+        raise ValueError(f"h must have shape (N,), got {h.shape}")
     if field not in FIELDS:
         raise ValueError(f"field must be one of {FIELDS}, got {field!r}")
     if activation not in ACTIVATIONS:
@@ -875,15 +1019,19 @@ def _check(y0, K, beta, h, field, activation):
     return y0, K, beta, h
 
 
-def forward(y0, K, beta, h, field="resnet", activation="tanh", keep_states=False, keep_tape=True):
+def forward(
+    y0, K, beta, h, field="resnet", activation="tanh", keep_states=False, keep_tape=True, params="shared", nodes=None
+):
     """Run the network: returns (y_N, tape). See the module docstring for shapes.
 
     keep_tape=False evaluates without keeping the stage values (no backward pass is possible then)."""
-    y0, K, beta, h = _check(y0, K, beta, h, field, activation)
+    y0, K, beta, h = _check(y0, K, beta, h, field, activation, params)
     if keep_tape:  # the tape must not change if the caller changes the parameters in place
         K, beta, h = K.copy(), beta.copy(), h.copy()
     m, d = y0.shape
-    N = K.shape[0]
+    N, Kr, br, rows, continuous = _kernel_parameters(K, beta, h, d, params, nodes)
+    if h.shape != (N,):
+        raise ValueError(f"h has shape {h.shape}, expected ({N},)")
     bs, nblocks, bounds = _layout(m, d, N)
     slots = nblocks if keep_tape else (1 if bounds is None else bounds.shape[0] - 1)
     tY, tS = _tape_arrays((slots, N, STAGES, d, bs))
@@ -892,15 +1040,15 @@ def forward(y0, K, beta, h, field="resnet", activation="tanh", keep_states=False
     f, a = FIELDS.index(field), ACTIVATIONS.index(activation)
     if bounds is None:
         failures, most = _forward_blocks(
-            0, nblocks, y0, yN, K, beta, h, f, a, tY, tS, -1 if keep_tape else 0, states, keep_states, bs
+            0, nblocks, y0, yN, Kr, br, rows, h, f, a, tY, tS, -1 if keep_tape else 0, states, keep_states, bs
         )
     else:
         failures, most = _forward_parallel(
-            bounds, y0, yN, K, beta, h, f, a, tY, tS, keep_tape, states, keep_states, bs
+            bounds, y0, yN, Kr, br, rows, h, f, a, tY, tS, keep_tape, states, keep_states, bs
         )
     record = Tape(
         states if keep_states else None, int(failures), int(most), (tY, tS) if keep_tape else None,
-        y0, K, beta, h, field, activation, bs, m,
+        y0, Kr, br, h, field, activation, bs, m, rows, params, continuous, (K, beta),
     )
     return yN, record
 
@@ -910,7 +1058,8 @@ def backward(tape, p):
     if tape.stages is None:
         raise ValueError("this tape was made with keep_tape=False: run forward again to differentiate")
     m, d = tape.y0.shape
-    N = tape.K.shape[0]
+    N = tape.h.shape[0]
+    R = tape.K.shape[0]  # parameter rows: N (shared) or N s
     p = _as_array(p, (m, d), "p")
     f, a = FIELDS.index(tape.field), ACTIVATIONS.index(tape.activation)
     tY, tS = tape.stages
@@ -919,18 +1068,18 @@ def backward(tape, p):
     threads = numba.get_num_threads()  # the tape's own blocks, split for the threads there are now
     bounds = _chunks(nblocks, _parallel(m, d, N, threads), threads)
     if bounds is None:
-        dK = np.zeros((N, d, d))
-        dbeta = np.zeros((N, d))
+        dK = np.zeros((R, d, d))
+        dbeta = np.zeros((R, d))
         dh = np.zeros(N)
         _backward_blocks(
-            0, nblocks, p, dy0, tape.K, tape.beta, tape.h, f, a, tY, tS, dK, dbeta, dh, tape.block
+            0, nblocks, p, dy0, tape.K, tape.beta, tape.rows, tape.h, f, a, tY, tS, dK, dbeta, dh, tape.block
         )
-        return dy0, dK, dbeta, dh
+        return (dy0, *_caller_gradients(dK, dbeta, dh, tape))
     n = bounds.shape[0] - 1
-    dK = np.zeros((n, N, d, d))
-    dbeta = np.zeros((n, N, d))
+    dK = np.zeros((n, R, d, d))
+    dbeta = np.zeros((n, R, d))
     dh = np.zeros((n, N))
     _backward_parallel(
-        bounds, p, dy0, tape.K, tape.beta, tape.h, f, a, tY, tS, dK, dbeta, dh, tape.block
+        bounds, p, dy0, tape.K, tape.beta, tape.rows, tape.h, f, a, tY, tS, dK, dbeta, dh, tape.block
     )
-    return dy0, dK.sum(axis=0), dbeta.sum(axis=0), dh.sum(axis=0)
+    return (dy0, *_caller_gradients(dK.sum(axis=0), dbeta.sum(axis=0), dh.sum(axis=0), tape))

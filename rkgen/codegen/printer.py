@@ -15,19 +15,19 @@ with a zero coefficient are not written.
 >>> eq = layer_equations(load("heun2"))
 >>> print(kernels(eq).text.split("\\n\\n\\n")[0])
 @njit(cache=True, error_model="numpy", inline="always", fastmath={"reassoc", "contract"})
-def _layer_forward(Kj, bj, hj, y, Y, S, F, Z, ws, field, act, d, nb, nw):
+def _layer_forward(K, beta, kj, hj, y, Y, S, F, Z, ws, field, act, d, nb, nw):
     \"\"\"One layer of heun2 on a block of samples: the explicit stages, then the update.\"\"\"
     Fj = S if field == 0 else F  # the resnet field f = sigma: its values are S
     # Y_1 = y
     for a in range(d):
         for q in range(nw):
             Y[0, a, q] = y[a, q]
-    _field(Kj, bj, Y[0], Z, S[0], Fj[0], field, act, d, nw)
+    _field(K[kj[0]], beta[kj[0]], Y[0], Z, S[0], Fj[0], field, act, d, nw)
     # Y_2 = y + h*(a_2_1*F_1)
     for a in range(d):
         for q in range(nw):
             Y[1, a, q] = y[a, q] + hj * (a_2_1 * Fj[0, a, q])
-    _field(Kj, bj, Y[1], Z, S[1], Fj[1], field, act, d, nw)
+    _field(K[kj[1]], beta[kj[1]], Y[1], Z, S[1], Fj[1], field, act, d, nw)
     # y = y + h*(b_1*F_1 + b_2*F_2)
     for a in range(d):
         for q in range(nw):
@@ -230,6 +230,12 @@ def _update(eq: LayerEquations) -> Labelled:
     return Labelled("update", body)
 
 
+def _stage_parameters(i: int, names: tuple[str, str] = ("K", "beta")) -> tuple[str, str]:
+    """Stage i's parameter rows, ``K[kj[i]]`` and ``beta[kj[i]]``: kj maps the layer's stages onto rows of the
+    parameter arrays, which is how one kernel serves every parameter layout (shared, stage, continuous)."""
+    return tuple(f"{n}[kj[{i}]]" for n in names)
+
+
 _FIELD_OF_S = Assign("Fj", "S if field == 0 else F  # the resnet field f = sigma: its values are S")
 
 
@@ -238,7 +244,8 @@ def _explicit_forward(eq: LayerEquations) -> tuple:
     for st in eq.forward:
         i = st.i
         value = Sum(_products(st.terms, "Fj"), "y[a, q] + hj * (", ")") if st.terms else "y[a, q]"
-        field = Call("_field", ("Kj", "bj", f"Y[{i}]", "Z", f"S[{i}]", f"Fj[{i}]", "field", "act", "d", "nw"))
+        args = (*_stage_parameters(i), f"Y[{i}]", "Z", f"S[{i}]", f"Fj[{i}]", "field", "act", "d", "nw")
+        field = Call("_field", args)
         stage = (Comment(str(st)), _block_loop(Assign(f"Y[{i}, a, q]", value)), field)
         body.append(Labelled(f"forward:Y_{i + 1}", stage))
     return (*body, _update(eq), Return("0, 0"))
@@ -260,12 +267,14 @@ def _dirk_forward(eq: LayerEquations) -> tuple:
         stage: list = [Comment(str(st))]
         if st.diagonal:
             stage.append(Loop("a", "d", (Assign("base[a]", value),)))
-            solve = ("Kj", "bj", "hj", st.diagonal.name, "base", f"Ys[{i}]", "work", "Js[0]", "M", "field", "act", "d")
+            solve = (*_stage_parameters(i), "hj", st.diagonal.name, "base", f"Ys[{i}]", "work", "Js[0]", "M", "field")
+            solve += ("act", "d")
             stage += _count(Call("_dirk_solve", solve, "it"))
         else:
             stage.append(Loop("a", "d", (Assign(f"Ys[{i}, a]", value),)))
         if i in used_later:  # F_i at the solved stage enters a later stage
-            args = ("Kj", "bj", f"Ys[{i}]", f"Fs[{i}]", "Js[0]", "work[1]", "work[2]", "work[3]", "field", "act", "d")
+            args = (*_stage_parameters(i), f"Ys[{i}]", f"Fs[{i}]", "Js[0]", "work[1]", "work[2]", "work[3]", "field")
+            args += ("act", "d")
             stage.append(Call("_f_and_jacobian", args))
         per_sample.append(Labelled(f"forward:Y_{i + 1}", tuple(stage)))
     per_sample.append(Call("_store_stages", ("Ys", "Y", "q", "d")))
@@ -274,7 +283,7 @@ def _dirk_forward(eq: LayerEquations) -> tuple:
 
 def _firk_forward(eq: LayerEquations) -> tuple:
     """For each sample, Newton on the coupled stage system (residual and matrix printed below)."""
-    solve = ("Kj", "bj", "hj", "base", "Ys", "Fs", "Js", "work", "M", "r", "field", "act", "d")
+    solve = ("K", "beta", "kj", "hj", "base", "Ys", "Fs", "Js", "work", "M", "r", "field", "act", "d")
     per_sample = [
         Loop("a", "d", (Assign("base[a]", "y[a, q]"),)),
         *_count(Call("_coupled_solve", solve, "it")),
@@ -290,14 +299,16 @@ def _implicit_forward(eq: LayerEquations, per_sample: list) -> tuple:
         Assign("failures", "0"),
         Assign("most", "0"),
         Loop("q", "nb", tuple(per_sample)),
-        Call("_stage_fields", ("Kj", "bj", "Y", "Z", "S", "Fj", "field", "act", "d", "nb", "nw")),
+        Call("_stage_fields", ("K", "beta", "kj", "Y", "Z", "S", "Fj", "field", "act", "d", "nb", "nw")),
         _update(eq),
         Return("failures, most"),
     )
 
 
 def _adjoint_stage(i: int) -> Call:
-    args = ("Kj", f"Y[{i}]", f"S[{i}]", f"D[{i}]", f"eta[{i}]", f"mu[{i}]", "G", "U", "dKj", "dbj", "hj", "field")
+    K, _ = _stage_parameters(i)
+    dK, dbeta = _stage_parameters(i, ("dK", "dbeta"))
+    args = (K, f"Y[{i}]", f"S[{i}]", f"D[{i}]", f"eta[{i}]", f"mu[{i}]", "G", "U", dK, dbeta, "hj", "field")
     return Call("_adjoint_stage", (*args, "d", "nb", "nw"), "dhj", "+=")
 
 
@@ -313,7 +324,8 @@ def _explicit_backward(eq: LayerEquations, diagonal_solves: bool = False) -> tup
         value = Sum(parts) if parts else "0.0"
         stage: list = [Comment(str(st)), _block_loop(Assign(f"eta[{i}, a, q]", value))]
         if diagonal_solves and st.diagonal:
-            args = ("Kj", f"D[{i}]", f"eta[{i}]", f"hj * {st.diagonal.name}", "Js[0]", "M", "r", "field", "d", "nb")
+            K, _ = _stage_parameters(i)
+            args = (K, f"D[{i}]", f"eta[{i}]", f"hj * {st.diagonal.name}", "Js[0]", "M", "r", "field", "d", "nb")
             stage.append(Call("_dirk_adjoint", args))
         stage.append(_adjoint_stage(i))
         body.append(Labelled(f"backward:eta_{i + 1}", tuple(stage)))
@@ -321,7 +333,7 @@ def _explicit_backward(eq: LayerEquations, diagonal_solves: bool = False) -> tup
 
 
 def _firk_backward(eq: LayerEquations) -> tuple:
-    solve = Call("_coupled_adjoint", ("Kj", "D", "P", "eta", "ws[2]", "ws[3]", "ws[4]", "hj", "field", "d", "nb"))
+    solve = Call("_coupled_adjoint", ("K", "kj", "D", "P", "eta", "ws[2]", "ws[3]", "ws[4]", "hj", "field", "d", "nb"))
     stages = [Labelled(f"backward:eta_{st.i + 1}", (_adjoint_stage(st.i),)) for st in eq.backward]
     return (Assign("dhj", "0.0"), Labelled("adjoint:solve", (solve,)), *stages, Return("dhj"))
 
@@ -374,8 +386,10 @@ def _adjoint_system(eq: LayerEquations) -> Function:
     return Function("_adjoint_system", ("P", "Js", "hj", "M", "r", "q", "d"), body, doc, _FAST_OPTIONS)
 
 
-FORWARD_PARAMS = ("Kj", "bj", "hj", "y", "Y", "S", "F", "Z", "ws", "field", "act", "d", "nb", "nw")
-BACKWARD_PARAMS = ("Kj", "hj", "P", "Y", "S", "D", "eta", "mu", "G", "U", "dKj", "dbj", "ws", "field", "d", "nb", "nw")
+FORWARD_PARAMS = ("K", "beta", "kj", "hj", "y", "Y", "S", "F", "Z", "ws", "field", "act", "d", "nb", "nw")
+BACKWARD_PARAMS = (
+    *("K", "kj", "hj", "P", "Y", "S", "D", "eta", "mu", "G", "U", "dK", "dbeta", "ws", "field", "d", "nb", "nw"),
+)
 
 
 def functions(eq: LayerEquations) -> list[Function]:

@@ -16,14 +16,14 @@ __all__ = ["modules_for", "COMMON", "IMPLICIT", "BY_STRUCTURE"]
 COMMON = ("fastmath", "activations", "products")
 IMPLICIT = ("implicit",)
 BY_STRUCTURE = {"explicit": (), "diagonally implicit": ("dirk",), "fully implicit": ("firk",)}
-TAIL = ("driver", "layout", "tape", "api")
+TAIL = ("driver", "layout", "tape", "params", "api")
 
 
 def modules_for(structure: str) -> tuple[str, ...]:
     """The runtime modules a generated module of this structure contains, in file order.
 
     >>> modules_for("explicit")
-    ('fastmath', 'activations', 'products', 'driver', 'layout', 'tape', 'api')
+    ('fastmath', 'activations', 'products', 'driver', 'layout', 'tape', 'params', 'api')
     >>> modules_for("fully implicit")[3:5]
     ('implicit', 'firk')
     """

@@ -8,20 +8,23 @@ drops every ``from ._tableau import ...`` line and the generated module supplies
 NAME = "stand-in"
 STAGES = 1
 STRUCTURE = "explicit"  # "explicit", "diagonally implicit" or "fully implicit"
+C = (0.0,)  # the stage nodes c_i (an np.array in a module)
 
 
-def _layer_forward(Kj, bj, hj, y, Y, S, F, Z, ws, field, act, d, nb, nw):
+def _layer_forward(K, beta, kj, hj, y, Y, S, F, Z, ws, field, act, d, nb, nw):
     """One layer on a block of samples (columns; the first nb are real, up to nw are zero padding).
 
-    Writes the stage values Y[i] and S[i] = sigma(K Y_i + beta) (and the stable field's F[i]), then updates y in
-    place to y + h sum_i b_i F_i.  ``ws`` is the work tuple of :func:`rkgen.runtime.driver._workspace`.
+    Stage i uses the parameter rows K[kj[i]], beta[kj[i]] (see :mod:`rkgen.runtime.params`).  Writes the stage
+    values Y[i] and S[i] = sigma(K_i Y_i + beta_i) (and the stable field's F[i]), then updates y in place to
+    y + h sum_i b_i F_i.  ``ws`` is the work tuple of :func:`rkgen.runtime.driver._workspace`.
     Returns (failed stage solves, most Newton iterations); (0, 0) for an explicit tableau.
     """
     raise NotImplementedError
 
 
-def _layer_backward(Kj, hj, P, Y, S, D, eta, mu, G, U, dKj, dbj, ws, field, d, nb, nw):
-    """The adjoint of one layer on a block: eta_i and mu_i for every stage, dK_j and dbeta_j accumulated.
+def _layer_backward(K, kj, hj, P, Y, S, D, eta, mu, G, U, dK, dbeta, ws, field, d, nb, nw):
+    """The adjoint of one layer on a block: eta_i and mu_i for every stage, each stage's gradient added into the
+    rows dK[kj[i]] and dbeta[kj[i]] of its parameters.
 
     D[i] holds sigma' at stage i.  Returns the layer's dJ/dh_j.
     """

@@ -1,7 +1,12 @@
 """The public contract of every generated module: forward and backward (runtime, inlined at render).
 
-    yN, tape = forward(y0, K, beta, h, field="resnet", activation="tanh", keep_states=False, keep_tape=True)
+    yN, tape = forward(y0, K, beta, h, field="resnet", activation="tanh", keep_states=False, keep_tape=True,
+                       params="shared", nodes=None)
     dy0, dK, dbeta, dh = backward(tape, p)
+
+``params`` is the parameter layout (:mod:`rkgen.runtime.params`): "shared" K (N, d, d), beta (N, d); "stage"
+K (N, s, d, d), beta (N, s, d); "continuous" nodal K (N+1, d, d), beta (N+1, d) at the node times ``nodes``.
+backward returns dK and dbeta in the layout given to forward.
 """
 
 from collections import namedtuple
@@ -12,13 +17,15 @@ import numpy as np
 from ._tableau import STAGES
 from .driver import _backward_blocks, _backward_parallel, _forward_blocks, _forward_parallel
 from .layout import _chunks, _layout, _parallel
+from .params import PARAMS, _caller_gradients, _kernel_parameters
 from .tape import _tape_arrays
 
 FIELDS = ("resnet", "stable")
 ACTIVATIONS = ("tanh", "relu", "softplus", "sigmoid")
 
 Tape = namedtuple(
-    "Tape", "states failures iterations stages y0 K beta h field activation block m"
+    "Tape",
+    "states failures iterations stages y0 K beta h field activation block m rows params continuous nodal",
 )
 
 
@@ -29,17 +36,17 @@ def _as_array(x, shape, name):
     return a
 
 
-def _check(y0, K, beta, h, field, activation):
+def _check(y0, K, beta, h, field, activation, params):
     y0 = np.ascontiguousarray(y0, dtype=np.float64)
     if y0.ndim != 2:
         raise ValueError(f"y0 must have shape (m, d), got {y0.shape}")
-    m, d = y0.shape
+    if params not in PARAMS:
+        raise ValueError(f"params must be one of {PARAMS}, got {params!r}")
     K = np.ascontiguousarray(K, dtype=np.float64)
-    if K.ndim != 3 or K.shape[1:] != (d, d):
-        raise ValueError(f"K must have shape (N, {d}, {d}), got {K.shape}")
-    N = K.shape[0]
-    beta = _as_array(beta, (N, d), "beta")
-    h = _as_array(h, (N,), "h")
+    beta = np.ascontiguousarray(beta, dtype=np.float64)
+    h = np.ascontiguousarray(h, dtype=np.float64)
+    if h.ndim != 1:
+        raise ValueError(f"h must have shape (N,), got {h.shape}")
     if field not in FIELDS:
         raise ValueError(f"field must be one of {FIELDS}, got {field!r}")
     if activation not in ACTIVATIONS:
@@ -47,15 +54,19 @@ def _check(y0, K, beta, h, field, activation):
     return y0, K, beta, h
 
 
-def forward(y0, K, beta, h, field="resnet", activation="tanh", keep_states=False, keep_tape=True):
+def forward(
+    y0, K, beta, h, field="resnet", activation="tanh", keep_states=False, keep_tape=True, params="shared", nodes=None
+):
     """Run the network: returns (y_N, tape). See the module docstring for shapes.
 
     keep_tape=False evaluates without keeping the stage values (no backward pass is possible then)."""
-    y0, K, beta, h = _check(y0, K, beta, h, field, activation)
+    y0, K, beta, h = _check(y0, K, beta, h, field, activation, params)
     if keep_tape:  # the tape must not change if the caller changes the parameters in place
         K, beta, h = K.copy(), beta.copy(), h.copy()
     m, d = y0.shape
-    N = K.shape[0]
+    N, Kr, br, rows, continuous = _kernel_parameters(K, beta, h, d, params, nodes)
+    if h.shape != (N,):
+        raise ValueError(f"h has shape {h.shape}, expected ({N},)")
     bs, nblocks, bounds = _layout(m, d, N)
     slots = nblocks if keep_tape else (1 if bounds is None else bounds.shape[0] - 1)
     tY, tS = _tape_arrays((slots, N, STAGES, d, bs))
@@ -64,15 +75,15 @@ def forward(y0, K, beta, h, field="resnet", activation="tanh", keep_states=False
     f, a = FIELDS.index(field), ACTIVATIONS.index(activation)
     if bounds is None:
         failures, most = _forward_blocks(
-            0, nblocks, y0, yN, K, beta, h, f, a, tY, tS, -1 if keep_tape else 0, states, keep_states, bs
+            0, nblocks, y0, yN, Kr, br, rows, h, f, a, tY, tS, -1 if keep_tape else 0, states, keep_states, bs
         )
     else:
         failures, most = _forward_parallel(
-            bounds, y0, yN, K, beta, h, f, a, tY, tS, keep_tape, states, keep_states, bs
+            bounds, y0, yN, Kr, br, rows, h, f, a, tY, tS, keep_tape, states, keep_states, bs
         )
     record = Tape(
         states if keep_states else None, int(failures), int(most), (tY, tS) if keep_tape else None,
-        y0, K, beta, h, field, activation, bs, m,
+        y0, Kr, br, h, field, activation, bs, m, rows, params, continuous, (K, beta),
     )
     return yN, record
 
@@ -82,7 +93,8 @@ def backward(tape, p):
     if tape.stages is None:
         raise ValueError("this tape was made with keep_tape=False: run forward again to differentiate")
     m, d = tape.y0.shape
-    N = tape.K.shape[0]
+    N = tape.h.shape[0]
+    R = tape.K.shape[0]  # parameter rows: N (shared) or N s
     p = _as_array(p, (m, d), "p")
     f, a = FIELDS.index(tape.field), ACTIVATIONS.index(tape.activation)
     tY, tS = tape.stages
@@ -91,18 +103,18 @@ def backward(tape, p):
     threads = numba.get_num_threads()  # the tape's own blocks, split for the threads there are now
     bounds = _chunks(nblocks, _parallel(m, d, N, threads), threads)
     if bounds is None:
-        dK = np.zeros((N, d, d))
-        dbeta = np.zeros((N, d))
+        dK = np.zeros((R, d, d))
+        dbeta = np.zeros((R, d))
         dh = np.zeros(N)
         _backward_blocks(
-            0, nblocks, p, dy0, tape.K, tape.beta, tape.h, f, a, tY, tS, dK, dbeta, dh, tape.block
+            0, nblocks, p, dy0, tape.K, tape.beta, tape.rows, tape.h, f, a, tY, tS, dK, dbeta, dh, tape.block
         )
-        return dy0, dK, dbeta, dh
+        return (dy0, *_caller_gradients(dK, dbeta, dh, tape))
     n = bounds.shape[0] - 1
-    dK = np.zeros((n, N, d, d))
-    dbeta = np.zeros((n, N, d))
+    dK = np.zeros((n, R, d, d))
+    dbeta = np.zeros((n, R, d))
     dh = np.zeros((n, N))
     _backward_parallel(
-        bounds, p, dy0, tape.K, tape.beta, tape.h, f, a, tY, tS, dK, dbeta, dh, tape.block
+        bounds, p, dy0, tape.K, tape.beta, tape.rows, tape.h, f, a, tY, tS, dK, dbeta, dh, tape.block
     )
-    return dy0, dK.sum(axis=0), dbeta.sum(axis=0), dh.sum(axis=0)
+    return (dy0, *_caller_gradients(dK.sum(axis=0), dbeta.sum(axis=0), dh.sum(axis=0), tape))

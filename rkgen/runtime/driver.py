@@ -1,6 +1,8 @@
 """The passes over sample blocks and layers, serial and parallel, for every generated module (runtime).
 
 Each layer calls the tableau's printed ``_layer_forward`` / ``_layer_backward`` (see :mod:`rkgen.runtime._tableau`).
+The parameters arrive as rows K[r], beta[r]; ``rows[j, i]`` is the row stage i of layer j uses (see
+:mod:`rkgen.runtime.params`), so one compiled kernel serves every parameter layout.
 """
 
 import numpy as np
@@ -29,13 +31,13 @@ def _workspace(d):
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
-def _forward_blocks(lo, hi, y0, yN, K, beta, h, field, act, tY, tS, slot, states, keep, bs):
+def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, states, keep, bs):
     """Forward pass over the sample blocks lo..hi-1; stage values Y and S = sigma(K Y + beta) go to
     tY[blk], tS[blk] (or to tY[slot], tS[slot] when slot >= 0: evaluation without a tape).
 
     Returns (failed stage solves, most Newton iterations)."""
     m, d = y0.shape
-    N = K.shape[0]
+    N = h.shape[0]
     y = np.empty((d, bs))
     Z = np.empty((d, bs))
     F = np.zeros((STAGES, d, bs))  # the stable field only (the resnet field uses S)
@@ -57,7 +59,7 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, h, field, act, tY, tS, slot, states
                     states[0, col0 + q, a] = y[a, q]
         for j in range(N):
             at = blk if slot < 0 else slot
-            failed, iterations = _layer_forward(K[j], beta[j], h[j], y, tY[at, j], tS[at, j], F, Z, ws, field, act,
+            failed, iterations = _layer_forward(K, beta, rows[j], h[j], y, tY[at, j], tS[at, j], F, Z, ws, field, act,
                                                 d, nb, nw)
             failures += failed
             most = max(most, iterations)
@@ -72,10 +74,10 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, h, field, act, tY, tS, slot, states
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
-def _backward_blocks(lo, hi, p, dy0, K, beta, h, field, act, tY, tS, dK, dbeta, dh, bs):
-    """Backward pass over the sample blocks lo..hi-1; adds into dK, dbeta, dh, writes dy0."""
+def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, dbeta, dh, bs):
+    """Backward pass over the sample blocks lo..hi-1; adds into dK, dbeta (by parameter row), dh, writes dy0."""
     m, d = p.shape
-    N = K.shape[0]
+    N = h.shape[0]
     P = np.empty((d, bs))
     G = np.empty((d, bs))
     U = np.empty((d, bs))
@@ -97,7 +99,7 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, h, field, act, tY, tS, dK, dbeta, 
             for i in range(STAGES):
                 _derivative(S[i], D[i], act, d, nw)
             # dJ/dh_j = sum_i eta_i . F_i ;  dJ/dy_j = p + sum_i mu_i
-            dh[j] += _layer_backward(K[j], h[j], P, tY[blk, j], S, D, eta, mu, G, U, dK[j], dbeta[j], ws, field,
+            dh[j] += _layer_backward(K, rows[j], h[j], P, tY[blk, j], S, D, eta, mu, G, U, dK, dbeta, ws, field,
                                      d, nb, nw)
             for i in range(STAGES):
                 for a in range(d):
@@ -109,23 +111,23 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, h, field, act, tY, tS, dK, dbeta, 
 
 
 @njit(cache=True, parallel=True)
-def _forward_parallel(bounds, y0, yN, K, beta, h, field, act, tY, tS, keep_tape, states, keep, bs):
+def _forward_parallel(bounds, y0, yN, K, beta, rows, h, field, act, tY, tS, keep_tape, states, keep, bs):
     n = bounds.shape[0] - 1
     fails = np.zeros(n, np.int64)
     most = np.zeros(n, np.int64)
     for c in prange(n):
         fails[c], most[c] = _forward_blocks(
-            bounds[c], bounds[c + 1], y0, yN, K, beta, h, field, act, tY, tS,
+            bounds[c], bounds[c + 1], y0, yN, K, beta, rows, h, field, act, tY, tS,
             np.int64(-1) if keep_tape else np.int64(c), states, keep, bs,
         )
     return fails.sum(), most.max()
 
 
 @njit(cache=True, parallel=True)
-def _backward_parallel(bounds, p, dy0, K, beta, h, field, act, tY, tS, dK, dbeta, dh, bs):
+def _backward_parallel(bounds, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, dbeta, dh, bs):
     n = bounds.shape[0] - 1
     for c in prange(n):
         _backward_blocks(
-            bounds[c], bounds[c + 1], p, dy0, K, beta, h, field, act, tY, tS,
+            bounds[c], bounds[c + 1], p, dy0, K, beta, rows, h, field, act, tY, tS,
             dK[c], dbeta[c], dh[c], bs,
         )

@@ -14,8 +14,9 @@ from .products import _FAST
 
 
 @njit(cache=True, error_model="numpy")
-def _coupled_solve(Kj, bj, hj, y, Ys, Fs, Js, W, M, r, field, act, d):
-    """Newton for the coupled stages of one sample: Y = y + h (A kron I) F(Y).
+def _coupled_solve(K, beta, kj, hj, y, Ys, Fs, Js, W, M, r, field, act, d):
+    """Newton for the coupled stages of one sample: Y = y + h (A kron I) F(Y), stage i with the parameters
+    K[kj[i]], beta[kj[i]].
 
     Returns the iterations used, or -1 when the solve failed."""
     n = STAGES * d
@@ -29,7 +30,7 @@ def _coupled_solve(Kj, bj, hj, y, Ys, Fs, Js, W, M, r, field, act, d):
     prev = math.inf
     for it in range(1, NEWTON_MAXITER + 1):
         for i in range(STAGES):
-            _f_and_jacobian(Kj, bj, Ys[i], Fs[i], Js[i], z, sg, ds, field, act, d)
+            _f_and_jacobian(K[kj[i]], beta[kj[i]], Ys[i], Fs[i], Js[i], z, sg, ds, field, act, d)
         _newton_residual(y, Ys, Fs, hj, r, d)
         _newton_jacobian(Js, hj, M, d)
         if not _solve(M, r, n):
@@ -48,12 +49,12 @@ def _coupled_solve(Kj, bj, hj, y, Ys, Fs, Js, W, M, r, field, act, d):
 
 
 @njit(cache=True, error_model="numpy", inline="always", fastmath=_FAST)
-def _coupled_adjoint(Kj, D, P, eta, Js, M, r, hj, field, d, nb):
+def _coupled_adjoint(K, kj, D, P, eta, Js, M, r, hj, field, d, nb):
     """(I - h (A^T kron I) blockdiag(J_k^T)) eta = b kron p: one (s d) system per sample of the block."""
     n = STAGES * d
     for q in range(nb):
         for k in range(STAGES):
-            _jacobian_t(Kj, D[k], q, Js[k], field, d)
+            _jacobian_t(K[kj[k]], D[k], q, Js[k], field, d)
         _adjoint_system(P, Js, hj, M, r, q, d)
         _solve(M, r, n)
         for i in range(STAGES):

@@ -126,10 +126,11 @@ def _store_stages(Ys, Y, q, d):
 
 
 @njit(cache=True, error_model="numpy", inline="always", fastmath=_FAST)
-def _stage_fields(Kj, bj, Y, Z, S, Fj, field, act, d, nb, nw):
-    """S_i = sigma(K Y_i + beta) and F_i for every solved stage on a block (padding columns set to zero)."""
+def _stage_fields(K, beta, kj, Y, Z, S, Fj, field, act, d, nb, nw):
+    """S_i = sigma(K_i Y_i + beta_i) and F_i for every solved stage on a block (padding columns set to zero), with
+    stage i's parameters K[kj[i]], beta[kj[i]]."""
     for i in range(STAGES):
         for a in range(d):
             for q in range(nb, nw):
                 Y[i, a, q] = 0.0
-        _field(Kj, bj, Y[i], Z, S[i], Fj[i], field, act, d, nw)
+        _field(K[kj[i]], beta[kj[i]], Y[i], Z, S[i], Fj[i], field, act, d, nw)

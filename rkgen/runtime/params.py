@@ -1,0 +1,131 @@
+"""Parameter layouts: which (K, beta) each stage of each layer uses, and the gradients back in the caller's layout.
+
+The kernels read parameter *rows* K[r], beta[r]; ``rows[j, i]`` is the row of stage i of layer j:
+
+- ``shared``: one set per layer, K (N, d, d), beta (N, d); every stage of layer j uses row j (000 Prop. 3.2).
+- ``stage``: one set per stage, K (N, s, d, d), beta (N, s, d); row j s + i (000 Prop. 3.1).
+- ``continuous``: nodal values K (N+1, d, d), beta (N+1, d) at node times tau_0 < ... < tau_N, linear in t
+  between nodes (and beyond the end nodes); stage i of layer j uses them at its time t_j + c_i h_j, with
+  t_j = h_0 + ... + h_(j-1).  The kernels run on the interpolated stage sets (the stage layout); the gradient of a
+  stage set goes back to its two nodes with the interpolation weights, and, because the node times are held fixed
+  while the steps move the stage times, dJ/dh also gets (dJ/du_ji) . (du/dt) times dt_ji/dh_k (1 for k < j,
+  c_i for k = j).  By default the nodes are the layer boundaries of the given steps, tau = (0, cumsum(h)).
+
+The stage nodes c_i are the tableau's ``C``.
+"""
+
+import numpy as np
+
+from ._tableau import STAGES, C
+
+PARAMS = ("shared", "stage", "continuous")
+
+
+def _stage_rows(N, params):
+    """rows[j, i]: the parameter row of stage i of layer j (int64, C-contiguous)."""
+    if params == "shared":
+        return np.ascontiguousarray(np.repeat(np.arange(N, dtype=np.int64)[:, None], STAGES, axis=1))
+    return np.arange(N * STAGES, dtype=np.int64).reshape(N, STAGES)
+
+
+def _layer_count(K, d, params):
+    """N from the parameter array's shape in this layout (checked)."""
+    if params == "shared":
+        if K.ndim != 3 or K.shape[1:] != (d, d):
+            raise ValueError(f"K must have shape (N, {d}, {d}) for params='shared', got {K.shape}")
+        return K.shape[0]
+    if params == "stage":
+        if K.ndim != 4 or K.shape[1:] != (STAGES, d, d):
+            raise ValueError(f"K must have shape (N, {STAGES}, {d}, {d}) for params='stage', got {K.shape}")
+        return K.shape[0]
+    if params == "continuous":
+        if K.ndim != 3 or K.shape[1:] != (d, d) or K.shape[0] < 2:
+            raise ValueError(f"K must have shape (N+1, {d}, {d}) with N >= 1 for params='continuous', got {K.shape}")
+        return K.shape[0] - 1
+    raise ValueError(f"params must be one of {PARAMS}, got {params!r}")
+
+
+def _stage_times(h):
+    """t_ji = t_j + c_i h_j, shape (N, s)."""
+    start = np.concatenate(((0.0,), np.cumsum(h)[:-1]))
+    return start[:, None] + np.asarray(C)[None, :] * h[:, None]
+
+
+def _interpolation(nodes, times):
+    """(segment, weight of its right node, segment length) of each time: t = tau_k + w (tau_(k+1) - tau_k), on the
+    segment that holds t from the left (a time on a node takes the segment that starts there), the end segments
+    extended beyond the ends."""
+    seg = np.clip(np.searchsorted(nodes, times, side="right") - 1, 0, len(nodes) - 2)
+    width = nodes[seg + 1] - nodes[seg]
+    return seg, (times - nodes[seg]) / width, width
+
+
+class _Continuous:
+    """The interpolation of one forward call, kept on the tape for the backward pass."""
+
+    def __init__(self, nodes, h):
+        self.nodes = nodes
+        self.h = h
+        self.seg, self.w, self.width = _interpolation(nodes, _stage_times(h))
+
+    def stage_values(self, P):
+        """(N, s, ...) stage values of the nodal values P (N+1, ...)."""
+        w = self.w.reshape(self.w.shape + (1,) * (P.ndim - 1))
+        return (1.0 - w) * P[self.seg] + w * P[self.seg + 1]
+
+    def nodal_gradient(self, G, P):
+        """Gradient of the nodal values from the stage-set gradient G (N, s, ...), and dJ/dt_ji."""
+        w = self.w.reshape(self.w.shape + (1,) * (P.ndim - 1))
+        out = np.zeros_like(P)
+        np.add.at(out, self.seg, (1.0 - w) * G)
+        np.add.at(out, self.seg + 1, w * G)
+        slope = (P[self.seg + 1] - P[self.seg]) / self.width.reshape(w.shape)
+        dt = (slope * G).reshape(G.shape[0], G.shape[1], -1).sum(axis=2)
+        return out, dt
+
+    def step_gradient(self, dt):
+        """dJ/dh_k from dJ/dt_ji: t_ji depends on h_k by 1 (k < j) and by c_i (k = j)."""
+        per_layer = dt.sum(axis=1)
+        later = np.concatenate((np.cumsum(per_layer[::-1])[::-1][1:], (0.0,)))
+        return later + dt @ np.asarray(C)
+
+
+def _kernel_parameters(K, beta, h, d, params, nodes):
+    """(N, K rows, beta rows, rows, continuous) for the kernels; ``continuous`` is None unless params='continuous'."""
+    N = _layer_count(K, d, params)
+    if params == "shared":
+        if beta.shape != (N, d):
+            raise ValueError(f"beta must have shape ({N}, {d}), got {beta.shape}")
+        return N, K, beta, _stage_rows(N, params), None
+    if params == "stage":
+        if beta.shape != (N, STAGES, d):
+            raise ValueError(f"beta must have shape ({N}, {STAGES}, {d}), got {beta.shape}")
+        return N, K.reshape(N * STAGES, d, d), beta.reshape(N * STAGES, d), _stage_rows(N, params), None
+    if beta.shape != (N + 1, d):
+        raise ValueError(f"beta must have shape ({N + 1}, {d}), got {beta.shape}")
+    if h.shape != (N,):
+        raise ValueError(f"h has shape {h.shape}, expected ({N},)")
+    if nodes is None:
+        nodes = np.concatenate(((0.0,), np.cumsum(h)))
+    nodes = np.ascontiguousarray(nodes, dtype=np.float64)
+    if nodes.shape != (N + 1,) or not np.all(np.isfinite(nodes)) or not np.all(np.diff(nodes) > 0):
+        raise ValueError(f"nodes must be {N + 1} increasing finite times, got shape {nodes.shape}")
+    cont = _Continuous(nodes, h.copy())
+    Ks = np.ascontiguousarray(cont.stage_values(K).reshape(N * STAGES, d, d))
+    bs = np.ascontiguousarray(cont.stage_values(beta).reshape(N * STAGES, d))
+    return N, Ks, bs, _stage_rows(N, "stage"), cont
+
+
+def _caller_gradients(dK, dbeta, dh, tape):
+    """The kernels' row gradients in the layout the caller gave to forward."""
+    N, d = dh.shape[0], dbeta.shape[-1]
+    if tape.params == "shared":
+        return dK, dbeta, dh
+    dK = dK.reshape(N, STAGES, d, d)
+    dbeta = dbeta.reshape(N, STAGES, d)
+    if tape.params == "stage":
+        return dK, dbeta, dh
+    cont = tape.continuous
+    gK, tK = cont.nodal_gradient(dK, tape.nodal[0])
+    gb, tb = cont.nodal_gradient(dbeta, tape.nodal[1])
+    return gK, gb, dh + cont.step_gradient(tK + tb)
