@@ -51,6 +51,9 @@ if TYPE_CHECKING:
     from .tableau import Tableau
 
 __all__ = [
+    "PARAMS",
+    "ParameterLayout",
+    "parameter_layout",
     "Term",
     "ForwardStage",
     "BackwardStage",
@@ -121,9 +124,7 @@ class BackwardStage:
         return tuple(t for t in self.terms if t.index != self.i)
 
     def __str__(self) -> str:
-        parts = ([f"{self.weight.name}*p"] if self.weight else []) + (
-            [_sum(self.terms, "mu")] if self.terms else []
-        )
+        parts = ([f"{self.weight.name}*p"] if self.weight else []) + ([_sum(self.terms, "mu")] if self.terms else [])
         return f"eta_{self.i + 1} = {' + '.join(parts) if parts else '0'}"
 
 
@@ -231,6 +232,78 @@ class LayerEquations:
         return out
 
 
+PARAMS = ("shared", "stage", "continuous")
+
+
+@dataclass(frozen=True)
+class ParameterLayout:
+    """Which parameters stage i of layer j uses, and where the stage's gradient goes: one layout as exact data.
+
+    Every layout runs the same stages and the same adjoint; the stage-wise gradient (000 Prop. 3.1, in ξ form, so
+    that it holds for b_i = 0 too) is ``g_i = h_j (∂f/∂u at Y_i, u_i)ᵀ η_i`` for every stage, and the layout
+    decides only which parameters u_i is and how the g_i add up:
+
+    - ``shared``: u_i = u_j for every stage (000 Prop. 3.2); ∂J/∂u_j = Σ_i g_i.
+    - ``stage``: u_i = u_(j,i), one set per stage; ∂J/∂u_(j,i) = g_i.
+    - ``continuous``: nodal values u_k at fixed times τ_k, linear in between; u_i = u(t_j + c_i h_j). On the
+      segment [τ_k, τ_(k+1)) that holds the stage time, u_i = (1 − θ_i) u_k + θ_i u_(k+1) with
+      θ_i = (t_j + c_i h_j − τ_k)/(τ_(k+1) − τ_k); g_i goes to u_k with weight 1 − θ_i and to u_(k+1) with θ_i, and
+      ∂J/∂h_l gains u'(t_ji)·g_i times ∂t_ji/∂h_l = 1 (l < j), c_i (l = j). On the grid of the layer boundaries
+      (τ_k = t_k, k = j) θ_i = c_i: the stage nodes of the tableau are where the parameters are read.
+
+    ``weights[i]`` = (1 − c_i, c_i) exactly: the interpolation weights on the layer-boundary grid.
+
+    >>> from rkgen import load
+    >>> lay = parameter_layout(load("rk4"), "continuous")
+    >>> lay.weights
+    ((1, 0), (1/2, 1/2), (1/2, 1/2), (0, 1))
+    >>> [str(e) for e in lay.stage_parameters()][:2]
+    ['Eq(u_1, u_j)', 'Eq(u_2, u_j/2 + u_j+1/2)']
+    """
+
+    name: str
+    nodes: tuple[sympy.Expr, ...]
+
+    @property
+    def stages(self) -> int:
+        return len(self.nodes)
+
+    @property
+    def weights(self) -> tuple[tuple[sympy.Expr, sympy.Expr], ...]:
+        return tuple((sympy.expand(1 - c), c) for c in self.nodes)
+
+    def stage_parameters(self) -> list[sympy.Eq]:
+        """u_i in terms of the layer's parameters (continuous: on the grid of the layer boundaries)."""
+        u = [sympy.Symbol(f"u_{i + 1}") for i in range(self.stages)]
+        if self.name == "shared":
+            return [sympy.Eq(ui, sympy.Symbol("u_j")) for ui in u]
+        if self.name == "stage":
+            return [sympy.Eq(ui, sympy.Symbol(f"u_j,{i + 1}")) for i, ui in enumerate(u)]
+        left, right = sympy.Symbol("u_j"), sympy.Symbol("u_j+1")
+        return [sympy.Eq(ui, wl * left + wr * right) for ui, (wl, wr) in zip(u, self.weights, strict=True)]
+
+    def gradients(self) -> list[sympy.Eq]:
+        """Where the stage gradients g_i go (continuous: on the grid of the layer boundaries; the step term aside)."""
+        g = [sympy.Symbol(f"g_{i + 1}") for i in range(self.stages)]
+        if self.name == "shared":
+            return [sympy.Eq(sympy.Symbol("dJ/du_j"), sympy.Add(*g))]
+        if self.name == "stage":
+            return [sympy.Eq(sympy.Symbol(f"dJ/du_j,{i + 1}"), gi) for i, gi in enumerate(g)]
+        left = sympy.Add(*[wl * gi for (wl, _), gi in zip(self.weights, g, strict=True)])
+        right = sympy.Add(*[wr * gi for (_, wr), gi in zip(self.weights, g, strict=True)])
+        return [
+            sympy.Eq(sympy.Symbol("dJ/du_j (from layer j)"), left),
+            sympy.Eq(sympy.Symbol("dJ/du_j+1 (from layer j)"), right),
+        ]
+
+
+def parameter_layout(tableau: Tableau, name: str) -> ParameterLayout:
+    """The parameter layout ``name`` (one of :data:`PARAMS`) of ``tableau``'s layers."""
+    if name not in PARAMS:
+        raise ValueError(f"unknown parameter layout {name!r}; choose one of {', '.join(PARAMS)}")
+    return ParameterLayout(name, tuple(tableau.c))
+
+
 def layer_equations(tableau: Tableau) -> LayerEquations:
     """The forward and backward stage equations of ``tableau`` (exact coefficients, zeros dropped)."""
     s = tableau.stages
@@ -243,9 +316,7 @@ def layer_equations(tableau: Tableau) -> LayerEquations:
         coefficients[name] = A[i][j]
         return Term(name, A[i][j], index)
 
-    forward = tuple(
-        ForwardStage(i, tuple(a_term(i, l, l) for l in range(s) if nz[i][l])) for i in range(s)
-    )
+    forward = tuple(ForwardStage(i, tuple(a_term(i, l, l) for l in range(s) if nz[i][l])) for i in range(s))
     zero_b = set(tableau.zero_weights)
     update = []
     weights = []
@@ -260,9 +331,7 @@ def layer_equations(tableau: Tableau) -> LayerEquations:
     for i in range(s):
         coefficients[coefficient_name("c", i + 1)] = c[i]
     order = range(s - 1, -1, -1) if tableau.structure != "fully implicit" else range(s)
-    backward = tuple(
-        BackwardStage(i, weights[i], tuple(a_term(k, i, k) for k in range(s) if nz[k][i])) for i in order
-    )
+    backward = tuple(BackwardStage(i, weights[i], tuple(a_term(k, i, k) for k in range(s) if nz[k][i])) for i in order)
     newton, adjoint = _stage_systems(tableau.structure, forward, backward)
     return LayerEquations(
         tableau, forward, tuple(update), backward, dict(sorted(coefficients.items())), newton, adjoint
