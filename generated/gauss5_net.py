@@ -66,24 +66,31 @@ Symplectic: its own partner.
     b_4 = 13*sqrt(70)/1800 + 161/900
     b_5 = 161/900 - 13*sqrt(70)/1800
 
-One layer j with step h_j and parameters (K_j, beta_j) shared by all stages:
+One layer j with step h_j (its stage i at time t_j + c_i h_j):
 
     Y_i = y + h_j sum_l a_il F_l,   F_i = f(Y_i),   y_(j+1) = y + h_j sum_i b_i F_i,
 
-with f(y) = sigma(K_j y + beta_j) ("resnet") or f(y) = -K_j^T sigma(K_j y + beta_j) ("stable").
+with f(y) = sigma(K y + beta) ("resnet") or f(y) = -K^T sigma(K y + beta) ("stable"), K and beta
+those of the stage (the same for every stage of a layer in the default layout).
 The backward pass is the stage-wise adjoint in xi form (the symplectic partner of this tableau
 applied backwards, written so that it never divides by h_j or b_i):
 
     (I - h (A^T kron I) blockdiag(J_k^T)) eta = b kron p   (one s*d system per sample)
     mu_i = h J_i^T eta_i,  dJ/dy_j = p + sum_i mu_i,  dJ/dh_j = sum_i eta_i . F_i,
-    dJ/dK_j, dJ/dbeta_j = sum_i (df/dK, df/dbeta at Y_i)^T (h eta_i)
+    g_i = (df/dK, df/dbeta at Y_i)^T (h eta_i): the gradient of stage i's parameters, summed over the
+    stages of a layer (shared), kept per stage (stage), or sent to the nodes (continuous)
 
 Contract (the same for every module rkgen writes):
 
-    yN, tape = forward(y0, K, beta, h, field="resnet", activation="tanh", keep_states=False)
+    yN, tape = forward(y0, K, beta, h, field="resnet", activation="tanh", keep_states=False,
+                       params="shared", nodes=None)
     dy0, dK, dbeta, dh = backward(tape, p)
 
-y0 (m, d), K (N, d, d), beta (N, d), h (N,) and p = dJ/dy_N (m, d), float64. `tape.states`
+y0 (m, d), h (N,) and p = dJ/dy_N (m, d), float64. The parameter layout `params`: "shared"
+K (N, d, d), beta (N, d), one set per layer; "stage" K (N, s, d, d), beta (N, s, d), one set per
+stage; "continuous" K (N+1, d, d), beta (N+1, d), nodal values at the times `nodes` (default: the
+layer boundaries), linear in t and read at the stage times t_j + c_i h_j. backward returns dK and
+dbeta in the layout given to forward. `tape.states`
 holds the layer states (N+1, m, d) when keep_states=True. `tape.failures` counts the (layer,
 sample) stage solves that did not converge (always 0 for explicit tableaux); a caller must treat
 failures > 0 as an error. `tape.iterations` is the most Newton iterations any solve used. The tape
@@ -109,7 +116,7 @@ from numba import njit, prange
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_3b41a7e961edf522"
+MODULE_KEY = "rkgen_net_5a546f6de1fc3bdb"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
