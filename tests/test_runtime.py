@@ -243,3 +243,75 @@ def test_newton_failure_on_a_huge_step_is_counted(net, activation):
         assert tape.failures == 1 and not np.all(np.isfinite(tape.stages[0]))
     _, ok = net.forward(y0, K, beta, np.array([0.1]), field="stable", activation=activation)
     assert ok.failures == 0
+
+
+# -- parameter layouts (rkgen/runtime/params.py), against loops written out -------------------------------------
+
+
+@pytest.fixture
+def params_module(monkeypatch):
+    """rkgen.runtime.params with a three-stage tableau's nodes c = (0, 1/2, 1) in place of the stand-in's."""
+    from rkgen.runtime import params
+
+    monkeypatch.setattr(params, "C", np.array([0.0, 0.5, 1.0]))
+    monkeypatch.setattr(params, "STAGES", 3)
+    return params
+
+
+def test_stage_rows(params_module):
+    shared = params_module._stage_rows(4, "shared")
+    assert shared.tolist() == [[j] * 3 for j in range(4)]
+    assert params_module._stage_rows(2, "stage").tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert shared.flags.c_contiguous and shared.dtype == np.int64
+
+
+def test_interpolation_segments_at_nodes_and_beyond(params_module):
+    nodes = np.array([0.0, 1.0, 3.0])
+    seg, w, width = params_module._interpolation(nodes, np.array([-1.0, 0.0, 0.5, 1.0, 2.0, 3.0, 4.0]))
+    assert seg.tolist() == [0, 0, 0, 1, 1, 1, 1]  # a time on a node reads the segment that starts there
+    assert w.tolist() == [-1.0, 0.0, 0.5, 0.0, 0.5, 1.0, 1.5]  # the end segments extended
+    assert width.tolist() == [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0]
+
+
+def test_continuous_gradients_against_loops(params_module, rng):
+    h = np.array([0.3, 0.5, 0.4])
+    nodes = np.array([0.0, 0.35, 0.7, 1.3])  # off the stage times
+    P = rng.standard_normal((4, 2, 2))
+    G = rng.standard_normal((3, 3, 2, 2))
+    cont = params_module._Continuous(nodes, h)
+    U = cont.stage_values(P)
+    c = [0.0, 0.5, 1.0]
+    for j in range(3):
+        for i in range(3):
+            t = h[:j].sum() + c[i] * h[j]
+            k = min(max(np.searchsorted(nodes, t, side="right") - 1, 0), 2)
+            w = (t - nodes[k]) / (nodes[k + 1] - nodes[k])
+            assert np.allclose(U[j, i], (1 - w) * P[k] + w * P[k + 1], rtol=0, atol=1e-15)
+    dP, dt = cont.nodal_gradient(G, P)
+    # J = sum(G * U): its gradient in P is dP; in h, by the chain rule through the stage times
+    for e in (1e-6,):
+        for n in range(4):
+            for idx in np.ndindex(2, 2):
+                Pp, Pm = P.copy(), P.copy()
+                Pp[(n, *idx)] += e
+                Pm[(n, *idx)] -= e
+                fd = (np.sum(G * cont.stage_values(Pp)) - np.sum(G * cont.stage_values(Pm))) / (2 * e)
+                assert abs(fd - dP[(n, *idx)]) < 1e-8
+        dh = cont.step_gradient(dt)
+        for k in range(3):
+            hp, hm = h.copy(), h.copy()
+            hp[k] += e
+            hm[k] -= e
+            Jp = np.sum(G * params_module._Continuous(nodes, hp).stage_values(P))
+            Jm = np.sum(G * params_module._Continuous(nodes, hm).stage_values(P))
+            assert abs((Jp - Jm) / (2 * e) - dh[k]) < 1e-7
+
+
+def test_layout_shapes_are_checked(params_module):
+    K = np.zeros((2, 3, 3))
+    with pytest.raises(ValueError, match=r"K must have shape \(N, 3, 3, 3\) for params='stage'"):
+        params_module._kernel_parameters(K, np.zeros((2, 3)), np.ones(2), 3, "stage", None)
+    with pytest.raises(ValueError, match=r"beta must have shape \(3, 3\)"):
+        params_module._kernel_parameters(np.zeros((3, 3, 3)), np.zeros((2, 3)), np.ones(2), 3, "continuous", None)
+    with pytest.raises(ValueError, match="increasing"):
+        params_module._kernel_parameters(np.zeros((3, 3, 3)), np.zeros((3, 3)), np.ones(2), 3, "continuous", [0, 1, 1])
