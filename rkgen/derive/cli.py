@@ -10,6 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..adjoint import PARAMS
 from ..codegen.printer import check_float_range
 from ..errors import RkgenError
 from ..fileio import check_target, write_bytes_atomic, write_text_atomic
@@ -60,12 +61,13 @@ def compile_pdf(tex: str, output: Path, pdflatex: str | None = None) -> None:
 _SUFFIX_FORMAT = {".md": "md", ".markdown": "md", ".tex": "tex", ".pdf": "pdf"}
 
 
-def _target(output: str | None, tableau: Tableau, fmt: str) -> Path | None:
+def _target(output: str | None, tableau: Tableau, fmt: str, params: str = "shared") -> Path | None:
+    stem = tableau.identifier + ("" if params == "shared" else f"_{params}") + "_derivation"
     if output is None:
-        return Path(f"{tableau.identifier}_derivation.pdf") if fmt == "pdf" else None
+        return Path(f"{stem}.pdf") if fmt == "pdf" else None
     path = Path(output)
     if path.is_dir():
-        path = path / f"{tableau.identifier}_derivation.{fmt}"
+        path = path / f"{stem}.{fmt}"
     return path
 
 
@@ -74,14 +76,17 @@ def _write(path: Path, text: str) -> None:
 
 
 def run_derive(args) -> int:
-    """`rkgen derive TABLEAU [--format md|tex|pdf] [-o FILE] [--json]`."""
+    """`rkgen derive TABLEAU [--format md|tex|pdf] [-o FILE] [--json] [--params shared|stage|continuous]`."""
     fmt = args.format
     if fmt is None:
         fmt = _SUFFIX_FORMAT.get(Path(args.output).suffix.lower(), "md") if args.output else "md"
+    params = getattr(args, "params", None) or "shared"
+    if params not in PARAMS:
+        raise RkgenError(f"unknown parameter layout {params!r}; choose one of {', '.join(PARAMS)}")
     tableau = load(args.tableau)
     check_float_range(tableau)  # the document shows the network's float64 code, as `generate` writes it
     if args.json:
-        text = json.dumps(equations_json(tableau), indent=2, ensure_ascii=False) + "\n"
+        text = json.dumps(equations_json(tableau, params), indent=2, ensure_ascii=False) + "\n"
         if args.output:
             _write(Path(args.output), text)
             print(f"wrote {args.output}")
@@ -93,10 +98,10 @@ def run_derive(args) -> int:
         pdflatex = shutil.which("pdflatex")
         if pdflatex is None:
             raise RkgenError(PDFLATEX_MISSING)
-    target = _target(args.output, tableau, fmt)
+    target = _target(args.output, tableau, fmt, params)
     if target is not None:
         check_target(target)  # a link, a FIFO or a device is refused before the document is built
-    doc = Derivation(tableau)
+    doc = Derivation(tableau, params)
     if fmt == "pdf":
         compile_pdf(doc.latex(), target, pdflatex)
         print(f"wrote {target}")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from functools import cached_property
 
-from ..adjoint import layer_equations
+from ..adjoint import PARAMS, layer_equations, parameter_layout
+from ..errors import RkgenError
 from ..tableau import Tableau, load
 from .check import CheckResult, numerical_check, partner_entries
 from .formulas import float_tex, longest, lx, vector_latex
@@ -23,10 +24,29 @@ SHORT_LATEX = 48
 class Context:
     """What every section of a derivation reads: the tableau, its equations, the check, the module, helpers."""
 
-    def __init__(self, tableau: Tableau | str):
+    def __init__(self, tableau: Tableau | str, params: str = "shared"):
+        if params not in PARAMS:
+            raise RkgenError(f"unknown parameter layout {params!r}; choose one of {', '.join(PARAMS)}")
         self.t = load(tableau) if not isinstance(tableau, Tableau) else tableau
         self.eq = layer_equations(self.t)
         self.F = self.t.number_field
+        #: which parameters each stage reads (:func:`rkgen.adjoint.parameter_layout`); ``shared`` by default
+        self.layout = parameter_layout(self.t, params)
+
+    # -- the parameter layout ----------------------------------------------------------------------------
+    @property
+    def params(self) -> str:
+        return self.layout.name
+
+    @property
+    def shared(self) -> bool:
+        """One parameter set per layer (the default; the document is then the one without ``--params``)."""
+        return self.layout.name == "shared"
+
+    @property
+    def u(self) -> str:
+        """The parameters stage i reads, as written in the formulas: u_j (shared) or u_i (per stage)."""
+        return "u_j" if self.shared else "u_i"
 
     # -- shared facts ----------------------------------------------------------------------------------
     @cached_property
@@ -92,7 +112,9 @@ class Context:
 
     @property
     def title(self) -> str:
-        return f"Exact gradients for {self.t.name}: a derivation"
+        if self.shared:
+            return f"Exact gradients for {self.t.name}: a derivation"
+        return f"Exact gradients for {self.t.name} with the {self.params} parameter layout: a derivation"
 
     @property
     def safe_name(self) -> str:

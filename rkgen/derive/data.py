@@ -3,20 +3,61 @@
 from __future__ import annotations
 
 from .. import __version__
-from ..adjoint import Term, layer_equations
+from ..adjoint import Term, layer_equations, parameter_layout
 from ..tableau import Tableau
 from .formulas import eta_symbolic, forward_symbolic, lx, update_symbolic
 
-__all__ = ["equations_json"]
+__all__ = ["equations_json", "layout_json"]
 
 
 def _term(x: Term) -> dict:
     return {"name": x.name, "stage": x.index + 1, "value": str(x.value), "latex": lx(x.value)}
 
 
-def equations_json(t: Tableau) -> dict:
+def layout_json(t: Tableau, params: str = "shared") -> dict:
+    """The parameter layout ``params`` of ``t`` (:func:`rkgen.adjoint.parameter_layout`) as JSON-ready data: which
+    parameters each stage reads, where the stage gradients g_i = h_j (∂f/∂u at Y_i, u_i)ᵀ η_i go, and, for the
+    continuous layout, the interpolation weights (1 - c_i, c_i) on the layer-boundary grid and the partner's c̃.
+
+    >>> from rkgen import load
+    >>> d = layout_json(load("gauss2"), "continuous")
+    >>> d["stages"][0]["weights"]
+    ['sqrt(3)/6 + 1/2', '1/2 - sqrt(3)/6']
+    >>> d["partner_c"] == [s["c"] for s in d["stages"]]
+    True
+    """
+    lay = parameter_layout(t, params)
+    eq = layer_equations(t)
+    stages = []
+    for i, e in enumerate(lay.stage_parameters()):
+        entry = {"stage": i + 1, "reads": str(e), "c": str(lay.nodes[i])}
+        if lay.name == "continuous":
+            entry["weights"] = [str(w) for w in lay.weights[i]]
+            entry["weights_latex"] = [lx(w) for w in lay.weights[i]]
+        stages.append(entry)
+    data = {
+        "name": lay.name,
+        "stages": stages,
+        "stage_gradient": "g_i = h_j (df/du at Y_i, u_i)^T eta_i",
+        "gradients": [str(e) for e in lay.gradients()],
+        "partner_form": None
+        if eq.p_form is None
+        else [f"g_{x.index + 1} = h_j*{x.value}*(df/du at Y_{x.index + 1})^T P_{x.index + 1}" for x in eq.update],
+        "zero_weights": [i + 1 for i in t.zero_weights],
+    }
+    if lay.name == "continuous":
+        p = t.partner
+        data["partner_c"] = None if p is None else [str(c) for c in p.c]
+        data["step_gradient"] = (
+            "dJ/dh_l = sum_i eta_i^(l) . F_i^(l) + sum_i c_i u'(t_l,i) . g_i^(l) + sum_(j>l) sum_i u'(t_j,i) . g_i^(j)"
+        )
+    return data
+
+
+def equations_json(t: Tableau, params: str = "shared") -> dict:
     """The layer equations (forward, backward in computing order, partner form) with exact coefficients, the
-    partner and M, as JSON-ready data; stage numbers are 1-based.  The LaTeX of each equation is included."""
+    partner and M, and the parameter layout ``params`` (:func:`layout_json`), as JSON-ready data; stage numbers are
+    1-based.  The LaTeX of each equation is included."""
     eq = layer_equations(t)
     p = t.partner
     r = t.order_report
@@ -66,5 +107,6 @@ def equations_json(t: Tableau) -> dict:
         "symplectic": t.is_symplectic,
         "M": [[str(x) for x in row] for row in t.symplecticity_matrix],
         "partner": None if p is None else {**p.exact_strings(), "structure": p.structure},
+        "params": layout_json(t, params),
     }
     return data

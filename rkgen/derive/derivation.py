@@ -61,9 +61,10 @@ def _finish(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.strip("\n").splitlines()) + "\n"
 
 
-def render(spec: Tableau | str, fmt: str = "md") -> str:
-    """The derivation document of a tableau (a Tableau, a built-in name or a JSON path) as Markdown or LaTeX."""
-    doc = Derivation(spec)
+def render(spec: Tableau | str, fmt: str = "md", params: str = "shared") -> str:
+    """The derivation document of a tableau (a Tableau, a built-in name or a JSON path) as Markdown or LaTeX, for
+    the parameter layout ``params`` (:data:`rkgen.adjoint.PARAMS`)."""
+    doc = Derivation(spec, params)
     if fmt == "md":
         return doc.markdown()
     if fmt == "tex":

@@ -16,6 +16,7 @@ from .formulas import (
     symbolic,
     update_symbolic,
 )
+from .sections_layout import section_layout
 
 if TYPE_CHECKING:
     from .context import Context
@@ -37,6 +38,8 @@ def section_adjoint(doc: Context) -> list:
     out += _backward_equations(doc)
     out += _gradient_equations(doc)
     out += _p_form_equations(doc)
+    if not doc.shared:
+        out += section_layout(doc)
     return out
 
 
@@ -54,7 +57,7 @@ def _forward_equations(doc: Context) -> list:
         update += rf" = y_j + h_j\left({numeric(eq.update, 'F')}\right)"
     lines.append(update)
     if t.structure == "explicit":
-        out.append(Para(rich("In this order, each $F_i = f(Y_i, u_j)$ evaluated right after $Y_i$:")))
+        out.append(Para(rich(f"In this order, each $F_i = f(Y_i, {doc.u})$ evaluated right after $Y_i$:")))
         out.append(Display(lines, aligned=True))
         return out
     implicit = [st.i + 1 for st in eq.forward if st.implicit]
@@ -63,10 +66,10 @@ def _forward_equations(doc: Context) -> list:
         out.append(
             Para(
                 rich(
-                    f"with $F_i = f(Y_i, u_j)$. {_stages(implicit)} $Y_i$ on both sides (through $F_i$): "
+                    f"with $F_i = f(Y_i, {doc.u})$. {_stages(implicit)} $Y_i$ on both sides (through $F_i$): "
                     f"{'each is' if len(implicit) > 1 else 'it is'} a nonlinear $d \\times d$ system, solved "
                     f"{'stage after stage ' if len(implicit) > 1 else ''}by Newton's method with the "
-                    "matrix $I - h_j a_{ii} J_i$, $J_i = \\partial_y f(Y_i, u_j)$."
+                    f"matrix $I - h_j a_{{ii}} J_i$, $J_i = \\partial_y f(Y_i, {doc.u})$."
                 )
             )
         )
@@ -74,7 +77,7 @@ def _forward_equations(doc: Context) -> list:
         out.append(
             Para(
                 rich(
-                    "with $F_i = f(Y_i, u_j)$. All stages are coupled: $Y = \\mathbf{1} \\otimes y_j + h_j "
+                    f"with $F_i = f(Y_i, {doc.u})$. All stages are coupled: $Y = \\mathbf{{1}} \\otimes y_j + h_j "
                     "(A \\otimes I) F(Y)$ is one nonlinear system of size $sd$ per sample, solved by Newton's "
                     "method with the matrix $I - h_j (A \\otimes I) \\operatorname{diag}(J_1, \\dots, J_s)$."
                 )
@@ -101,7 +104,9 @@ def _backward_equations(doc: Context) -> list:
             rich(
                 "Let $p = \\partial\\mathcal{J}/\\partial y_{j+1}$ (at the top, $p = \\nabla\\mathcal{J}(y_N)$) "
                 "and "
-                "$J_k = \\partial_y f(Y_k, u_j)$. Varying $y_j$, $u_j$ and $h_j$ in the forward stages gives"
+                f"$J_k = \\partial_y f(Y_k, {doc.u.replace('i', 'k')})$. Varying $y_j$, "
+                + ("$u_j$" if doc.shared else "the stage parameters $u_i$")
+                + " and $h_j$ in the forward stages gives"
             )
         )
     )
@@ -109,7 +114,7 @@ def _backward_equations(doc: Context) -> list:
         Display(
             [
                 r"\delta y_{j+1} &= \delta y_j + h_j \sum_i b_i \delta F_i + \delta h_j \sum_i b_i F_i,",
-                r"\delta F_i &= J_i \delta Y_i + \partial_u f(Y_i, u_j) \delta u_j,",
+                rf"\delta F_i &= J_i \delta Y_i + \partial_u f(Y_i, {doc.u}) \delta {doc.u},",
                 r"\delta Y_i &= \delta y_j + h_j \sum_l a_{il} \delta F_l + \delta h_j \sum_l a_{il} F_l.",
             ],
             aligned=True,
@@ -135,7 +140,7 @@ def _backward_equations(doc: Context) -> list:
         Display(
             [
                 r"p^{T} \delta y_{j+1} = \Big(p + \sum_i \mu_i\Big)^{T} \delta y_j + h_j \sum_i \eta_i^{T} "
-                r"\partial_u f(Y_i, u_j) \delta u_j + \Big(\sum_i \eta_i^{T} F_i\Big) \delta h_j.",
+                rf"\partial_u f(Y_i, {doc.u}) \delta {doc.u} + \Big(\sum_i \eta_i^{{T}} F_i\Big) \delta h_j.",
             ]
         )
     )
@@ -268,6 +273,13 @@ def _block_system(doc: Context, symbolic_names: bool) -> str:
 def _gradient_equations(doc: Context) -> list:
     s = doc.t.stages
     out = [Heading(3, rich("6.3 The gradient"))]
+    out += _shared_parameter_gradients() if doc.shared else _stage_parameter_gradients()
+    return out + _step_and_state_gradients(doc, s)
+
+
+def _shared_parameter_gradients() -> list:
+    """The gradients of (K_j, beta_j) for both fields: one parameter set per layer."""
+    out = []
     out.append(
         Para(
             rich(
@@ -306,6 +318,11 @@ def _gradient_equations(doc: Context) -> list:
             ]
         )
     )
+    return out
+
+
+def _step_and_state_gradients(doc: Context, s: int) -> list:
+    out = []
     dh = " + ".join(rf"\eta_{sub(i)}^{{T}} F_{sub(i)}" for i in range(1, s + 1))
     dy = " + ".join(rf"\mu_{sub(i)}" for i in range(1, s + 1))
     out.append(Para(rich("For both fields, and this tableau's $s = " + str(s) + "$ stages:")))
@@ -325,8 +342,56 @@ def _gradient_equations(doc: Context) -> list:
                 "$\\partial\\mathcal{J}/\\partial y_0$. "
                 "$\\partial\\mathcal{J}/\\partial h_j$ is never computed as $h_j^{-1}\\sum_i \\xi_i^{T} F_i$, "
                 "which would "
-                "fail at $h_j = 0$."
+                "fail at $h_j = 0$.",
+                ""
+                if doc.params != "continuous"
+                else " In the continuous layout $\\partial\\mathcal{J}/\\partial h_j$ gains the motion of the "
+                "stage times (section 6.5).",
             )
+        )
+    )
+    return out
+
+
+def _stage_parameter_gradients() -> list:
+    """The gradient G_i of the parameters (K_i, beta_i) = u_i that stage i reads, for both fields (layouts other
+    than shared; section 6.5 sends the G_i on to the layout's parameters)."""
+    out = []
+    out.append(
+        Para(
+            rich(
+                "Per sample, with $(K_i, \\beta_i) = u_i$ the parameters stage $i$ reads (section 6.5), "
+                "$z_i = K_i Y_i + \\beta_i$, $\\sigma_i = \\sigma(z_i)$, $\\sigma'_i = \\sigma'(z_i)$ "
+                "(componentwise) and $g_i$ the part of $\\xi_i = h_j\\eta_i$ that reaches $z_i$; "
+                "$G_i = h_j \\partial_u f(Y_i, u_i)^{T} \\eta_i$ is the gradient of $u_i$, summed over the "
+                "samples of the batch. The `resnet` field "
+                "$f = \\sigma(K_i y + \\beta_i)$ has $J_i = \\operatorname{diag}(\\sigma'_i) K_i$:"
+            )
+        )
+    )
+    out.append(
+        Display(
+            [
+                r"g_i = h_j \sigma'_i \odot \eta_i, \qquad \mu_i = K_i^{T} g_i, \qquad "
+                r"G_i = \left(\frac{\partial\mathcal{J}}{\partial K_i}, \frac{\partial\mathcal{J}}{\partial "
+                r"\beta_i}\right) = \left(g_i Y_i^{T}, \ g_i\right);",
+            ]
+        )
+    )
+    out.append(
+        Para(
+            rich(
+                "The `stable` field $f = -K_i^{T}\\sigma(K_i y + \\beta_i)$ has "
+                "$J_i = -K_i^{T}\\operatorname{diag}(\\sigma'_i) K_i$:"
+            )
+        )
+    )
+    out.append(
+        Display(
+            [
+                r"g_i = h_j \sigma'_i \odot (K_i \eta_i), \qquad \mu_i = -K_i^{T} g_i, \qquad "
+                r"G_i = \left(-h_j \sigma_i \eta_i^{T} - g_i Y_i^{T}, \ -g_i\right).",
+            ]
         )
     )
     return out
@@ -361,8 +426,12 @@ def _p_form_equations(doc: Context) -> list:
             [
                 r"P_i &= p - h_j \sum_k \frac{a_{ki} b_k}{b_i} \ell_k = p + h_j \sum_k w_{ik} J_k^{T} P_k, "
                 r"\qquad w_{ik} = \frac{a_{ki} b_k}{b_i} = b_k - \tilde a_{ik},",
-                r"\frac{\partial\mathcal{J}}{\partial u_j} &= h_j \sum_i b_i \partial_u f(Y_i, u_j)^{T} P_i, "
-                r"\qquad \frac{\partial\mathcal{J}}{\partial y_j} = p + h_j \sum_i b_i J_i^{T} P_i = p - h_j "
+                (
+                    r"\frac{\partial\mathcal{J}}{\partial u_j} &= h_j \sum_i b_i \partial_u f(Y_i, u_j)^{T} P_i, "
+                    if doc.shared
+                    else r"G_i &= h_j b_i \partial_u f(Y_i, u_i)^{T} P_i, "
+                )
+                + r"\qquad \frac{\partial\mathcal{J}}{\partial y_j} = p + h_j \sum_i b_i J_i^{T} P_i = p - h_j "
                 r"\sum_i b_i \ell_i.",
             ],
             aligned=True,

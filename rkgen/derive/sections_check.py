@@ -80,6 +80,24 @@ def section_check(doc: Context) -> list:
             )
         )
     )
+    if not doc.shared:
+        out.append(
+            Para(
+                rich(
+                    f"This check is of the shared layout, not of the {doc.params} layout of 6.5: `rkgen.reference`, "
+                    "the one numpy network, has one parameter set per layer, so the stage gradients $G_i$ are "
+                    "checked here only through their sum $\\sum_i G_i$ (the entries of $K$ and $\\beta$ above), "
+                    f"and the {doc.params} layout's own gradient, "
+                    + (
+                        "$G_i$ for each stage's set,"
+                        if doc.params == "stage"
+                        else "the nodes' $L_k + R_{k-1}$ and the stage times' share of $\\partial\\mathcal{J}/"
+                        "\\partial h$,"
+                    )
+                    + " is not. rkgen's test suite compares it with finite differences on the network modules."
+                )
+            )
+        )
     return out
 
 
@@ -127,6 +145,27 @@ def section_code(doc: Context) -> list:
             )
         )
     )
+    if doc.params == "stage":
+        out.append(
+            Para(
+                rich(
+                    f'The stage layout: `forward(y0, K, beta, h, field, activation, params="stage")` with K of shape '
+                    f"(N, {t.stages}, d, d) and beta (N, {t.stages}, d), one set per stage; `backward` returns dK "
+                    "and dbeta in the same shapes, the $G_i$ of 6.5."
+                )
+            )
+        )
+    elif doc.params == "continuous":
+        out.append(
+            Para(
+                rich(
+                    'The continuous layout: `forward(y0, K, beta, h, field, activation, params="continuous", '
+                    "nodes=None)` with K of shape (N+1, d, d) and beta (N+1, d), the nodal values at the times "
+                    "`nodes` (by default the layer boundaries); `backward` returns dK and dbeta at the nodes and dh "
+                    "with the motion of the stage times (6.5)."
+                )
+            )
+        )
     return out
 
 

@@ -230,6 +230,17 @@ def section_partner(doc: Context) -> list:
         ct = ", ".join(lx(x) for x in p.c)
         cc = ", ".join(lx(x) for x in t.c)
         why = WHY_C_DOES_NOT_MATTER.replace("c\u0303", "$\\tilde c$").replace("u(t_j + c_i h)", "$u(t_j + c_i h)$")
+        if doc.params == "stage":
+            why = (
+                "$\\tilde c$ is used only where the parameters vary with $t$ inside a layer ($u(t_j + c_i h)$); "
+                "in the stage layout each stage has its own set, tied to the stage and not to a time, so the "
+                "partner's nodes never enter the backward pass, and the gradient is exact."
+            )
+        elif doc.params == "continuous":
+            why = (
+                "$\\tilde c$ is used only where the parameters vary with $t$ inside a layer ($u(t_j + c_i h)$), "
+                "and in the continuous layout they do: section 6.5 says where $\\tilde c \\ne c$ matters."
+            )
         out.append(
             Para(
                 rich(

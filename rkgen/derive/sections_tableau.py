@@ -22,6 +22,8 @@ MAX_FAILING_LISTED = 20
 def preface(doc: Context) -> Para:
     t = doc.t
     cmd = f"rkgen derive {t.name}" if t.source.startswith("built-in") else "rkgen derive TABLEAU"
+    if not doc.shared:
+        cmd += f" --params {doc.params}"
     return Para(
         rich(
             "Written by rkgen ",
@@ -46,9 +48,10 @@ def section_problem(doc: Context) -> list:
         Heading(2, rich("1. The problem: a network as an optimal control problem")),
         Para(
             rich(
-                "A residual network of $N$ layers maps an input $y_0 = x$ to $y_N$; layer $j$ has parameters "
-                "$u_j = (K_j, \\beta_j)$ and a step $h_j$. Benning et al. [000, sections 2-3] read training as "
-                "an optimal control problem: minimise a cost of the final state subject to an ODE,"
+                "A residual network of $N$ layers maps an input $y_0 = x$ to $y_N$; ",
+                _layer_parameters(doc),
+                ". Benning et al. [000, sections 2-3] read training as "
+                "an optimal control problem: minimise a cost of the final state subject to an ODE,",
             )
         ),
         Display([r"\min_{u}\ \mathcal{J}(y(T)) \quad \text{subject to} \quad \dot y = f(y, u), \quad y(0) = x,"]),
@@ -72,27 +75,32 @@ def section_problem(doc: Context) -> list:
             rich(
                 "**Discretise, then optimise.** The network is this ODE discretised by ",
                 Code(t.name),
-                f", one step per layer, with the parameters of layer $j$ shared by its $s = {s}$ stages:",
+                _stage_parameters(doc, s),
             )
         ),
         Display(
             [
-                r"Y_i = y_j + h_j \sum_{l=1}^{" + str(s) + r"} a_{il} F_l, \qquad F_i = f(Y_i, u_j), \qquad "
+                r"Y_i = y_j + h_j \sum_{l=1}^{" + str(s) + r"} a_{il} F_l, \qquad F_i = f(Y_i, " + doc.u + r"), \qquad "
                 r"y_{j+1} = y_j + h_j\left(" + update + r"\right).",
             ]
         ),
         Para(
             rich(
-                "Training needs the gradient of $\\mathcal{J}(y_N)$ with respect to every $K_j$, $\\beta_j$, $h_j$ "
+                "Training needs the gradient of $\\mathcal{J}(y_N)$ with respect to ",
+                "every $K_j$, $\\beta_j$, $h_j$ " if doc.shared else "every parameter and every $h_j$ ",
                 "(and $y_0$): the discrete adjoint of this map. **Optimise, then discretise.** Alternatively, "
                 "integrate the adjoint equation for $p$ backwards with a second Runge-Kutta method "
                 "$(\\tilde A, \\tilde b, \\tilde c)$, as a partitioned method [000, eqs. (16)-(18)]. When the two "
                 "tableaux satisfy the symplecticity conditions (19) (section 4), the quadratic invariant "
                 "$p^{T} v$ of the variational equation is preserved and the two routes give the same equations "
-                "[000, Prop. 3.1; Hager; SS]: the backward Runge-Kutta pass is then not an approximation of "
+                "[000, Prop. 3.1; Hager; SS]",
+                "" if doc.params != "continuous" else " (in the continuous layout only where $\\tilde c = c$, 6.5)",
+                ": the backward Runge-Kutta pass is then not an approximation of "
                 "the continuous gradient but the exact gradient of the network. The partner "
-                "$(\\tilde A, \\tilde b, \\tilde c)$ is derived in section 5 and the stage-wise gradient "
+                "$(\\tilde A, \\tilde b, \\tilde c)$ is derived in section 5 and the stage-wise gradient ",
                 "[000, Prop. 3.2; 001, Prop. 1] in section 6."
+                if doc.shared
+                else f"[000, Prop. 3.1; 001, Prop. 1] in section 6, the {doc.params} layout's parameters in 6.5.",
             )
         ),
     ]
@@ -156,7 +164,12 @@ def section_tableau(doc: Context) -> list:
                     f"The nodes $c$ differ from the row sums $A\\mathbf{{1}} = ({sums})$; the order conditions "
                     "below "
                     "use $A\\mathbf{1}$ where a tree has a leaf, and a network with one parameter set per layer "
-                    "never uses $c$."
+                    + (
+                        "never uses $c$."
+                        if doc.params != "continuous"
+                        else "never uses $c$; the continuous layout does: it reads the parameters at the stage "
+                        "times $t_j + c_i h_j$ (6.5)."
+                    )
                 )
             )
         )
@@ -334,3 +347,30 @@ def section_order(doc: Context) -> list:
         )
     )
     return out
+
+
+def _layer_parameters(doc: Context) -> str:
+    """What a layer's parameters are, in the layout of the document."""
+    if doc.params == "shared":
+        return "layer $j$ has parameters $u_j = (K_j, \\beta_j)$ and a step $h_j$"
+    if doc.params == "stage":
+        return "layer $j$ has a step $h_j$ and one parameter set $u_{j,i} = (K_{j,i}, \\beta_{j,i})$ per stage $i$"
+    return (
+        "layer $j$ has a step $h_j$, and the parameters are a function of time $u(t) = (K(t), \\beta(t))$, "
+        "linear between nodal values $u_k$ at fixed times $\\tau_k$, $k = 0, \\dots, N$"
+    )
+
+
+def _stage_parameters(doc: Context, s: int) -> str:
+    """Which parameters the stages of layer j read (the end of section 1's 'discretise, then optimise')."""
+    if doc.params == "shared":
+        return f", one step per layer, with the parameters of layer $j$ shared by its $s = {s}$ stages:"
+    if doc.params == "stage":
+        return (
+            f", one step per layer; stage $i$ of its $s = {s}$ stages reads its own set $u_i = u_{{j,i}}$ "
+            "[000, (16)-(18)] (section 6.5):"
+        )
+    return (
+        f", one step per layer; stage $i$ of its $s = {s}$ stages reads $u_i = u(t_j + c_i h_j)$ at its stage "
+        "time, $t_j = h_0 + \\dots + h_{j-1}$ (section 6.5):"
+    )
