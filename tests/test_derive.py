@@ -43,6 +43,7 @@ from rkgen.derive import (
     tex_text,
     write_examples,
 )
+from rkgen.derive.formulas import combination
 
 EXAMPLE_DIR = ROOT / "examples" / "derivations"
 REFRESH = "python -m rkgen.derive examples/derivations"
@@ -615,3 +616,193 @@ def test_gauss5_document_in_under_30_seconds(tmp_path):
     assert f"(the first {MAX_FAILING_LISTED} of " in failing
     assert failing.count("\n- ") == MAX_FAILING_LISTED
     assert len(md) < 60_000
+
+
+# --------------------------------------------------------------------------------------------------
+# parameter layouts: --params stage | continuous (section 6.5)
+# --------------------------------------------------------------------------------------------------
+
+LAYOUT_CASES = [(n, p) for n in ("rk4", "heun3", "gauss2", "midpoint") for p in ("stage", "continuous")]
+
+
+@functools.cache
+def layout_markdown(name: str, params: str) -> str:
+    return Derivation(name, params).markdown()
+
+
+def layout_section(name: str, params: str) -> str:
+    md = layout_markdown(name, params)
+    return md[md.index("### 6.5 ") : md.index("## 7.")]
+
+
+def _derive_args(tableau, **kw):
+    """The parsed arguments of `rkgen derive` (with ``params`` only when given: the CLI may not define it)."""
+    from types import SimpleNamespace
+
+    args = {"format": None, "output": None, "json": False, **kw}
+    return SimpleNamespace(tableau=tableau, **args)
+
+
+@pytest.mark.parametrize("name, params", LAYOUT_CASES)
+def test_layout_section_exists_with_the_stage_gradient(name, params):
+    md = layout_markdown(name, params)
+    sec = layout_section(name, params)
+    assert sec.startswith(f"### 6.5 The parameter layout: {params}")
+    assert r"G_i = h_j \partial_u f(Y_i, u_i)^{T} \eta_i" in sec  # the ξ form, every tableau
+    assert f"--params {params}" in md.split("\n## 1.")[0]  # the preface names the command
+    assert "F_i = f(Y_i, u_i)" in md and "F_i = f(Y_i, u_j)" not in md  # no shared-only text left
+    assert "shared by its" not in md and f"not of the {params} layout" in md  # the check says what it checks
+    assert math_problems(md) == []
+
+
+@pytest.mark.parametrize("name, params", LAYOUT_CASES)
+def test_layout_partner_form_only_where_every_weight_is_nonzero(name, params):
+    sec = layout_section(name, params)
+    eq = layer_equations(load(name))
+    if eq.p_form is None:
+        assert r"\[000, (18)\]" in sec and "The $\\xi$ form handles the zero weight" in sec
+        assert "P_{" not in sec
+    else:
+        for x in eq.update:  # G_i = b_i h_j ∂_u fᵀ P_i with this tableau's exact b_i
+            i = x.index + 1
+            b = "" if x.value == 1 else sympy.latex(x.value) + " "
+            assert f"G_{{{i}}} &= {b}h_j \\partial_u f(Y_{{{i}}}, u_{{{i}}})^{{T}} P_{{{i}}}" in sec
+
+
+@pytest.mark.parametrize("params", ["stage", "continuous"])
+def test_heun3_zero_weight_is_handled_by_the_xi_form(params):
+    sec = layout_section("heun3", params)
+    assert "Here $b_{2} = 0$: the partner form does not exist (6.4)" in sec
+    assert "The $\\xi$ form handles the zero weight" in sec
+    assert r"$\eta_{2} = \frac{2}{3} \mu_{3}$ (6.2), which is not zero in general" in sec  # a_32 = 2/3
+
+
+@pytest.mark.parametrize("name", ["rk4", "heun3", "gauss2", "midpoint"])
+def test_stage_layout_reads_one_set_per_stage(name):
+    sec = layout_section(name, "stage")
+    s = load(name).stages
+    assert ", \\qquad ".join(f"u_{{{i}}} = u_{{j,{i}}}" for i in range(1, s + 1)) in sec
+    assert all(rf"\frac{{\partial\mathcal{{J}}}}{{\partial u_{{j,{i}}}}} = G_{{{i}}}" in sec for i in range(1, s + 1))
+    assert "u(t" not in sec and "L_j" not in sec  # nothing of the continuous layout
+
+
+@pytest.mark.parametrize("name", ["rk4", "heun3", "gauss2", "midpoint"])
+def test_continuous_weights_are_the_tableaus_nodes(name):
+    t = load(name)
+    sec = layout_section(name, "continuous")
+    for i, c in enumerate(t.c):
+        pairs = ((sympy.expand(1 - c), "u_j"), (c, "u_{j+1}"))
+        read = combination([(w, u) for w, u in pairs if w != 0])
+        assert f"u_{{{i + 1}}} &= u\\left(" in sec and f"= {read}" in sec, (i, read)
+    # the chain rule to the nodes with the same weights
+    left = combination([(sympy.expand(1 - c), f"G_{{{i + 1}}}") for i, c in enumerate(t.c) if sympy.expand(1 - c)])
+    right = combination([(c, f"G_{{{i + 1}}}") for i, c in enumerate(t.c) if c != 0])
+    assert rf"L_j &= \sum_i (1 - c_i) G_i = {left}," in sec
+    assert rf"R_j &= \sum_i c_i G_i = {right or '0'}," in sec
+
+
+def test_gauss2_continuous_weights_are_its_surds():
+    sec = layout_section("gauss2", "continuous")
+    plus, minus = r"\frac{\sqrt{3}}{6} + \frac{1}{2}", r"\frac{1}{2} - \frac{\sqrt{3}}{6}"  # 1/2 ± √3/6
+    assert (
+        rf"u_{{1}} &= u\left(t_j + \left({minus}\right) h_j\right) = \left({plus}\right) u_j + \left({minus}\right) "
+        r"u_{j+1}" in sec
+    )
+    assert rf"u_{{2}} &= u\left(t_j + \left({plus}\right) h_j\right) = \left({minus}\right) u_j" in sec
+    assert "$\\tilde c = c = (" + minus + ", " + plus + ")$" in sec  # symplectic: its own partner
+
+
+def test_continuous_step_gradient_has_the_motion_of_the_stage_times():
+    sec = layout_section("rk4", "continuous")
+    assert r"\sum_{j > l} \sum_i u'(t_{j,i}) \cdot G_i^{(j)}" in sec
+    assert (
+        r"= \frac{1}{2} u'(t_{l,2}) \cdot G_{2}^{(l)} + \frac{1}{2} u'(t_{l,3}) \cdot G_{3}^{(l)} + "
+        r"u'(t_{l,4}) \cdot G_{4}^{(l)}." in sec
+    )
+    assert "A stage with $c_i = 1$ (stage 4)" in sec
+    assert "Here every $c_i = 0$" in layout_section("euler", "continuous")
+    assert "gains the motion of the stage times (section 6.5)" in layout_markdown("rk4", "continuous")
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("euler", "$c = (0)$ and $\\tilde c = (1)$; they differ at $c_{1} = 0$, $\\tilde c_{1} = 1$. The two"),
+        ("rk4", "$\\tilde c = c = (0, \\frac{1}{2}, \\frac{1}{2}, 1)$: the partner's stages sit at the forward"),
+        ("heun3", "$c = (0, \\frac{1}{3}, \\frac{2}{3})$, and $b_{2} = 0$: rkgen has no partner"),
+        ("midpoint", "$\\tilde c = c = (\\frac{1}{2})$"),
+    ],
+)
+def test_continuous_says_where_c_tilde_matters(name, text):
+    t = load(name)
+    sec = layout_section(name, "continuous")
+    assert "**Where $\\tilde c \\ne c$ matters, and where it does not.**" in sec
+    assert "unless the gradient is taken as the discrete one" in sec
+    assert text in sec
+    if t.partner is not None:  # c~ as rkgen.partner computes it
+        assert ", ".join(sympy.latex(x) for x in t.partner.c) in sec
+    assert "Where $\\tilde c" not in layout_section(name, "stage")
+
+
+def test_section_5_on_c_tilde_follows_the_layout():
+    shared, stage, cont = markdown("euler"), layout_markdown("euler", "stage"), layout_markdown("euler", "continuous")
+    assert "with one parameter set per layer, as in rkgen's networks" in shared
+    assert "with one parameter set per layer, as in rkgen's networks" not in stage + cont
+    assert "in the stage layout each stage has its own set, tied to the stage" in stage
+    assert "section 6.5 says where $\\tilde c \\ne c$ matters" in cont
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_default_document_is_the_shared_one_and_the_examples(name):
+    from rkgen.derive import render
+
+    md = markdown(name)
+    assert md == Derivation(name, "shared").markdown() == render(name) == render(name, "md", "shared")
+    assert "### 6.5" not in md and "--params" not in md
+    for fmt, new in (("md", md), ("tex", latex(name))):
+        old = (EXAMPLE_DIR / f"{name}.{fmt}").read_text(encoding="utf-8")
+        cut = "## 8." if fmt == "md" else "\\section*{8."  # section 8 quotes the generated module's line numbers
+        assert same_document(new.split(cut)[0], old.split(cut)[0]) is None
+
+
+@needs_pdflatex
+@pytest.mark.parametrize("name, params", [("gauss2", "continuous"), ("heun3", "stage")])
+def test_layout_latex_compiles(name, params, tmp_path):
+    tex = Derivation(name, params).latex()
+    assert tex.isascii() and "6.5 The parameter layout: " + params in tex
+    proc = _pdflatex(tex, tmp_path)
+    assert proc.returncode == 0, [line for line in proc.stdout.splitlines() if line.startswith("!")]
+
+
+def test_json_has_the_layout(tmp_path, capsys):
+    from rkgen.derive import run_derive
+
+    assert run_derive(_derive_args("gauss2", json=True, params="continuous")) == 0
+    data = json.loads(capsys.readouterr().out)
+    lay = data["params"]
+    assert lay["name"] == "continuous"
+    assert [s["weights"] for s in lay["stages"]] == [
+        ["sqrt(3)/6 + 1/2", "1/2 - sqrt(3)/6"],
+        ["1/2 - sqrt(3)/6", "sqrt(3)/6 + 1/2"],
+    ]
+    assert lay["partner_c"] == [s["c"] for s in lay["stages"]] == [str(c) for c in load("gauss2").c]
+    assert lay["gradients"][0].startswith("Eq(dJ/du_j (from layer j)")
+    heun3 = equations_json(load("heun3"), "stage")["params"]
+    assert heun3["partner_form"] is None and heun3["zero_weights"] == [2]
+    assert heun3["gradients"] == ["Eq(dJ/du_j,1, g_1)", "Eq(dJ/du_j,2, g_2)", "Eq(dJ/du_j,3, g_3)"]
+    assert equations_json(load("euler"), "continuous")["params"]["partner_c"] == ["1"]
+    assert equations_json(load("rk4"))["params"]["name"] == "shared"  # the default
+
+
+def test_params_argument_of_run_derive(tmp_path, capsys):
+    from rkgen.derive import run_derive
+    from rkgen.errors import RkgenError
+
+    assert run_derive(_derive_args("rk4")) == 0  # no params attribute: shared, as before `--params` exists
+    assert capsys.readouterr().out == markdown("rk4")
+    assert run_derive(_derive_args("rk4", params="stage")) == 0
+    assert capsys.readouterr().out == layout_markdown("rk4", "stage")
+    assert run_derive(_derive_args("rk4", params="stage", output=str(tmp_path))) == 0
+    assert (tmp_path / "rk4_stage_derivation.md").read_text(encoding="utf-8") == layout_markdown("rk4", "stage")
+    with pytest.raises(RkgenError, match="unknown parameter layout 'stages'"):
+        run_derive(_derive_args("rk4", params="stages"))
