@@ -174,7 +174,7 @@ def _stage_gradients(doc: Context) -> list:
                 rich(
                     "Every $b_i \\ne 0$, so with $P_i = \\eta_i / b_i$ (the partner form, 6.4) this is "
                     "$G_i = h_j b_i \\partial_u f(Y_i, u_i)^{T} P_i$: the stationarity condition [000, (18)], "
-                    "$\\Delta t\\, b_i \\partial_u f(y_i, u_i)^{T} p_i$ in the notation of [000], as a gradient. For ",
+                    "$\\Delta t\\ b_i \\partial_u f(y_i, u_i)^{T} p_i$ in the notation of [000], as a gradient. For ",
                     Code(t.name),
                     ":",
                 )
@@ -263,14 +263,14 @@ def _step_gradient(doc: Context) -> list:
         ),
         Display(
             [
-                r"\frac{\partial\mathcal{J}}{\partial h_l} = \sum_i \eta_i^{(l)T} F_i^{(l)} + \sum_i c_i\, "
+                r"\frac{\partial\mathcal{J}}{\partial h_l} = \sum_i \eta_i^{(l)T} F_i^{(l)} + \sum_i c_i\ "
                 r"u'(t_{l,i}) \cdot G_i^{(l)} + \sum_{j > l} \sum_i u'(t_{j,i}) \cdot G_i^{(j)}."
             ]
         ),
     ]
     if own and _explicit(doc):
         out.append(Para(rich("The middle sum, for these nodes $c$:")))
-        out.append(Display([r"\sum_i c_i\, u'(t_{l,i}) \cdot G_i^{(l)} = " + combination(own) + "."]))
+        out.append(Display([r"\sum_i c_i\ u'(t_{l,i}) \cdot G_i^{(l)} = " + combination(own) + "."]))
     elif not own:
         out.append(
             Para(rich("Here every $c_i = 0$: a layer's own step does not move its stage times; the middle sum is 0."))
