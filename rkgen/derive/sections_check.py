@@ -94,7 +94,7 @@ def section_check(doc: Context) -> list:
                         else "the nodes' $L_k + R_{k-1}$ and the stage times' share of $\\partial\\mathcal{J}/"
                         "\\partial h$,"
                     )
-                    + " is not. rkgen's test suite compares it with finite differences on the network modules."
+                    + " is not; rkgen's test suite compares each layout's gradient with finite differences."
                 )
             )
         )

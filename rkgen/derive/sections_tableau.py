@@ -100,7 +100,8 @@ def section_problem(doc: Context) -> list:
                 "$(\\tilde A, \\tilde b, \\tilde c)$ is derived in section 5 and the stage-wise gradient ",
                 "[000, Prop. 3.2; 001, Prop. 1] in section 6."
                 if doc.shared
-                else f"[000, Prop. 3.1; 001, Prop. 1] in section 6, the {doc.params} layout's parameters in 6.5.",
+                else f"[000, Prop. 3.1; 001, Prop. 1] in section 6, the gradient of the {doc.params} layout's "
+                "parameters in 6.5.",
             )
         ),
     ]
