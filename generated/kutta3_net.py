@@ -26,8 +26,8 @@ applied backwards, written so that it never divides by h_j or b_i):
         eta_2 = b_2*p + a_3_2*mu_3
         eta_1 = b_1*p + a_2_1*mu_2 + a_3_1*mu_3
     mu_i = h J_i^T eta_i,  dJ/dy_j = p + sum_i mu_i,  dJ/dh_j = sum_i eta_i . F_i,
-    g_i = (df/dK, df/dbeta at Y_i)^T (h eta_i): the gradient of stage i's parameters, summed over the
-    stages of a layer (shared), kept per stage (stage), or sent to the nodes (continuous)
+    g_i = (df/dK, df/dbeta at Y_i)^T (h eta_i): the gradient of stage i's parameters, summed over
+    the stages of a layer (shared), kept per stage (stage), or sent to the nodes (continuous)
 
 Contract (the same for every module rkgen writes):
 
@@ -65,7 +65,7 @@ from numba import njit, prange
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_960dbd13b88ca0c4"
+MODULE_KEY = "rkgen_net_82a0e7e04d89b098"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -879,13 +879,14 @@ def _tape_arrays(shape):
 #
 # - ``shared``: one set per layer, K (N, d, d), beta (N, d); every stage of layer j uses row j (000
 # Prop. 3.2). - ``stage``: one set per stage, K (N, s, d, d), beta (N, s, d); row j s + i (000 Prop.
-# 3.1). - ``continuous``: nodal values K (N+1, d, d), beta (N+1, d) at node times tau_0 < ... <
-# tau_N, linear in t between nodes (and beyond the end nodes); stage i of layer j uses them at its
-# time t_j + c_i h_j, with t_j = h_0 + ... + h_(j-1). The kernels run on the interpolated stage sets
-# (the stage layout); the gradient of a stage set goes back to its two nodes with the interpolation
-# weights, and, because the node times are held fixed while the steps move the stage times, dJ/dh
-# also gets (dJ/du_ji) . (du/dt) times dt_ji/dh_k (1 for k < j, c_i for k = j). By default the nodes
-# are the layer boundaries of the given steps, tau = (0, cumsum(h)).
+# 3.1). - ``continuous``: nodal values K (M+1, d, d), beta (M+1, d) at node times tau_0 < ... <
+# tau_M, linear in t between nodes (and beyond the end nodes); stage i of layer j uses them at its
+# time t_j + c_i h_j, with t_j = h_0 + ... + h_(j-1). The nodes need not be the layer boundaries,
+# nor as many: the same nodal values define a network for any steps and any tableau (M = N when the
+# nodes default to the layer boundaries, tau = (0, cumsum(h))). The kernels run on the interpolated
+# stage sets (the stage layout); the gradient of a stage set goes back to its two nodes with the
+# interpolation weights, and, because the node times are held fixed while the steps move the stage
+# times, dJ/dh also gets (dJ/du_ji) . (du/dt) times dt_ji/dh_k (1 for k < j, c_i for k = j).
 #
 # The stage nodes c_i are the tableau's ``C``.
 
@@ -900,7 +901,7 @@ def _stage_rows(N, params):
 
 
 def _layer_count(K, d, params):
-    """N from the parameter array's shape in this layout (checked)."""
+    """N from the parameter array's shape in this layout (checked); M, the nodal rows - 1, for continuous."""
     if params == "shared":
         if K.ndim != 3 or K.shape[1:] != (d, d):
             raise ValueError(f"K must have shape (N, {d}, {d}) for params='shared', got {K.shape}")
@@ -911,7 +912,7 @@ def _layer_count(K, d, params):
         return K.shape[0]
     if params == "continuous":
         if K.ndim != 3 or K.shape[1:] != (d, d) or K.shape[0] < 2:
-            raise ValueError(f"K must have shape (N+1, {d}, {d}) with N >= 1 for params='continuous', got {K.shape}")
+            raise ValueError(f"K must have shape (M+1, {d}, {d}) with M >= 1 for params='continuous', got {K.shape}")
         return K.shape[0] - 1
     raise ValueError(f"params must be one of {PARAMS}, got {params!r}")
 
@@ -972,15 +973,17 @@ def _kernel_parameters(K, beta, h, d, params, nodes):
         if beta.shape != (N, STAGES, d):
             raise ValueError(f"beta must have shape ({N}, {STAGES}, {d}), got {beta.shape}")
         return N, K.reshape(N * STAGES, d, d), beta.reshape(N * STAGES, d), _stage_rows(N, params), None
-    if beta.shape != (N + 1, d):
-        raise ValueError(f"beta must have shape ({N + 1}, {d}), got {beta.shape}")
-    if h.shape != (N,):
-        raise ValueError(f"h has shape {h.shape}, expected ({N},)")
+    M = N  # nodal rows - 1: any number of nodes; the layers are as many as the steps
+    N = h.shape[0]
+    if beta.shape != (M + 1, d):
+        raise ValueError(f"beta must have shape ({M + 1}, {d}) to match K, got {beta.shape}")
     if nodes is None:
+        if M != N:
+            raise ValueError(f"{M + 1} nodal values for {N} steps: give their times as nodes=")
         nodes = np.concatenate(((0.0,), np.cumsum(h)))
     nodes = np.ascontiguousarray(nodes, dtype=np.float64)
-    if nodes.shape != (N + 1,) or not np.all(np.isfinite(nodes)) or not np.all(np.diff(nodes) > 0):
-        raise ValueError(f"nodes must be {N + 1} increasing finite times, got shape {nodes.shape}")
+    if nodes.shape != (M + 1,) or not np.all(np.isfinite(nodes)) or not np.all(np.diff(nodes) > 0):
+        raise ValueError(f"nodes must be {M + 1} increasing finite times, got shape {nodes.shape}")
     cont = _Continuous(nodes, h.copy())
     Ks = np.ascontiguousarray(cont.stage_values(K).reshape(N * STAGES, d, d))
     bs = np.ascontiguousarray(cont.stage_values(beta).reshape(N * STAGES, d))

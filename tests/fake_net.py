@@ -11,8 +11,8 @@ rkgen.reference, so that they can serve as a test oracle:
   stages one after another (explicit tableaux) or Newton's method on the coupled s·d system of each
   sample; backward: the adjoint stages eta from one linear system per sample and layer,
   (I - h (A^T ⊗ I) diag(J_k^T)) eta = b ⊗ p, then dK_ji = h (df/dK)^T eta_i, dh_j = sum_i eta_i·F_i.
-- ``params="continuous"``: K (N+1, d, d), beta (N+1, d), nodal values at the increasing node times
-  ``nodes`` (N+1,) (default: the layer boundaries 0, h_0, h_0 + h_1, ..., sum h); stage
+- ``params="continuous"``: K (M+1, d, d), beta (M+1, d), nodal values at the increasing node times
+  ``nodes`` (M+1,) (default: the layer boundaries 0, h_0, h_0 + h_1, ..., sum h, M = N); stage
   i of layer j uses the piecewise-linear interpolant at t_j + c_i h_j (t_j = h_0 + ... + h_(j-1);
   the segment [tau_n, tau_(n+1)) that holds the time, the end segments extended linearly beyond the
   end nodes). The gradient is the stage layout's, gathered onto the nodes; dh also carries the
@@ -57,7 +57,6 @@ def make_fake_net(A, b, name="fake"):
         A=net.A,
         B=net.b,
         C=net.c,
-        STAGE_NODES=tuple(float(x) for x in A.sum(axis=1)),
         FIELDS=FIELDS,
         ACTIVATIONS=ACTIVATIONS,
         PARAMS=PARAMS,
@@ -144,9 +143,9 @@ class _Layouts:
             if nodes is None:
                 nodes = np.concatenate([[0.0], np.cumsum(h)])
             nodes = np.array(nodes, dtype=float)
-            M = len(nodes)
-            if nodes.shape != (N + 1,) or not np.all(np.diff(nodes) > 0.0):
-                raise ValueError(f"nodes must be {N + 1} increasing times, got shape {nodes.shape}")
+            M = len(nodes)  # any number of nodes: they need not be the layer boundaries
+            if nodes.ndim != 1 or M < 2 or not np.all(np.diff(nodes) > 0.0):
+                raise ValueError(f"nodes must be at least 2 increasing times, got shape {nodes.shape}")
             if K.shape != (M, d, d) or beta.shape != (M, d):
                 raise ValueError(f"continuous layout: K {K.shape}, beta {beta.shape}, expected {(M, d, d)}, {(M, d)}")
             Kn, betan = K, beta

@@ -204,8 +204,8 @@ def _adjoint_summary(eq) -> str:
     else:
         lines.append("    (I - h (A^T kron I) blockdiag(J_k^T)) eta = b kron p   (one s*d system per sample)")
     lines.append("    mu_i = h J_i^T eta_i,  dJ/dy_j = p + sum_i mu_i,  dJ/dh_j = sum_i eta_i . F_i,")
-    lines.append("    g_i = (df/dK, df/dbeta at Y_i)^T (h eta_i): the gradient of stage i's parameters, summed over the")
-    lines.append("    stages of a layer (shared), kept per stage (stage), or sent to the nodes (continuous)")
+    lines.append("    g_i = (df/dK, df/dbeta at Y_i)^T (h eta_i): the gradient of stage i's parameters, summed over")
+    lines.append("    the stages of a layer (shared), kept per stage (stage), or sent to the nodes (continuous)")
     return "\n".join(lines)
 
 

@@ -97,45 +97,6 @@ class Forward:
     cost: float = float("nan")
     correct: int = 0
     dlogits: np.ndarray | None = None
-    interpolation: Interpolation | None = None
-
-
-class Interpolation:
-    """The continuous layout on a grid of its own: the nodal values (M+1 nodes) at the stage times of
-    N layers, for the stage layout of a module (whose continuous layout takes N+1 nodes: one per
-    layer boundary). The formulas are the runtime's: on the segment [tau_n, tau_(n+1)) that holds a
-    time (the end segments extended), P(t) = (1 - w) P_n + w P_(n+1), w = (t - tau_n) / (tau_(n+1) -
-    tau_n); the gradient goes back to the two nodes with these weights, and the steps move the
-    stage times t_j + c_i h_j (1 for the layers before, c_i for its own) while the nodes stay."""
-
-    def __init__(self, nodes, times, c):
-        self.nodes, self.c = nodes, c
-        self.seg = np.clip(np.searchsorted(nodes, times, side="right") - 1, 0, len(nodes) - 2)
-        self.width = nodes[self.seg + 1] - nodes[self.seg]
-        self.w = (times - nodes[self.seg]) / self.width
-
-    def _shaped(self, a, ndim):
-        return a.reshape(a.shape + (1,) * (ndim - 1))
-
-    def stage_values(self, P):
-        """(N, s, ...) from the nodal values P (M+1, ...)."""
-        w = self._shaped(self.w, P.ndim)
-        return (1.0 - w) * P[self.seg] + w * P[self.seg + 1]
-
-    def nodal_gradient(self, G, P):
-        """(dJ/dP (M+1, ...), dJ/dt (N, s)) from the stage gradient G (N, s, ...)."""
-        w = self._shaped(self.w, P.ndim)
-        out = np.zeros_like(P)
-        np.add.at(out, self.seg, (1.0 - w) * G)
-        np.add.at(out, self.seg + 1, w * G)
-        slope = (P[self.seg + 1] - P[self.seg]) / self._shaped(self.width, P.ndim)
-        return out, (slope * G).reshape(G.shape[0], G.shape[1], -1).sum(axis=2)
-
-    def step_gradient(self, dt):
-        """dJ/dh_k from dJ/dt_ji."""
-        per_layer = dt.sum(axis=1)
-        later = np.concatenate((np.cumsum(per_layer[::-1])[::-1][1:], (0.0,)))
-        return later + dt @ self.c
 
 
 class Model:
@@ -278,9 +239,7 @@ class Model:
 
     def stage_nodes(self) -> np.ndarray:
         """The c_i of the network's tableau."""
-        c = getattr(self.network, "STAGE_NODES", None)
-        if c is None:
-            c = getattr(self.network, "C", None)
+        c = getattr(self.network, "C", None)
         if c is None:
             c = np.asarray(self.network.A, dtype=float).sum(axis=1)
         return np.asarray(c, dtype=float)
@@ -352,18 +311,14 @@ class Model:
         keep_tape=False: evaluation only (the generated kernels then keep no stage values)."""
         v = self.views(flat)
         y0 = self.pad(x)
-        interpolation = None
         if self.network is None:
             yN, tape = self._net_forward(y0, v["K"], v["beta"], keep_states)
         else:
-            K, beta, options = v["K"], v["beta"], self._layout_options()
-            if self.params == "continuous" and len(self.nodes) != self.N + 1:
-                interpolation = Interpolation(self.nodes, self.stage_times(v["h"]), self.stage_nodes())
-                K, beta, options = interpolation.stage_values(K), interpolation.stage_values(beta), {"params": "stage"}
+            options = self._layout_options()
             yN, tape = self.network.forward(
                 y0,
-                K,
-                beta,
+                v["K"],
+                v["beta"],
                 v["h"],
                 field=self.field,
                 activation=self.activation,
@@ -377,7 +332,7 @@ class Model:
                     f"(largest iteration count {tape.iterations})"
                 )
         logits = yN @ v["W"].T + v["mu"]
-        fw = Forward(logits, yN, tape, interpolation=interpolation)
+        fw = Forward(logits, yN, tape)
         if c is not None:
             fw.cost, fw.dlogits, fw.correct = self._loss_fn(logits, c)
         return fw
@@ -395,10 +350,6 @@ class Model:
             self._net_backward(fw.tape, p, v["K"], g["K"], g["beta"])
         else:
             _, dK, dbeta, dh = self.network.backward(fw.tape, p)
-            if fw.interpolation is not None:
-                dK, tK = fw.interpolation.nodal_gradient(dK, v["K"])
-                dbeta, tb = fw.interpolation.nodal_gradient(dbeta, v["beta"])
-                dh = dh + fw.interpolation.step_gradient(tK + tb)
             g["K"][...] = dK
             g["beta"][...] = dbeta
             g["h"][...] = dh
