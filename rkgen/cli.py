@@ -9,7 +9,7 @@ import sys
 from . import __version__
 from .errors import RkgenError
 
-COMMANDS = ("check", "list", "generate", "train", "predict", "derive")
+COMMANDS = ("check", "list", "generate", "train", "predict", "evaluate", "derive")
 
 DESCRIPTION = """\
 rkgen turns a Butcher tableau into a Runge-Kutta neural network with exact gradients.
@@ -26,6 +26,7 @@ examples:
   rkgen rk4                          write rk4_net.py: numba forward + exact adjoint
   rkgen train --tableau rk4 --dataset spiral   train a network, with plots
   rkgen predict runs/spiral-rk4 points.csv -o pred.csv   class probabilities of new points
+  rkgen evaluate runs/spiral-euler --tableau rk4 --layers 10 20 40   swap the solver of a continuous run
   rkgen derive gauss2 -o gauss2.md   the derivation for a tableau, step by step
 """
 
@@ -184,6 +185,13 @@ def _add_derive(sub):
         help="output file or folder (default: Markdown/LaTeX to stdout, a PDF to ./<name>_derivation.pdf)",
     )
     p.add_argument("--json", action="store_true", help="print the equations as JSON instead")
+    p.add_argument(
+        "--params",
+        choices=("shared", "stage", "continuous"),  # rkgen.adjoint.PARAMS; literal to keep sympy out of parsing
+        default="shared",
+        help="parameter layout: one (K, beta) per layer (shared, the default), one per stage (stage), or nodal "
+        "values linear in t read at the stage times (continuous); adds section 6.5 and the layout in --json",
+    )
     p.set_defaults(run=_run_derive)
 
 
@@ -221,6 +229,19 @@ def _add_predict(sub):
     p.set_defaults(run=predict_cli.run)
 
 
+def _add_evaluate(sub):
+    from .train import evaluate_cli
+
+    p = sub.add_parser(
+        "evaluate",
+        help="re-evaluate a continuous-layout run with other tableaux or finer grids",
+        description=evaluate_cli.DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    evaluate_cli.add_arguments(p)
+    p.set_defaults(run=evaluate_cli.run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="rkgen",
@@ -235,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generate(sub)
     _add_train(sub)
     _add_predict(sub)
+    _add_evaluate(sub)
     _add_derive(sub)
     return parser
 
