@@ -381,10 +381,10 @@ def complex_step_gradient(
     dJ/dx = Im J(x + i eps) / eps, exact to rounding for any eps small enough (no subtraction).
 
     ``params``: "auto" (K and beta per layer or per stage, told apart by their shapes, as in
-    :func:`rk_forward`) or "continuous": K (N+1, d, d) and beta (N+1, d) are nodal values at the
-    node times ``nodes`` (default: the layer boundaries (0, cumsum(h)) of the given h), mapped onto
-    the stages by :func:`continuous_stage_parameters` with the stage nodes ``c`` (default: the row
-    sums of A) at every evaluation. The node times are constants: a step in h moves the stage
+    :func:`rk_forward`) or "continuous": K (M+1, d, d) and beta (M+1, d) are nodal values at the
+    M+1 node times ``nodes`` (default, for M = N: the layer boundaries (0, cumsum(h)) of the given
+    h), mapped onto the stages by :func:`continuous_stage_parameters` with the stage nodes ``c``
+    (default: the row sums of A) at every evaluation. The node times are constants: a step in h moves the stage
     times, not the nodes, and the gradient is the one-sided one of the segments chosen at h.
 
     ``y0_by_columns``: perturb column k of every sample at once (d evaluations instead of m d).
@@ -397,12 +397,14 @@ def complex_step_gradient(
         N = args[3].shape[0]
         c = np.sum(np.asarray(A, dtype=float), axis=1) if c is None else np.asarray(c, dtype=float)
         if nodes is None:
+            if args[1].shape[0] != N + 1:
+                raise ValueError(f"{args[1].shape[0]} nodal values for {N} steps need their node times")
             nodes = np.concatenate(([0.0], np.cumsum(np.real(args[3]))))
         nodes = np.array(nodes, dtype=float)
-        if args[1].shape[0] != N + 1 or args[2].shape[0] != N + 1 or nodes.shape != (N + 1,):
+        if args[1].shape[0] != nodes.shape[0] or args[2].shape[0] != nodes.shape[0]:
             raise ValueError(
                 f"continuous layout: K {args[1].shape}, beta {args[2].shape} and nodes {nodes.shape} "
-                f"need N + 1 = {N + 1} nodal entries"
+                f"need as many nodal values as nodes"
             )
 
         def run(y0_, K_, beta_, h_):
@@ -442,14 +444,15 @@ def complex_step_gradient(
 
 
 def continuous_stage_parameters(c, nodes, h, K, beta):
-    """Stage sets (K (N, s, d, d), beta (N, s, d)) from nodal values K (N+1, d, d), beta (N+1, d).
+    """Stage sets (K (N, s, d, d), beta (N, s, d)) from nodal values K (M+1, d, d), beta (M+1, d).
 
-    The nodal values P_0..P_N sit at the node times tau_0 < ... < tau_N (constants) and are joined
-    linearly. Layer j starts at t_j = h_0 + ... + h_(j-1); its stage i sits at t = t_j + c_i h_j
-    and uses P(t) = P_k + w (P_(k+1) - P_k), w = (t - tau_k) / (tau_(k+1) - tau_k), on the segment
-    k whose interval [tau_k, tau_(k+1)) holds t (a time on a node takes the segment that starts
-    there; times before tau_1 take segment 0 and times from tau_(N-1) on take segment N-1, so the
-    end segments extend beyond the ends).
+    The nodal values P_0..P_M sit at the node times tau_0 < ... < tau_M (constants, M >= 1, any
+    number: not tied to the N layers) and are joined linearly. Layer j starts at
+    t_j = h_0 + ... + h_(j-1); its stage i sits at t = t_j + c_i h_j and uses
+    P(t) = P_k + w (P_(k+1) - P_k), w = (t - tau_k) / (tau_(k+1) - tau_k), on the segment k whose
+    interval [tau_k, tau_(k+1)) holds t (a time on a node takes the segment that starts there;
+    times before tau_1 take segment 0 and times from tau_(M-1) on take segment M-1, so the end
+    segments extend beyond the ends).
 
     Complex-safe: the segment is chosen from the real part of t, the weights are computed in
     complex arithmetic, so a complex step in h gives the derivative along the chosen segment (the
@@ -459,9 +462,10 @@ def continuous_stage_parameters(c, nodes, h, K, beta):
     nodes = np.asarray(nodes, dtype=float)
     h, K, beta = np.asarray(h), np.asarray(K), np.asarray(beta)
     N, s = h.shape[0], c.shape[0]
-    if nodes.shape != (N + 1,) or K.shape[0] != N + 1 or beta.shape[0] != N + 1:
-        raise ValueError(f"need N + 1 = {N + 1} nodes and nodal values, got {nodes.shape}, {K.shape}, {beta.shape}")
-    if N < 1 or not np.all(nodes[1:] > nodes[:-1]):
+    M = nodes.shape[0] - 1
+    if nodes.ndim != 1 or M < 1 or K.shape[0] != M + 1 or beta.shape[0] != M + 1:
+        raise ValueError(f"need M + 1 >= 2 nodes and as many nodal values, got {nodes.shape}, {K.shape}, {beta.shape}")
+    if not np.all(nodes[1:] > nodes[:-1]):
         raise ValueError(f"the node times must increase, got {nodes}")
     dtype = np.result_type(c, h, K, beta, np.float64)
     Ks = np.empty((N, s) + K.shape[1:], dtype=dtype)
@@ -471,7 +475,7 @@ def continuous_stage_parameters(c, nodes, h, K, beta):
         for i in range(s):
             t = start + c[i] * h[j]
             k = 0
-            while k + 1 < N and nodes[k + 1] <= np.real(t):
+            while k + 1 < M and nodes[k + 1] <= np.real(t):
                 k += 1
             w = (t - nodes[k]) / (nodes[k + 1] - nodes[k])
             Ks[j, i] = K[k] + w * (K[k + 1] - K[k])
