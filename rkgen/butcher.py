@@ -51,6 +51,8 @@ __all__ = ["ButcherTableau", "builtin_names", "MAX_STAGES", "MAX_FILE_BYTES"]
 MAX_STAGES = 64
 #: Largest tableau file read.
 MAX_FILE_BYTES = 1_000_000
+#: a JSON integer longer than this is refused while parsing (Python's own limit is 4300 digits)
+MAX_JSON_INT_DIGITS = 4000
 
 T = TypeVar("T", bound="ButcherTableau")
 
@@ -304,7 +306,7 @@ class ButcherTableau:
         if len(text) > MAX_FILE_BYTES:
             raise RkgenError(f"{source}: input too large for a tableau (limit {MAX_FILE_BYTES} bytes)")
         try:
-            data = json.loads(text)
+            data = json.loads(text.removeprefix("\ufeff"), object_pairs_hook=_no_duplicates, parse_int=_json_int)
         except json.JSONDecodeError as exc:
             raise RkgenError(f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
         except RecursionError:
@@ -363,6 +365,8 @@ def _from_data(cls: type[T], data, source: str, default_name: str, where: str = 
             raise RkgenError(f"{source}: {where}{key}: expected a string")
     if not name.strip():
         raise RkgenError(f"{source}: {where}name: empty")
+    if not name.isprintable():
+        raise RkgenError(f"{source}: {where}name: contains control characters ({printable(name)!r})")
     A_raw, b_raw = data["A"], data["b"]
     if not isinstance(A_raw, list):
         raise RkgenError(f"{source}: {where}A: expected a list of rows")
@@ -437,3 +441,21 @@ def entry_name(field: str, i: int, j: int | None = None) -> str:
 
 def _count(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+def _no_duplicates(pairs: list) -> dict:
+    """A JSON object whose keys are all different (JSON allows duplicates, and the last would silently win)."""
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the key {printable(key)!r} occurs twice in one object")
+        out[key] = value
+    return out
+
+
+def _json_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_JSON_INT_DIGITS:
+        raise ValueError(
+            f"an integer of {len(text.lstrip('-'))} digits (at most {MAX_JSON_INT_DIGITS})"
+        )
+    return int(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from . import __version__
@@ -32,7 +33,12 @@ examples:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with rkgen's error style: one line ``rkgen: error: ...``, exit status 2."""
+    """argparse with rkgen's error style: one line ``rkgen: error: ...``, exit status 2; options are spelled out
+    (no abbreviations, which would change meaning when an option is added)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         command = self.prog.split(" ", 1)[1] if " " in self.prog else ""
@@ -87,8 +93,8 @@ def _run_check(args) -> int:
 
     if args.max_order < 1 or args.max_order > 16:
         raise RkgenError("--max-order must be between 1 and 16")
-    if not args.tol >= 0:
-        raise RkgenError("--tol must be a nonnegative number")
+    if not 0 <= args.tol < float("inf"):
+        raise RkgenError("--tol must be a finite nonnegative number")
     tableau = load(args.tableau)
     report = None
     if args.max_order != 12 or args.tol != 1e-12:
@@ -261,17 +267,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Stdout:
+    """sys.stdout for the length of a command: a failed write (a full disk, a closed pipe's EIO) becomes one line
+    instead of a traceback; the results of a command are never lost without saying so."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise RkgenError(f"stdout: cannot write: {getattr(exc, 'strerror', None) or exc}") from None
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise RkgenError(f"stdout: cannot write: {getattr(exc, 'strerror', None) or exc}") from None
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
         argv.insert(0, "generate")  # 'rkgen tableau.json'
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named by the command's own parser, which points at its own --help
+        command = parser._subparsers._group_actions[0].choices.get(getattr(args, "command", None) or "", parser)
+        command.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
+    if sys.stdout is None:
+        print("rkgen: error: stdout is closed; redirect it to a file or to /dev/null", file=sys.stderr)
+        return 2
+    stdout = sys.stdout
+    sys.stdout = _Stdout(stdout)
     try:
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        sys.stdout.flush()
+        return code
     except RkgenError as exc:
         print(f"rkgen: error: {exc}", file=sys.stderr)
         return 2
@@ -279,7 +322,20 @@ def main(argv: list[str] | None = None) -> int:
         print("rkgen: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        _quiet_stdout()
         return 0
+    finally:
+        sys.stdout = stdout
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe (``rkgen list | head``): point stdout at /dev/null so the interpreter's last flush is
+    silent."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -392,7 +392,7 @@ def test_other_bad_inputs(tmp_path, capsys, monkeypatch):
         *run(capsys, "check", "rk4", "--partner", "heun2"), "built-in heun2: the partner has 2 stages, the tableau 4"
     )
     assert_one_line_error(*run(capsys, "check", "rk4", "--max-order", "0"), "--max-order must be between 1 and 16")
-    assert_one_line_error(*run(capsys, "check", "rk4", "--tol", "nan"), "--tol must be a nonnegative number")
+    assert_one_line_error(*run(capsys, "check", "rk4", "--tol", "nan"), "--tol must be a finite nonnegative number")
     with open(tmp_path / "huge.json", "wb") as f:
         f.truncate(100 * 2**20)  # a 100 MB file (sparse)
     assert_one_line_error(*run(capsys, "check", "huge.json"))
