@@ -2,24 +2,26 @@
 
 ``forward(..., params=...)`` takes the parameters per layer ("shared": K (N, d, d), beta (N, d)),
 per stage ("stage": K (N, s, d, d), beta (N, s, d)) or as nodal values at node times, linear in
-time between them ("continuous": K (N+1, d, d), beta (N+1, d), stage i of layer j evaluated at
-t_j + c_i h_j); ``backward`` returns dK and dbeta in that layout and dh including the motion of
-the stage times. The oracle is the independent numpy implementation tests/reference.py (its own
-map from nodal values to stage sets, :func:`reference.continuous_stage_parameters`, and complex
-steps through it), checked here against itself first.
+time between them ("continuous": K (M+1, d, d), beta (M+1, d) at M+1 node times, M = N for the
+default nodes (0, cumsum(h)); stage i of layer j evaluated at t_j + c_i h_j); ``backward``
+returns dK and dbeta in that layout and dh including the motion of the stage times. The oracle
+is the independent numpy implementation tests/reference.py (its own map from nodal values to
+stage sets, :func:`reference.continuous_stage_parameters`, and complex steps through it), checked
+here against itself first.
 
 For the compiled modules (conftest.COMPILED):
 
 - every module and layout (stage; continuous with the default nodes, the layer boundaries; and
   with explicit nodes off every stage time, some stage times beyond the end nodes): y_N against
   the reference, the gradient (y0, K, beta, h) against the reference's complex-step gradient
-  (exact to rounding on both sides); fields, activations and widths rotate over the cases;
+  (exact to rounding on both sides); fields, activations and widths rotate over the cases; and
+  node counts M != N (fewer nodes than layers, several nodes in one layer, unused nodes);
 - central differences on a few cases per layout (h too where that is meaningful);
 - a dot test and a Taylor test per layout for rk4, gauss2 and sdirk2;
 - the layouts against each other: stage sets all equal to the layer's set, and nodal values
   constant in time, give the shared layout; Euler's stage on a node uses that node alone;
 - the parallel path (a batch large enough to be split over threads) against the reference;
-- the shapes each layout asks for.
+- the shapes each layout asks for, and no layers at all.
 
 Two derivatives of the continuous layout deserve a word. The node times are constants of the
 map: a change of h moves the stage times, not the nodes, and backward's dh is the derivative with
@@ -57,7 +59,7 @@ CONT_STEPS = (0.3, 0.25, 0.35)  # increasing default nodes (0, 0.3, 0.55, 0.9)
 # inside (0, 0.9), so the first stages of layer 0 and the last ones of layer 2 lie beyond the end
 # nodes (the end segments extended)
 OFF_NODES = (0.05, 0.27, 0.52, 0.8)
-OFF_NODES_4 = (0.05, 0.36, 0.62, 0.97, 1.12)  # the same for four layers (steps 0.3, 0.25, 0.35, 0.3)
+OFF_NODES_4 = (0.03, 0.445, 0.695, 1.025, 1.17)  # the same for four layers (steps 0.3, 0.25, 0.35, 0.3)
 NODE_MARGIN = 1e-3  # smallest |stage time - node| allowed where differences in h are taken
 
 LAYOUTS = ("stage", "continuous", "continuous-nodes")
@@ -242,11 +244,13 @@ def test_reference_continuous_map():
 
 
 def test_off_nodes_are_off_the_stage_times_and_inside_them():
-    """OFF_NODES with CONT_STEPS: every compiled tableau's stage times stay > 1e-2 from the nodes,
-    and some lie before the first node and after the last (the extended end segments)."""
-    times = np.concatenate([stage_times(stage_nodes(name), CONT_STEPS).ravel() for name in COMPILED])
-    assert np.min(np.abs(times[:, None] - np.array(OFF_NODES)[None, :])) > 1e-2
-    assert times.min() < OFF_NODES[0] and times.max() > OFF_NODES[-1]
+    """OFF_NODES (OFF_NODES_4) with CONT_STEPS (and a fourth step): every compiled tableau's stage
+    times stay > 1e-2 from the nodes, and some lie before the first node and after the last (the
+    extended end segments)."""
+    for nodes, steps in ((OFF_NODES, CONT_STEPS), (OFF_NODES_4, CONT_STEPS + CONT_STEPS[:1])):
+        times = np.concatenate([stage_times(stage_nodes(name), steps).ravel() for name in COMPILED])
+        assert np.min(np.abs(times[:, None] - np.array(nodes)[None, :])) > 1e-2
+        assert times.min() < nodes[0] and times.max() > nodes[-1]
 
 
 @pytest.mark.numba
@@ -540,37 +544,74 @@ def test_euler_stage_uses_its_node_exactly(net_euler):
     assert relative_error(gc, P.complex_step()) <= EXACT_TOL
 
 
+NO_LAYER_BUG = (
+    "continuous layout with no steps (h of shape (0,), explicit nodes): forward returns y0, but backward raises "
+    "ValueError in _Continuous.nodal_gradient (reshape of the empty stage gradient to (0, s, -1))"
+)
+
+
+@pytest.mark.numba
+@pytest.mark.parametrize(
+    "layout",
+    [
+        "shared",
+        "stage",
+        pytest.param("continuous", marks=pytest.mark.xfail(raises=ValueError, strict=True, reason=NO_LAYER_BUG)),
+    ],
+)
+def test_no_layers_in_every_layout(net_rk4, layout):
+    """No layer (h empty): the identity, dJ/dy0 = p, zero parameter gradients in the caller's layout."""
+    rng = np.random.default_rng(130)
+    d, s = 2, net_rk4.STAGES
+    y0, W = rng.normal(size=(3, d)), rng.normal(size=(3, d))
+    shape = {"shared": (0,), "stage": (0, s), "continuous": (3,)}[layout]
+    K, beta = rng.normal(size=shape + (d, d)), rng.normal(size=shape + (d,))
+    nodes = [0.0, 0.5, 1.0] if layout == "continuous" else None
+    yN, tape = net_rk4.forward(y0, K, beta, np.zeros(0), params=layout, nodes=nodes)
+    np.testing.assert_array_equal(yN, y0)
+    dy0, dK, dbeta, dh = net_rk4.backward(tape, W)
+    np.testing.assert_array_equal(dy0, W)
+    assert dK.shape == K.shape and dbeta.shape == beta.shape and dh.shape == (0,)
+    assert not dK.any() and not dbeta.any()
+
+
 # --------------------------------------------------------------------------------------------------
 # 5. the parallel path
 # --------------------------------------------------------------------------------------------------
 
 
+# batches above the module's work threshold with d = 2, N = 4 (implicit tableaux weigh 20 times
+# more per sample, see rkgen/runtime/layout.py _work)
+PARALLEL = [("rk4", 4000), ("gauss2", 600)]
+
+
 @pytest.mark.numba
 @pytest.mark.parametrize("layout", ["stage", "continuous-nodes"])
-def test_parallel_path_matches_reference(net_rk4, layout, monkeypatch):
-    """A batch large enough to be split over threads (m = 4000, d = 2, N = 4 for rk4: above the
-    module's work threshold), both kernels run in parallel, and y_N and the gradient agree with the
-    reference (complex steps; y0 a column at a time, the samples being independent)."""
+@pytest.mark.parametrize(("net", "m"), PARALLEL, indirect=["net"], ids=[c[0] for c in PARALLEL])
+def test_parallel_path_matches_reference(net, m, layout, monkeypatch):
+    """A batch large enough to be split over threads: both kernels run in parallel, and y_N and the
+    gradient agree with the reference (complex steps; y0 a column at a time, the samples being
+    independent)."""
     import numba
 
     threads = numba.get_num_threads()
     if threads < 2:
         pytest.skip("numba runs one thread: no parallel path")
-    m, d, layers = 4000, 2, 4
-    assert net_rk4._parallel(m, d, layers, threads) and net_rk4._layout(m, d, layers)[2] is not None
+    d, layers = 2, 4
+    assert net._parallel(m, d, layers, threads) and net._layout(m, d, layers)[2] is not None
     calls = []
     for kernel in ("_forward_parallel", "_backward_parallel"):
-        real = getattr(net_rk4, kernel)
+        real = getattr(net, kernel)
 
         def wrapper(*args, _real=real, _kernel=kernel):
             calls.append(_kernel)
             return _real(*args)
 
-        monkeypatch.setattr(net_rk4, kernel, wrapper)
-    P = Problem("rk4", layout, "stable", "tanh", m=m, d=d, layers=layers, seed=110)
+        monkeypatch.setattr(net, kernel, wrapper)
+    P = Problem(net.NAME, layout, "stable", "tanh", m=m, d=d, layers=layers, seed=110)
     if P.params == "continuous":
         assert node_margin(P.c, P.h, P.nodes) > 1e-2
-    yN, grad = P.gradient(net_rk4)
+    yN, grad = P.gradient(net)
     assert calls == ["_forward_parallel", "_backward_parallel"]
     assert forward_error(yN, P.reference_forward()) <= FORWARD_TOL
     assert relative_error(grad, P.complex_step(y0_by_columns=True)) <= EXACT_TOL
