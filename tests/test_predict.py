@@ -6,7 +6,9 @@ recorded, exactly.
 """
 
 import json
+import os
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -105,7 +107,8 @@ def test_bad_points_are_one_clear_error(runs):
     for bad, match in [
         (np.zeros((3, 3)), r"shape \(m, 2\).*got shape \(3, 3\)"),
         (np.zeros(2), r"shape \(m, 2\)"),
-        (np.array([[0.0, 1.0], [np.nan, 0.0]]), r"NaN or infinite.*x\[1\]"),
+        (np.array([[0.0, 1.0], [np.nan, 0.0]]), r"^1 point \(point 2\) holds NaN or infinite values$"),
+        (np.full((3, 2), np.inf), r"^3 points \(the first: point 1\) hold NaN or infinite values$"),
         (np.array([["a", "b"]]), "real numbers"),
     ]:
         with pytest.raises(RkgenError, match=match):
@@ -238,7 +241,7 @@ def test_cli_errors_are_one_line(runs, tmp_path, capsys):
         "nan.csv": "line 1, column 2: the feature 'nan' is not finite",
         "word.csv": "line 2, column 2: the feature 'abc' is not a number",
         "label.csv": "line 2: the label '7' is not a class of this run",
-        "ragged.csv": "line 2 has 1 columns",
+        "ragged.csv": "line 2 has 1 column",  # "1 column" or the old "1 columns"
         "points.json": "a .csv, .txt or .npz file",
     }
     for name, text in cases.items():
@@ -276,3 +279,148 @@ def test_cli_on_named_classes(runs, tmp_path, capsys):
     (tmp_path / "bad.csv").write_text("0.1,maybe,0.2\n")
     code, out, err = _cli(capsys, runs["csv"], tmp_path / "bad.csv")
     assert code == 2 and out == "" and "the label 'maybe' is not a class of this run; its classes are no, yes" in err
+
+
+# -- what the command refuses, and how it says it ---------------------------------------------------
+
+
+def _one_line_error(code, out, err, text):
+    assert code == 2 and out == "", err
+    assert err.count("\n") == 1 and err.startswith("rkgen: error: ") and "Traceback" not in err, err
+    assert text in err, err
+
+
+def test_cli_never_overwrites_the_run_or_its_input(runs, tmp_path, capsys):
+    """-o naming a file of the run folder (also through a link to the folder, or .. in the path) or the
+    input DATA itself is refused, and the file is left as it was; a new file in the run folder is fine."""
+    r = _copy(runs["euler"], tmp_path / "run")
+    data = tmp_path / "points.csv"
+    data.write_text("0.5,0.1\n0.2,0.3\n")
+    (tmp_path / "link").symlink_to(r)
+    own = ["config.json", "params.npz", "dataset.npz", "summary.json", "history.csv"]
+    before = {name: (r / name).read_bytes() for name in own}
+    for name in own:
+        for out in (r / name, tmp_path / "link" / name, r / ".." / "run" / name):
+            code, stdout, err = _cli(capsys, r, data, "-o", out)
+            want = f"-o would overwrite the run's own {name}; write the predictions elsewhere"
+            _one_line_error(code, stdout, err, want)
+    assert {name: (r / name).read_bytes() for name in own} == before
+    load_run(r)  # still a whole run
+    text = data.read_text()
+    for out in (data, tmp_path / "sub" / ".." / "points.csv"):
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        code, stdout, err = _cli(capsys, r, data, "-o", out)
+        _one_line_error(code, stdout, err, "-o is the input DATA")
+    os.link(data, tmp_path / "hard.csv")  # the same file under another name
+    _one_line_error(*_cli(capsys, r, data, "-o", tmp_path / "hard.csv"), "-o is the input DATA")
+    assert data.read_text() == text
+    _one_line_error(*_cli(capsys, r, data, "-o", ""), "-o is empty")
+    code, stdout, err = _cli(capsys, r, data, "-o", r / "predictions.csv")  # a new file: nothing is replaced
+    assert (code, stdout, err) == (0, "", "") and (r / "predictions.csv").read_text().startswith("p_0,p_1,label\n")
+
+
+def test_cli_says_what_DATA_and_RUN_are(runs, tmp_path, capsys):
+    r = runs["euler"]
+    os.mkfifo(tmp_path / "fifo.csv")
+    _one_line_error(*_cli(capsys, r, tmp_path / "fifo.csv"), "fifo.csv is not a regular file (it is a named pipe)")
+    _one_line_error(*_cli(capsys, r, "/dev/null"), "/dev/null is not a regular file (it is a device)")
+    (tmp_path / "folder.csv").mkdir()
+    _one_line_error(*_cli(capsys, r, tmp_path / "folder.csv"), "folder.csv is a folder")
+    _one_line_error(*_cli(capsys, r, tmp_path / "missing.csv"), "missing.csv: no such file")
+    good = tmp_path / "good.csv"
+    good.write_text("0.5,0.1\n")
+    _one_line_error(*_cli(capsys, good, good), "good.csv is a file, not a run folder")
+    _one_line_error(*_cli(capsys, tmp_path / "nothing", good), "nothing: no such run folder")
+    with pytest.raises(RkgenError, match="is a file, not a run folder"):
+        load_run(good)
+
+
+def test_cli_npz_messages(runs, tmp_path, capsys):
+    """Not a zip at all (text, a bare .npy): "not an .npz (zip) file"; Python objects only for a zip that
+    holds a pickled array; entries named 1-based."""
+    r = runs["euler"]
+    (tmp_path / "text.npz").write_text("hello\n")
+    np.save(tmp_path / "bare.npy", np.zeros((2, 2)))
+    shutil.copy(tmp_path / "bare.npy", tmp_path / "bare.npz")
+    for name in ("text.npz", "bare.npz"):
+        code, out, err = _cli(capsys, r, tmp_path / name)
+        _one_line_error(code, out, err, f"{name}: not an .npz (zip) file")
+        assert "Python objects" not in err
+    np.savez(tmp_path / "objects.npz", x=np.zeros((1, 2)), y=np.array([{"a": 1}], dtype=object))
+    _one_line_error(*_cli(capsys, r, tmp_path / "objects.npz"), "it holds Python objects, which rkgen never loads")
+    np.savez(tmp_path / "label.npz", x=np.zeros((2, 2)), y=np.array([0, 7]))
+    _one_line_error(*_cli(capsys, r, tmp_path / "label.npz"), "label.npz: y entry 2: the label '7' is not a class")
+    np.savez(tmp_path / "empty.npz", x=np.zeros((2, 2)), y=np.array(["0", " "]))
+    _one_line_error(*_cli(capsys, r, tmp_path / "empty.npz"), "empty.npz: y entry 2 is an empty label")
+    np.savez(tmp_path / "nan.npz", x=np.array([[0.0, 0.0], [0.0, np.nan]]))
+    _one_line_error(*_cli(capsys, r, tmp_path / "nan.npz"), "nan.npz: x row 2 holds NaN or infinite values")
+    np.savez(tmp_path / "ok.npz", x=np.zeros((2, 2)))
+    _one_line_error(*_cli(capsys, r, tmp_path / "ok.npz", "--label-column", "1"), "--label-column is for a CSV file")
+
+
+def test_cli_one_row_csv_and_the_label_column(runs, tmp_path, capsys):
+    """A one-row CSV is data unless ALL its feature cells are text; the label column is the run's or
+    --label-column, and a file without a label column refuses --label-column."""
+    one = tmp_path / "one.csv"
+    one.write_text("0.1,yes,0.2\n")  # the csv run's layout: the label in column 1 (0-based)
+    code, out, err = _cli(capsys, runs["csv"], one)
+    assert (
+        code == 0
+        and out.count("\n") == 2
+        and err
+        == ("accuracy 100.00% (1 of 1 point)\n" if out.endswith(",yes\n") else "accuracy 0.00% (0 of 1 point)\n")
+    )
+    (tmp_path / "first.csv").write_text("1,0.1,0.2\n")
+    code, out, err = _cli(capsys, runs["euler"], tmp_path / "first.csv", "--label-column", "0")
+    assert code == 0 and err.endswith("of 1 point)\n")
+    assert out == _cli(capsys, runs["euler"], tmp_path / "first.csv", "--label-column", "-3")[1]
+    (tmp_path / "feats.csv").write_text("0.5,0.1\n0.2,0.3\n")
+    for col in ("5", "0", "-1"):
+        code, out, err = _cli(capsys, runs["euler"], tmp_path / "feats.csv", "--label-column", col)
+        want = f"--label-column {col} given, but the file has no label column: its 2 columns are the features"
+        _one_line_error(code, out, err, want)
+    assert _cli(capsys, runs["euler"], tmp_path / "feats.csv")[0] == 0
+
+
+def _scaled_copy(runs, tmp_path, scale):
+    r = _copy(runs["euler"], tmp_path / f"scale-{scale:g}")
+    saved = json.loads((r / "config.json").read_text())
+    saved["config"]["data_scale"] = scale
+    (r / "config.json").write_text(json.dumps(saved))
+    return r
+
+
+def test_data_scale_overflow_is_one_line_without_warnings(runs, tmp_path, capsys):
+    r = _scaled_copy(runs, tmp_path, 1e10)
+    big = tmp_path / "big.csv"
+    big.write_text("# huge\n0,0\n1e308,1e308\n-1e300,0\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, out, err = _cli(capsys, r, big)
+        np.savez(tmp_path / "big.npz", x=np.array([[0.0, 0.0], [0.0, 1e308]]))
+        code2, out2, err2 = _cli(capsys, r, tmp_path / "big.npz")
+        run = load_run(r)
+        with pytest.raises(RkgenError) as e:
+            run.predict(np.array([[1e300, 0.0]]))
+    assert caught == []
+    _one_line_error(
+        code,
+        out,
+        err,
+        "big.csv: 2 points (the first: line 3) overflow to infinity when scaled by the run's data scale 1e+10 "
+        "(its --data-scale): with it, the values must stay below 1.8e+298 in magnitude",
+    )
+    _one_line_error(code2, out2, err2, "big.npz: 1 point (x row 2) overflows to infinity when scaled by the run's data")
+    assert str(e.value).startswith("1 point (point 1) overflows to infinity when scaled by the run's data scale 1e+10")
+    assert run.predict(np.array([[1e-10, 0.0]])).shape == (1,)
+
+
+def test_cli_one_row_csv_with_a_number_among_its_features_is_data(runs, tmp_path, capsys):
+    """The trainer's reader (datasets.csv_table) takes a first row as a header only when ALL its feature
+    cells are text: with the label in the wrong column, a one-row file names the feature that is not a
+    number instead of saying "a header and no data rows"."""
+    one = tmp_path / "one.csv"
+    one.write_text("0.1,yes,0.2\n")  # the euler run's label is the last column: "yes" is a feature
+    code, out, err = _cli(capsys, runs["euler"], one)
+    _one_line_error(code, out, err, "line 1, column 2: the feature 'yes' is not a number")
+    assert "header" not in err

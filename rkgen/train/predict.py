@@ -75,8 +75,11 @@ class Run:
 
     # -- predictions -------------------------------------------------------------------------------
 
-    def points(self, x, *, scaled: bool = False) -> np.ndarray:
-        """x checked (m, d) finite numbers, multiplied by the run's data scale unless scaled."""
+    def points(self, x, *, scaled: bool = False, where=None) -> np.ndarray:
+        """x checked (m, d) finite numbers, multiplied by the run's data scale unless scaled.
+
+        where: optional names of the points' places for the messages (e.g. a file's lines); by default
+        "point 1", "point 2", ... (1-based)."""
         a = np.asarray(x)
         if a.dtype.kind not in "biuf":
             raise RkgenError(f"the points must be real numbers, got an array of dtype {a.dtype}")
@@ -88,33 +91,37 @@ class Run:
         a = a.astype(float, copy=False)
         bad = ~np.all(np.isfinite(a), axis=1)
         if bad.any():
-            rows = np.flatnonzero(bad)
-            raise RkgenError(
-                f"the points contain NaN or infinite values ({len(rows)} point(s), the first x[{rows[0]}])"
-            )
+            some, n = _some_points(bad, where)
+            raise RkgenError(f"{some} {'holds' if n == 1 else 'hold'} NaN or infinite values")
         scale = self.config.data_scale
         if not scaled and scale != 1.0:
-            a = a * scale  # exactly as the trainer scales its points
+            with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+                a = a * scale  # exactly as the trainer scales its points
+            bad = ~np.all(np.isfinite(a), axis=1)
+            if bad.any():
+                some, n = _some_points(bad, where)
+                raise RkgenError(
+                    f"{some} {'overflows' if n == 1 else 'overflow'} to infinity when scaled by the run's "
+                    f"data scale {scale:g} (its --data-scale): with it, the values must stay below "
+                    f"{np.finfo(float).max / scale:.3g} in magnitude"
+                )
         return a
 
-    def classify(self, x, *, scaled: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """(probabilities (m, K), class indices (m,)) from one pass over x."""
-        a = self.points(x, scaled=scaled)
+    def classify(self, x, *, scaled: bool = False, where=None) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities (m, K), class indices (m,)) from one pass over x (where: see points)."""
+        a = self.points(x, scaled=scaled, where=where)
         K = self.n_classes
         if len(a) == 0:
             return np.empty((0, K)), np.empty(0, dtype=np.int64)
         try:
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
                 proba, classes = self.model.probabilities(self.flat, a)
         except SolveFailure as e:
             raise RkgenError(f"cannot predict these points: {e}") from None
         bad = ~np.all(np.isfinite(proba), axis=1)
         if bad.any():
-            rows = np.flatnonzero(bad)
-            raise RkgenError(
-                f"the network's output is not finite for {len(rows)} point(s), the first "
-                f"x[{rows[0]}] (points far outside the training data?)"
-            )
+            some, _ = _some_points(bad, where)
+            raise RkgenError(f"the network's output is not finite for {some} (points far outside the training data?)")
         return proba, classes
 
     def predict_proba(self, x, *, scaled: bool = False) -> np.ndarray:
@@ -187,6 +194,16 @@ class Run:
         return float(np.count_nonzero(self.predict(x, scaled=True) == c) / len(x))
 
 
+def _some_points(bad: np.ndarray, where=None) -> tuple[str, int]:
+    """("1 point (point 3)" or "2 points (the first: line 5)", how many): the rows where ``bad``, named by
+    ``where`` or counted from 1."""
+    rows = np.flatnonzero(bad)
+    first = where[rows[0]] if where is not None else f"point {rows[0] + 1}"
+    if len(rows) == 1:
+        return f"1 point ({first})", 1
+    return f"{len(rows)} points (the first: {first})", len(rows)
+
+
 # -- loading ---------------------------------------------------------------------------------------
 
 
@@ -199,6 +216,10 @@ def load_run(run, network=None) -> Run:
     """
     path = Path(run)
     if not path.is_dir():
+        if path.is_file():
+            raise RkgenError(f"{run} is a file, not a run folder (give the folder 'rkgen train' wrote)")
+        if path.exists() or path.is_symlink():
+            raise RkgenError(f"{run} is not a folder, so not a run folder")
         raise RkgenError(f"{run}: no such run folder")
     for name in _NEEDED:
         if not (path / name).is_file():

@@ -23,9 +23,12 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import os
+import stat
 import sys
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -73,18 +76,21 @@ def run(args: argparse.Namespace) -> int:
 
     tableau = getattr(args, "tableau", None)
     r = load_run(args.run_dir, network=tableau)
-    label_column = getattr(args, "label_column", None)
+    output = getattr(args, "output", None)
+    if output is not None:
+        check_output(output, r.path, args.data)
+    given = getattr(args, "label_column", None)
+    label_column = given
     if label_column is None:
         label_column = r.config.label_column if isinstance(r.config.label_column, int) else -1
-    x, labels, where = read_points(args.data, r.dim, label_column)
+    x, labels, where = read_points(args.data, r.dim, label_column, given=given is not None)
     try:
-        c = r.encode(labels, where) if labels is not None else None
-        proba, classes = r.classify(x)
+        c = r.encode(labels, where.labels) if labels is not None else None
+        proba, classes = r.classify(x, where=where.points)
     except RkgenError as e:
         raise RkgenError(f"{args.data}: {e}") from None
     text = format_predictions(r.class_names, proba, classes)
-    output = getattr(args, "output", None)
-    if output:
+    if output is not None:
         _write(output, text)
     else:
         sys.stdout.write(text)
@@ -97,10 +103,36 @@ def run(args: argparse.Namespace) -> int:
     if c is not None:
         correct = int(np.count_nonzero(classes == c))
         print(
-            f"accuracy {100 * correct / len(c):.2f}% ({correct} of {len(c)} points)",
+            f"accuracy {100 * correct / len(c):.2f}% ({correct} of {_points(len(c))})",
             file=sys.stderr,
         )
     return 0
+
+
+def _points(n: int) -> str:
+    return f"{n} point" if n == 1 else f"{n} points"
+
+
+def check_output(output, run_dir, data) -> None:
+    """Refuse an -o that is empty, the input DATA, or a file of the run folder (its config.json,
+    params.npz, ...: any file there that exists); paths are compared resolved (links followed)."""
+    if not str(output):
+        raise RkgenError("-o is empty; give the file to write the predictions to")
+    real = os.path.realpath(output)
+    if real == os.path.realpath(data) or _same_file(output, data):
+        raise RkgenError(f"-o is the input DATA ({data}); write the predictions elsewhere")
+    folder = os.path.realpath(run_dir)
+    inside = os.path.commonpath([real, folder]) == folder and real != folder
+    if inside and os.path.lexists(real):
+        own = Path(os.path.relpath(real, folder)).as_posix()
+        raise RkgenError(f"-o would overwrite the run's own {own}; write the predictions elsewhere")
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
 
 
 def format_predictions(class_names, proba: np.ndarray, classes: np.ndarray) -> str:
@@ -123,21 +155,65 @@ def _write(path, text: str) -> None:
 # -- reading DATA ----------------------------------------------------------------------------------
 
 
-def read_points(data, dim: int, label_column: int = -1):
-    """(x (m, dim), labels (m,) as strings or None, the labels' places for messages) from a
-    .csv/.txt or .npz file."""
+class Places(NamedTuple):
+    """The names of the points' and of the labels' places for messages (1-based): a CSV's lines, or
+    an .npz's "x row i" and "y entry i"."""
+
+    points: list
+    labels: list
+
+
+def read_points(data, dim: int, label_column: int = -1, given: bool = False):
+    """(x (m, dim), labels (m,) as strings or None, the points' and labels' :class:`Places`) from a
+    .csv/.txt or .npz file. given: --label-column was given (a file without a label column refuses it)."""
     path = Path(data)
-    if not path.is_file():
-        raise RkgenError(f"{data}: no such file")
+    _check_data(data)
     suffix = path.suffix.lower()
     if suffix == ".npz":
+        if given:
+            raise RkgenError(f"{data}: --label-column is for a CSV file; an .npz holds the labels in 'y'")
         return _read_npz(path, dim)
     if suffix in (".csv", ".txt"):
-        return _read_csv(path, dim, label_column)
+        return _read_csv(path, dim, label_column, given)
     raise RkgenError(f"{data}: give the points as a .csv, .txt or .npz file")
 
 
+def _check_data(data) -> None:
+    """DATA must be a regular file (a link to one is fine: it is only read)."""
+    if not str(data):
+        raise RkgenError("DATA is empty; give a .csv, .txt or .npz file of points")
+    try:
+        st = os.stat(data)
+    except FileNotFoundError:
+        raise RkgenError(f"{data}: no such file") from None
+    except OSError as e:
+        raise RkgenError(f"{data}: cannot read: {e.strerror or e}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise RkgenError(f"{data} is a folder; give a .csv, .txt or .npz file of points")
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((name for test, name in _KINDS if test(st.st_mode)), "a special file")
+        raise RkgenError(f"{data} is not a regular file (it is {kind}); give a .csv, .txt or .npz file")
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first entry, or an empty zip
+
+
 def _read_npz(path: Path, dim: int):
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as e:
+        raise RkgenError(f"{path}: cannot read: {e.strerror or e}") from None
+    if head not in _ZIP_MAGIC:
+        raise RkgenError(f"{path}: not an .npz (zip) file; write the points with numpy.savez(file, x=..., y=...)")
     try:
         with np.load(path, allow_pickle=False) as z:
             files = sorted(z.files)
@@ -149,8 +225,10 @@ def _read_npz(path: Path, dim: int):
             y = z["y"] if "y" in files else None
     except RkgenError:
         raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
-        why = "it holds Python objects, which rkgen never loads" if "pickle" in str(e) else e
+    except (OSError, ValueError, EOFError, KeyError, TypeError, zipfile.BadZipFile) as e:
+        # numpy refuses an object array of a zip member with "Object arrays cannot be loaded when
+        # allow_pickle=False"; anything else is a damaged file
+        why = "it holds Python objects, which rkgen never loads" if "allow_pickle" in str(e) else e
         raise RkgenError(f"{path}: not a readable .npz file ({why})") from None
     if x.dtype.kind not in "biuf":
         raise RkgenError(f"{path}: 'x' must hold numbers, not {x.dtype}")
@@ -161,7 +239,7 @@ def _read_npz(path: Path, dim: int):
     x = x.astype(float)
     bad = ~np.all(np.isfinite(x), axis=1)
     if bad.any():
-        raise RkgenError(f"{path}: x[{np.flatnonzero(bad)[0]}] holds NaN or infinite values")
+        raise RkgenError(f"{path}: x row {np.flatnonzero(bad)[0] + 1} holds NaN or infinite values")
     labels = None
     if y is not None:
         if y.ndim != 1 or len(y) != len(x):
@@ -169,22 +247,32 @@ def _read_npz(path: Path, dim: int):
         if y.dtype.kind not in "biufUS":
             raise RkgenError(f"{path}: 'y' must hold numbers or text, not {y.dtype}")
         labels = np.array([str(v).strip() for v in y.tolist()], dtype=object)
-    return x, labels, [f"y[{i}]" for i in range(len(x))]
+        for i, lab in enumerate(labels):
+            if not lab:
+                raise RkgenError(f"{path}: y entry {i + 1} is an empty label")
+    m = range(1, len(x) + 1)
+    return x, labels, Places([f"x row {i}" for i in m], [f"y entry {i}" for i in m])
 
 
-def _read_csv(path: Path, dim: int, label_column: int):
+def _read_csv(path: Path, dim: int, label_column: int, given: bool = False):
     """The trainer's CSV rules (rkgen.train.datasets), with the label column optional: d columns are
     features only, d + 1 features and a label."""
     rows, lines = csv_rows(path)
     width = len(rows[0])
     if width == dim:
+        if given:
+            raise RkgenError(
+                f"{path}: --label-column {label_column} given, but the file has no label column: "
+                f"its {_columns(dim)} {'is' if dim == 1 else 'are'} the {'feature' if dim == 1 else 'features'}"
+            )
         col = None
     elif width == dim + 1:
         col = label_column_index(path, label_column, width)
     else:
         raise RkgenError(
-            f"{path}: line {lines[0]} has {width} columns; the run's data has {dim} features, so "
-            f"give {dim} columns (the features) or {dim + 1} (the features and a label)"
+            f"{path}: line {lines[0]} has {_columns(width)}; the run's data has {_features(dim)}, so "
+            f"give {_columns(dim)} (the {'feature' if dim == 1 else 'features'}) or {_columns(dim + 1)} "
+            f"(the {'feature' if dim == 1 else 'features'} and a label)"
         )
     x, labels, lines = csv_table(path, rows, lines, col)
     if labels is not None:
@@ -192,7 +280,16 @@ def _read_csv(path: Path, dim: int, label_column: int):
         for lab, line in zip(labels, lines, strict=True):
             if not lab:
                 raise RkgenError(f"{path}: line {line} has an empty label")
-    return x, labels, [f"line {line}" for line in lines]
+    places = [f"line {line}" for line in lines]
+    return x, labels, Places(places, places)
+
+
+def _columns(n: int) -> str:
+    return f"{n} column" if n == 1 else f"{n} columns"
+
+
+def _features(n: int) -> str:
+    return f"{n} feature" if n == 1 else f"{n} features"
 
 
 def main(argv=None) -> int:
