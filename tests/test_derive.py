@@ -806,3 +806,103 @@ def test_params_argument_of_run_derive(tmp_path, capsys):
     assert (tmp_path / "rk4_stage_derivation.md").read_text(encoding="utf-8") == layout_markdown("rk4", "stage")
     with pytest.raises(RkgenError, match="unknown parameter layout 'stages'"):
         run_derive(_derive_args("rk4", params="stages"))
+
+
+# --------------------------------------------------------------------------------------------------
+# -o: never over a different file without --force; a suffix that contradicts the format is refused
+# --------------------------------------------------------------------------------------------------
+
+
+def _derive_error(capsys, argv) -> str:
+    assert rkgen_main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("rkgen: error: ") and "Traceback" not in err
+    return err
+
+
+def test_an_existing_file_is_replaced_only_with_force(tmp_path, capsys):
+    """As `rkgen generate`: an existing file is kept unless it already holds the document (unchanged) or
+    --force is given (overwrote)."""
+    from rkgen.derive import run_derive
+
+    target = tmp_path / "target.txt"
+    target.write_text("keep\n", encoding="utf-8")
+    err = _derive_error(capsys, ["derive", "euler", "-o", str(target)])
+    assert f"{target} exists and differs; use --force to overwrite it" in err
+    assert target.read_text(encoding="utf-8") == "keep\n"
+    assert run_derive(_derive_args("euler", output=str(target), force=True)) == 0
+    assert capsys.readouterr().out == f"overwrote {target}\n"
+    assert target.read_text(encoding="utf-8") == markdown("euler")
+    mtime = target.stat().st_mtime_ns
+    assert rkgen_main(["derive", "euler", "-o", str(target)]) == 0  # the same document: left as it is
+    assert capsys.readouterr().out == f"unchanged {target}\n" and target.stat().st_mtime_ns == mtime
+    # the same in a folder and for --json
+    (tmp_path / "euler_derivation.md").write_text("mine\n", encoding="utf-8")
+    _derive_error(capsys, ["derive", "euler", "-o", str(tmp_path)])
+    assert (tmp_path / "euler_derivation.md").read_text(encoding="utf-8") == "mine\n"
+    js = tmp_path / "e.json"
+    js.write_text("{}\n", encoding="utf-8")
+    assert "e.json exists and differs" in _derive_error(capsys, ["derive", "euler", "--json", "-o", str(js)])
+    assert run_derive(_derive_args("euler", json=True, output=str(js), force=True)) == 0
+    assert capsys.readouterr().out == f"overwrote {js}\n" and json.loads(js.read_text())["tableau"]
+    assert run_derive(_derive_args("euler", json=True, output=str(tmp_path))) == 0  # a folder: <stem>.json
+    assert json.loads((tmp_path / "euler_derivation.json").read_text()) == json.loads(js.read_text())
+
+
+def test_an_existing_pdf_needs_force_before_compiling(tmp_path, capsys, monkeypatch):
+    from rkgen.derive import cli
+
+    calls = []
+    monkeypatch.setattr(cli.shutil, "which", lambda name, *a, **k: "/no/pdflatex")
+    monkeypatch.setattr(cli, "compile_pdf", lambda tex, out, pdflatex: calls.append(out) or out.write_bytes(b"%PDF"))
+    out = tmp_path / "z.pdf"
+    out.write_bytes(b"keep")
+    assert f"{out} exists; use --force to overwrite it" in _derive_error(capsys, ["derive", "euler", "-o", str(out)])
+    assert out.read_bytes() == b"keep" and calls == []
+    assert cli.run_derive(_derive_args("euler", output=str(out), force=True)) == 0
+    assert capsys.readouterr().out == f"overwrote {out}\n" and calls == [out] and out.read_bytes() == b"%PDF"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--json", "--format", "pdf", "-o", "z.pdf"], "-o z.pdf: a .pdf file does not hold the output of --json"),
+        (["--json", "-o", "z.md"], "a .md file does not hold the output of --json; name it *.json"),
+        (["--format", "tex", "-o", "y.md"], "-o y.md: a .md file does not hold the output of --format tex"),
+        (["--format", "md", "-o", "z.pdf"], "-o z.pdf: a .pdf file does not hold the output of --format md"),
+        (["--format", "md", "-o", "z.TEX"], "a .TEX file does not hold the output of --format md; name it *.md"),
+        (["--format", "pdf", "-o", "z.markdown"], "a .markdown file does not hold the output of --format pdf"),
+        (["-o", "e.json"], "-o e.json: a .json file is for --json"),
+        (["-o", ""], "-o is empty"),
+        (["--json", "-o", ""], "-o is empty"),
+    ],
+)
+def test_a_suffix_that_contradicts_the_format_is_refused(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    err = _derive_error(capsys, ["derive", "euler", *argv])
+    assert message in err
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even ./euler_derivation.md
+
+
+def test_suffixes_that_fit_or_say_nothing_stay_allowed(tmp_path, capsys):
+    for argv, name, start in [
+        (["--format", "md", "-o", "notes"], "notes", "# Exact gradients for euler"),  # no suffix
+        (["--format", "tex", "-o", "doc.txt"], "doc.txt", "\\documentclass"),  # a suffix of no format
+        (["-o", "e.markdown"], "e.markdown", "# Exact gradients for euler"),
+        (["--format", "md", "-o", "E.MD"], "E.MD", "# Exact gradients for euler"),
+        (["--json", "-o", "e.JSON"], "e.JSON", "{"),
+        (["--format", "md", "-o", "new/"], "new/euler_derivation.md", "# Exact gradients for euler"),
+    ]:
+        argv = [f"{tmp_path}/{a}" if a in (name, "new/") else a for a in argv]
+        assert rkgen_main(["derive", "euler", *argv]) == 0, argv
+        assert (tmp_path / name).read_text(encoding="utf-8").startswith(start)
+    capsys.readouterr()
+
+
+def test_refreshing_the_examples_overwrites_its_own_files(tmp_path):
+    """`python -m rkgen.derive FOLDER` keeps replacing its example documents (no --force there)."""
+    write_examples(tmp_path)
+    (tmp_path / "euler.md").write_text("stale\n", encoding="utf-8")
+    done = dict(write_examples(tmp_path))
+    assert done[tmp_path / "euler.md"] == "written" and done[tmp_path / "rk4.md"] == "unchanged"
+    assert (tmp_path / "euler.md").read_text(encoding="utf-8") == markdown("euler")

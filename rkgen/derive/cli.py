@@ -58,7 +58,8 @@ def compile_pdf(tex: str, output: Path, pdflatex: str | None = None) -> None:
     write_bytes_atomic(output, data)  # next to the target, then renamed: never half-written, never a non-file
 
 
-_SUFFIX_FORMAT = {".md": "md", ".markdown": "md", ".tex": "tex", ".pdf": "pdf"}
+_SUFFIX_FORMAT = {".md": "md", ".markdown": "md", ".tex": "tex", ".pdf": "pdf", ".json": "json"}
+_FORMAT_SUFFIX = {"md": ".md", "tex": ".tex", "pdf": ".pdf", "json": ".json"}
 
 
 def _target(output: str | None, tableau: Tableau, fmt: str, params: str = "shared") -> Path | None:
@@ -66,8 +67,15 @@ def _target(output: str | None, tableau: Tableau, fmt: str, params: str = "share
     if output is None:
         return Path(f"{stem}.pdf") if fmt == "pdf" else None
     path = Path(output)
-    if path.is_dir():
-        path = path / f"{stem}.{fmt}"
+    if path.is_dir() or output.endswith(("/", os.sep)):
+        return path / f"{stem}{_FORMAT_SUFFIX[fmt]}"
+    want = _SUFFIX_FORMAT.get(path.suffix.lower())
+    if want is not None and want != fmt:
+        what = "--json" if fmt == "json" else f"--format {fmt}"
+        raise RkgenError(
+            f"-o {output}: a {path.suffix} file does not hold the output of {what}; name it *{_FORMAT_SUFFIX[fmt]} "
+            "(or give a folder)"
+        )
     return path
 
 
@@ -75,43 +83,71 @@ def _write(path: Path, text: str) -> None:
     write_text_atomic(path, text)
 
 
+def _existing(target: Path, force: bool, new: str | None = None) -> str:
+    """How ``target`` is to be written: "wrote" (new), "unchanged" (it holds ``new`` already) or "overwrote"
+    (with ``force``); an existing different file without ``force`` is refused (as `rkgen generate` does)."""
+    if check_target(target) is None:  # a link, a FIFO or a device is refused here too
+        return "wrote"
+    if new is not None:
+        try:
+            if target.read_text(encoding="utf-8") == new:
+                return "unchanged"
+        except (OSError, UnicodeDecodeError):
+            pass
+    if not force:
+        raise RkgenError(f"{target} exists{'' if new is None else ' and differs'}; use --force to overwrite it")
+    return "overwrote"
+
+
+def _emit(target: Path | None, text: str, force: bool) -> None:
+    """``text`` to stdout (no target) or to ``target`` (see _existing), saying which."""
+    if target is None:
+        sys.stdout.write(text)
+        return
+    status = _existing(target, force, text)
+    if status != "unchanged":
+        _write(target, text)
+    print(f"{status} {target}")
+
+
 def run_derive(args) -> int:
-    """`rkgen derive TABLEAU [--format md|tex|pdf] [-o FILE] [--json] [--params shared|stage|continuous]`."""
+    """`rkgen derive TABLEAU [--format md|tex|pdf] [-o FILE] [--json] [--params shared|stage|continuous] [--force]`.
+
+    An existing file is replaced only when it differs and ``force`` is set (a file that already holds the document
+    is left as it is); -o's suffix must not contradict the format (a folder or another suffix is fine)."""
+    output = args.output
+    if output is not None and not str(output):
+        raise RkgenError("-o is empty; give a file or a folder (or leave -o out for stdout)")
+    output = None if output is None else os.fspath(output)
+    force = bool(getattr(args, "force", False))
     fmt = args.format
-    if fmt is None:
-        fmt = _SUFFIX_FORMAT.get(Path(args.output).suffix.lower(), "md") if args.output else "md"
+    if args.json:
+        fmt = "json"
+    elif fmt is None:
+        fmt = _SUFFIX_FORMAT.get(Path(output).suffix.lower(), "md") if output else "md"
+        if fmt == "json":
+            raise RkgenError(f"-o {output}: a .json file is for --json; name it *.md or *.tex, or add --json")
     params = getattr(args, "params", None) or "shared"
     if params not in PARAMS:
         raise RkgenError(f"unknown parameter layout {params!r}; choose one of {', '.join(PARAMS)}")
     tableau = load(args.tableau)
     check_float_range(tableau)  # the document shows the network's float64 code, as `generate` writes it
-    if args.json:
-        text = json.dumps(equations_json(tableau, params), indent=2, ensure_ascii=False) + "\n"
-        if args.output:
-            _write(Path(args.output), text)
-            print(f"wrote {args.output}")
-        else:
-            sys.stdout.write(text)
+    target = _target(output, tableau, fmt, params)
+    if target is not None:
+        check_target(target)  # a link, a FIFO or a device is refused before the document is built
+    if fmt == "json":
+        _emit(target, json.dumps(equations_json(tableau, params), indent=2, ensure_ascii=False) + "\n", force)
         return 0
-    pdflatex = None
     if fmt == "pdf":
         pdflatex = shutil.which("pdflatex")
         if pdflatex is None:
             raise RkgenError(PDFLATEX_MISSING)
-    target = _target(args.output, tableau, fmt, params)
-    if target is not None:
-        check_target(target)  # a link, a FIFO or a device is refused before the document is built
-    doc = Derivation(tableau, params)
-    if fmt == "pdf":
-        compile_pdf(doc.latex(), target, pdflatex)
-        print(f"wrote {target}")
+        status = _existing(target, force)  # a PDF is never byte-identical (pdflatex stamps the time)
+        compile_pdf(Derivation(tableau, params).latex(), target, pdflatex)
+        print(f"{status} {target}")
         return 0
-    text = doc.markdown() if fmt == "md" else doc.latex()
-    if target is None:
-        sys.stdout.write(text)
-    else:
-        _write(target, text)
-        print(f"wrote {target}")
+    doc = Derivation(tableau, params)
+    _emit(target, doc.markdown() if fmt == "md" else doc.latex(), force)
     return 0
 
 
