@@ -315,6 +315,8 @@ def test_cli_never_overwrites_the_run_or_its_input(runs, tmp_path, capsys):
     _one_line_error(*_cli(capsys, r, data, "-o", tmp_path / "hard.csv"), "-o is the input DATA")
     assert data.read_text() == text
     _one_line_error(*_cli(capsys, r, data, "-o", ""), "-o is empty")
+    missing = tmp_path / "gone.csv"  # DATA's own error comes first
+    _one_line_error(*_cli(capsys, r, missing, "-o", missing), "gone.csv: no such file")
     code, stdout, err = _cli(capsys, r, data, "-o", r / "predictions.csv")  # a new file: nothing is replaced
     assert (code, stdout, err) == (0, "", "") and (r / "predictions.csv").read_text().startswith("p_0,p_1,label\n")
 
@@ -424,3 +426,21 @@ def test_cli_one_row_csv_with_a_number_among_its_features_is_data(runs, tmp_path
     code, out, err = _cli(capsys, runs["euler"], one)
     _one_line_error(code, out, err, "line 1, column 2: the feature 'yes' is not a number")
     assert "header" not in err
+
+
+def test_read_points_counts_in_words(tmp_path):
+    """One feature, one column: singular in the messages."""
+    wide = tmp_path / "wide.csv"
+    wide.write_text("1,2,3\n")
+    with pytest.raises(RkgenError) as e:
+        predict_cli.read_points(wide, 1)
+    assert str(e.value).endswith(
+        "line 1 has 3 columns; the run's data has 1 feature, so give 1 column (the feature) or 2 columns "
+        "(the feature and a label)"
+    )
+    one = tmp_path / "one.csv"
+    one.write_text("0.5\n")
+    with pytest.raises(RkgenError, match="the file has no label column: its 1 column is the feature$"):
+        predict_cli.read_points(one, 1, 0, given=True)
+    x, labels, where = predict_cli.read_points(one, 1)
+    assert x.tolist() == [[0.5]] and labels is None and where.points == ["line 1"]

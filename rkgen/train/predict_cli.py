@@ -14,8 +14,8 @@ applied here, as training applied it):
 
 Labels are the original class names (a number matches a numeric class of equal value). The output
 is a CSV with one row per point: ``p_<class>`` for every class (the probabilities, in the order of
-the run's classes) and ``label``, the predicted class; to -o FILE (written atomically), else to
-stdout. With labels, the accuracy goes to stderr.
+the run's classes) and ``label``, the predicted class; to -o FILE (written atomically; a file of the
+run folder or DATA itself is refused), else to stdout. With labels, the accuracy goes to stderr.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-o",
         "--output",
         metavar="OUT.csv",
-        help="write the predictions here (replaced atomically) instead of to stdout",
+        help="write the predictions here (replaced atomically; never a file of RUN, nor DATA) instead of to stdout",
     )
     parser.add_argument(
         "--label-column",
@@ -76,14 +76,14 @@ def run(args: argparse.Namespace) -> int:
 
     tableau = getattr(args, "tableau", None)
     r = load_run(args.run_dir, network=tableau)
-    output = getattr(args, "output", None)
-    if output is not None:
-        check_output(output, r.path, args.data)
     given = getattr(args, "label_column", None)
     label_column = given
     if label_column is None:
         label_column = r.config.label_column if isinstance(r.config.label_column, int) else -1
     x, labels, where = read_points(args.data, r.dim, label_column, given=given is not None)
+    output = getattr(args, "output", None)
+    if output is not None:
+        check_output(output, r.path, args.data)  # before anything is computed or written
     try:
         c = r.encode(labels, where.labels) if labels is not None else None
         proba, classes = r.classify(x, where=where.points)
