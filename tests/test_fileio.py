@@ -148,9 +148,7 @@ def test_a_target_that_is_not_a_regular_file_is_refused(tmp_path, monkeypatch, k
         WRITERS[writer](path)
     message = str(info.value)
     assert "\n" not in message
-    assert message == (
-        f"{path} {words}; rkgen writes only regular files (remove it or choose another path)"
-    )
+    assert message == (f"{path} {words}; rkgen writes only regular files (remove it or choose another path)")
     assert _snapshot(path) == before
     assert _listing(tmp_path) == listing  # no temporary file left
 
@@ -516,3 +514,24 @@ def test_compile_pdf_writes_only_a_regular_file(tmp_path):
     with pytest.raises(RkgenError, match="is a named pipe"):
         compile_pdf("\\relax", fifo, str(fake))
     assert _listing(tmp_path) == ["doc.pdf", "fifo.pdf", "pdflatex"]
+
+
+def test_derive_force_never_replaces_a_link_or_a_fifo(tmp_path, capsys):
+    """--force lets derive replace a different regular file, never a symbolic link (to a file or not) or a FIFO."""
+    from types import SimpleNamespace
+
+    from rkgen.derive.cli import run_derive
+
+    real = tmp_path / "real.md"
+    real.write_bytes(OLD)
+    link = tmp_path / "link.md"
+    link.symlink_to(real)
+    fifo = tmp_path / "fifo.md"
+    os.mkfifo(fifo)
+    for target, kind in ((link, "a symbolic link"), (fifo, "a named pipe (FIFO)")):
+        args = SimpleNamespace(tableau="euler", format=None, output=str(target), json=False, force=True)
+        with pytest.raises(RkgenError, match=f"is {kind.replace('(', '[(]').replace(')', '[)]')}; rkgen writes only"):
+            run_derive(args)
+    assert link.is_symlink() and real.read_bytes() == OLD and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert _listing(tmp_path) == ["fifo.md", "link.md", "real.md"]
+    assert capsys.readouterr().out == ""
