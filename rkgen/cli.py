@@ -188,7 +188,11 @@ def _add_derive(sub):
         "-o",
         "--output",
         metavar="FILE",
-        help="output file or folder (default: Markdown/LaTeX to stdout, a PDF to ./<name>_derivation.pdf)",
+        help="output file or folder; a file's suffix must fit the format (.md, .tex, .pdf; .json with --json) "
+        "(default: Markdown/LaTeX to stdout, a PDF to ./<name>_derivation.pdf)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="overwrite an existing file that differs (an existing PDF always needs it)"
     )
     p.add_argument("--json", action="store_true", help="print the equations as JSON instead")
     p.add_argument(
