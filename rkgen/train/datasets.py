@@ -27,6 +27,7 @@ class boundary cross it, which is the "label noise" of these sets.
 from __future__ import annotations
 
 import csv
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,30 @@ MULTI_PATTERN = re.compile(r"^(donut|squares)([1-9])d-([0-9]+)c$")
 # 000 section 5.1: 500 samples for donut1d, 1000 for the other three.
 DEFAULT_SIZES = {"donut1d": 500, "donut2d": 1000, "squares": 1000, "spiral": 1000}
 MULTI_DEFAULT_SIZE = 1500  # 004 uses 1500 training and 1500 validation points
+
+#: a number as a data file writes it: decimal, optionally with an exponent, or nan/inf (refused
+#: later as not finite); not Python's extras (1_000) and not hexadecimal
+NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+#: the longest value a message repeats whole
+SHORT = 40
+
+
+def number(text: str) -> float:
+    """The float of a data file's cell; ValueError unless it is a number in the usual notation."""
+    if not NUMBER.fullmatch(text):
+        raise ValueError(f"not a number: {text!r}")
+    return float(text)
+
+
+def short(text) -> str:
+    """repr(text), cut to about SHORT characters with an ellipsis, for a message."""
+    text = str(text)
+    return repr(text if len(text) <= SHORT else text[: SHORT - 1] + "\u2026")
+
+
+def plural(n: int, word: str) -> str:
+    """'1 column', '2 columns'."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 @dataclass
@@ -177,6 +202,12 @@ def make_dataset(
         if kind == "donut":
             if k < 2:
                 raise RkgenError(f"dataset {name!r}: a donut needs at least 2 classes")
+            if k > 2 and k > MAX_CLASS_SHARE * n_train:
+                raise RkgenError(
+                    f"dataset {name!r}: {k} classes on {plural(n_train, 'training point')} (more than half "
+                    f"of them); ask for at least {math.ceil(k / MAX_CLASS_SHARE)} points with --samples, or "
+                    "for fewer classes"
+                )
 
             def gen(r, n):
                 return _donut_multi(r, n, dim, k)
@@ -192,10 +223,27 @@ def make_dataset(
         return Dataset(name, x, c, xt, ct, k)
     if name == "digits08":
         return _digits08(rng, n_train or 100, n_test)
+    check_source(name)
+    return load_file(Path(name), rng, label_column, test_fraction)
+
+
+def check_source(name: str) -> None:
+    """Refuse a --dataset that is neither a built-in set nor a data file that exists."""
+    if is_builtin(name):
+        return
     path = Path(name)
-    if path.suffix.lower() in (".csv", ".npz", ".txt"):
-        return load_file(path, rng, label_column, test_fraction)
-    raise RkgenError(f"unknown dataset {name!r}; choose one of {', '.join(dataset_names())} or a .csv/.npz file")
+    if path.suffix.lower() not in (".csv", ".npz", ".txt"):
+        raise RkgenError(
+            f"unknown dataset {short(name)}; choose one of {', '.join(dataset_names())} or a .csv/.npz file"
+        )
+    _check_file(path)
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise RkgenError(f"dataset file {short(path)} does not exist")
+    if not path.is_file():
+        raise RkgenError(f"dataset file {short(path)} is not a regular file")
 
 
 def _digits08(rng, n_train, n_test):
@@ -232,14 +280,14 @@ def _labels(raw, where, rows=None):
     distinct = len(np.unique(values))
     if distinct > 2 and distinct > MAX_CLASS_SHARE * len(values):
         raise RkgenError(
-            f"{where}: the labels take {distinct} distinct values in {len(values)} rows, so the "
+            f"{where}: the labels take {distinct} distinct values in {plural(len(values), 'row')}, so the "
             "column looks continuous (a regression target?); rkgen trains classifiers with a few "
             "classes: choose the class column with --label-column"
         )
     numbers = []
     for v in values:
         try:
-            numbers.append(float(v))
+            numbers.append(number(v))
         except ValueError:
             numbers = None
             break
@@ -247,7 +295,7 @@ def _labels(raw, where, rows=None):
         for i, (v, x) in enumerate(zip(values, numbers, strict=True)):
             if not (np.isfinite(x) and x >= 0 and x == int(x)):
                 raise RkgenError(
-                    f"{where}: {_row(rows, i)} has the label '{v}', which is not a class; numeric "
+                    f"{where}: {_row(rows, i)} has the label {short(v)}, which is not a class; numeric "
                     "labels must be non-negative integers (0, 1, 2, ...)"
                 )
         ints = np.array([int(x) for x in numbers])
@@ -288,26 +336,34 @@ def csv_table(path, rows, lines, col):
     column). A first row whose features are not all numbers is a header; every row must have the first
     row's width; every feature must be a finite number."""
     width = len(rows[0])
-    try:
-        [float(v) for i, v in enumerate(rows[0]) if i != col]
-    except ValueError:  # a header
+    if is_header(rows[0], col):
         rows, lines = rows[1:], lines[1:]
         if not rows:
-            raise RkgenError(f"{path}: a header and no data rows") from None
+            raise RkgenError(f"{path}: a header and no data rows")
     for r, line in zip(rows, lines, strict=True):
         if len(r) != width:
-            raise RkgenError(f"{path}: line {line} has {len(r)} columns, the first row {width}")
+            raise RkgenError(f"{path}: line {line} has {plural(len(r), 'column')}, the first row {width}")
     x = np.empty((len(rows), width - (col is not None)))
     for k, (r, line) in enumerate(zip(rows, lines, strict=True)):
         for j, (i, v) in enumerate((i, v) for i, v in enumerate(r) if i != col):
+            if not v:
+                raise RkgenError(f"{path}: line {line}, column {i + 1}: the feature is empty")
             try:
-                x[k, j] = float(v)
+                x[k, j] = number(v)
             except ValueError:
-                raise RkgenError(f"{path}: line {line}, column {i + 1}: the feature {v!r} is not a number") from None
+                raise RkgenError(
+                    f"{path}: line {line}, column {i + 1}: the feature {short(v)} is not a number"
+                ) from None
             if not np.isfinite(x[k, j]):
-                raise RkgenError(f"{path}: line {line}, column {i + 1}: the feature {v!r} is not finite")
+                raise RkgenError(f"{path}: line {line}, column {i + 1}: the feature {short(v)} is not finite")
     labels = None if col is None else np.array([r[col] for r in rows])
     return x, labels, lines
+
+
+def is_header(row, col) -> bool:
+    """A first row is a header when every cell but the label's is text: not empty, not a number."""
+    cells = [v for i, v in enumerate(row) if i != col]
+    return bool(cells) and all(v and not NUMBER.fullmatch(v) for v in cells)
 
 
 def label_column_index(path, label_column, width):
@@ -326,7 +382,7 @@ def _read_csv(path, label_column):
     width = len(rows[0])
     if width < 2:
         raise RkgenError(
-            f"{path}: line {lines[0]} has {width} column; need at least one feature column and a "
+            f"{path}: line {lines[0]} has {plural(width, 'column')}; need at least one feature column and a "
             "label column, separated by commas"
         )
     return csv_table(path, rows, lines, label_column_index(path, label_column, width))
@@ -371,14 +427,13 @@ def load_file(path, rng, label_column=-1, test_fraction=0.5) -> Dataset:
     """A user's data set.
 
     CSV (UTF-8): one sample a row, numbers separated by commas, the label in ``label_column``
-    (default: the last); a first row that is not numeric is a header; blank lines and lines that
+    (default: the last); a first row whose features are all text is a header; blank lines and lines that
     start with # are skipped. .npz: arrays ``x`` (m, d) and ``y`` (m,), and optionally ``x_test``
     and ``y_test``. Labels are class names or non-negative integers (see _labels). Without a test
     set, a seeded random ``test_fraction`` of the rows is held out.
     """
     path = Path(path)
-    if not path.is_file():
-        raise RkgenError(f"dataset file {str(path)!r} does not exist")
+    _check_file(path)
     x_test = y_test = lines = None
     if path.suffix.lower() == ".npz":
         x, y, x_test, y_test = _load_npz(path)
@@ -392,7 +447,7 @@ def load_file(path, rng, label_column=-1, test_fraction=0.5) -> Dataset:
         n_test = int(round(test_fraction * len(x)))
         if n_test < 1 or n_test >= len(x):
             raise RkgenError(
-                f"{path}: {len(x)} rows cannot be split into training and test points with "
+                f"{path}: {plural(len(x), 'row')} cannot be split into training and test points with "
                 f"--test-fraction {test_fraction:g}; add rows or give a test set"
             )
         perm = rng.permutation(len(x))
