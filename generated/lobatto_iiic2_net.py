@@ -61,7 +61,7 @@ from numba import njit, prange
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_4f53a8875478a36e"
+MODULE_KEY = "rkgen_net_b0933b3a66be384f"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -1157,7 +1157,7 @@ class _Continuous:
         np.add.at(out, self.seg, (1.0 - w) * G)
         np.add.at(out, self.seg + 1, w * G)
         slope = (P[self.seg + 1] - P[self.seg]) / self.width.reshape(w.shape)
-        dt = (slope * G).reshape(G.shape[0], G.shape[1], -1).sum(axis=2)
+        dt = (slope * G).reshape(G.shape[0], G.shape[1], int(np.prod(G.shape[2:]))).sum(axis=2)
         return out, dt
 
     def step_gradient(self, dt):
@@ -1185,6 +1185,8 @@ def _kernel_parameters(K, beta, h, d, params, nodes):
     if nodes is None:
         if M != N:
             raise ValueError(f"{M + 1} nodal values for {N} steps: give their times as nodes=")
+        if not np.all(h > 0):
+            raise ValueError("the default nodes are the layer boundaries, which need positive steps: give nodes=")
         nodes = np.concatenate(((0.0,), np.cumsum(h)))
     nodes = np.ascontiguousarray(nodes, dtype=np.float64)
     if nodes.shape != (M + 1,) or not np.all(np.isfinite(nodes)) or not np.all(np.diff(nodes) > 0):

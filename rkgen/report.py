@@ -18,8 +18,9 @@ from .tableau import Tableau
 __all__ = ["check_data", "format_report", "format_tableau", "WHY_C_DOES_NOT_MATTER"]
 
 WHY_C_DOES_NOT_MATTER = (
-    "c̃ is used only where the parameters vary inside a layer (u(t_j + c_i h)); with one parameter set per "
-    "layer, as in rkgen's networks, the partner's nodes never enter the backward pass, so the gradient is exact."
+    "rkgen's backward pass is the exact gradient of the forward map in every parameter layout: it reads the "
+    "parameters where the forward pass did (t_j + c_i h_j), never at the partner's nodes; c̃ ≠ c matters only to "
+    "'optimise then discretise' with parameters that vary in time (rkgen derive --params continuous)."
 )
 
 

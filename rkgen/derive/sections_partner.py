@@ -215,7 +215,6 @@ def section_partner(doc: Context) -> list:
             )
     out.append(Para(rich(text)))
     from ..partner import c_matches
-    from ..report import WHY_C_DOES_NOT_MATTER
 
     if c_matches(t):
         out.append(
@@ -229,7 +228,11 @@ def section_partner(doc: Context) -> list:
     else:
         ct = ", ".join(lx(x) for x in p.c)
         cc = ", ".join(lx(x) for x in t.c)
-        why = WHY_C_DOES_NOT_MATTER.replace("c\u0303", "$\\tilde c$").replace("u(t_j + c_i h)", "$u(t_j + c_i h)$")
+        why = (
+            "$\\tilde c$ is used only where the parameters vary inside a layer ($u(t_j + c_i h)$); with one parameter "
+            "set per layer, as in rkgen's networks, the partner's nodes never enter the backward pass, so the "
+            "gradient is exact."
+        )
         if doc.params == "stage":
             why = (
                 "$\\tilde c$ is used only where the parameters vary with $t$ inside a layer ($u(t_j + c_i h)$); "
