@@ -37,6 +37,7 @@ from rkgen.train import runs
 from rkgen.train.config import TrainConfig
 from rkgen.train.datasets import Dataset
 from rkgen.train.models import Model, SolveFailure, resolve_network
+from rkgen.train.runs import check_same_tableau as _check_same_tableau
 
 _NEEDED = ("config.json", "params.npz", "dataset.npz")
 
@@ -180,7 +181,7 @@ class Run:
         c = self.encode(labels)
         a = self.points(x, scaled=scaled)
         if len(c) != len(a):
-            raise RkgenError(f"{len(a)} points but {len(c)} labels")
+            raise RkgenError(f"{len(a)} point{'s' * (len(a) != 1)} but {len(c)} label{'s' * (len(c) != 1)}")
         if len(a) == 0:
             raise RkgenError("no points to measure an accuracy on")
         return float(np.count_nonzero(self.predict(a, scaled=True) == c) / len(a))
@@ -289,24 +290,6 @@ def _check_generated(file: Path) -> None:
         raise RkgenError(f"{file} is not a network module written by rkgen; not importing it")
 
 
-def _check_same_tableau(path: Path, net, info: dict, spec) -> None:
-    ok = True
-    if info.get("stages") is not None and getattr(net, "STAGES", None) is not None:
-        ok = int(info["stages"]) == int(net.STAGES)
-    for key in ("A", "B", "C"):
-        if not ok:
-            break
-        if key in info and hasattr(net, key):
-            want = np.asarray(info[key], dtype=float)
-            have = np.asarray(getattr(net, key), dtype=float)
-            ok = want.shape == have.shape and np.allclose(have, want, rtol=1e-13, atol=1e-15)
-    if not ok:
-        raise RkgenError(
-            f"{path}: the tableau {spec if isinstance(spec, str) else getattr(net, 'NAME', spec)!r} "
-            f"is not the one the run was trained with ({info.get('name')!r}, config.json)"
-        )
-
-
 def _model(path: Path, cfg: TrainConfig, saved: dict, dataset: Dataset, net) -> Model:
     scale = cfg.data_scale
     if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not (scale > 0 and math.isfinite(scale)):
@@ -357,7 +340,8 @@ def _recorded_nodes(path: Path, cfg: TrainConfig, saved: dict):
     except (TypeError, ValueError):
         raise RkgenError(f"{path / 'config.json'}: the node times are not a list of numbers") from None
     if nodes.shape != (int(cfg.layers) + 1,):
-        raise RkgenError(f"{path / 'config.json'}: {nodes.size} node times for {cfg.layers} layers")
+        layers = f"{cfg.layers} layer{'s' * (cfg.layers != 1)}"
+        raise RkgenError(f"{path / 'config.json'}: {nodes.size} node times for {layers}")
     return nodes
 
 

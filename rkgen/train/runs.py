@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import secrets
+import stat
 import time
 import zipfile
 from pathlib import Path
@@ -23,6 +25,7 @@ from rkgen.train.datasets import Dataset
 __all__ = [
     "HISTORY_COLUMNS",
     "HistoryWriter",
+    "check_same_tableau",
     "create_run_dir",
     "read_history",
     "read_history_rows",
@@ -74,6 +77,18 @@ def create_run_dir(out: str | None, dataset: str, tableau: str | None, model: st
             except OSError as exc:
                 raise _cannot_create(Path("runs") / path.name, exc) from None
         raise RkgenError(f"could not create a new run folder under {base}")  # pragma: no cover
+    if not str(out):
+        raise RkgenError("--out is empty; give the run folder's name")
+    if os.path.islink(out) or os.path.islink(os.path.normpath(out)):
+        raise RkgenError(
+            f"{out} is a symbolic link; rkgen writes only into folders it creates: give the new folder's own path"
+        )
+    try:
+        mode = os.stat(out).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISDIR(mode):
+        raise RkgenError(f"{out} is a file, not a folder; choose another --out")
     path = Path(out).resolve()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,8 +96,7 @@ def create_run_dir(out: str | None, dataset: str, tableau: str | None, model: st
     except FileExistsError:
         if not path.is_dir() or any(path.iterdir()):
             raise RkgenError(
-                f"{out} exists and is not empty; choose another --out, or continue that run with "
-                f"--resume {out}"
+                f"{out} exists and is not empty; choose another --out, or continue that run with --resume {out}"
             ) from None
     except OSError as exc:
         raise _cannot_create(out, exc) from None
@@ -194,3 +208,26 @@ def read_dataset(path: Path) -> Dataset:
     if ds.x_train.ndim != 2 or ds.x_train.shape[1] < 1 or ds.n_classes < 2:
         raise RkgenError(f"{path}: not a run's data set (shape {ds.x_train.shape})")
     return ds
+
+
+def check_same_tableau(path: Path, net, info: dict, spec) -> None:
+    """Refuse a network whose tableau (stages, A, b, c) is not the one config.json's "network"
+    records for the run in ``path``: resuming or predicting with another method would be silent."""
+    ok = True
+    if info.get("stages") is not None and getattr(net, "STAGES", None) is not None:
+        ok = int(info["stages"]) == int(net.STAGES)
+    for key in ("A", "B", "C"):
+        if not ok:
+            break
+        if key in info and hasattr(net, key):
+            try:
+                want = np.asarray(info[key], dtype=float)
+            except (TypeError, ValueError):
+                raise RkgenError(f"{path / 'config.json'}: network.{key} is not an array of numbers") from None
+            have = np.asarray(getattr(net, key), dtype=float)
+            ok = want.shape == have.shape and np.allclose(have, want, rtol=1e-13, atol=1e-15)
+    if not ok:
+        raise RkgenError(
+            f"{path}: the tableau {spec if isinstance(spec, str) else getattr(net, 'NAME', spec)!r} "
+            f"is not the one the run was trained with ({info.get('name')!r}, config.json)"
+        )
