@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 
 import numba
 import numpy as np
@@ -59,8 +60,8 @@ def one_line_error(capsys, argv, *needles):
         (["--final-time", "inf"], ["--final-time", "finite"]),
         (["--final-time", "-1"], ["--final-time", "positive"]),
         (["--step", "0"], ["--step", "positive"]),
-        (["--test-fraction", "1.5"], ["--test-fraction", "between 0 and 1"]),
-        (["--test-fraction", "0"], ["--test-fraction"]),
+        (["--test-fraction", "1.5", "--dataset", "FILE.csv"], ["--test-fraction", "between 0 and 1"]),
+        (["--test-fraction", "0", "--dataset", "FILE.csv"], ["--test-fraction"]),
         (["--model", "net", "--tableau", "gauss3"], ["--tableau does not apply to --model net"]),
         (["--lipschitz", "inf"], ["--lipschitz", "finite"]),
         (["--data-scale", "nan"], ["--data-scale"]),
@@ -331,7 +332,7 @@ def test_threads_limit_numba_and_blas():
     [
         ("config.json", b"{bad", "cannot read it as JSON"),
         ("config.json", b"[1, 2]", "not a run's configuration"),
-        ("config.json", b'{"config": {"layers": "x"}}', "--layers must be an integer"),
+        ("config.json", b'{"config": {"layers": "x"}}', "config.json: layers must be an integer"),
         ("config.json", b'{"config": {"colour": 1}}', "unknown configuration keys: colour"),
         ("state.npz", b"garbage", "state.npz: not a readable .npz file"),
         ("dataset.npz", b"", "dataset.npz"),
@@ -349,3 +350,297 @@ def test_a_state_without_its_fields_is_one_line(tmp_path, capsys):
     train(**NET, iterations=1, out=str(out))
     np.savez(out / "state.npz", flat=np.zeros(3))
     one_line_error(capsys, ["train", "--resume", str(out)], "not a run's state")
+
+
+# -- a new user's attempts to break it (review) ----------------------------------------------------
+
+
+def _file_net(spec):
+    """A fake network for a built-in name or a JSON tableau file (the CLI path calls models._load)."""
+    from fake_net import make_fake_net
+
+    from rkgen.tableau import load
+
+    t = load(spec)
+    A = np.array([[float(v) for v in row] for row in t.A])
+    return make_fake_net(A, np.array([float(v) for v in t.b]), t.name)
+
+
+@pytest.fixture
+def file_loader(monkeypatch):
+    monkeypatch.setattr(models_mod, "_load", _file_net)
+
+
+EULER = '{"name": "e", "A": [["0"]], "b": ["1"]}'
+HEUN = '{"name": "e", "A": [["0", "0"], ["1", "0"]], "b": ["1/2", "1/2"]}'
+RK = ["--dataset", "donut1d", "--samples", "40", "--layers", "2", "--no-plots", "--no-progress"]
+
+
+def test_a_file_tableau_is_saved_absolute_and_resume_checks_it(tmp_path, monkeypatch, capsys, file_loader):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "e.json").write_text(EULER)
+    (tmp_path / "b" / "e.json").write_text(HEUN)  # another method under the same name
+    out = tmp_path / "run"
+    monkeypatch.chdir(tmp_path / "a")
+    assert main(["train", "--tableau", "e.json", *RK, "--iterations", "2", "--out", str(out)]) == 0
+    conf = json.loads((out / "config.json").read_text())
+    assert conf["config"]["tableau"] == str(tmp_path / "a" / "e.json")
+    # a run folder of an older rkgen: the path as typed; resumed from a folder with another e.json
+    conf["config"]["tableau"] = "e.json"
+    (out / "config.json").write_text(json.dumps(conf))
+    monkeypatch.chdir(tmp_path / "b")
+    one_line_error(
+        capsys, ["train", "--resume", str(out), "--iterations", "4"], "is not the one the run was trained with"
+    )
+    # the tableau moved: --tableau gives its new place (the same tableau only)
+    (tmp_path / "a" / "e.json").rename(tmp_path / "moved.json")
+    conf["config"]["tableau"] = str(tmp_path / "a" / "e.json")
+    (out / "config.json").write_text(json.dumps(conf))
+    one_line_error(capsys, ["train", "--resume", str(out)], "is not there any more", "--tableau")
+    one_line_error(capsys, ["train", "--resume", str(out), "--tableau", "e.json"], "is not the one the run was trained")
+    assert main(["train", "--resume", str(out), "--tableau", "../moved.json", "--iterations", "4"]) == 0
+    assert json.loads((out / "config.json").read_text())["config"]["tableau"] == str(tmp_path / "moved.json")
+    assert json.loads((out / "summary.json").read_text())["iteration"] == 4
+    net = tmp_path / "net"
+    train(**NET, iterations=1, out=str(net))
+    one_line_error(capsys, ["train", "--resume", str(net), "--tableau", "rk4"], "plain net run")
+
+
+def _sigterm_then_sleep(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(30)  # drawing, or numba compiling: the signal must cut it short
+    raise AssertionError("the signal did not stop it")
+
+
+def test_sigterm_while_drawing_stops_the_plots_and_exits_143(tmp_path, capsys, monkeypatch):
+    import rkgen.train.plots as plots
+
+    monkeypatch.setattr(plots, "run_plots", _sigterm_then_sleep)
+    out = tmp_path / "run"
+    t0 = time.monotonic()
+    argv = ["train", "--model", "net", "--dataset", "donut1d", "--samples", "40", "--layers", "2"]
+    assert main([*argv, "--iterations", "3", "--out", str(out), "--no-progress"]) == 143
+    assert time.monotonic() - t0 < 20
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["iteration"] == 3 and summary["signal"] == "SIGTERM"
+    assert "plots were cut short by SIGTERM" in summary["message"] and "cut short" in printed
+
+
+def test_a_second_signal_exits_with_its_own_status(tmp_path, capsys, monkeypatch):
+    stop = trainer_mod._StopFlag()
+    stop._handler(signal.SIGTERM, None)
+    with pytest.raises(trainer_mod.Interrupted) as e:
+        stop._handler(signal.SIGTERM, None)
+    assert e.value.signum == signal.SIGTERM and isinstance(e.value, KeyboardInterrupt)
+
+    def second(*args, **kwargs):
+        raise trainer_mod.Interrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(trainer_mod, "train", second)
+    assert main(["train", "--out", str(tmp_path / "r")]) == 143  # not 130, "interrupted" (SIGINT's)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "SIGTERM" in err and "Traceback" not in err
+
+
+CHILD = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from fake_net import fake
+import rkgen.train.models as models_mod
+import rkgen.train.trainer as trainer_mod
+from rkgen.cli import main
+
+def compiling(*args, **kwargs):
+    print("compiling", file=sys.stderr, flush=True)
+    time.sleep(60)  # numba compiling a network, which no exception may cross
+models_mod._load = fake
+trainer_mod._warm_up = compiling
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_while_the_network_compiles_stops_at_once(tmp_path):
+    out = tmp_path / "run"
+    script = tmp_path / "child.py"
+    script.write_text(CHILD.format(tests=os.path.dirname(__file__)))
+    cmd = [sys.executable, str(script), "train", "--tableau", "rk4", *RK, "--iterations", "3", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr.readline() == "compiling\n"
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 143 and time.monotonic() - t0 < 10, stderr
+    assert "Traceback" not in stderr and "while the network was compiling" in stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["iteration"] == 0 and summary["signal"] == "SIGTERM"
+    assert not list(out.glob("*.png")) and not list(out.glob("*.tmp*"))
+    res = train(resume=str(out), network=fake("rk4"), progress=False)  # the iteration-0 checkpoint resumes
+    assert res.status == "completed" and res.iteration == 3
+
+
+def test_a_signal_while_the_network_loads_books_no_training_time(tmp_path, capsys, monkeypatch):
+    calls = []
+
+    def load_then_signal(spec):
+        os.kill(os.getpid(), signal.SIGTERM)  # lands while the module loads: the flag is set
+        net = fake(spec)
+        real = net.forward
+
+        def forward(*args, **kwargs):
+            calls.append(1)
+            return real(*args, **kwargs)
+
+        net.forward = forward
+        return net
+
+    monkeypatch.setattr(models_mod, "_load", load_then_signal)
+    out = tmp_path / "run"
+    assert main(["train", "--tableau", "rk4", *RK, "--iterations", "3", "--out", str(out)]) == 143
+    printed = capsys.readouterr().out
+    assert not calls  # the network was never run (on a real one: never compiled, never loaded)
+    assert "0 iterations in 0.0 s;" in printed and "(+" not in printed and "before training began" in printed
+
+
+def test_data_scale_that_overflows_is_one_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy RuntimeWarning on the way
+        line = one_line_error(
+            capsys, ["train", "--model", "net", "--data-scale", "1e308", "--out", str(out)], "--data-scale 1e+308"
+        )
+    assert "infinite" in line and "below" in line and not out.exists()
+
+
+def test_resume_cannot_shrink_a_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    train(**NET, iterations=40, out=str(out))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    one_line_error(
+        capsys,
+        ["train", "--resume", str(out), "--iterations", "10"],
+        "the run already has 40 iterations; --iterations must be at least that",
+    )
+    adam = tmp_path / "adam"
+    train(**{**NET, "optimizer": "adam", "epochs": 2, "batch_size": 20}, out=str(adam))
+    one_line_error(capsys, ["train", "--resume", str(adam), "--epochs", "1"], "already has 2 epochs")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing rewritten
+    assert main(["train", "--resume", str(out), "--iterations", "40"]) == 0
+
+
+def test_out_must_be_a_new_folder_of_its_own(tmp_path, capsys):
+    argv = ["train", "--model", "net", "--dataset", "donut1d", "--samples", "40", "--iterations", "1", "--no-plots"]
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "elsewhere")
+    one_line_error(capsys, [*argv, "--out", str(dangling)], "is a symbolic link")
+    assert not (tmp_path / "elsewhere").exists()
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "to-empty").symlink_to(tmp_path / "empty")
+    one_line_error(capsys, [*argv, "--out", str(tmp_path / "to-empty") + "/"], "is a symbolic link")
+    assert not any((tmp_path / "empty").iterdir())
+    (tmp_path / "afile").write_text("x")
+    os.mkfifo(tmp_path / "fifo")
+    for name in ("afile", "fifo"):
+        line = one_line_error(capsys, [*argv, "--out", str(tmp_path / name)], "is a file, not a folder")
+        assert "--resume" not in line
+    one_line_error(capsys, [*argv, "--out", ""], "--out is empty")
+    assert main([*argv, "--out", str(tmp_path / "empty")]) == 0  # an empty folder of one's own is fine
+
+
+def test_messages_say_what_is_wrong(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    one_line_error(capsys, ["train", "--dataset", "spirall", "--samples", "50"], "unknown dataset 'spirall'")
+    os.mkfifo(tmp_path / "fifo.csv")
+    one_line_error(capsys, ["train", "--dataset", "fifo.csv"], "is not a regular file")
+    one_line_error(capsys, ["train", "--dataset", "gone.csv", "--samples", "5"], "does not exist")
+    one_line_error(capsys, ["train", "--resume", "nonexist"], "nonexist: no such folder")
+    out = tmp_path / "run"
+    train(**NET, iterations=1, out=str(out))
+    conf = json.loads((out / "config.json").read_text())
+    conf["config"]["layers"] = -3
+    (out / "config.json").write_text(json.dumps(conf))
+    line = one_line_error(capsys, ["train", "--resume", "run"], "config.json: layers must be positive, not -3")
+    assert "--layers" not in line
+    one_line_error(capsys, ["train", "--resume", "run", "--iterations", "-1"], "--iterations must be non-negative")
+
+
+def test_long_values_are_cut_in_messages(tmp_path):
+    path = _csv(tmp_path, "1,2,0\n3,4,1\n5,6," + "1" * 5000 + "\n" + "7,8,1\n" * 5)
+    with pytest.raises(RkgenError) as err:
+        load_file(path, np.random.default_rng(0))
+    assert len(str(err.value)) < 300 and "line 3" in str(err.value) and "\u2026" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (",1,0\n1,2,1\n3,4,0\n5,6,1\n", "line 1, column 1: the feature is empty"),
+        ("0x10,1,0\n1,2,1\n3,4,0\n5,6,1\n", "line 1, column 1: the feature '0x10' is not a number"),
+        ("1,2,0\n1_000,2,1\n3,4,0\n5,6,1\n", "line 2, column 1: the feature '1_000' is not a number"),
+        ("1_000,2,0\n1,2,1\n3,4,0\n5,6,1\n", "line 1, column 1: the feature '1_000' is not a number"),
+    ],
+)
+def test_a_first_row_is_a_header_only_when_all_text(tmp_path, text, needle):
+    with pytest.raises(RkgenError) as err:
+        load_file(_csv(tmp_path, text), np.random.default_rng(0))
+    assert needle in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--optimizer", "adam", "--lipschitz", "2"], "--lipschitz does not apply"),
+        (["--optimizer", "gd", "--rho-up", "3"], "--rho-up does not apply"),
+        (["--optimizer", "adam", "--rho-down", "0.5"], "--rho-down does not apply"),
+        (["--optimizer", "gd", "--max-trials", "3"], "--max-trials does not apply"),
+        (["--optimizer", "gd", "--batch-size", "3"], "--batch-size does not apply"),
+        (["--test-fraction", "0.3"], "--test-fraction does not apply"),
+        (["--label-column", "0"], "--label-column does not apply"),
+        (["--model", "net", "--field", "stable"], "--field does not apply"),
+        (["--dataset", "donut2d-1000c", "--samples", "50"], "1000 classes on 50 training points"),
+    ],
+)
+def test_options_that_do_not_apply_are_refused(tmp_path, capsys, args, needle):
+    out = tmp_path / "run"
+    one_line_error(capsys, ["train", "--model", "net", "--iterations", "1", *args, "--out", str(out)], needle)
+    assert not out.exists()
+
+
+def test_an_older_config_with_every_value_filled_in_still_resumes(tmp_path, capsys):
+    out = tmp_path / "run"
+    res = train(**{**NET, "optimizer": "adam", "epochs": 1, "batch_size": 20}, out=str(out))
+    again = TrainConfig(**res.config.to_dict()).resolved()  # a resolved configuration resolves again
+    assert again == res.config and again.lipschitz is None and again.field == "resnet"
+    conf = json.loads((out / "config.json").read_text())
+    assert conf["config"]["test_samples"] == 40 and conf["config"]["samples"] == 40  # the sizes drawn
+    old = dict(label_column=-1, test_fraction=0.5, lipschitz=2.0, rho_up=2.0, rho_down=0.9, max_trials=60)
+    conf["config"].update(old)  # as older versions wrote it (and accepted --lipschitz 2 with adam)
+    (out / "config.json").write_text(json.dumps(conf))
+    assert main(["train", "--resume", str(out), "--epochs", "2"]) == 0
+    assert json.loads((out / "config.json").read_text())["config"]["lipschitz"] is None
+
+
+def test_grammar_and_an_absolute_run_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--model", "net", "--dataset", "donut1d", "--iterations", "1", "--out", "r"]) == 0
+    assert "1 iteration in" in capsys.readouterr().out
+    assert main(["train", "--resume", "r", "--iterations", "2", "--no-plots"]) == 0
+    assert f"-> {tmp_path / 'r'}\n" in capsys.readouterr().out  # absolute, as without --resume
+    argv = ["train", "--model", "net", "--optimizer", "adam", "--epochs", "1", "--samples", "40", "--no-plots"]
+    assert main([*argv, "--out", "a"]) == 0 and "1 epoch in" in capsys.readouterr().out
+    with pytest.raises(RkgenError, match="line 1 has 1 column;"):
+        load_file(_csv(tmp_path, "5\n6\n"), np.random.default_rng(0))
+    with pytest.raises(RkgenError, match="line 2 has 1 column,"):
+        load_file(_csv(tmp_path, "5,1\n6\n"), np.random.default_rng(0))
+
+
+def test_resume_needs_the_history(tmp_path, capsys):
+    out = tmp_path / "run"
+    train(**NET, iterations=5, out=str(out))
+    (out / "history.csv").unlink()
+    one_line_error(capsys, ["train", "--resume", str(out), "--iterations", "8"], "no history.csv")
+    zero = tmp_path / "zero"
+    train(**NET, iterations=0, out=str(zero))
+    (zero / "history.csv").unlink()
+    assert main(["train", "--resume", str(zero), "--iterations", "2"]) == 0

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from rkgen.errors import RkgenError
-from rkgen.train.config import DEFAULT_TABLEAU, TrainConfig
+from rkgen.train.config import DEFAULT_TABLEAU, DEFAULTS, TrainConfig
 from rkgen.train.datasets import dataset_names
 from rkgen.train.models import ACTIVATIONS, FIELDS, KINDS, PARAMS
 from rkgen.train.optimizers import OPTIMIZERS
@@ -72,7 +73,7 @@ def _add(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--field",
         choices=FIELDS,
-        help=f"resnet: sigma(K y + beta); stable: -K^T sigma(K y + beta) (default {d.field})",
+        help=f"resnet: sigma(K y + beta); stable: -K^T sigma(K y + beta) (default {DEFAULTS['field']})",
     )
     g.add_argument("--activation", choices=ACTIVATIONS, help=f"(default {d.activation})")
     g.add_argument(
@@ -135,7 +136,7 @@ def _add(parser: argparse.ArgumentParser) -> None:
         "--label-column",
         type=int,
         metavar="I",
-        help="CSV column of the label (default -1, the last)",
+        help="CSV column of the label (default -1, the last); files only",
     )
     g.add_argument(
         "--test-fraction",
@@ -158,27 +159,27 @@ def _add(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--epochs", type=int, metavar="E", help="epochs of adam (default 40)")
     g.add_argument("--lr", type=float, help="learning rate of gd (default 0.1) and adam (1e-3)")
-    g.add_argument("--batch-size", type=int, metavar="B", help=f"adam (default {d.batch_size})")
+    g.add_argument("--batch-size", type=int, metavar="B", help=f"adam (default {DEFAULTS['batch_size']})")
     g.add_argument(
         "--lipschitz",
         type=float,
         metavar="L",
-        help=f"backtracking: initial L, the first step is 1/L (default {d.lipschitz})",
+        help=f"backtracking: initial L, the first step is 1/L (default {DEFAULTS['lipschitz']})",
     )
     g.add_argument(
         "--rho-up",
         type=float,
-        help=f"backtracking: L <- rho_up L on rejection (default {d.rho_up})",
+        help=f"backtracking: L <- rho_up L on rejection (default {DEFAULTS['rho_up']})",
     )
     g.add_argument(
         "--rho-down",
         type=float,
-        help=f"backtracking: L <- rho_down L on acceptance (default {d.rho_down})",
+        help=f"backtracking: L <- rho_down L on acceptance (default {DEFAULTS['rho_down']})",
     )
     g.add_argument(
         "--max-trials",
         type=int,
-        help=f"backtracking: rejections before giving up (default {d.max_trials})",
+        help=f"backtracking: rejections before giving up (default {DEFAULTS['max_trials']})",
     )
     g.add_argument("--seed", type=int, help=f"seeds data, initialisation and shuffling (default {d.seed})")
 
@@ -261,18 +262,22 @@ _KEYS = (
 
 def run(args: argparse.Namespace) -> int:
     """Train as the options say; 0 when done, 1 when training diverged, 130 when interrupted."""
-    from rkgen.train.trainer import train
+    from rkgen.train.trainer import Interrupted, train
 
     given = {k: getattr(args, k) for k in _KEYS if getattr(args, k, None) is not None}
-    if getattr(args, "resume", None):
-        res = train(resume=args.resume, **given)
-    else:
-        res = train(TrainConfig(**given))
+    try:
+        if getattr(args, "resume", None):
+            res = train(resume=args.resume, **given)
+        else:
+            res = train(TrainConfig(**given))
+    except Interrupted as e:  # a second signal: stopped at once, the last checkpoint remains
+        print(f"rkgen: stopped at once by {e.name} (a second signal); the last checkpoint remains", file=sys.stderr)
+        return 128 + int(e.signum)
     print(summary_line(res))
     if res.status == "diverged":
         print(f"rkgen: error: {res.message}", file=sys.stderr)
         return EXIT_DIVERGED
-    if res.status == "interrupted":
+    if res.signal:  # interrupted, or finished with its plots cut short: the user asked to stop
         return EXIT_SIGNAL.get(res.signal, EXIT_INTERRUPTED)
     return EXIT_OK
 
@@ -280,9 +285,9 @@ def run(args: argparse.Namespace) -> int:
 def summary_line(res) -> str:
     cfg = res.config
     what = res.model.name
-    steps = f"{res.iteration} iterations" if cfg.optimizer != "adam" else f"{res.epoch} epochs"
+    steps = _count(res.iteration, "iteration") if cfg.optimizer != "adam" else _count(res.epoch, "epoch")
     extra = ""
-    if res.model.network is not None:
+    if res.model.network is not None and (res.compile_seconds > 0.0 or res.compiled):
         how = "compiling the network (first use)" if res.compiled else "loading the compiled network"
         extra = f" (+ {res.compile_seconds:.1f} s {how})"
     text = (
@@ -291,15 +296,19 @@ def summary_line(res) -> str:
         f"{100 * res.final('train_accuracy'):.1f}% (test {100 * res.final('test_accuracy'):.1f}%)"
     )
     if "h" in res.params and cfg.model != "rk":
-        text += f", {int((res.params['h'] != 0).sum())} of {len(res.params['h'])} steps nonzero"
+        text += f", {int((res.params['h'] != 0).sum())} of {_count(len(res.params['h']), 'step')} nonzero"
     if res.run_dir is not None:
-        text += f"\n  -> {res.run_dir}"
+        text += f"\n  -> {Path(res.run_dir).resolve()}"
     module = getattr(res.model.network, "__file__", None)
     if module:
         text += f"\n  network module: {module}"
-    if res.message and res.status not in ("completed",):
+    if res.message and (res.status != "completed" or res.signal):
         text += f"\n  {res.message}"
     return text
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def main(argv=None) -> int:

@@ -11,6 +11,7 @@ import numbers
 from dataclasses import dataclass
 
 from rkgen.errors import RkgenError
+from rkgen.train.datasets import is_builtin
 from rkgen.train.models import ACTIVATIONS, FIELDS, KINDS, PARAMS
 from rkgen.train.optimizers import DEFAULT_LR, OPTIMIZERS
 
@@ -31,18 +32,45 @@ FLOAT_OPTIONS = (
 )
 
 
+#: the defaults of the options that apply only to some runs: they are None in a TrainConfig until
+#: resolved() fills them in where they apply, so that an option given where it does not apply is
+#: refused (given = not None) instead of silently ignored
+DEFAULTS = {
+    "field": "resnet",
+    "label_column": -1,
+    "test_fraction": 0.5,
+    "batch_size": 5,
+    "lipschitz": 1.0,
+    "rho_up": 2.0,
+    "rho_down": 0.9,
+    "max_trials": 60,
+}
+
+#: the longest value a message repeats whole
+SHORT = 40
+
+
+def short(value) -> str:
+    """repr(value), cut to about SHORT characters with an ellipsis: a message names a value, it
+    does not repeat a page of it."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) > SHORT:
+        text = text[: SHORT - 1] + "\u2026"
+    return repr(text) if isinstance(value, str) else text
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
 def _choice(flag: str, value, allowed) -> None:
     if value not in allowed:
-        raise RkgenError(f"unknown {flag[2:]} {value!r}; choose one of {', '.join(allowed)}")
+        raise RkgenError(f"unknown {flag[2:]} {short(value)}; choose one of {', '.join(allowed)}")
 
 
 def _at_least(flag: str, value, low: int, why: str = "") -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise RkgenError(f"{flag} must be an integer, not {value!r}")
+        raise RkgenError(f"{flag} must be an integer, not {short(value)}")
     if value < low:
         text = "non-negative" if low == 0 else "positive" if low == 1 else f"at least {low}"
         raise RkgenError(f"{flag} must be {text}, not {value}" + (f" {why}" if why else ""))
@@ -55,12 +83,12 @@ class TrainConfig:
     dataset: str = "spiral"
     samples: int | None = None
     test_samples: int | None = None
-    label_column: int = -1
-    test_fraction: float = 0.5
+    label_column: int | None = None  # -1 for a file; a built-in set has no columns
+    test_fraction: float | None = None  # 0.5 for a file; a built-in set draws its test set
     data_scale: float = 1.0
     layers: int = 10
     width: int | None = None
-    field: str = "resnet"
+    field: str | None = None  # resnet
     activation: str = "tanh"
     params: str = "shared"
     loss: str = "auto"
@@ -72,11 +100,11 @@ class TrainConfig:
     iterations: int | None = None
     epochs: int | None = None
     lr: float | None = None
-    batch_size: int = 5
-    lipschitz: float = 1.0
-    rho_up: float = 2.0
-    rho_down: float = 0.9
-    max_trials: int = 60
+    batch_size: int | None = None  # 5 for adam
+    lipschitz: float | None = None  # 1, 2, 0.9 and 60 for gd-backtracking
+    rho_up: float | None = None
+    rho_down: float | None = None
+    max_trials: int | None = None
     seed: int = 1
     eval_every: int | None = None
     checkpoint_seconds: float = 10.0
@@ -85,19 +113,34 @@ class TrainConfig:
     progress: bool | None = None
     threads: int | None = None
 
-    def resolved(self) -> TrainConfig:
-        """A copy with every default filled in and every option checked."""
+    def resolved(self, saved: bool = False) -> TrainConfig:
+        """A copy with every default filled in and every option checked.
+
+        An option that does not apply to the run (``lipschitz`` with adam, ``field`` with the plain
+        net, ``test_fraction`` with a built-in data set, ...) is refused when it was given, and is
+        None in the result. saved=True resolves a run folder's config.json, which older versions of
+        rkgen wrote with every such value filled in: there they are cleared, not refused."""
         c = dataclasses.replace(self)
         _choice("--model", c.model, KINDS)
         _choice("--optimizer", c.optimizer, OPTIMIZERS)
-        _choice("--field", c.field, FIELDS)
+        if c.field is not None:
+            _choice("--field", c.field, FIELDS)
         _choice("--activation", c.activation, ACTIVATIONS)
         _choice("--loss", c.loss, ("auto", "squared", "cross-entropy"))
         _choice("--params", c.params, PARAMS)
         for name in FLOAT_OPTIONS:
             value = getattr(c, name)
-            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
-                raise RkgenError(f"{_flag(name)} must be a finite number, not {value!r}")
+            if value is not None and (
+                isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value))
+            ):
+                raise RkgenError(f"{_flag(name)} must be a finite number, not {short(value)}")
+        if c.out == "":
+            raise RkgenError("--out is empty; give the run folder's name, or leave --out out for a new one under runs/")
+        if not isinstance(c.dataset, str) or not c.dataset:
+            raise RkgenError(f"--dataset must name a data set or a file, not {short(c.dataset)}")
+        if c.tableau is not None and not isinstance(c.tableau, str):
+            raise RkgenError(f"--tableau must be a name or a file, not {short(c.tableau)}")
+        self._applies(c, saved)
         if c.model == "net":
             if c.tableau is not None:
                 raise RkgenError(
@@ -159,10 +202,14 @@ class TrainConfig:
             raise RkgenError("--init-scale must be a non-negative finite number")
         if not c.checkpoint_seconds >= 0.0:
             raise RkgenError("--checkpoint-seconds must be a non-negative number")
-        if not 0.0 < c.test_fraction < 1.0:
+        if c.test_fraction is not None and not 0.0 < c.test_fraction < 1.0:
             raise RkgenError(
                 f"--test-fraction must lie strictly between 0 and 1 (a share of the rows), not {c.test_fraction:g}"
             )
+        if c.label_column is not None and (
+            isinstance(c.label_column, bool) or not isinstance(c.label_column, numbers.Integral)
+        ):
+            raise RkgenError(f"--label-column must be an integer, not {short(c.label_column)}")
         if c.samples is not None:
             _at_least("--samples", c.samples, 2)
         if c.test_samples is not None:
@@ -170,6 +217,38 @@ class TrainConfig:
         if c.threads is not None:
             _at_least("--threads", c.threads, 1)
         return c
+
+    @staticmethod
+    def _applies(c: TrainConfig, saved: bool) -> None:
+        """Fill in the defaults of DEFAULTS where they apply; refuse (or, saved, clear) the others."""
+        applies = {
+            "field": c.model != "net",
+            "label_column": not is_builtin(c.dataset),
+            "test_fraction": not is_builtin(c.dataset),
+            "batch_size": c.optimizer == "adam",
+            "lipschitz": c.optimizer == "gd-backtracking",
+            "rho_up": c.optimizer == "gd-backtracking",
+            "rho_down": c.optimizer == "gd-backtracking",
+            "max_trials": c.optimizer == "gd-backtracking",
+        }
+        why = {
+            "field": "the plain net y <- sigma(K y + beta) has no vector field",
+            "label_column": f"the built-in data set {c.dataset} has no columns",
+            "test_fraction": f"the built-in data set {c.dataset} draws its own test set (--test-samples)",
+            "batch_size": f"{c.optimizer} uses the whole training set",
+        }
+        for name, default in DEFAULTS.items():
+            value = getattr(c, name)
+            if applies[name]:
+                setattr(c, name, default if value is None else value)
+                continue
+            # The net is built with a field all the same (it is ignored): the stored value is the
+            # default, and that value given again (a resolved configuration) is no change.
+            keep = DEFAULTS["field"] if name == "field" else None
+            if value is not None and value != keep and not saved:
+                reason = why.get(name, f"it is an option of gd-backtracking, not of {c.optimizer}")
+                raise RkgenError(f"{_flag(name)} does not apply here: {reason}; drop {_flag(name)} {value}")
+            setattr(c, name, keep)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

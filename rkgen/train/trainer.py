@@ -26,8 +26,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
+import re
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -38,8 +41,8 @@ import numpy as np
 
 from rkgen.errors import RkgenError
 from rkgen.train import memory, runs
-from rkgen.train.config import TrainConfig
-from rkgen.train.datasets import Dataset, builtin_dim, is_builtin, make_dataset
+from rkgen.train.config import TrainConfig, short
+from rkgen.train.datasets import Dataset, builtin_dim, check_source, is_builtin, make_dataset
 from rkgen.train.models import Model, SolveFailure, resolve_network
 from rkgen.train.optimizers import Adam, armijo_accepts
 from rkgen.train.progress import Progress
@@ -71,15 +74,38 @@ class TrainResult:
         return float(self.history[key][-1]) if len(self.history[key]) else float("nan")
 
 
+class Interrupted(KeyboardInterrupt):
+    """A signal that stops the run at once (a second Ctrl-C or SIGTERM, SIGTERM while the network
+    compiles, any signal while the plots are drawn); ``signum`` says which."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+
 class _StopFlag:
     """Ctrl-C (SIGINT) or SIGTERM (``timeout``, batch schedulers, ``docker stop``) asks the loop to
     stop at the next iteration boundary, which saves a checkpoint, the summary and the plots; a
-    second signal stops at once. ``signum`` is the signal that asked."""
+    second signal stops at once (Interrupted). ``signum`` is the signal that asked.
+
+    ``mode`` says what the run is doing: "loop" (as above), "warm-up" (the network compiles, in
+    numba, for up to a minute; the checkpoint is already on disk; a first Ctrl-C lets the compile
+    finish into numba's cache, a second raises Interrupted; SIGTERM, whose sender may follow it
+    with SIGKILL, calls ``on_term``, which writes the summary and ends the process with status 143
+    as SIGTERM's default action would: an exception cannot safely cross numba's compiler, whose
+    LLVM callbacks swallow it and leave the compile half done) or "plots" (training is over: any
+    signal stops the drawing at once)."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.signum = None
+        self.mode = "loop"
+        self.on_term = None
         self._old = {}
 
     @property
@@ -91,9 +117,14 @@ class _StopFlag:
         return signal.Signals(self.signum).name if self.signum is not None else ""
 
     def _handler(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.signum = signum
+        if self.mode == "warm-up" and signum == signal.SIGTERM and self.on_term is not None:
+            self.signum = self.signum or signum
+            self.on_term(signum)  # writes the summary and ends the process (see the class)
+        at_once = self.requested or self.mode == "plots"
+        if self.signum is None:
+            self.signum = signum
+        if at_once:
+            raise Interrupted(signum)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -128,7 +159,9 @@ def build_model(cfg: TrainConfig, dataset: Dataset, network=None, check_memory=T
             tape_samples=cfg.batch_size if cfg.optimizer == "adam" else None,
             params=cfg.params,
         )
-        memory.check(est, f"this run ({cfg.layers} layers, width {width}, {len(dataset.x_train)} points)")
+        memory.check(
+            est, f"this run ({_count(cfg.layers, 'layer')}, width {width}, {_count(len(dataset.x_train), 'point')})"
+        )
     return Model(
         cfg.model,
         cfg.layers,
@@ -261,6 +294,10 @@ def train(config: TrainConfig | None = None, *, network=None, resume=None, inter
 def _start(config, cfg, network, interrupt_at, stop) -> TrainResult:
     write = config.out is not False
     _check_data_options(cfg)
+    if network is None and cfg.tableau is not None and os.path.isfile(cfg.tableau):
+        # a file wins over a built-in name (rkgen.tableau.load); config.json holds where it is, not
+        # where it was typed from, so a resume from another folder loads the same file
+        cfg.tableau = os.path.abspath(cfg.tableau)
     data_rng, init_rng, shuffle_rng = _seeds(cfg.seed)
     dataset = make_dataset(
         cfg.dataset,
@@ -271,7 +308,9 @@ def _start(config, cfg, network, interrupt_at, stop) -> TrainResult:
         test_fraction=cfg.test_fraction,
     )
     if cfg.data_scale != 1.0:
-        dataset = replace(dataset, x_train=dataset.x_train * cfg.data_scale, x_test=dataset.x_test * cfg.data_scale)
+        dataset = _scaled(dataset, cfg.data_scale)
+    if is_builtin(cfg.dataset):  # config.json: the sizes drawn, the defaults filled in
+        cfg.samples, cfg.test_samples = len(dataset.x_train), len(dataset.x_test)
     if cfg.width is None:
         cfg.width = dataset.dim
     model = build_model(cfg, dataset, network)
@@ -311,10 +350,30 @@ def _start(config, cfg, network, interrupt_at, stop) -> TrainResult:
     return _run(cfg, model, dataset, flat, state, {}, run_dir, shuffle_rng, interrupt_at, stop, fresh=True)
 
 
+def _scaled(dataset: Dataset, scale: float) -> Dataset:
+    """The data set with every point multiplied by scale; a point that overflows is refused."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        x, xt = dataset.x_train * scale, dataset.x_test * scale
+    for name, a in (("training", x), ("test", xt)):
+        bad = ~np.all(np.isfinite(a), axis=1)
+        if bad.any():
+            big = float(np.max(np.abs(dataset.x_train if name == "training" else dataset.x_test)))
+            raise RkgenError(
+                f"--data-scale {scale:g} makes {_count(int(bad.sum()), name + ' point')} infinite (the largest "
+                f"coordinate is {big:.3g}); choose a scale below {np.finfo(float).max / big:.3g}"
+            )
+    return replace(dataset, x_train=x, x_test=xt)
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _check_data_options(cfg: TrainConfig) -> None:
     """Refuse what a data set would ignore, and built-in data sets too large to draw."""
     builtin = is_builtin(cfg.dataset)
     if not builtin:
+        check_source(cfg.dataset)  # an unknown name is that first, whatever else was given
         for name in ("samples", "test_samples"):
             if getattr(cfg, name) is not None:
                 raise RkgenError(
@@ -333,25 +392,39 @@ def _check_data_options(cfg: TrainConfig) -> None:
         dim=builtin_dim(cfg.dataset),
         classes=0,
     )
-    memory.check(est, f"the data set ({m} + {mt} points)")
+    memory.check(est, f"the data set ({m} + {_count(mt, 'point')})")
 
 
 def _resume(run_dir: Path, network, interrupt_at, options, stop) -> TrainResult:
-    allowed = {"iterations", "epochs", "plots", "progress", "threads"}
+    allowed = {"iterations", "epochs", "plots", "progress", "threads", "tableau"}
     bad = {k for k, v in options.items() if v is not None} - allowed
     if bad:
         names = ", ".join("--" + k.replace("_", "-") for k in sorted(bad))
         raise RkgenError(
             "--resume continues a run with its saved configuration; only --iterations/--epochs (to "
-            f"extend it), --no-plots, --progress and --threads may be given, not {names}"
+            f"extend it), --tableau (a moved tableau file), --no-plots, --progress and --threads may be "
+            f"given, not {names}"
         )
+    for k in ("iterations", "epochs"):  # the user's own options, checked as such
+        if options.get(k) is not None:
+            TrainConfig(optimizer="adam" if k == "epochs" else "gd", **{k: options[k]}).resolved()
+    if not run_dir.is_dir():
+        if run_dir.exists():
+            raise RkgenError(f"{run_dir} is not a folder, so not a run folder to resume")
+        raise RkgenError(f"{run_dir}: no such folder")
+    run_dir = run_dir.resolve()
     for name in ("config.json", "state.npz", "dataset.npz"):
         if not (run_dir / name).is_file():
             raise RkgenError(f"{run_dir} is not a resumable run folder (no {name})")
-    saved = runs.read_json(run_dir / "config.json")
+    conf = run_dir / "config.json"
+    saved = runs.read_json(conf)
     if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
-        raise RkgenError(f"{run_dir / 'config.json'}: not a run's configuration (no 'config' object)")
-    cfg = TrainConfig.from_dict(saved["config"])
+        raise RkgenError(f"{conf}: not a run's configuration (no 'config' object)")
+    try:
+        cfg = TrainConfig.from_dict(saved["config"])
+        cfg.resolved(saved=True)  # its own values first, named as config.json names them
+    except RkgenError as e:
+        raise RkgenError(f"{conf}: {_keys(str(e))}") from None
     for k in ("iterations", "epochs"):
         if options.get(k) is not None:
             if getattr(cfg, k) is None:
@@ -360,17 +433,43 @@ def _resume(run_dir: Path, network, interrupt_at, options, stop) -> TrainResult:
     for k in ("plots", "progress", "threads"):
         if options.get(k) is not None:
             setattr(cfg, k, options[k])
-    cfg = cfg.resolved()
+    spec = options.get("tableau")
+    if spec is not None:
+        if cfg.model == "net":
+            raise RkgenError(f"{run_dir} is a plain net run; it has no tableau, so --tableau does not apply")
+        if network is None and os.path.isfile(spec):
+            spec = os.path.abspath(spec)
+        cfg.tableau = spec
+    elif network is None and cfg.tableau is not None and _looks_like_file(cfg.tableau):
+        if not os.path.isfile(cfg.tableau):
+            raise RkgenError(
+                f"{run_dir}: the run's tableau file {short(cfg.tableau)} (config.json) is not there any "
+                "more; if it moved, give its new place with --tableau"
+            )
+        cfg.tableau = os.path.abspath(cfg.tableau)  # (older runs saved it as typed; checked below)
+    cfg = cfg.resolved(saved=True)
     dataset = runs.read_dataset(run_dir / "dataset.npz")
-    model = build_model(cfg, dataset, network)
     arrays = runs.read_npz(run_dir / "state.npz")
     try:
         meta = json.loads(str(arrays.pop("meta")))
         flat = np.asarray(arrays.pop("flat"), dtype=float).copy()
         for key in ("iteration", "epoch", "batch", "seconds", "L", "shuffle_rng"):
             meta[key]  # noqa: B018 - every key a resume reads
+        done, epochs_done = int(meta["iteration"]), int(meta["epoch"])
     except (KeyError, ValueError, TypeError) as e:
         raise RkgenError(f"{run_dir / 'state.npz'}: not a run's state ({type(e).__name__}: {e})") from None
+    if cfg.optimizer == "adam" and cfg.epochs < epochs_done:
+        raise RkgenError(f"the run already has {_count(epochs_done, 'epoch')}; --epochs must be at least that")
+    if cfg.optimizer != "adam" and cfg.iterations < done:
+        raise RkgenError(f"the run already has {_count(done, 'iteration')}; --iterations must be at least that")
+    if done > 0 and not (run_dir / "history.csv").is_file():
+        raise RkgenError(
+            f"{run_dir} is not a resumable run folder (no history.csv, though the run is at iteration {done})"
+        )
+    model = build_model(cfg, dataset, network)
+    info = saved.get("network")
+    if model.network is not None and isinstance(info, dict):
+        runs.check_same_tableau(run_dir, model.network, info, cfg.tableau if network is None else network)
     if flat.shape != (model.size,):
         raise RkgenError(f"{run_dir}/state.npz does not match the model of its config.json")
     layout = saved.get("layout")
@@ -381,6 +480,16 @@ def _resume(run_dir: Path, network, interrupt_at, options, stop) -> TrainResult:
     shuffle_rng.bit_generator.state = meta["shuffle_rng"]
     runs.write_json(run_dir / "config.json", {**saved, "config": cfg.to_dict()})
     return _run(cfg, model, dataset, flat, meta, arrays, run_dir, shuffle_rng, interrupt_at, stop, fresh=False)
+
+
+def _looks_like_file(spec: str) -> bool:
+    return spec.endswith((".json", ".py")) or "/" in spec or "\\" in spec
+
+
+def _keys(message: str) -> str:
+    """A configuration message in config.json's words: its keys (layers), not the options (--layers)
+    the user never gave."""
+    return re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), message)
 
 
 def _run(cfg, model, dataset, flat, state, opt_arrays, run_dir, shuffle_rng, interrupt_at, stop, fresh):
@@ -457,19 +566,76 @@ def _run(cfg, model, dataset, flat, state, opt_arrays, run_dir, shuffle_rng, int
         runs.save_npz(run_dir / "state.npz", meta=np.array(json.dumps(st)), **arrays)
         ckpt_time[0] = time.perf_counter()
 
+    def _result(status, message, seconds, compile_seconds, compiled):
+        hist = {
+            k: np.array([r[k] for r in history_rows], dtype=np.int64 if k in ("iteration", "epoch") else float)
+            for k in runs.HISTORY_COLUMNS
+        }
+        return TrainResult(
+            status,
+            message,
+            hist,
+            {k: v.copy() for k, v in model.views(u).items()},
+            u.copy(),
+            model,
+            dataset,
+            cfg,
+            run_dir,
+            seconds,
+            st["iteration"],
+            st["epoch"],
+            compile_seconds,
+            compiled,
+            stop.name,
+        )
+
     u = flat
     if fresh:
         checkpoint(u)  # every run folder can be resumed, even one killed while compiling
     compile_seconds, compiled = 0.0, False
+    early = None  # why the run stopped before its loop began
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         if model.network is not None and not stop.requested:
             bar.status(_compile_note(model))
-            compile_seconds, compiled = _warm_up(model, u, x, c, xt, grad, cfg, adam_opt)
+            t_warm, misses = time.perf_counter(), _misses(model)
+
+            def exit_now(signum):
+                """SIGTERM while numba compiles: the summary, then exit as SIGTERM's default would."""
+                try:
+                    bar.close()
+                    res = _result(
+                        "interrupted",
+                        _stopped(stop, f"at iteration {st['iteration']}, while the network was compiling"),
+                        seconds0,
+                        time.perf_counter() - t_warm,
+                        _misses(model) > misses,
+                    )
+                    if run_dir is not None:
+                        _write_summary(res)
+                    from rkgen.train.cli import summary_line
+
+                    print(summary_line(res), flush=True)
+                    sys.stderr.flush()
+                finally:
+                    os._exit(128 + signum)
+
+            stop.mode, stop.on_term = "warm-up", exit_now
+            try:
+                compile_seconds, compiled = _warm_up(model, u, x, c, xt, grad, cfg, adam_opt)
+            except Interrupted:  # a second Ctrl-C
+                compile_seconds, compiled = time.perf_counter() - t_warm, _misses(model) > misses
+                early = "while the network was compiling"
+            finally:
+                stop.mode, stop.on_term = "loop", None
             bar.status(None)
+        elif model.network is not None:
+            early = "before training began (while the network was loading)"
         t_start = time.perf_counter()
         bar.start(st["iteration"])
         try:
-            if adam_opt is None:
+            if early is not None:  # the network is not touched again: the loop would compile it
+                status, message = "interrupted", _stopped(stop, f"at iteration {st['iteration']}, {early}")
+            elif adam_opt is None:
                 status, message, u = _full_batch(
                     cfg,
                     model,
@@ -514,38 +680,36 @@ def _run(cfg, model, dataset, flat, state, opt_arrays, run_dir, shuffle_rng, int
     seconds = elapsed()
     if writer is not None:
         writer.close()
-    hist = {
-        k: np.array([r[k] for r in history_rows], dtype=np.int64 if k in ("iteration", "epoch") else float)
-        for k in runs.HISTORY_COLUMNS
-    }
-    result = TrainResult(
-        status,
-        message,
-        hist,
-        {k: v.copy() for k, v in model.views(u).items()},
-        u.copy(),
-        model,
-        dataset,
-        cfg,
-        run_dir,
-        seconds,
-        st["iteration"],
-        st["epoch"],
-        compile_seconds,
-        compiled,
-        stop.name,
-    )
+    result = _result(status, message, seconds, compile_seconds, compiled)
     if run_dir is not None:
         _write_summary(result)
-        if cfg.plots:
-            from rkgen.train import plots
-
-            try:
-                plots.run_plots(result)
-            except Exception as e:  # a plot must never cost the results
-                result.message += f" (plots failed: {type(e).__name__}: {e})"
-                _write_summary(result)
+        if stop.requested and status != "interrupted":  # a signal after the loop had ended
+            result.signal = stop.name
+            if cfg.plots:
+                result.message += f"; the plots were skipped ({stop.name} after training had finished)"
+            _write_summary(result)
+        elif cfg.plots and early is None:
+            _plots(result, stop)
     return result
+
+
+def _plots(result: TrainResult, stop: _StopFlag) -> None:
+    """Draw the run's plots; a signal meanwhile stops the drawing at once (the results are saved)."""
+    from rkgen.train import plots
+
+    stop.mode = "plots"
+    try:
+        plots.run_plots(result)
+    except Interrupted as e:
+        stop.mode = "done"
+        result.signal = result.signal or e.name
+        result.message += f"; the plots were cut short by {e.name}"
+        _write_summary(result)
+    except Exception as e:  # a plot must never cost the results
+        result.message += f" (plots failed: {type(e).__name__}: {e})"
+        _write_summary(result)
+    finally:
+        stop.mode = "done"
 
 
 def _stopped(stop, where: str) -> str:
@@ -571,7 +735,7 @@ def _warm_up(model, u, x, c, xt, grad, cfg, adam):
     """Compile (or load from numba's cache) every kernel the run calls, by calling each once on the
     shapes the run uses, and time it apart from training. Returns (seconds, whether anything was
     compiled rather than loaded)."""
-    misses = sum(sum(d.stats.cache_misses.values()) for d in _dispatchers(model.network))
+    misses = _misses(model)
     t0 = time.perf_counter()
     try:
         batch = x[: cfg.batch_size] if adam is not None else x
@@ -582,8 +746,12 @@ def _warm_up(model, u, x, c, xt, grad, cfg, adam):
     except SolveFailure:
         pass  # the loop reports it, with the iteration
     seconds = time.perf_counter() - t0
-    after = sum(sum(d.stats.cache_misses.values()) for d in _dispatchers(model.network))
-    return seconds, after > misses
+    return seconds, _misses(model) > misses
+
+
+def _misses(model) -> int:
+    """How often the network's kernels missed numba's on-disk cache (and so were compiled)."""
+    return sum(sum(d.stats.cache_misses.values()) for d in _dispatchers(model.network))
 
 
 def _write_summary(res: TrainResult):
@@ -688,7 +856,7 @@ def _full_batch(cfg, model, u, x, c, grad, work, st, total, first_record, stop, 
             except SolveFailure as e:
                 return "diverged", f"evaluating the test set at iteration {st['iteration']}: {e}", u
         bar.update(st["iteration"], fw.cost)
-    return "completed", f"{total} iterations", u
+    return "completed", _count(total, "iteration"), u
 
 
 def _minibatch(
@@ -773,4 +941,4 @@ def _minibatch(
                     u,
                     perm,
                 )
-    return "completed", f"{cfg.epochs} epochs", u, perm
+    return "completed", _count(cfg.epochs, "epoch"), u, perm
