@@ -86,3 +86,11 @@ def test_unknown_and_shortened_options_are_refused_by_their_command(capsys, argv
     assert exit.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and needle in err, err
+
+
+def test_a_module_cache_that_is_a_file_is_one_line(tmp_path, capsys, monkeypatch):
+    cache = tmp_path / "cachefile"
+    cache.write_text("not a folder")
+    monkeypatch.setenv("RKGEN_CACHE", str(cache))
+    one_line(capsys, ["train", "--tableau", "euler", "--iterations", "1", "--no-plots"], "is not a folder")
+    assert cache.read_text() == "not a folder"

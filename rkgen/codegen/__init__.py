@@ -128,7 +128,10 @@ def cache_dir() -> Path:
     root = os.environ.get("RKGEN_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "rkgen"
     )
-    return Path(root)
+    path = Path(root)
+    if path.exists() and not path.is_dir():
+        raise RkgenError(f"{root}: the module cache ($RKGEN_CACHE or ~/.cache/rkgen) is not a folder")
+    return path
 
 
 _LOADED: dict[str, object] = {}
