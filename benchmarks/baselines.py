@@ -8,6 +8,13 @@ binary classifier loss
 and the backward pass to every K_j, beta_j and to W, mu. Everything is float64. The steps h_j are
 fixed data here (not differentiated).
 
+Parameter layouts (``problem["params"]``, as in the generated modules' ``forward(..., params=...)``):
+``"shared"`` K (N, d, d), beta (N, d), one set per layer; ``"stage"`` K (N, s, d, d), beta (N, s, d), one set per
+stage; ``"continuous"`` nodal values K (N+1, d, d), beta (N+1, d) at the layer boundaries, linear in time between
+them, so stage i of layer j uses (1 - c_i) K_j + c_i K_(j+1) (c = A's row sums, 0 <= c_i <= 1). The gradients
+come back in the same layout. numpy does the non-shared layouts for explicit tableaux only; torch and JAX
+interpolate the continuous layout themselves and let autodiff carry the gradient to the nodes.
+
 Implementations (all take a problem dict from :func:`make_problem` and return a :class:`Gradient`):
 
 - :func:`numpy_grad`: plain numpy, batched over samples, with a hand-written backward pass (the
@@ -68,6 +75,8 @@ CONFIGS = {
     "D": (64, 100, 1500, 0.05, "rk4"),
 }
 
+PARAMS = ("shared", "stage", "continuous")
+
 NEWTON_TOL = 1e-14  # numpy and JAX Newton: max residual relative to 1 + max|Y|
 FIXED_POINT_TOL = 1e-15  # torch fixed point: max change relative to 1 + max|Y|
 MAX_ITER = 100
@@ -75,8 +84,8 @@ MAX_ITER = 100
 
 class Gradient(NamedTuple):
     loss: float
-    dK: np.ndarray  # (N, d, d)
-    dbeta: np.ndarray  # (N, d)
+    dK: np.ndarray  # in the problem's layout: (N, d, d), (N, s, d, d) or (N+1, d, d)
+    dbeta: np.ndarray  # (N, d), (N, s, d) or (N+1, d)
     dW: np.ndarray  # (d,)
     dmu: float
 
@@ -91,12 +100,15 @@ def spiral(m, rng, turns=1.5, noise=0.05):
     return pts, labels.astype(float)
 
 
-def make_problem(config, seed=0, field="resnet"):
+def make_problem(config, seed=0, field="resnet", params="shared"):
     """Inputs for one benchmark configuration (a key of CONFIGS; "B-rk4" etc. also accepted).
 
     Spiral points padded with zeros to width d; K_j ~ N(0, 1/d), beta_j ~ N(0, 1/d),
-    W ~ N(0, 1/d), mu ~ N(0, 0.01); every step h_j equal.
+    W ~ N(0, 1/d), mu ~ N(0, 0.01); every step h_j equal. ``params`` is the parameter layout (see
+    PARAMS): the shapes of K and beta; "shared" draws exactly the problem it always did.
     """
+    if params not in PARAMS:
+        raise ValueError(f"unknown parameter layout {params!r}; expected one of {PARAMS}")
     name = config.removesuffix("-rk4") if config[:1] in "BCD" else config
     if name not in CONFIGS:
         raise ValueError(f"unknown config {config!r}; expected one of {list(CONFIGS)}")
@@ -106,14 +118,16 @@ def make_problem(config, seed=0, field="resnet"):
     y0 = np.zeros((m, d))
     y0[:, :2] = pts
     A, b = TABLEAUX[tableau]
+    rows = {"shared": (N,), "stage": (N, b.shape[0]), "continuous": (N + 1,)}[params]
     return {
         "name": name,
         "tableau": tableau,
+        "params": params,
         "A": A,
         "b": b,
         "y0": y0,
-        "K": rng.normal(0.0, 1 / np.sqrt(d), (N, d, d)),
-        "beta": rng.normal(0.0, 1 / np.sqrt(d), (N, d)),
+        "K": rng.normal(0.0, 1 / np.sqrt(d), rows + (d, d)),
+        "beta": rng.normal(0.0, 1 / np.sqrt(d), rows + (d,)),
         "h": np.full(N, step),
         "W": rng.normal(0.0, 1 / np.sqrt(d), d),
         "mu": float(rng.normal(0.0, 0.1)),
@@ -132,6 +146,51 @@ def _check(problem):
         raise ValueError("the baselines implement the tanh activation only")
     if problem["field"] not in ("resnet", "stable"):
         raise ValueError(f"unknown field {problem['field']!r}")
+
+
+def stage_fractions(A):
+    """c_i = sum_l a_il, checked to lie in [0, 1] (the continuous layout interpolates within the layer)."""
+    c = np.asarray(A, dtype=float).sum(axis=1)
+    if np.any(c < 0) or np.any(c > 1):
+        raise ValueError(f"the continuous layout needs 0 <= c_i <= 1, got c = {c}")
+    return c
+
+
+def _param_rows(problem):
+    """(K rows (R, d, d), beta rows (R, d), rows (N, s)): stage i of layer j uses row rows[j, i]."""
+    params = problem.get("params", "shared")
+    K, beta = problem["K"], problem["beta"]
+    N, s, d = problem["h"].shape[0], problem["b"].shape[0], problem["y0"].shape[1]
+    if params == "shared":
+        return K, beta, np.repeat(np.arange(N)[:, None], s, axis=1)
+    rows = np.arange(N * s).reshape(N, s)
+    if params == "stage":
+        return K.reshape(N * s, d, d), beta.reshape(N * s, d), rows
+    if params != "continuous":
+        raise ValueError(f"unknown parameter layout {params!r}")
+    c = stage_fractions(problem["A"])
+    Ks = (1.0 - c)[None, :, None, None] * K[:-1, None] + c[None, :, None, None] * K[1:, None]
+    bs = (1.0 - c)[None, :, None] * beta[:-1, None] + c[None, :, None] * beta[1:, None]
+    return Ks.reshape(N * s, d, d), bs.reshape(N * s, d), rows
+
+
+def _layout_gradient(problem, dKr, dbr):
+    """The row gradients of :func:`_param_rows` back in the problem's layout."""
+    params = problem.get("params", "shared")
+    if params == "shared":
+        return dKr, dbr
+    N, s, d = problem["h"].shape[0], problem["b"].shape[0], problem["y0"].shape[1]
+    dKs, dbs = dKr.reshape(N, s, d, d), dbr.reshape(N, s, d)
+    if params == "stage":
+        return dKs, dbs
+    c = stage_fractions(problem["A"])
+    dK = np.zeros((N + 1, d, d))
+    dbeta = np.zeros((N + 1, d))
+    dK[:-1] += np.einsum("i,jiac->jac", 1.0 - c, dKs)
+    dK[1:] += np.einsum("i,jiac->jac", c, dKs)
+    dbeta[:-1] += (1.0 - c) @ dbs
+    dbeta[1:] += c @ dbs
+    return dK, dbeta
 
 
 def _classifier(yN, W, mu, labels):
@@ -203,11 +262,16 @@ def _np_pullback(xi, Y, S, K, field):
 
 
 def numpy_grad(problem):
-    """The gradient in plain numpy with a hand-written backward pass (batched over samples)."""
+    """The gradient in plain numpy with a hand-written backward pass (batched over samples).
+
+    Every layout for explicit tableaux; implicit tableaux with the shared layout only."""
     _check(problem)
-    A, b, y0, K, beta, h = (problem[k] for k in ("A", "b", "y0", "K", "beta", "h"))
+    A, b, y0, h = (problem[k] for k in ("A", "b", "y0", "h"))
+    K, beta, rows = _param_rows(problem)
     field = problem["field"]
     explicit = is_explicit(A)
+    if not explicit and problem.get("params", "shared") != "shared":
+        raise ValueError("numpy_grad: implicit tableaux with the shared layout only")
     s = b.shape[0]
     N = h.shape[0]
     m, d = y0.shape
@@ -219,13 +283,14 @@ def numpy_grad(problem):
         if explicit:
             F = [None] * s
             for i in range(s):
+                Kji = K[rows[j, i]]
                 Yi = y
                 for l in range(i):
                     if A[i, l] != 0:
                         Yi = Yi + (hj * A[i, l]) * F[l]
                 Ys[j, i] = Yi
-                Ss[j, i] = np.tanh(Yi @ Kj.T + bj)
-                F[i] = _np_field(Ss[j, i], Kj, field)
+                Ss[j, i] = np.tanh(Yi @ Kji.T + beta[rows[j, i]])
+                F[i] = _np_field(Ss[j, i], Kji, field)
         else:
             Ys[j], Ss[j] = _np_newton_stages(A, y, Kj, bj, hj, field)
             F = [_np_field(Ss[j, i], Kj, field) for i in range(s)]
@@ -246,9 +311,10 @@ def numpy_grad(problem):
                 for k in range(i + 1, s):
                     if A[k, i] != 0:
                         xi = xi + (hj * A[k, i]) * mu[k]
-                mu[i], dKi, dbi = _np_pullback(xi, Ys[j, i], Ss[j, i], Kj, field)
-                dK[j] += dKi
-                dbeta[j] += dbi
+                r = rows[j, i]
+                mu[i], dKi, dbi = _np_pullback(xi, Ys[j, i], Ss[j, i], K[r], field)
+                dK[r] += dKi
+                dbeta[r] += dbi
         else:
             # (I - h (A^T kron I) blockdiag(J_k^T)) xi = h (b kron p), one solve per sample
             JT = np.swapaxes(_np_field_jacobian(Ss[j], Kj, field), -1, -2)  # J_k^T, (s, m, d, d)
@@ -260,7 +326,7 @@ def numpy_grad(problem):
                 dK[j] += dKi
                 dbeta[j] += dbi
         p = p + sum(mu)
-    return Gradient(loss, dK, dbeta, dW, dmu)
+    return Gradient(loss, *_layout_gradient(problem, dK, dbeta), dW, dmu)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -291,6 +357,13 @@ def torch_grad(problem):
     y0 = t(problem["y0"])
     K = t(problem["K"]).clone().requires_grad_(True)
     beta = t(problem["beta"]).clone().requires_grad_(True)
+    params = problem.get("params", "shared")
+    if params == "continuous":  # stage sets interpolated from the nodes; autograd takes dK back to them
+        c = t(stage_fractions(A))
+        Ks = (1.0 - c)[None, :, None, None] * K[:-1, None] + c[None, :, None, None] * K[1:, None]
+        bs = (1.0 - c)[None, :, None] * beta[:-1, None] + c[None, :, None] * beta[1:, None]
+    else:
+        Ks, bs = K, beta  # stage: (N, s, d, d), (N, s, d)
     W = t(problem["W"]).clone().requires_grad_(True)
     mu = torch.tensor(float(problem["mu"]), dtype=torch.float64, requires_grad=True)
     labels = t(problem["labels"])
@@ -302,7 +375,10 @@ def torch_grad(problem):
 
     y = y0
     for j, hj in enumerate(hs):
-        Kj, bj = K[j], beta[j]
+        if params == "shared":
+            P = [(K[j], beta[j])] * s
+        else:
+            P = [(Ks[j, i], bs[j, i]) for i in range(s)]
         if explicit:
             F = []
             for i in range(s):
@@ -310,10 +386,10 @@ def torch_grad(problem):
                 for l in range(i):
                     if A[i, l] != 0:
                         Yi = Yi + (hj * A[i, l]) * F[l]
-                F.append(f(Yi, Kj, bj))
+                F.append(f(Yi, *P[i]))
         else:
             Y = [y] * s
-            F = [f(y, Kj, bj)] * s
+            F = [f(y, *P[i]) for i in range(s)]
             for _ in range(MAX_ITER + 1):
                 Ynew = []
                 for i in range(s):
@@ -326,7 +402,7 @@ def torch_grad(problem):
                     change = max(float((a - c).abs().max()) for a, c in zip(Ynew, Y, strict=True))
                     size = 1.0 + max(float(a.abs().max()) for a in Ynew)
                 Y = Ynew
-                F = [f(Yi, Kj, bj) for Yi in Y]
+                F = [f(Yi, *Pi) for Yi, Pi in zip(Y, P, strict=True)]
                 if change <= FIXED_POINT_TOL * size:
                     break
             else:
@@ -414,18 +490,23 @@ def _jax_newton_stages(A, f):
     return stages
 
 
-def _jax_value_and_grad(A, b, field):
-    key = (A.tobytes(), A.shape, b.tobytes(), field)
+def _jax_value_and_grad(A, b, field, params="shared"):
+    key = (A.tobytes(), A.shape, b.tobytes(), field, params)
     if key in _JAX_CACHE:
         return _JAX_CACHE[key]
     jax = _jax_setup()
     import jax.numpy as jnp
 
     s = b.shape[0]
+    shared = params == "shared"
 
     def f(Y, K, beta):
-        S = jnp.tanh(Y @ K.T + beta)
-        return S if field == "resnet" else -(S @ K)
+        """The field on Y (..., d) with one K (d, d), or on all stages Y (m, s, d) with K (s, d, d)."""
+        if K.ndim == 2:
+            S = jnp.tanh(Y @ K.T + beta)
+            return S if field == "resnet" else -(S @ K)
+        S = jnp.tanh(jnp.einsum("mic,iac->mia", Y, K) + beta)
+        return S if field == "resnet" else -jnp.einsum("mia,iac->mic", S, K)
 
     if is_explicit(A):
 
@@ -436,7 +517,7 @@ def _jax_value_and_grad(A, b, field):
                 for l in range(i):
                     if A[i, l] != 0:
                         Yi = Yi + (h * float(A[i, l])) * F[l]
-                F.append(f(Yi, K, beta))
+                F.append(f(Yi, K, beta) if shared else f(Yi, K[i], beta[i]))
             return y + h * sum(float(b[i]) * F[i] for i in range(s) if b[i] != 0)
 
     else:
@@ -451,6 +532,10 @@ def _jax_value_and_grad(A, b, field):
         def body(y, xs):
             return layer(y, *xs), None
 
+        if params == "continuous":  # interpolate the stage sets; autodiff takes dK back to the nodes
+            c = jnp.asarray(stage_fractions(A))
+            K = (1.0 - c)[None, :, None, None] * K[:-1, None] + c[None, :, None, None] * K[1:, None]
+            beta = (1.0 - c)[None, :, None] * beta[:-1, None] + c[None, :, None] * beta[1:, None]
         yN, _ = jax.lax.scan(body, y0, (K, beta, h))
         g = jax.nn.sigmoid(yN @ W + mu)
         return 0.5 * jnp.sum((g - labels) ** 2)
@@ -466,7 +551,7 @@ def jax_grad(problem):
     _jax_setup()
     import jax.numpy as jnp
 
-    fn = _jax_value_and_grad(problem["A"], problem["b"], problem["field"])
+    fn = _jax_value_and_grad(problem["A"], problem["b"], problem["field"], problem.get("params", "shared"))
     args = [jnp.asarray(problem[k]) for k in ("K", "beta", "W", "mu", "y0", "h", "labels")]
     loss, (dK, dbeta, dW, dmu) = fn(*args)
     return Gradient(float(loss), np.asarray(dK), np.asarray(dbeta), np.asarray(dW), float(dmu))
@@ -481,10 +566,13 @@ def contract_grad(net) -> Callable:
     """A gradient function for any module with the network contract (``forward``, ``backward``).
 
     The module must have been generated for the problem's tableau; the classifier and its
-    gradient are computed in numpy around it.
+    gradient are computed in numpy around it. A non-shared layout is passed as ``params=`` (with
+    the default nodes, the layer boundaries); the shared one is not passed at all, so modules from
+    before the layouts work too.
     """
 
     def grad(problem):
+        params = problem.get("params", "shared")
         yN, tape = net.forward(
             problem["y0"],
             problem["K"],
@@ -492,6 +580,7 @@ def contract_grad(net) -> Callable:
             problem["h"],
             field=problem["field"],
             activation=problem["activation"],
+            **({} if params == "shared" else {"params": params}),
         )
         if getattr(tape, "failures", 0):
             raise RuntimeError(f"{tape.failures} stage solves did not converge")
@@ -614,6 +703,16 @@ def main(argv=None):
                         f"{config:11s} {field:6s} {name:6s} vs numpy: "
                         f"gradient {err:.1e}, loss {dloss:.1e}"
                     )
+    for config in ("A-euler", "A-rk4"):  # the other layouts (numpy: explicit tableaux only)
+        for params in PARAMS[1:]:
+            for field in ("resnet", "stable"):
+                problem = make_problem(config, args.seed, field=field, params=params)
+                grads = {name: fn(problem) for name, fn in available.items()}
+                for name, g in grads.items():
+                    if name != "numpy":
+                        err = relative_difference(g, grads["numpy"])
+                        worst = max(worst, err)
+                        print(f"{config:11s} {field:6s} {params:10s} {name:6s} vs numpy: gradient {err:.1e}")
     print(f"worst relative gradient difference: {worst:.1e}", "(ok)" if worst < 1e-10 else "(FAIL)")
 
     print("== median time per gradient (forward + loss + backward) ==")

@@ -1,19 +1,34 @@
 """One gradient (forward + loss + backward) of rkgen's generated networks against PyTorch, JAX and numpy.
 
-Run from the repository root:  python benchmarks/bench_network.py [--configs A-rk4 B ...] [--repeats 7]
+Run from the repository root:
+
+    python benchmarks/bench_network.py [--configs A-rk4 B ...] [--params shared stage continuous]
+                                       [--rounds 5] [--repeats 7] [--no-compile]
+    python benchmarks/bench_network.py --quick      # A-rk4 and B in every layout, 3 rounds, no compile times
 
 All implementations run side by side in one process on the same problem, in float64, and their gradients are
-checked against each other before timing.  The table reports median times and the ratios other/rkgen; on a
-shared, noisy machine only the ratios mean much.  Also measured: the cold numba compile of a generated module
-(in a fresh process with an empty cache folder) and the first call in a new process with a warm cache.
+checked against each other before timing.  Parameter layouts (``forward(..., params=...)``): every config in the
+shared layout, and A-rk4 and B also per stage (K (N, s, d, d)) and continuous (nodal K (N+1, d, d) at the layer
+boundaries, interpolated at the stage times); torch and JAX build the stage sets themselves (continuous:
+interpolated in torch / jnp, autodiff takes the gradient back to the nodes), numpy by its hand-written backward.
+
+Threads: rkgen (numba) and torch are timed at equal thread counts, numba's count and 1 (``rkgen(2t)`` against
+``torch(2t)``, ``rkgen(1t)`` against ``torch(1t)``); numpy and JAX run with their own defaults (set
+``OPENBLAS_NUM_THREADS`` and ``XLA_FLAGS`` before starting Python to change them) and are compared with rkgen at
+numba's count.  Every implementation and layout of a config is timed once per round (median of ``--repeats``
+calls), in alternating order over the rounds; the table gives the median over the rounds with its range, and the
+ratios other/rkgen and layout/shared computed within each round (median and range), which is what a shared,
+noisy machine lets one compare.  Also measured: the cold numba compile of a generated module (in a fresh process
+with an empty cache folder) and the first call in a new process with a warm cache.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
+import datetime
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,33 +40,118 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import baselines  # noqa: E402
+import numba  # noqa: E402
+from bench_builds import cpu_model  # noqa: E402
 
 from rkgen.codegen import import_path  # noqa: E402
 
-TARGETS = {  # config: (competitor, minimum speed-up of rkgen over it)
+TARGETS = {  # config: (competitor, minimum speed-up over it of rkgen at numba's thread count), shared layout
     "A-rk4": [("torch(1t)", 5.0), ("jax", 1.5)],
     "A-midpoint": [("torch(1t)", 2.5)],
     "B": [("torch(1t)", 40.0)],
     "C": [("torch(1t)", 1.2)],
     "D": [("torch(1t)", 1.0)],
 }
+VARIANTS = ("A-rk4", "B")  # configs timed in every parameter layout by default
+AGREE = 1e-10  # largest relative gradient difference accepted between implementations
 
 
-def rkgen_grad(problem):
-    net = import_path(ROOT / "generated" / f"{problem['tableau']}_net.py")
-    return baselines.contract_grad(net)(problem)
+def with_numba_threads(fn, n):
+    def call(problem):
+        threads = numba.get_num_threads()
+        numba.set_num_threads(n)
+        try:
+            return fn(problem)
+        finally:
+            numba.set_num_threads(threads)
+
+    return call
 
 
-def rkgen_serial_grad(problem):
-    """The same generated module on one thread (numba.set_num_threads(1))."""
-    import numba
+def with_torch_threads(fn, n):
+    import torch
 
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        return rkgen_grad(problem)
-    finally:
-        numba.set_num_threads(threads)
+    def call(problem):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(n)
+        try:
+            return fn(problem)
+        finally:
+            torch.set_num_threads(threads)
+
+    return call
+
+
+def implementations(tableau: str, threads: list[int], peers: set[str]) -> dict:
+    """name -> grad(problem): rkgen and torch at each thread count, numpy and JAX at their defaults."""
+    rkgen = baselines.contract_grad(import_path(ROOT / "generated" / f"{tableau}_net.py"))  # imported once
+    impls = {f"rkgen({n}t)": with_numba_threads(rkgen, n) for n in threads}
+    if "torch" in peers:
+        impls.update({f"torch({n}t)": with_torch_threads(baselines.torch_grad, n) for n in threads})
+    impls["numpy"] = baselines.numpy_grad
+    if "jax" in peers:
+        impls["jax"] = baselines.jax_grad
+    return impls
+
+
+def reference_of(name: str, threads: list[int]) -> str:
+    """The rkgen timing a peer is compared with: equal threads for torch, numba's count for the rest."""
+    if name.startswith(("rkgen(", "torch(")):
+        return "rkgen(" + name.split("(", 1)[1]
+    return f"rkgen({threads[0]}t)"
+
+
+def span(values, scale=1.0, digits=2) -> str:
+    """median (min-max) of values * scale."""
+    return f"{statistics.median(values) * scale:.{digits}f} ({min(values) * scale:.{digits}f}-" \
+           f"{max(values) * scale:.{digits}f})"
+
+
+def run_config(config, layouts, threads, peers, rounds, repeats):
+    """Gradients checked, then the timings: {(layout, impl): [seconds per round]} and, per layout, the worst
+    relative difference from the reference gradient (numpy, or torch where numpy lacks the layout) and its name."""
+    problems = {params: baselines.make_problem(config, 0, params=params) for params in layouts}
+    impls = implementations(problems[layouts[0]]["tableau"], threads, peers)
+    agree, keys = {}, []
+    for params, problem in problems.items():
+        grads = {}
+        for name, fn in impls.items():
+            try:
+                grads[name] = fn(problem)
+            except ValueError as exc:  # a baseline without this layout (numpy: implicit tableaux)
+                if name.startswith("rkgen"):
+                    raise
+                print(f"{config} {params}: {name} skipped: {exc}")
+        ref = next(name for name in ("numpy", f"torch({threads[-1]}t)", f"rkgen({threads[-1]}t)") if name in grads)
+        agree[params] = max(baselines.relative_difference(g, grads[ref]) for g in grads.values()), ref
+        keys += [(params, name) for name in grads]
+    times = {key: [] for key in keys}
+    for r in range(rounds):
+        for params, name in keys if r % 2 == 0 else reversed(keys):
+            fn, problem = impls[name], problems[params]
+            times[params, name].append(baselines.time_it(lambda f=fn, p=problem: f(p), repeats))
+    return times, agree
+
+
+def report_config(config, times, agree, threads):
+    layouts = list(dict.fromkeys(params for params, _ in times))
+    names = list(dict.fromkeys(name for _, name in times))
+    print(f"{'config':7s} {'layout':10s} {'impl':10s} {'ms per gradient':>22s}  {'other/rkgen, same threads':>26s}"
+          f"  {'layout/shared':>20s}")
+    for params in layouts:
+        for name in names:
+            if (params, name) not in times:
+                continue
+            t = times[params, name]
+            vs_rkgen = vs_shared = ""
+            if not name.startswith("rkgen"):
+                ref = times[params, reference_of(name, threads)]
+                vs_rkgen = span([a / b for a, b in zip(t, ref, strict=True)], digits=1)
+            if params != "shared" and ("shared", name) in times:
+                vs_shared = span([a / b for a, b in zip(t, times["shared", name], strict=True)])
+            print(f"{config:7s} {params:10s} {name:10s} {span(t, 1e3):>22s}  {vs_rkgen:>26s}  {vs_shared:>20s}")
+        worst, ref = agree[params]
+        print(f"{config:7s} {params:10s} gradients of all agree with {ref} to {worst:.0e}")
 
 
 COLD = """
@@ -86,53 +186,63 @@ def compile_times(tableau: str, m: int) -> tuple[float, float]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", nargs="*", default=list(baselines.CONFIGS))
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--configs", nargs="*", help="default: all of baselines.CONFIGS (--quick: A-rk4 B)")
+    parser.add_argument("--params", nargs="*", choices=baselines.PARAMS,
+                        help=f"layouts for every config (default: shared, and all layouts for {' '.join(VARIANTS)})")
+    parser.add_argument("--rounds", type=int, help="alternating rounds (default 5, --quick 3)")
+    parser.add_argument("--repeats", type=int, help="calls per timing, median taken (default 7, --quick 3)")
     parser.add_argument("--no-compile", action="store_true", help="skip the compile-time measurements")
+    parser.add_argument("--quick", action="store_true", help="A-rk4 and B, 3 rounds of 3, no compile times")
     args = parser.parse_args(argv)
+    configs = args.configs or (list(VARIANTS) if args.quick else list(baselines.CONFIGS))
+    rounds = args.rounds or (3 if args.quick else 5)
+    repeats = args.repeats or (3 if args.quick else 7)
 
-    impls = {"rkgen": rkgen_grad, "rkgen(1t)": rkgen_serial_grad}
-    impls.update(baselines.IMPLEMENTATIONS)
+    peers = set()
+    versions = [f"numba {numba.__version__}"]
     for name in ("torch", "jax"):
         try:
-            __import__(name)
+            module = __import__(name)
         except ImportError:
             print(f"{name} not installed: skipped")
-            impls.pop(name)
+            continue
+        peers.add(name)
+        versions.append(f"{name} {module.__version__}")
     torch = sys.modules.get("torch")
-    default_threads = torch.get_num_threads() if torch else None
-    import numba
+    threads = sorted({numba.get_num_threads(), 1}, reverse=True)
+    print(f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; CPU: {cpu_model()}; {os.cpu_count()} logical "
+          f"CPUs; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"{', '.join(versions)}; numba threads {numba.get_num_threads()} (threading layer "
+          f"{numba.config.THREADING_LAYER}); torch default threads {torch.get_num_threads() if torch else None}")
+    print(f"rkgen and torch timed at {' and '.join(f'{n}' for n in threads)} thread(s) each; numpy and JAX at their "
+          f"defaults (OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
+          f"XLA_FLAGS={os.environ.get('XLA_FLAGS', 'unset')}) against rkgen({threads[0]}t)")
+    print(f"per cell: median over {rounds} alternating rounds (range), each round the median of {repeats} calls")
 
-    print(f"numba threads: {numba.get_num_threads()}, threading layer set by the module: "
-          f"{numba.config.THREADING_LAYER}; torch default threads: {default_threads}")
     failed = []
-    rows = {}
-    for config in args.configs:
-        problem = baselines.make_problem(config, 0)
-        grads = {name: fn(problem) for name, fn in impls.items()}
-        worst = max(baselines.relative_difference(g, grads["numpy"]) for g in grads.values())
-        times = {}
-        for name, fn in impls.items():
-            call = functools.partial(fn, problem)
-            if name == "torch":
-                for threads in sorted({1, default_threads}):
-                    torch.set_num_threads(threads)
-                    times[f"torch({threads}t)"] = baselines.time_it(call, args.repeats)
-                torch.set_num_threads(default_threads)
-            else:
-                times[name] = baselines.time_it(call, args.repeats)
-        rows[config] = times
-        base = times["rkgen"]
-        text = "  ".join(f"{k} {v * 1e3:.2f} ms ({v / base:.1f}x)" for k, v in times.items())
-        print(f"{config:10s} agree {worst:.0e} | {text}")
-        for competitor, target in TARGETS.get(config, []):
-            if competitor in times:
-                ratio = times[competitor] / base
-                ok = ratio >= target
-                print(f"           target rkgen >= {target}x {competitor}: {ratio:.1f}x {'ok' if ok else 'MISSED'}")
-                if not ok:
-                    failed.append(f"{config} vs {competitor}: {ratio:.1f}x < {target}x")
-    if not args.no_compile:
+    for config in configs:
+        name = config.removesuffix("-rk4") if config[:1] in "BCD" else config
+        if args.params:
+            layouts = list(args.params)
+        else:
+            layouts = list(baselines.PARAMS) if name in VARIANTS else ["shared"]
+        times, agree = run_config(config, layouts, threads, peers, rounds, repeats)
+        report_config(name, times, agree, threads)
+        for params, (worst, _) in agree.items():
+            if worst > AGREE:
+                failed.append(f"{name} {params}: gradients differ by {worst:.0e}")
+        if "shared" in layouts:
+            base = statistics.median(times["shared", f"rkgen({threads[0]}t)"])
+            for competitor, target in TARGETS.get(name, []):
+                if ("shared", competitor) in times:
+                    ratio = statistics.median(times["shared", competitor]) / base
+                    ok = ratio >= target
+                    print(f"        target rkgen({threads[0]}t) >= {target}x {competitor}: {ratio:.1f}x "
+                          f"{'ok' if ok else 'MISSED'}")
+                    if not ok:
+                        failed.append(f"{name} vs {competitor}: {ratio:.1f}x < {target}x")
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if not (args.no_compile or args.quick):
         print("== compile: cold (empty cache, new process) and first call from the cache ==")
         for tableau in ("euler", "rk4", "midpoint", "gauss2"):
             for m in (5, 50000):
@@ -141,8 +251,8 @@ def main(argv=None) -> int:
                 path = "serial" if m == 5 else "parallel"
                 print(f"{tableau:9s} {path:8s} cold {cold:6.1f} s   first call from cache {warm:5.2f} s"
                       f"   ({time.perf_counter() - t0:.0f} s)")
-    print("targets missed: " + ("; ".join(failed) if failed else "none"))
-    return 0
+    print("targets missed or disagreements: " + ("; ".join(failed) if failed else "none"))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
