@@ -62,7 +62,7 @@ from numba import njit, prange
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_c829a44fdadff696"
+MODULE_KEY = "rkgen_net_55d73b5e0b6d8682"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -1141,10 +1141,23 @@ PARAMS = ("shared", "stage", "continuous")
 
 
 def _stage_rows(N, params):
-    """rows[j, i]: the parameter row of stage i of layer j (int64, C-contiguous)."""
-    if params == "shared":
-        return np.ascontiguousarray(np.repeat(np.arange(N, dtype=np.int64)[:, None], STAGES, axis=1))
-    return np.arange(N * STAGES, dtype=np.int64).reshape(N, STAGES)
+    """rows[j, i]: the parameter row of stage i of layer j (int64, C-contiguous, read-only; kept per shape, since
+    building it costs more than a small network's forward pass)."""
+    key = (N, params == "shared")
+    rows = _ROWS.get(key)
+    if rows is None:
+        if params == "shared":
+            rows = np.ascontiguousarray(np.repeat(np.arange(N, dtype=np.int64)[:, None], STAGES, axis=1))
+        else:
+            rows = np.arange(N * STAGES, dtype=np.int64).reshape(N, STAGES)
+        rows.flags.writeable = False
+        if len(_ROWS) >= 64:
+            _ROWS.clear()
+        _ROWS[key] = rows
+    return rows
+
+
+_ROWS = {}
 
 
 def _layer_count(K, d, params):
@@ -1179,6 +1192,19 @@ def _interpolation(nodes, times):
     return seg, (times - nodes[seg]) / width, width
 
 
+def _add_rows(out, index, values):
+    """out[index[k]] += values[k] over the flattened (layer, stage) pairs, summed by segment first (np.add.at, the
+    obvious way, is several times slower than the kernels it follows)."""
+    flat = out.reshape(out.shape[0], -1)
+    index = index.ravel()
+    if index.size == 0:
+        return
+    order = np.argsort(index, kind="stable")
+    sorted_index = index[order]
+    starts = np.flatnonzero(np.concatenate(((True,), sorted_index[1:] != sorted_index[:-1])))
+    flat[sorted_index[starts]] += np.add.reduceat(values[order], starts, axis=0)
+
+
 class _Continuous:
     """The interpolation of one forward call, kept on the tape for the backward pass."""
 
@@ -1196,10 +1222,11 @@ class _Continuous:
         """Gradient of the nodal values from the stage-set gradient G (N, s, ...), and dJ/dt_ji."""
         w = self.w.reshape(self.w.shape + (1,) * (P.ndim - 1))
         out = np.zeros_like(P)
-        np.add.at(out, self.seg, (1.0 - w) * G)
-        np.add.at(out, self.seg + 1, w * G)
+        size = int(np.prod(G.shape[2:]))
+        _add_rows(out, self.seg, ((1.0 - w) * G).reshape(-1, size))
+        _add_rows(out, self.seg + 1, (w * G).reshape(-1, size))
         slope = (P[self.seg + 1] - P[self.seg]) / self.width.reshape(w.shape)
-        dt = (slope * G).reshape(G.shape[0], G.shape[1], int(np.prod(G.shape[2:]))).sum(axis=2)
+        dt = (slope * G).reshape(G.shape[0], G.shape[1], size).sum(axis=2)
         return out, dt
 
     def step_gradient(self, dt):
