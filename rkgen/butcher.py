@@ -365,8 +365,6 @@ def _from_data(cls: type[T], data, source: str, default_name: str, where: str = 
             raise RkgenError(f"{source}: {where}{key}: expected a string")
     if not name.strip():
         raise RkgenError(f"{source}: {where}name: empty")
-    if not name.isprintable():
-        raise RkgenError(f"{source}: {where}name: contains control characters ({printable(name)!r})")
     A_raw, b_raw = data["A"], data["b"]
     if not isinstance(A_raw, list):
         raise RkgenError(f"{source}: {where}A: expected a list of rows")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from .adjoint import layer_equations
-from .numbers import format_exact
+from .numbers import format_exact, printable
 from .partner import c_matches
 from .tableau import Tableau
 
@@ -120,7 +120,7 @@ def format_tableau(A, b, c, indent: str = "  ") -> str:
 def format_report(data: dict) -> str:
     """The readable report of `rkgen check` from :func:`check_data`."""
     out = []
-    title = f"{data['name']}: {data['stages']}-stage Runge-Kutta method"
+    title = f"{printable(data['name'])}: {data['stages']}-stage Runge-Kutta method"  # a name is any text
     out.append(title)
     out.append("=" * len(title))
     if data["description"]:
