@@ -67,7 +67,7 @@ from numba import njit, prange
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_4bce48b5c9ffd091"
+MODULE_KEY = "rkgen_net_a7e5132e1890fbab"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -968,17 +968,23 @@ def _interpolation(nodes, times):
     return seg, (times - nodes[seg]) / width, width
 
 
-def _add_rows(out, index, values):
-    """out[index[k]] += values[k] over the flattened (layer, stage) pairs, summed by segment first (np.add.at, the
-    obvious way, is several times slower than the kernels it follows)."""
-    flat = out.reshape(out.shape[0], -1)
-    index = index.ravel()
-    if index.size == 0:
-        return
-    order = np.argsort(index, kind="stable")
-    sorted_index = index[order]
-    starts = np.flatnonzero(np.concatenate(((True,), sorted_index[1:] != sorted_index[:-1])))
-    flat[sorted_index[starts]] += np.add.reduceat(values[order], starts, axis=0)
+@njit(cache=True, error_model="numpy")
+def _to_nodes(P, G, seg, w, width, out, dt):
+    """One pass over the stage-set gradients G (N, s, n): out[seg] += (1 - w) G, out[seg + 1] += w G (the nodal
+    gradient, P and out flattened to (M+1, n)), and dt[j, i] = G . (P[seg + 1] - P[seg]) / width (dJ/dt_ji)."""
+    N, s, n = G.shape
+    for j in range(N):
+        for i in range(s):
+            k = seg[j, i]
+            wr = w[j, i]
+            wl = 1.0 - wr
+            acc = 0.0
+            for a in range(n):
+                g = G[j, i, a]
+                out[k, a] += wl * g
+                out[k + 1, a] += wr * g
+                acc += g * (P[k + 1, a] - P[k, a])
+            dt[j, i] = acc / width[j, i]
 
 
 class _Continuous:
@@ -996,14 +1002,14 @@ class _Continuous:
 
     def nodal_gradient(self, G, P):
         """Gradient of the nodal values from the stage-set gradient G (N, s, ...), and dJ/dt_ji."""
-        w = self.w.reshape(self.w.shape + (1,) * (P.ndim - 1))
-        out = np.zeros_like(P)
-        size = int(np.prod(G.shape[2:]))
-        _add_rows(out, self.seg, ((1.0 - w) * G).reshape(-1, size))
-        _add_rows(out, self.seg + 1, (w * G).reshape(-1, size))
-        slope = (P[self.seg + 1] - P[self.seg]) / self.width.reshape(w.shape)
-        dt = (slope * G).reshape(G.shape[0], G.shape[1], size).sum(axis=2)
-        return out, dt
+        N, s = G.shape[:2]
+        n = int(np.prod(G.shape[2:]))
+        out = np.zeros((P.shape[0], n))
+        dt = np.zeros((N, s))
+        if N:
+            flat = np.ascontiguousarray(P).reshape(P.shape[0], n)
+            _to_nodes(flat, np.ascontiguousarray(G).reshape(N, s, n), self.seg, self.w, self.width, out, dt)
+        return out.reshape(P.shape), dt
 
     def step_gradient(self, dt):
         """dJ/dh_k from dJ/dt_ji: t_ji depends on h_k by 1 (k < j) and by c_i (k = j)."""
