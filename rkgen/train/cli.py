@@ -311,19 +311,23 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def main(argv=None) -> int:
+def standalone(prog: str, description: str, add, run_command, argv=None) -> int:
+    """A subcommand run on its own (``python -m rkgen.train.cli``, ``.predict_cli``, ``.evaluate_cli``), with
+    rkgen's one-line errors."""
     parser = argparse.ArgumentParser(
-        prog="rkgen train",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    add_arguments(parser)
+    add(parser)
     args = parser.parse_args(argv)
     try:
-        return run(args)
+        return run_command(args)
     except RkgenError as e:
         print(f"rkgen: error: {e}", file=sys.stderr)
         return 2
+
+
+def main(argv=None) -> int:
+    return standalone("rkgen train", DESCRIPTION, add_arguments, run, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rkgen.errors import RkgenError
-
 DESCRIPTION = """\
 Swap the solver of a trained run: integrate its network again with other tableaux and finer equal
 grids over the same time span, and report the test and training accuracy and the change in y_N
@@ -74,18 +72,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="rkgen evaluate",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except RkgenError as e:
-        print(f"rkgen: error: {e}", file=sys.stderr)
-        return 2
+    from rkgen.train.cli import standalone
+
+    return standalone("rkgen evaluate", DESCRIPTION, add_arguments, run, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

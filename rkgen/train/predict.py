@@ -295,23 +295,10 @@ def _model(path: Path, cfg: TrainConfig, saved: dict, dataset: Dataset, net) -> 
     if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not (scale > 0 and math.isfinite(scale)):
         raise RkgenError(f"{path / 'config.json'}: data_scale {scale!r} is not a positive number")
     nodes = _recorded_nodes(path, cfg, saved)
-    try:  # as the trainer builds it (trainer.build_model, without its memory estimate for training)
-        model = Model(
-            cfg.model,
-            int(cfg.layers),
-            int(cfg.width or dataset.dim),
-            dataset.dim,
-            dataset.n_classes,
-            network=net,
-            field=cfg.field,
-            activation=cfg.activation,
-            loss=cfg.loss,
-            final_time=1.0 if cfg.final_time is None else float(cfg.final_time),
-            step=None if cfg.step is None else float(cfg.step),
-            fix_classifier=bool(cfg.fix_classifier),
-            params=cfg.params,
-            nodes=nodes,
-        )
+    try:  # as the trainer builds it, without its memory estimate for training
+        from rkgen.train.trainer import build_model
+
+        model = build_model(cfg, dataset, net, check_memory=False, nodes=nodes)
     except (TypeError, ValueError) as e:
         raise RkgenError(f"{path / 'config.json'}: cannot build its model ({e})") from None
     except RkgenError as e:

@@ -293,18 +293,9 @@ def _features(n: int) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="rkgen predict",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except RkgenError as e:
-        print(f"rkgen: error: {e}", file=sys.stderr)
-        return 2
+    from rkgen.train.cli import standalone
+
+    return standalone("rkgen predict", DESCRIPTION, add_arguments, run, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

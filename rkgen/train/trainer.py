@@ -138,8 +138,9 @@ class _StopFlag:
         self._old = {}
 
 
-def build_model(cfg: TrainConfig, dataset: Dataset, network=None, check_memory=True) -> Model:
-    """The model of a configuration, after checking that the run fits in memory."""
+def build_model(cfg: TrainConfig, dataset: Dataset, network=None, check_memory=True, nodes=None) -> Model:
+    """The model of a configuration, after checking that the run fits in memory (unless ``check_memory`` is
+    False: a model to evaluate, not to train). ``nodes``: the recorded node times of a continuous layout."""
     net = None
     if cfg.model != "net":
         net = resolve_network(network if network is not None else cfg.tableau)
@@ -176,6 +177,7 @@ def build_model(cfg: TrainConfig, dataset: Dataset, network=None, check_memory=T
         step=cfg.step,
         fix_classifier=cfg.fix_classifier,
         params=cfg.params,
+        nodes=nodes,
     )
 
 
