@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Self, TypeVar
 
 import sympy
 
-from .errors import RkgenError
+from .errors import RkgenError, count
 from .numbers import EntryError, parse_entry, printable
 
 if TYPE_CHECKING:
@@ -379,13 +379,13 @@ def _from_data(cls: type[T], data, source: str, default_name: str, where: str = 
             raise RkgenError(f"{source}: {where}row {i + 1} of A: expected a list (a row of A)")
     if len(A_raw) != len(b_raw):
         raise RkgenError(
-            f"{source}: {where}A has {_count(len(A_raw), 'row')} but b has {_count(len(b_raw), 'entry', 'entries')}"
+            f"{source}: {where}A has {count(len(A_raw), 'row')} but b has {count(len(b_raw), 'entry', 'entries')}"
         )
     s = len(b_raw)
     for i, row in enumerate(A_raw):
         if len(row) != s:
             raise RkgenError(
-                f"{source}: {where}A is not square: row {i + 1} of A has {_count(len(row), 'entry', 'entries')}, "
+                f"{source}: {where}A is not square: row {i + 1} of A has {count(len(row), 'entry', 'entries')}, "
                 f"expected {s}"
             )
 
@@ -403,8 +403,8 @@ def _from_data(cls: type[T], data, source: str, default_name: str, where: str = 
             raise RkgenError(f"{source}: {where}c: expected a list")
         if len(data["c"]) != s:
             raise RkgenError(
-                f"{source}: {where}c has {_count(len(data['c']), 'entry', 'entries')} but the tableau has "
-                f"{_count(s, 'stage')}"
+                f"{source}: {where}c has {count(len(data['c']), 'entry', 'entries')} but the tableau has "
+                f"{count(s, 'stage')}"
             )
         c = tuple(entry(x, entry_name("c", i)) for i, x in enumerate(data["c"]))
     partner = None
@@ -436,9 +436,6 @@ def entry_name(field: str, i: int, j: int | None = None) -> str:
     sub = f"{i + 1}{j + 1}" if i < 9 and j < 9 else f"{i + 1},{j + 1}"
     return f"a_{sub} (row {i + 1}, column {j + 1} of {field})"
 
-
-def _count(n: int, one: str, many: str | None = None) -> str:
-    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def _no_duplicates(pairs: list) -> dict:

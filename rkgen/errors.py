@@ -9,3 +9,12 @@ class RkgenError(Exception):
 
     The message names what is wrong and where (file, field, entry), in one line.
     """
+
+
+def count(n: int, word: str, many: str | None = None) -> str:
+    """``n`` things in a message, singular or plural: '1 column', '2 columns', '2 entries'.
+
+    >>> count(1, "row"), count(3, "row"), count(2, "entry", "entries")
+    ('1 row', '3 rows', '2 entries')
+    """
+    return f"{n} {word if n == 1 else many or word + 's'}"

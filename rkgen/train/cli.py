@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rkgen.errors import RkgenError
+from rkgen.errors import RkgenError, count
 from rkgen.train.config import DEFAULT_TABLEAU, DEFAULTS, TrainConfig
 from rkgen.train.datasets import dataset_names
 from rkgen.train.models import ACTIVATIONS, FIELDS, KINDS, PARAMS
@@ -285,7 +285,7 @@ def run(args: argparse.Namespace) -> int:
 def summary_line(res) -> str:
     cfg = res.config
     what = res.model.name
-    steps = _count(res.iteration, "iteration") if cfg.optimizer != "adam" else _count(res.epoch, "epoch")
+    steps = count(res.iteration, "iteration") if cfg.optimizer != "adam" else count(res.epoch, "epoch")
     extra = ""
     if res.model.network is not None and (res.compile_seconds > 0.0 or res.compiled):
         how = "compiling the network (first use)" if res.compiled else "loading the compiled network"
@@ -296,7 +296,7 @@ def summary_line(res) -> str:
         f"{100 * res.final('train_accuracy'):.1f}% (test {100 * res.final('test_accuracy'):.1f}%)"
     )
     if "h" in res.params and cfg.model != "rk":
-        text += f", {int((res.params['h'] != 0).sum())} of {_count(len(res.params['h']), 'step')} nonzero"
+        text += f", {int((res.params['h'] != 0).sum())} of {count(len(res.params['h']), 'step')} nonzero"
     if res.run_dir is not None:
         text += f"\n  -> {Path(res.run_dir).resolve()}"
     module = getattr(res.model.network, "__file__", None)
@@ -305,10 +305,6 @@ def summary_line(res) -> str:
     if res.message and (res.status != "completed" or res.signal):
         text += f"\n  {res.message}"
     return text
-
-
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def standalone(prog: str, description: str, add, run_command, argv=None) -> int:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rkgen.errors import RkgenError
+from rkgen.errors import RkgenError, count
 
 BUILTIN = ("donut1d", "donut2d", "squares", "spiral")
 MULTI_PATTERN = re.compile(r"^(donut|squares)([1-9])d-([0-9]+)c$")
@@ -61,11 +61,6 @@ def short(text) -> str:
     """repr(text), cut to about SHORT characters with an ellipsis, for a message."""
     text = str(text)
     return repr(text if len(text) <= SHORT else text[: SHORT - 1] + "\u2026")
-
-
-def plural(n: int, word: str) -> str:
-    """'1 column', '2 columns'."""
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 @dataclass
@@ -204,7 +199,7 @@ def make_dataset(
                 raise RkgenError(f"dataset {name!r}: a donut needs at least 2 classes")
             if k > 2 and k > MAX_CLASS_SHARE * n_train:
                 raise RkgenError(
-                    f"dataset {name!r}: {k} classes on {plural(n_train, 'training point')} (more than half "
+                    f"dataset {name!r}: {k} classes on {count(n_train, 'training point')} (more than half "
                     f"of them); ask for at least {math.ceil(k / MAX_CLASS_SHARE)} points with --samples, or "
                     "for fewer classes"
                 )
@@ -280,7 +275,7 @@ def _labels(raw, where, rows=None):
     distinct = len(np.unique(values))
     if distinct > 2 and distinct > MAX_CLASS_SHARE * len(values):
         raise RkgenError(
-            f"{where}: the labels take {distinct} distinct values in {plural(len(values), 'row')}, so the "
+            f"{where}: the labels take {distinct} distinct values in {count(len(values), 'row')}, so the "
             "column looks continuous (a regression target?); rkgen trains classifiers with a few "
             "classes: choose the class column with --label-column"
         )
@@ -342,7 +337,7 @@ def csv_table(path, rows, lines, col):
             raise RkgenError(f"{path}: a header and no data rows")
     for r, line in zip(rows, lines, strict=True):
         if len(r) != width:
-            raise RkgenError(f"{path}: line {line} has {plural(len(r), 'column')}, the first row {width}")
+            raise RkgenError(f"{path}: line {line} has {count(len(r), 'column')}, the first row {width}")
     x = np.empty((len(rows), width - (col is not None)))
     for k, (r, line) in enumerate(zip(rows, lines, strict=True)):
         for j, (i, v) in enumerate((i, v) for i, v in enumerate(r) if i != col):
@@ -382,7 +377,7 @@ def _read_csv(path, label_column):
     width = len(rows[0])
     if width < 2:
         raise RkgenError(
-            f"{path}: line {lines[0]} has {plural(width, 'column')}; need at least one feature column and a "
+            f"{path}: line {lines[0]} has {count(width, 'column')}; need at least one feature column and a "
             "label column, separated by commas"
         )
     return csv_table(path, rows, lines, label_column_index(path, label_column, width))
@@ -447,7 +442,7 @@ def load_file(path, rng, label_column=-1, test_fraction=0.5) -> Dataset:
         n_test = int(round(test_fraction * len(x)))
         if n_test < 1 or n_test >= len(x):
             raise RkgenError(
-                f"{path}: {plural(len(x), 'row')} cannot be split into training and test points with "
+                f"{path}: {count(len(x), 'row')} cannot be split into training and test points with "
                 f"--test-fraction {test_fraction:g}; add rows or give a test set"
             )
         perm = rng.permutation(len(x))

@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rkgen.errors import RkgenError
+from rkgen.errors import RkgenError, count
 from rkgen.train.datasets import csv_rows, csv_table, label_column_index
 
 DESCRIPTION = """\
@@ -103,14 +103,10 @@ def run(args: argparse.Namespace) -> int:
     if c is not None:
         correct = int(np.count_nonzero(classes == c))
         print(
-            f"accuracy {100 * correct / len(c):.2f}% ({correct} of {_points(len(c))})",
+            f"accuracy {100 * correct / len(c):.2f}% ({correct} of {count(len(c), 'point')})",
             file=sys.stderr,
         )
     return 0
-
-
-def _points(n: int) -> str:
-    return f"{n} point" if n == 1 else f"{n} points"
 
 
 def check_output(output, run_dir, data) -> None:
@@ -263,15 +259,15 @@ def _read_csv(path: Path, dim: int, label_column: int, given: bool = False):
         if given:
             raise RkgenError(
                 f"{path}: --label-column {label_column} given, but the file has no label column: "
-                f"its {_columns(dim)} {'is' if dim == 1 else 'are'} the {'feature' if dim == 1 else 'features'}"
+                f"its {count(dim, 'column')} {'is' if dim == 1 else 'are'} the {'feature' if dim == 1 else 'features'}"
             )
         col = None
     elif width == dim + 1:
         col = label_column_index(path, label_column, width)
     else:
         raise RkgenError(
-            f"{path}: line {lines[0]} has {_columns(width)}; the run's data has {_features(dim)}, so "
-            f"give {_columns(dim)} (the {'feature' if dim == 1 else 'features'}) or {_columns(dim + 1)} "
+            f"{path}: line {lines[0]} has {count(width, 'column')}; the run's data has {count(dim, 'feature')}, so "
+            f"give {count(dim, 'column')} (the {'feature' if dim == 1 else 'features'}) or {count(dim + 1, 'column')} "
             f"(the {'feature' if dim == 1 else 'features'} and a label)"
         )
     x, labels, lines = csv_table(path, rows, lines, col)
@@ -282,14 +278,6 @@ def _read_csv(path: Path, dim: int, label_column: int, given: bool = False):
                 raise RkgenError(f"{path}: line {line} has an empty label")
     places = [f"line {line}" for line in lines]
     return x, labels, Places(places, places)
-
-
-def _columns(n: int) -> str:
-    return f"{n} column" if n == 1 else f"{n} columns"
-
-
-def _features(n: int) -> str:
-    return f"{n} feature" if n == 1 else f"{n} features"
 
 
 def main(argv=None) -> int:

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rkgen.errors import RkgenError
+from rkgen.errors import RkgenError, count
 from rkgen.train import memory, runs
 from rkgen.train.config import TrainConfig, short
 from rkgen.train.datasets import Dataset, builtin_dim, check_source, is_builtin, make_dataset
@@ -161,7 +161,7 @@ def build_model(cfg: TrainConfig, dataset: Dataset, network=None, check_memory=T
             params=cfg.params,
         )
         memory.check(
-            est, f"this run ({_count(cfg.layers, 'layer')}, width {width}, {_count(len(dataset.x_train), 'point')})"
+            est, f"this run ({count(cfg.layers, 'layer')}, width {width}, {count(len(dataset.x_train), 'point')})"
         )
     return Model(
         cfg.model,
@@ -361,14 +361,10 @@ def _scaled(dataset: Dataset, scale: float) -> Dataset:
         if bad.any():
             big = float(np.max(np.abs(dataset.x_train if name == "training" else dataset.x_test)))
             raise RkgenError(
-                f"--data-scale {scale:g} makes {_count(int(bad.sum()), name + ' point')} infinite (the largest "
+                f"--data-scale {scale:g} makes {count(int(bad.sum()), name + ' point')} infinite (the largest "
                 f"coordinate is {big:.3g}); choose a scale below {np.finfo(float).max / big:.3g}"
             )
     return replace(dataset, x_train=x, x_test=xt)
-
-
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _check_data_options(cfg: TrainConfig) -> None:
@@ -394,7 +390,7 @@ def _check_data_options(cfg: TrainConfig) -> None:
         dim=builtin_dim(cfg.dataset),
         classes=0,
     )
-    memory.check(est, f"the data set ({m} + {_count(mt, 'point')})")
+    memory.check(est, f"the data set ({m} + {count(mt, 'point')})")
 
 
 def _resume(run_dir: Path, network, interrupt_at, options, stop) -> TrainResult:
@@ -461,9 +457,9 @@ def _resume(run_dir: Path, network, interrupt_at, options, stop) -> TrainResult:
     except (KeyError, ValueError, TypeError) as e:
         raise RkgenError(f"{run_dir / 'state.npz'}: not a run's state ({type(e).__name__}: {e})") from None
     if cfg.optimizer == "adam" and cfg.epochs < epochs_done:
-        raise RkgenError(f"the run already has {_count(epochs_done, 'epoch')}; --epochs must be at least that")
+        raise RkgenError(f"the run already has {count(epochs_done, 'epoch')}; --epochs must be at least that")
     if cfg.optimizer != "adam" and cfg.iterations < done:
-        raise RkgenError(f"the run already has {_count(done, 'iteration')}; --iterations must be at least that")
+        raise RkgenError(f"the run already has {count(done, 'iteration')}; --iterations must be at least that")
     if done > 0 and not (run_dir / "history.csv").is_file():
         raise RkgenError(
             f"{run_dir} is not a resumable run folder (no history.csv, though the run is at iteration {done})"
@@ -858,7 +854,7 @@ def _full_batch(cfg, model, u, x, c, grad, work, st, total, first_record, stop, 
             except SolveFailure as e:
                 return "diverged", f"evaluating the test set at iteration {st['iteration']}: {e}", u
         bar.update(st["iteration"], fw.cost)
-    return "completed", _count(total, "iteration"), u
+    return "completed", count(total, "iteration"), u
 
 
 def _minibatch(
@@ -943,4 +939,4 @@ def _minibatch(
                     u,
                     perm,
                 )
-    return "completed", _count(cfg.epochs, "epoch"), u, perm
+    return "completed", count(cfg.epochs, "epoch"), u, perm
