@@ -226,30 +226,13 @@ def _add_train(sub):
     p.set_defaults(run=train_cli.run)
 
 
-def _add_predict(sub):
-    from .train import predict_cli
-
+def _add_run_command(sub, name: str, module, help: str):
+    """A subcommand whose options and run live in a module of rkgen.train (add_arguments, run, DESCRIPTION)."""
     p = sub.add_parser(
-        "predict",
-        help="predict the classes of new points with a trained run",
-        description=predict_cli.DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        name, help=help, description=module.DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    predict_cli.add_arguments(p)
-    p.set_defaults(run=predict_cli.run)
-
-
-def _add_evaluate(sub):
-    from .train import evaluate_cli
-
-    p = sub.add_parser(
-        "evaluate",
-        help="re-evaluate a continuous-layout run with other tableaux or finer grids",
-        description=evaluate_cli.DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    evaluate_cli.add_arguments(p)
-    p.set_defaults(run=evaluate_cli.run)
+    module.add_arguments(p)
+    p.set_defaults(run=module.run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -265,8 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_list(sub)
     _add_generate(sub)
     _add_train(sub)
-    _add_predict(sub)
-    _add_evaluate(sub)
+    from .train import evaluate_cli, predict_cli
+
+    _add_run_command(sub, "predict", predict_cli, "predict the classes of new points with a trained run")
+    _add_run_command(
+        sub, "evaluate", evaluate_cli, "re-evaluate a continuous-layout run with other tableaux or finer grids"
+    )
     _add_derive(sub)
     return parser
 
