@@ -14,7 +14,7 @@ from pathlib import Path
 from rkgen.errors import RkgenError, count
 from rkgen.train.config import DEFAULT_TABLEAU, DEFAULTS, TrainConfig
 from rkgen.train.datasets import dataset_names
-from rkgen.train.models import ACTIVATIONS, FIELDS, KINDS, PARAMS
+from rkgen.train.models import ACTIVATIONS, AUGMENTS, FIELDS, INITS, KINDS, PARAMS, REDUCTIONS
 from rkgen.train.optimizers import OPTIMIZERS
 
 EXIT_OK, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 130
@@ -105,10 +105,29 @@ def _add(parser: argparse.ArgumentParser) -> None:
         help="keep W and mu at their initial values (000 Fig. 4)",
     )
     g.add_argument(
+        "--init",
+        choices=INITS,
+        help="uniform: K, beta, W, mu uniform on [-S/sqrt(D_HAT), S/sqrt(D_HAT)] (PyTorch's default, 004); "
+        "normal: K, W ~ N(0, S^2), beta = mu = 0 (000 section 5.2); normal-bias: K, beta, W ~ N(0, S^2), "
+        f"mu ~ U(0, 1) (000 section 5.3) (default {d.init})",
+    )
+    g.add_argument(
         "--init-scale",
         type=float,
         metavar="S",
-        help="parameters start uniform on [-S/sqrt(D_HAT), S/sqrt(D_HAT)] (default 1)",
+        help="the scale S of --init (default 1)",
+    )
+    g.add_argument(
+        "--augment",
+        choices=AUGMENTS,
+        help="how inputs enter the width D_HAT: zeros pads them with zeros; random maps them by a fixed, "
+        "untrained random matrix, uniform on [-1/sqrt(d), 1/sqrt(d)] (004's published default) "
+        f"(default {d.augment})",
+    )
+    g.add_argument(
+        "--reduction",
+        choices=REDUCTIONS,
+        help="the cost over the samples: mean (1/m sum) or sum (000 section 5.3) (default mean)",
     )
 
     g = parser.add_argument_group("data")
@@ -149,16 +168,19 @@ def _add(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--optimizer",
         choices=OPTIMIZERS,
-        help=f"gd-backtracking: 000 Algorithm 2; gd: Algorithm 1; adam: mini-batches (004) (default {d.optimizer})",
+        help="gd-backtracking: 000 Algorithm 2; gd-armijo: Armijo halving on the step (000 section 5.3); "
+        f"gd: Algorithm 1; adam: mini-batches (004) (default {d.optimizer})",
     )
     g.add_argument(
         "--iterations",
         type=int,
         metavar="K",
-        help="iterations of gd / gd-backtracking (default 1000)",
+        help="iterations of gd / gd-backtracking / gd-armijo (default 1000)",
     )
     g.add_argument("--epochs", type=int, metavar="E", help="epochs of adam (default 40)")
-    g.add_argument("--lr", type=float, help="learning rate of gd (default 0.1) and adam (1e-3)")
+    g.add_argument(
+        "--lr", type=float, help="learning rate of gd (default 0.1) and adam (1e-3); gd-armijo's first step (0.05)"
+    )
     g.add_argument("--batch-size", type=int, metavar="B", help=f"adam (default {DEFAULTS['batch_size']})")
     g.add_argument(
         "--lipschitz",
@@ -179,7 +201,7 @@ def _add(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--max-trials",
         type=int,
-        help=f"backtracking: rejections before giving up (default {DEFAULTS['max_trials']})",
+        help=f"backtracking and gd-armijo: rejections before giving up (default {DEFAULTS['max_trials']})",
     )
     g.add_argument("--seed", type=int, help=f"seeds data, initialisation and shuffling (default {d.seed})")
 
@@ -235,6 +257,9 @@ _KEYS = (
     "loss",
     "fix_classifier",
     "init_scale",
+    "init",
+    "augment",
+    "reduction",
     "dataset",
     "samples",
     "test_samples",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from rkgen.errors import RkgenError
 from rkgen.train.datasets import is_builtin
-from rkgen.train.models import ACTIVATIONS, FIELDS, KINDS, PARAMS
+from rkgen.train.models import ACTIVATIONS, AUGMENTS, FIELDS, INITS, KINDS, PARAMS, REDUCTIONS
 from rkgen.train.optimizers import DEFAULT_LR, OPTIMIZERS
 
 DEFAULT_TABLEAU = "rk4"
@@ -92,10 +92,13 @@ class TrainConfig:
     activation: str = "tanh"
     params: str = "shared"
     loss: str = "auto"
+    reduction: str = "mean"
+    augment: str = "zeros"
     final_time: float | None = None
     step: float | None = None
     fix_classifier: bool = False
     init_scale: float = 1.0
+    init: str = "uniform"
     optimizer: str = "gd-backtracking"
     iterations: int | None = None
     epochs: int | None = None
@@ -128,6 +131,9 @@ class TrainConfig:
         _choice("--activation", c.activation, ACTIVATIONS)
         _choice("--loss", c.loss, ("auto", "squared", "cross-entropy"))
         _choice("--params", c.params, PARAMS)
+        _choice("--augment", c.augment, AUGMENTS)
+        _choice("--reduction", c.reduction, REDUCTIONS)
+        _choice("--init", c.init, INITS)
         for name in FLOAT_OPTIONS:
             value = getattr(c, name)
             if value is not None and (
@@ -174,7 +180,7 @@ class TrainConfig:
             raise RkgenError("--seed must be below 2**128")
         if c.optimizer == "adam":
             if c.iterations is not None:
-                raise RkgenError("--iterations applies to gd and gd-backtracking; adam counts --epochs")
+                raise RkgenError("--iterations applies to gd, gd-backtracking and gd-armijo; adam counts --epochs")
             c.epochs = 40 if c.epochs is None else c.epochs
             _at_least("--epochs", c.epochs, 0)
             _at_least("--batch-size", c.batch_size, 1)
@@ -190,6 +196,8 @@ class TrainConfig:
                 raise RkgenError("backtracking needs --rho-up > 1, 0 < --rho-down <= 1, --lipschitz > 0")
             _at_least("--max-trials", c.max_trials, 1)
         else:
+            if c.optimizer == "gd-armijo":
+                _at_least("--max-trials", c.max_trials, 1)
             c.lr = DEFAULT_LR[c.optimizer] if c.lr is None else c.lr
             if not c.lr > 0:
                 raise RkgenError("--lr must be positive")
@@ -229,7 +237,7 @@ class TrainConfig:
             "lipschitz": c.optimizer == "gd-backtracking",
             "rho_up": c.optimizer == "gd-backtracking",
             "rho_down": c.optimizer == "gd-backtracking",
-            "max_trials": c.optimizer == "gd-backtracking",
+            "max_trials": c.optimizer in ("gd-backtracking", "gd-armijo"),
         }
         why = {
             "field": "the plain net y <- sigma(K y + beta) has no vector field",
@@ -246,7 +254,8 @@ class TrainConfig:
             # default, and that value given again (a resolved configuration) is no change.
             keep = DEFAULTS["field"] if name == "field" else None
             if value is not None and value != keep and not saved:
-                reason = why.get(name, f"it is an option of gd-backtracking, not of {c.optimizer}")
+                owner = "gd-backtracking and gd-armijo" if name == "max_trials" else "gd-backtracking"
+                reason = why.get(name, f"it is an option of {owner}, not of {c.optimizer}")
                 raise RkgenError(f"{_flag(name)} does not apply here: {reason}; drop {_flag(name)} {value}")
             setattr(c, name, keep)
 

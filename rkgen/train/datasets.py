@@ -22,6 +22,18 @@ integers 0..K-1. The shapes follow 004's published generators (which are "inspir
 
 Labels are drawn from the clean point and the noise is added afterwards, as in 004: points near a
 class boundary cross it, which is the "label noise" of these sets.
+
+The sets of 000 as its authors' published MATLAB code draws them, all within about [-1, 1]^2 (the
+defaults of the two 000 examples; 500 training and 500 test points):
+
+- benning-donut1d: grid points x1 on 100 equally spaced values of [-1, 1], x2 = 0; class 1 (a third
+  of the points) drawn with weights exp(-r^2 / (2 0.1^2)) around radius 0, class 0 with weights
+  exp(-(r - 0.5)^2 / (2 0.1^2)) around radius 0.5, r = |x|; then noise N(0, 0.1^2) on both
+  coordinates.
+- benning-donut2d: the same on the 100 x 100 grid of [-1, 1]^2, half of the points in each class.
+- benning-spiral: two arms of equally many points, radius linear from 0.1 to 1 and angle linear
+  from 0.1 to 2 pi; the second arm (class 1) is the first rotated by pi; noise N(0, 0.05^2).
+- benning-squares: x uniform on [-0.7, 0.7]^2, class 1 iff x1 x2 > 0, then noise N(0, 0.1^2).
 """
 
 from __future__ import annotations
@@ -37,10 +49,13 @@ import numpy as np
 from rkgen.errors import RkgenError, count
 
 BUILTIN = ("donut1d", "donut2d", "squares", "spiral")
+#: the sets of 000 as its authors' code draws them (module docstring)
+BENNING = ("benning-donut1d", "benning-donut2d", "benning-spiral", "benning-squares")
 MULTI_PATTERN = re.compile(r"^(donut|squares)([1-9])d-([0-9]+)c$")
 
 # 000 section 5.1: 500 samples for donut1d, 1000 for the other three.
 DEFAULT_SIZES = {"donut1d": 500, "donut2d": 1000, "squares": 1000, "spiral": 1000}
+DEFAULT_SIZES.update(dict.fromkeys(BENNING, 500))  # 000 section 5.2: 500 training, 500 validation
 MULTI_DEFAULT_SIZE = 1500  # 004 uses 1500 training and 1500 validation points
 
 #: a number as a data file writes it: decimal, optionally with an exponent, or nan/inf (refused
@@ -137,6 +152,62 @@ def _spiral(rng, n):
     return x[perm] / 5.0, c[perm]
 
 
+def _radial_draw(rng, grid, n, centre):
+    """n grid points drawn (with replacement) with weights exp(-(|x| - centre)^2 / (2 0.1^2))."""
+    r = np.sqrt(np.sum(grid * grid, axis=1))
+    w = np.exp(-((r - centre) ** 2) / (2.0 * 0.1**2))
+    return grid[rng.choice(len(grid), size=n, p=w / w.sum())]
+
+
+def _benning_donut(rng, n, grid, share1):
+    n1 = int(round(n * share1))
+    x = np.concatenate([_radial_draw(rng, grid, n1, 0.0), _radial_draw(rng, grid, n - n1, 0.5)])
+    c = np.concatenate([np.ones(n1, np.int64), np.zeros(n - n1, np.int64)])
+    perm = rng.permutation(n)
+    return x[perm] + 0.1 * rng.standard_normal(x.shape), c[perm]
+
+
+_LINE = np.linspace(-1.0, 1.0, 100)
+
+
+def _benning_donut1d(rng, n):
+    return _benning_donut(rng, n, np.column_stack([_LINE, np.zeros_like(_LINE)]), 1.0 / 3.0)
+
+
+def _benning_donut2d(rng, n):
+    g1, g2 = np.meshgrid(_LINE, _LINE)
+    return _benning_donut(rng, n, np.column_stack([g1.ravel(), g2.ravel()]), 0.5)
+
+
+def _benning_spiral(rng, n):
+    half = (n + 1) // 2
+    r = np.linspace(0.1, 1.0, half)
+    phi = np.linspace(0.1, 2.0 * np.pi, half)
+    arm = np.column_stack([r * np.cos(phi), r * np.sin(phi)])
+    x = np.concatenate([arm, -arm])  # the second arm is the first rotated by pi
+    c = np.concatenate([np.zeros(half, np.int64), np.ones(half, np.int64)])
+    perm = rng.permutation(2 * half)[:n]
+    return x[perm] + 0.05 * rng.standard_normal((n, 2)), c[perm]
+
+
+def _benning_squares(rng, n):
+    x = 1.4 * rng.random((n, 2)) - 0.7
+    c = (x[:, 0] * x[:, 1] > 0.0).astype(np.int64)
+    return x + 0.1 * rng.standard_normal(x.shape), c
+
+
+GENERATORS = {
+    "donut1d": _donut1d,
+    "donut2d": _donut2d,
+    "squares": _squares,
+    "spiral": _spiral,
+    "benning-donut1d": _benning_donut1d,
+    "benning-donut2d": _benning_donut2d,
+    "benning-spiral": _benning_spiral,
+    "benning-squares": _benning_squares,
+}
+
+
 def _donut_multi(rng, n, dim, k):
     x = 1.5 * rng.standard_normal((n, dim))
     r = np.sqrt(np.sum(x * x, axis=1))
@@ -159,12 +230,12 @@ def _squares_multi(rng, n, dim):
 
 def dataset_names() -> list[str]:
     """The names --dataset accepts besides file paths."""
-    return [*BUILTIN, "donut<D>d-<K>c", "squares2d-4c", "squares3d-4c", "digits08"]
+    return [*BUILTIN, *BENNING, "donut<D>d-<K>c", "squares2d-4c", "squares3d-4c", "digits08"]
 
 
 def is_builtin(name: str) -> bool:
     """True for a built-in data set's name (drawn by a generator), False for a file."""
-    return name in BUILTIN or name == "digits08" or MULTI_PATTERN.match(name) is not None
+    return name in GENERATORS or name == "digits08" or MULTI_PATTERN.match(name) is not None
 
 
 def builtin_dim(name: str) -> int:
@@ -182,8 +253,8 @@ def make_dataset(
     test_fraction: float = 0.5,
 ) -> Dataset:
     """Draw a built-in data set, or read a user's .csv / .npz file (see load_file)."""
-    if name in BUILTIN:
-        gen = {"donut1d": _donut1d, "donut2d": _donut2d, "squares": _squares, "spiral": _spiral}[name]
+    if name in GENERATORS:
+        gen = GENERATORS[name]
         n_train = n_train or DEFAULT_SIZES[name]
         n_test = n_test or n_train
         x, c = gen(rng, n_train)

@@ -106,10 +106,14 @@ def swapped(run: Run, network, layers: int) -> tuple[Model, np.ndarray]:
         final_time=span,
         params="continuous",
         nodes=nodes,
+        augment=m.augment,
+        reduction=m.reduction,
     )
     flat = np.empty(model.size)
     new, old = model.views(flat), m.views(run.flat)
-    for k in ("K", "beta", "W", "mu"):
+    for k in ("K", "beta", "W", "mu", "E"):
+        if k not in new:
+            continue
         new[k][...] = old[k]
     if m.kind == "rk" and layers == m.N and _same_tableau(network, m.network):
         new["h"][...] = old["h"]

@@ -39,6 +39,12 @@ KINDS = ("rk", "odenet", "odenet-simplex", "net")
 PARAMS = ("shared", "stage", "continuous")
 FIELDS = ("resnet", "stable")
 ACTIVATIONS = ("tanh", "relu", "softplus", "sigmoid")
+#: how inputs enter the width-d_hat space: zero padding, or a fixed random linear map (004's default)
+AUGMENTS = ("zeros", "random")
+#: the cost over the samples: their mean (1/m sum) or their sum (000 section 5.3)
+REDUCTIONS = ("mean", "sum")
+#: initialisation schemes (Model.init_params)
+INITS = ("uniform", "normal", "normal-bias")
 
 
 class SolveFailure(Exception):
@@ -119,15 +125,21 @@ class Model:
         fix_classifier=False,
         params="shared",
         nodes=None,
+        augment="zeros",
+        reduction="mean",
     ):
         if kind not in KINDS:
             raise RkgenError(f"unknown model {kind!r}; choose one of {', '.join(KINDS)}")
         if n_layers < 1:
             raise RkgenError("the number of layers must be at least 1")
-        if width < in_dim:
+        if augment not in AUGMENTS:
+            raise RkgenError(f"unknown augment {augment!r}; choose one of {', '.join(AUGMENTS)}")
+        if reduction not in REDUCTIONS:
+            raise RkgenError(f"unknown reduction {reduction!r}; choose one of {', '.join(REDUCTIONS)}")
+        if width < in_dim and augment == "zeros":
             raise RkgenError(
                 f"the width ({width}) must be at least the input dimension ({in_dim}); "
-                "inputs are padded with zeros, never cut"
+                "inputs are padded with zeros, never cut (--augment random maps them into any width)"
             )
         if field not in FIELDS:
             raise RkgenError(f"unknown field {field!r}; choose one of {', '.join(FIELDS)}")
@@ -161,6 +173,8 @@ class Model:
         self.activation = activation
         self.fix_classifier = bool(fix_classifier)
         self.params = params
+        self.augment = augment
+        self.reduction = reduction
         self.nodes = None
         self._loss_fn = losses.get(loss)
         if kind == "net":
@@ -194,6 +208,8 @@ class Model:
         if kind != "net":
             shapes.append(("h", (self.N,)))
         shapes += [("W", (self.n_out, self.d)), ("mu", (self.n_out,))]
+        if augment == "random":  # last, so that the other blocks keep their places
+            shapes.append(("E", (self.d, self.in_dim)))
         self.layout = {}
         off = 0
         for name, shape in shapes:
@@ -207,6 +223,8 @@ class Model:
         if self.fix_classifier:
             self._mask("W")
             self._mask("mu")
+        if augment == "random":
+            self._mask("E")  # a fixed random embedding: never trained
         self.trainable.flags.writeable = False  # fixed at construction; backward zeroes these indices
         self._fixed = np.flatnonzero(~self.trainable)
         self._views = []  # (flat, its views) for the last few vectors (the trainer alternates two)
@@ -278,16 +296,35 @@ class Model:
         self._views = [(flat, v)] + self._views[:3]
         return v
 
-    def init_params(self, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
-        """Uniform on [-a, a] with a = scale/sqrt(d_hat) (PyTorch's default for linear layers, 004's
-        setting), every entry of K and beta alike in each layout; the steps start equal, h_j = T/N."""
+    def init_params(self, rng: np.random.Generator, scale: float = 1.0, init: str = "uniform") -> np.ndarray:
+        """The initial parameters (the steps start equal, h_j = T/N, in every scheme):
+
+        - ``uniform``: K, beta, W, mu uniform on [-a, a], a = scale/sqrt(d_hat) (PyTorch's default for
+          linear layers, 004's setting);
+        - ``normal``: K and W entries N(0, scale^2), beta = 0, mu = 0 (000 section 5.2, as its
+          authors' code starts);
+        - ``normal-bias``: K, beta and W entries N(0, scale^2), mu uniform on [0, 1] (000 section 5.3).
+
+        With ``augment="random"`` the fixed embedding E (d_hat x d) is drawn last, uniform on
+        [-1/sqrt(d), 1/sqrt(d)] (004's untrained bias-free input layer, PyTorch's default)."""
+        if init not in INITS:
+            raise RkgenError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
         flat = np.empty(self.size)
         v = self.views(flat)
-        a = scale / np.sqrt(self.d)
-        for k in ("K", "beta", "W", "mu"):
-            v[k][...] = rng.uniform(-a, a, size=v[k].shape)
+        if init == "uniform":
+            a = scale / np.sqrt(self.d)
+            for k in ("K", "beta", "W", "mu"):
+                v[k][...] = rng.uniform(-a, a, size=v[k].shape)
+        else:
+            v["K"][...] = scale * rng.standard_normal(v["K"].shape)
+            v["beta"][...] = scale * rng.standard_normal(v["beta"].shape) if init == "normal-bias" else 0.0
+            v["W"][...] = scale * rng.standard_normal(v["W"].shape)
+            v["mu"][...] = rng.uniform(0.0, 1.0, size=v["mu"].shape) if init == "normal-bias" else 0.0
         if "h" in v:
             v["h"][...] = self.step0
+        if "E" in v:
+            a = 1.0 / np.sqrt(self.in_dim)
+            v["E"][...] = rng.uniform(-a, a, size=v["E"].shape)
         return flat
 
     def project(self, flat: np.ndarray) -> None:
@@ -296,7 +333,13 @@ class Model:
             a, b, _ = self.layout["h"]
             flat[a:b] = simplex_projection(flat[a:b], self.final_time)
 
-    def pad(self, x: np.ndarray) -> np.ndarray:
+    def pad(self, x: np.ndarray, flat: np.ndarray | None = None) -> np.ndarray:
+        """The input points in the width-d_hat space: padded with zeros, or (augment="random", the
+        parameters ``flat`` given) mapped by the fixed embedding, y0 = x E^T."""
+        if self.augment == "random":
+            if flat is None:
+                raise ValueError("the random embedding needs the parameters (pad(x, flat))")
+            return np.ascontiguousarray(np.asarray(x, dtype=float) @ self.views(flat)["E"].T)
         if x.shape[1] == self.d:
             return np.ascontiguousarray(x, dtype=float)
         y0 = np.zeros((x.shape[0], self.d))
@@ -310,7 +353,7 @@ class Model:
 
         keep_tape=False: evaluation only (the generated kernels then keep no stage values)."""
         v = self.views(flat)
-        y0 = self.pad(x)
+        y0 = self.pad(x, flat)
         if self.network is None:
             yN, tape = self._net_forward(y0, v["K"], v["beta"], keep_states)
         else:
@@ -335,6 +378,9 @@ class Model:
         fw = Forward(logits, yN, tape)
         if c is not None:
             fw.cost, fw.dlogits, fw.correct = self._loss_fn(logits, c)
+            if self.reduction == "sum":  # the losses average over the samples; "sum" undoes it
+                fw.cost *= len(logits)
+                fw.dlogits *= len(logits)
         return fw
 
     def backward(self, flat, fw: Forward, grad: np.ndarray) -> None:

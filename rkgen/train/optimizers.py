@@ -4,6 +4,9 @@
   L/2 |u~ - u|^2, then L <- rho_down L; else L <- rho_up L and retry. P is the model's projection
   (identity, or the simplex for odenet-simplex); with it the accepted steps are projected gradient
   steps and every accepted step lowers the cost.
+- ``gd-armijo`` (000 section 5.3, as its authors' code runs it): u~ = P(u - alpha g); accept when
+  J(u~) <= J(u) + 0.4 <g, u~ - u> (without P: J(u) - 0.4 alpha |g|^2), else alpha <- alpha/2 and
+  retry. The first trial of an iteration is min(10, 2 alpha_previous); alpha starts at --lr (0.05).
 - ``gd`` (000 Algorithm 1): u <- P(u - lr g).
 - ``adam`` (004, Kingma and Ba): mini-batches of a seeded shuffle, lr 1e-3, betas (0.9, 0.999), eps
   1e-8, with bias correction; then P.
@@ -13,8 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-OPTIMIZERS = ("gd-backtracking", "gd", "adam")
-DEFAULT_LR = {"gd": 0.1, "adam": 1e-3}
+OPTIMIZERS = ("gd-backtracking", "gd-armijo", "gd", "adam")
+DEFAULT_LR = {"gd": 0.1, "adam": 1e-3, "gd-armijo": 0.05}
+#: gd-armijo's constants (000's authors' code): sufficient decrease, growth of the first trial, its cap
+ARMIJO_DECREASE, ARMIJO_GROWTH, ARMIJO_MAX_STEP = 0.4, 2.0, 10.0
 
 
 class Adam:
@@ -52,6 +57,11 @@ class Adam:
         self.m[...] = arrays["adam_m"]
         self.v[...] = arrays["adam_v"]
         self.t = int(meta["adam_t"])
+
+
+def sufficient_decrease(phi_new, phi, g, d) -> bool:
+    """gd-armijo's acceptance test for the step d = u~ - u: J(u~) <= J(u) + 0.4 <g, d>."""
+    return bool(np.isfinite(phi_new) and phi_new <= phi + ARMIJO_DECREASE * float(g @ d))
 
 
 def armijo_accepts(phi_new, phi, g, d, L) -> bool:

@@ -44,7 +44,7 @@ from rkgen.train import memory, runs
 from rkgen.train.config import TrainConfig, short
 from rkgen.train.datasets import Dataset, builtin_dim, check_source, is_builtin, make_dataset
 from rkgen.train.models import Model, SolveFailure, resolve_network
-from rkgen.train.optimizers import Adam, armijo_accepts
+from rkgen.train.optimizers import ARMIJO_GROWTH, ARMIJO_MAX_STEP, Adam, armijo_accepts, sufficient_decrease
 from rkgen.train.progress import Progress
 
 
@@ -178,6 +178,8 @@ def build_model(cfg: TrainConfig, dataset: Dataset, network=None, check_memory=T
         fix_classifier=cfg.fix_classifier,
         params=cfg.params,
         nodes=nodes,
+        augment=cfg.augment,
+        reduction=cfg.reduction,
     )
 
 
@@ -316,7 +318,7 @@ def _start(config, cfg, network, interrupt_at, stop) -> TrainResult:
     if cfg.width is None:
         cfg.width = dataset.dim
     model = build_model(cfg, dataset, network)
-    flat = model.init_params(init_rng, cfg.init_scale)
+    flat = model.init_params(init_rng, cfg.init_scale, cfg.init)
     model.project(flat)
     run_dir = None
     if write:
@@ -346,7 +348,7 @@ def _start(config, cfg, network, interrupt_at, stop) -> TrainResult:
         "epoch": 0,
         "batch": 0,
         "seconds": 0.0,
-        "L": cfg.lipschitz,
+        "L": cfg.lr if cfg.optimizer == "gd-armijo" else cfg.lipschitz,  # the step control
         "shuffle_rng": shuffle_rng.bit_generator.state,
     }
     return _run(cfg, model, dataset, flat, state, {}, run_dir, shuffle_rng, interrupt_at, stop, fresh=True)
@@ -538,7 +540,7 @@ def _run(cfg, model, dataset, flat, state, opt_arrays, run_dir, shuffle_rng, int
             "test_loss": vl,
             "test_accuracy": va,
             "seconds": elapsed(),
-            "step_control": st["L"] if cfg.optimizer == "gd-backtracking" else cfg.lr,
+            "step_control": st["L"] if cfg.optimizer in ("gd-backtracking", "gd-armijo") else cfg.lr,
         }
         history_rows.append(row)
         if writer is not None:
@@ -777,7 +779,8 @@ def _finite(fw, grad=None):
 
 
 def _full_batch(cfg, model, u, x, c, grad, work, st, total, first_record, stop, interrupt_at, record, bar):
-    """gd and gd-backtracking (000 Algorithms 1 and 2) on the whole training set."""
+    """gd, gd-backtracking and gd-armijo (000 Algorithms 1 and 2, section 5.3) on the whole training
+    set. The state's "L" is backtracking's L, or gd-armijo's last accepted step alpha."""
     try:
         fw = model.loss_and_grad(u, x, c, grad)
     except SolveFailure as e:
@@ -790,6 +793,7 @@ def _full_batch(cfg, model, u, x, c, grad, work, st, total, first_record, stop, 
         except SolveFailure as e:
             return "diverged", f"evaluating the test set at the initial parameters: {e}", u
     backtracking = cfg.optimizer == "gd-backtracking"
+    armijo = cfg.optimizer == "gd-armijo"
     while st["iteration"] < total:
         if stop.requested or (interrupt_at is not None and st["iteration"] >= interrupt_at):
             return "interrupted", _stopped(stop, f"at iteration {st['iteration']}"), u
@@ -818,6 +822,31 @@ def _full_batch(cfg, model, u, x, c, grad, work, st, total, first_record, stop, 
                     u,
                 )
             st["L"] = L * cfg.rho_down
+            u, work = work, u
+            fw = accepted
+        elif armijo:
+            alpha = min(ARMIJO_MAX_STEP, ARMIJO_GROWTH * st["L"])
+            accepted = None
+            for _ in range(cfg.max_trials):
+                np.multiply(grad, -alpha, out=work)
+                work += u
+                model.project(work)
+                try:
+                    trial = model.forward(work, x, c)
+                except SolveFailure:
+                    trial = None
+                if trial is not None and sufficient_decrease(trial.cost, fw.cost, grad, work - u):
+                    accepted = trial
+                    break
+                alpha *= 0.5
+            if accepted is None:
+                return (
+                    "stalled",
+                    f"the Armijo search found no sufficient decrease in {cfg.max_trials} halvings at "
+                    f"iteration {st['iteration']} (a stationary point, or rounding)",
+                    u,
+                )
+            st["L"] = alpha
             u, work = work, u
             fw = accepted
         else:
