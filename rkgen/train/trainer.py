@@ -917,9 +917,8 @@ def _minibatch(
         if not np.isfinite(cost):
             return "diverged", "the cost at the initial parameters is not finite", u, perm
     have_prev = False
+    drawn = st["batch"] > 0  # a run resumed within an epoch has that epoch's order (perm)
     while st["epoch"] < cfg.epochs:
-        if st["batch"] == 0:
-            perm = shuffle_rng.permutation(n)
         while st["batch"] < batches:
             if stop.requested or (interrupt_at is not None and st["iteration"] >= interrupt_at):
                 return (
@@ -928,6 +927,9 @@ def _minibatch(
                     u,
                     perm,
                 )
+            if not drawn:  # after the stop check: a run stopped between epochs saves the RNG before the draw
+                perm = shuffle_rng.permutation(n)
+                drawn = True
             idx = perm[st["batch"] * B : (st["batch"] + 1) * B]
             try:
                 fw = model.loss_and_grad(u, x[idx], c[idx], grad)
@@ -953,6 +955,7 @@ def _minibatch(
             bar.update(st["iteration"], fw.cost)
         st["epoch"] += 1
         st["batch"] = 0
+        drawn = False
         if st["epoch"] % cfg.eval_every == 0 or st["epoch"] == cfg.epochs:
             try:
                 cost = record(u)
