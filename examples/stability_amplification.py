@@ -66,7 +66,7 @@ REAL_LIMIT = {"euler": 2.0, "rk4": 2.785}
 #: a network is non-expansive (C = 1) when its largest amplification is at most 1 + TOL
 TOL = 1e-3
 SUBSTEPS = 64
-MEASURES = ("amp_max", "amp_median", "jac_max", "amp_large_max", "flow_amp_max", "h_mu", "h_K2")
+MEASURES = ("amp_max", "amp_median", "amp_share", "jac_max", "amp_large_max", "flow_amp_max", "h_mu", "h_K2")
 LARGE_DELTA = 0.1
 
 
@@ -96,6 +96,7 @@ def main(argv=None) -> int:
             "test_accuracy",
             "amp_max",
             "amp_median",
+            "amp_share",
             "jac_max",
             "amp_large_max",
             "flow_amp_max",
@@ -205,6 +206,7 @@ def measure(res, tab, field, h, delta, directions, seed) -> dict:
     return {
         "amp_max": float(amps.max()),
         "amp_median": float(np.median(amps)),
+        "amp_share": float(np.mean(amps > 1.0 + TOL)),
         "jac_max": float(jacobian_norm(net, x).max()),
         "amp_large_max": float(large.max()),
         "flow_amp_max": float(max(flow_amps.max(), jacobian_norm(flow, x).max())),
@@ -345,6 +347,7 @@ def summary(rows, args, its, samples, labels, total) -> str:
             f"{100 * r['test_accuracy']:.1f}",
             f"{r['amp_max']:.3f}",
             f"{r['amp_median']:.3f}",
+            f"{100 * r['amp_share']:.1f}",
             f"{r['jac_max']:.3f}",
             f"{r['amp_large_max']:.3f}",
             f"{r['flow_amp_max']:.3f}",
@@ -402,6 +405,7 @@ def summary(rows, args, its, samples, labels, total) -> str:
                     "test %",
                     "amp max",
                     "amp median",
+                    "% > 1",
                     "worst dir.",
                     f"max |delta|={LARGE_DELTA:g}",
                     "flow max",
@@ -412,9 +416,10 @@ def summary(rows, args, its, samples, labels, total) -> str:
                 body,
             ),
             "",
-            "amp: over test points and random delta; worst dir.: largest singular value of dy_N/dx; flow: the",
-            f"trained network's continuous ODE (Kutta(4), {SUBSTEPS} substeps a layer); h mu: largest "
-            "h lambda_max(K^T D K) (stable field);",
+            "amp: over test points and random delta (% > 1: share of them above 1.001); worst dir.: largest",
+            "singular value of dy_N/dx; flow: the trained network's continuous ODE (Kutta(4), "
+            f"{SUBSTEPS} substeps a layer);",
+            "h mu: largest h lambda_max(K^T D K) (stable field);",
             "h|K|^2 init: largest h |K_j|_2^2 of the initial parameters (an upper bound of h mu before training).",
             f"Verdicts: C = 1 within {TOL:g} (finite differences).",
             _common.table(["002 claims / theory says", "rkgen", "verdict"], checks),
