@@ -58,7 +58,7 @@ ACC_FLOOR, COST_FLOOR = 1.0, 0.1  # least tolerances: accuracy points, cost x 10
 
 
 def main(argv=None) -> int:
-    p = _common.parser(__doc__, "depths 1 5 20, one repetition, 10 epochs")
+    p = _common.parser(__doc__, "depths 1 5 20 (width 3: 5 20 40), one repetition, 10 epochs")
     p.add_argument("--depths", type=int, nargs="+", help="depths to run (default: 004's)")
     p.add_argument("--repetitions", type=int, help="repetitions (default 4, quick 1)")
     p.add_argument("--epochs", type=int, help="epochs (default 40, quick 10)")
@@ -71,7 +71,8 @@ def main(argv=None) -> int:
     )
     p.add_argument("--samples", type=int, default=1500, help="training and validation points each (default 1500)")
     args = p.parse_args(argv)
-    depths = args.depths or ((1, 5, 20) if args.quick else DEPTHS)
+    quick_depths = (1, 5, 20) if args.width == 16 else (5, 20, 40)
+    depths = args.depths or (quick_depths if args.quick else DEPTHS)
     reps = args.repetitions or (1 if args.quick else 4)
     epochs = args.epochs or (10 if args.quick else 40)
     out = _common.out_dir("giesecke-depth-sweep", args.out)
@@ -163,7 +164,8 @@ def _verdict(rows, name, d, keys, paper, scale, floor):
 
 def summary(rows, depths, s, total) -> str:
     lines = [
-        f"004 Table 1/2: spiral, width {s['width']}, inputs {s['augment']} "
+        f"{'004 Table 1/2' if s['width'] == 16 else '004 section 4.2 (no table)'}: spiral, width {s['width']}, "
+        f"inputs {s['augment']} "
         f"({'a fixed random map, as 004' if s['augment'] == 'random' else 'padded with zeros'}), "
         f"{s['samples']}/{s['samples']} points, Adam lr 1e-3 batch 5, {s['epochs']} epochs, {s['reps']} "
         f"repetition(s); {total:.0f} s in all",

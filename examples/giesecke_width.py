@@ -26,7 +26,9 @@ import time
 import _common
 import _giesecke as g
 import numpy as np
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from mpl_toolkits.mplot3d.art3d import Line3DCollection
 
 from rkgen.train import plots
 
@@ -75,22 +77,28 @@ def main(argv=None) -> int:
 
 
 def draw_trajectories(ax, states, c, n_classes):
-    """Feature trajectories (layers, points, 2 or 3 coordinates): a thin line per point, a small dot
-    where it starts, a large dot where it ends."""
+    """Feature trajectories (layers, points, 2 or 3 coordinates): a thin line per point (one line
+    collection), a small dot where it starts, a large dot where it ends."""
     cols = plots.class_colors(n_classes)
     three = states.shape[2] == 3
-    for i in range(states.shape[1]):
-        xyz = [states[:, i, k] for k in range(states.shape[2])]
-        ax.plot(*xyz, color=cols[c[i]], lw=0.6, alpha=0.7)
-    for k in range(n_classes):
-        sel = c == k
-        for j, size in ((0, 4), (-1, 22)):
-            pts = [states[j, sel, m] for m in range(states.shape[2])]
-            ax.scatter(*pts, s=size, color=cols[k], edgecolors="k" if j else "none", linewidths=0.3, zorder=3)
+    paths = np.transpose(states, (1, 0, 2))  # (points, layers, coordinates)
+    colors = [cols[k] for k in c]
+    if three:
+        ax.add_collection3d(Line3DCollection(paths, colors=colors, linewidths=0.6, alpha=0.7))
+    else:
+        ax.add_collection(LineCollection(paths, colors=colors, linewidths=0.6, alpha=0.7))
+    for j, size in ((0, 4), (-1, 22)):
+        pts = [states[j, :, m] for m in range(states.shape[2])]
+        ax.scatter(*pts, s=size, c=colors, edgecolors="k" if j else "none", linewidths=0.3, zorder=3)
+    ax.autoscale()
     names = ("$y_1$", "$y_2$", "$y_3$")
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
     if three:
+        lo, hi = paths.reshape(-1, 3).min(axis=0), paths.reshape(-1, 3).max(axis=0)
+        ax.set_xlim(lo[0], hi[0])
+        ax.set_ylim(lo[1], hi[1])
+        ax.set_zlim(lo[2], hi[2])
         ax.set_zlabel(names[2])
 
 
