@@ -134,6 +134,8 @@ def figures(out, keep, hist, rows, layers, shallow):
                 label=dict(ACTS)[act],
             )
         ax.set_xscale("log")
+        ax.set_xticks(depths, [str(d) for d in depths])
+        ax.minorticks_off()
         ax.set_xlabel("depth L")
         ax.set_ylabel("validation accuracy (%)")
         ax.grid(True, alpha=0.3)

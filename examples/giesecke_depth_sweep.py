@@ -126,6 +126,8 @@ def figures(out, rows, depths, keep, width):
             paper = [PAPER_ACC[name][0][DEPTHS.index(d)] for d in known]
             ax.plot(known, paper, "x:", color=line.get_color(), label=f"{name} (004 Table 1)")
     ax.set_xscale("log")
+    ax.set_xticks(depths, [str(d) for d in depths])
+    ax.minorticks_off()
     ax.set_xlabel("depth L")
     ax.set_ylabel("accuracy (%)")
     ax.legend()
