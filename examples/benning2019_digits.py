@@ -267,7 +267,7 @@ def summary(rows, its, args, total) -> str:
     lines += [
         "",
         f"Rules: very well = at least {100 * WELL_TRAIN:.0f}% train and {100 * WELL_TEST:.0f}% test accuracy; Net is "
-        "not among them if its test accuracy is below every ODE network's; very sparse = at most "
+        "below the ODE networks if its test accuracy is below every ODE network's; very sparse = at most "
         f"{SPARSE} of 20 steps nonzero (close: at most {SPARSE_CLOSE}); corr(x, y_N) is Pearson's correlation of a "
         f"test image's pixels with its features, averaged over the test images: structure kept if >= {KEPT}, "
         f"like noise if <= {NOISE}, partly in between.",
