@@ -1,16 +1,19 @@
 """The examples of Benning et al. 2019 (000) sections 5.2 and 5.4 at tiny size (3 iterations each
 run): every run writes its row, the summary prints the paper's findings with verdicts, the figures
-are written. About 35 s (section 5.2, most of it drawing the figures) and 20 s (section 5.4) on 2
-cores."""
+are written. The two examples take about 35 s (section 5.2, most of it drawing the figures) and 20 s
+(section 5.4) of CPU; they start in the background right after collection (``prestart``), so that
+they overlap with the rest of the session."""
 
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_examples import assert_figures, rows, run_example
+from conftest import ROOT, Background
+from test_examples import assert_figures, rows
 
 pytest.importorskip("sklearn")  # digits08 comes with scikit-learn
 
@@ -20,11 +23,39 @@ import benning2019_models  # noqa: E402
 
 SETS = ["benning-donut1d", "benning-donut2d", "benning-spiral", "benning-squares"]
 MODELS = ["Net", "ResNet", "ODENet", "ODENet+simplex"]
+TIMEOUT = 900
+#: the tests that run an example, and their example
+EXAMPLES = {"test_benning2019_models": "benning2019_models", "test_benning2019_digits": "benning2019_digits"}
+_jobs = {}
 
 
-def test_benning2019_models(tmp_path):
-    out = tmp_path / "models"
-    text = run_example("benning2019_models", out, "--quick", "--iterations", "3")
+def _start(name: str):
+    """The example `name` at tiny size in a process of its own, started once: (output folder, job)."""
+    if name not in _jobs:
+        tmp = tempfile.TemporaryDirectory(prefix=f"rkgen-{name}-")  # removed when the session ends
+        out = Path(tmp.name) / "out"
+        args = [sys.executable, str(ROOT / "examples" / f"{name}.py"), "--out", str(out), "--no-progress"]
+        _jobs[name] = (tmp, out, Background([*args, "--quick", "--iterations", "3"], cwd=tmp.name))
+    return _jobs[name][1:]
+
+
+def prestart(items):
+    """Called by conftest after collection: start the selected examples at once."""
+    for item in items:
+        name = EXAMPLES.get(getattr(item, "originalname", ""))
+        if name:
+            _start(name)
+
+
+def _finished(name: str):
+    out, job = _start(name)
+    code, text, err = job.result(timeout=TIMEOUT)
+    assert code == 0, f"{name} exited with {code}:\n{err[-3000:]}"
+    return out, text
+
+
+def test_benning2019_models():
+    out, text = _finished("benning2019_models")
     got = rows(out)
     assert [(r["dataset"], r["model"]) for r in got] == [(d, m) for d in SETS for m in MODELS] + [
         ("benning-donut2d", "Net"),
@@ -34,7 +65,7 @@ def test_benning2019_models(tmp_path):
     assert [r["seed"] for r in got[-2:]] == ["2", "2"]
     for r in got:
         assert r["status"] == "completed" and 0.0 <= float(r["test_accuracy"]) <= 1.0
-        if r["model"] == "ResNet":  # h_j = T/N = 1/20 from the authors' code, never trained
+        if r["model"] == "ResNet":  # h_j = T/N = 1/20 as in the authors' code; ResNet keeps them
             assert r["steps"].split() == ["0.05"] * 20
         if r["model"] == "ODENet+simplex":
             assert abs(sum(float(h) for h in r["steps"].split()) - 1.0) < 1e-3  # written to 4 digits
@@ -53,9 +84,8 @@ def test_benning2019_models(tmp_path):
     )
 
 
-def test_benning2019_digits(tmp_path):
-    out = tmp_path / "digits"
-    text = run_example("benning2019_digits", out, "--quick", "--iterations", "3")
+def test_benning2019_digits():
+    out, text = _finished("benning2019_digits")
     got = rows(out)
     assert [r["model"] for r in got] == ["Net", "Net (K/8)", "ResNet", "ODENet", "ODENet+simplex"]
     assert float(got[0]["saturation_init"]) > 0.5  # K ~ N(0, 1) at width 64 saturates the Net
