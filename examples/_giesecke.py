@@ -79,6 +79,13 @@ def stop_004(test_loss, tol: float = TOL) -> int:
     return len(v) - 1
 
 
+def settled_epoch(epochs, acc, within: float = 0.01) -> int:
+    """The first epoch from which the accuracy stays within `within` of its final value."""
+    acc = np.asarray(acc, dtype=float)
+    bad = np.flatnonzero(np.abs(acc - acc[-1]) > within)
+    return int(epochs[bad[-1] + 1]) if len(bad) else int(epochs[0])
+
+
 def entry_accuracy(a, k: int):
     """004's per-entry accuracy (March 2021 code) of a per-sample accuracy a with k classes."""
     return 1.0 - 2.0 * (1.0 - np.asarray(a, dtype=float)) / k
