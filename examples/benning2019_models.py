@@ -346,7 +346,7 @@ def summary(rows, sets, args, iterations, train_seconds, total) -> str:
     by = {(r["dataset"], r["model"], r["seed"]): r for r in rows}
     its = ", ".join(f"{ds} {n}" for ds, n in iterations.items())
     lines = [
-        f"000 section 5.2: 20 layers, width 2, init {args.init}, Euler-type tableau {args.tableau}, "
+        f"000 section 5.2: 20 layers, width 2, init {args.init}, tableau {args.tableau}, "
         f"T = {args.final_time:g}; gd-backtracking L0 0.1, rho 1.5/0.99, 200 trials; iterations: {its}",
         f"{total:.0f} s in all ({train_seconds:.0f} s training)",
         "",
