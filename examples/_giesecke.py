@@ -79,11 +79,11 @@ def stop_004(test_loss, tol: float = TOL) -> int:
     return len(v) - 1
 
 
-def settled_epoch(epochs, acc, within: float = 0.01) -> int:
-    """The first epoch from which the accuracy stays within `within` of its final value."""
+def reached_epoch(epochs, acc, within: float = 0.01) -> int:
+    """The first epoch at which the accuracy comes within `within` of its final value (a late
+    wobble of a point, common with Adam on batches of 5, does not move it)."""
     acc = np.asarray(acc, dtype=float)
-    bad = np.flatnonzero(np.abs(acc - acc[-1]) > within)
-    return int(epochs[bad[-1] + 1]) if len(bad) else int(epochs[0])
+    return int(epochs[int(np.argmax(acc >= acc[-1] - within))])
 
 
 def entry_accuracy(a, k: int):

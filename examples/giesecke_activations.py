@@ -145,14 +145,12 @@ def figures(out, keep, hist, rows, layers, shallow):
 
 
 def converged_epoch(epochs, acc, within=0.01, good=GOOD):
-    """The first epoch from which the validation accuracy stays within `within` of its final value;
+    """The first epoch at which the validation accuracy comes within `within` of its final value;
     None when the final value is below `good` (the run has not learned the set: donut1d's larger
     class alone gives 75%)."""
-    acc = np.asarray(acc)
     if acc[-1] < good:
         return None
-    bad = np.flatnonzero(np.abs(acc - acc[-1]) > within)
-    return int(epochs[bad[-1] + 1]) if len(bad) else int(epochs[0])
+    return g.reached_epoch(epochs, acc, within)
 
 
 def _epoch(e):
@@ -166,8 +164,8 @@ def summary(rows, hist, s, total) -> str:
         f"batch 5, {s['epochs']} epochs, {s['samples']}/{s['samples']} points, {s['reps']} repetition(s); "
         f"{total:.0f} s in all",
         "",
-        "accuracy %, train / validation (mean over repetitions); converged: first epoch from which the mean "
-        f"validation accuracy stays within 1 point of its final value, when that is at least {100 * GOOD:.0f}%",
+        "accuracy %, train / validation (mean over repetitions); converged: first epoch at which the mean "
+        f"validation accuracy comes within 1 point of its final value, when that is at least {100 * GOOD:.0f}%",
     ]
     body, conv, final = [], {}, {}
     for act, label in ACTS:

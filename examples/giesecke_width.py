@@ -16,7 +16,7 @@ Figures: fig3_donut2d and fig4_squares, one row per width: the trajectories of 5
 through the layers (small dot: start, large dot: end), their final features with the linear
 classifier, and the prediction on the input plane. Verdicts: width 3 ahead of width 2 by more than
 the tolerance, two standard errors of the mean paired difference (a repetition's seed draws the same
-data for both widths) and at least 1 point; and width 3 settling in fewer epochs.
+data for both widths) and at least 1 point; and width 3 reaching its final accuracy (within 1 point) in fewer epochs.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     epochs = args.epochs or (20 if args.quick else 80)
     samples = args.samples or (500 if args.quick else 1500)
     out = _common.out_dir("giesecke-width", args.out)
-    results = _common.Results(out / "results.csv", ["set", "width", "repetition", *g.COLUMNS, "settled", "status"])
+    results = _common.Results(out / "results.csv", ["set", "width", "repetition", *g.COLUMNS, "reached", "status"])
     t0 = time.perf_counter()
     keep = {}
     for rep in range(reps):
@@ -68,8 +68,8 @@ def main(argv=None) -> int:
                     augment="zeros",
                 )
                 h = res.history
-                settled = g.settled_epoch(h["epoch"], h["test_accuracy"])
-                results.add(set=name, width=width, repetition=rep + 1, **row, settled=settled, status=res.status)
+                reached = g.reached_epoch(h["epoch"], h["test_accuracy"])
+                results.add(set=name, width=width, repetition=rep + 1, **row, reached=reached, status=res.status)
                 if rep == 0:
                     keep[(name, width)] = res
     figures(out, keep, args.seed)
@@ -159,8 +159,8 @@ def summary(rows, s, total) -> str:
         f"Adam lr 1e-3 batch 5, {s['epochs']} epochs, {s['samples']}/{s['samples']} points, {s['reps']} "
         f"repetition(s); {total:.0f} s in all",
         "",
-        "accuracy %, train / validation (mean over repetitions); 004 gives pictures, no numbers; settled: the "
-        "epoch from which the validation accuracy stays within 1 point of its final value, per repetition",
+        "accuracy %, train / validation (mean over repetitions); 004 gives pictures, no numbers; reached: the "
+        "first epoch at which the validation accuracy comes within 1 point of its final value, per repetition",
     ]
     body, checks = [], []
     for name, _ in SETS:
@@ -176,7 +176,7 @@ def summary(rows, s, total) -> str:
                     " ".join(f"{100 * v:.1f}" for v in g.values_of(rows, "test_accuracy", **m)),
                     " ".join(str(int(x)) for x in stops),
                     f"{100 * g.mean_of(rows, 'test_accuracy_004stop', **m):.2f}",
-                    " ".join(str(int(x)) for x in g.values_of(rows, "settled", **m)),
+                    " ".join(str(int(x)) for x in g.values_of(rows, "reached", **m)),
                     f"{g.mean_of(rows, 'seconds_per_epoch', **m):.2f}",
                 ]
             )
@@ -193,15 +193,15 @@ def summary(rows, s, total) -> str:
                 "agrees" if d.mean() > tol else "close" if d.mean() > 0 else "differs",
             ]
         )
-        e2, e3 = (g.mean_of(rows, "settled", set=name, width=w) for w in WIDTHS)
+        e2, e3 = (g.mean_of(rows, "reached", set=name, width=w) for w in WIDTHS)
         checks.append(
             [
-                f"{name}: width 3 simpler to learn (settles in fewer epochs)",
+                f"{name}: width 3 simpler to learn (reaches its final accuracy in fewer epochs)",
                 f"epoch {e2:.0f} -> {e3:.0f}",
                 "agrees" if e3 < e2 else "differs",
             ]
         )
-    head = ["set", "width", "acc train / val", "val per rep.", "004 stop", "val at stop", "settled", "s/epoch"]
+    head = ["set", "width", "acc train / val", "val per rep.", "004 stop", "val at stop", "reached", "s/epoch"]
     lines.append(_common.table(head, body))
     lines += ["", "004's findings beside rkgen's:", _common.table(["004 reports", "rkgen", ""], checks)]
     return "\n".join(lines)

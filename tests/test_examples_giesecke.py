@@ -36,10 +36,11 @@ def test_stop_004_rule():
     assert g.stop_004(np.linspace(1.0, 2.0, 8)) == 7
 
 
-def test_settled_epoch():
+def test_reached_epoch():
     e = np.arange(6)
-    assert g.settled_epoch(e, [0.5, 0.9, 0.7, 0.905, 0.895, 0.9]) == 3
-    assert g.settled_epoch(e, [0.9] * 6) == 0
+    assert g.reached_epoch(e, [0.5, 0.7, 0.89, 0.93, 0.88, 0.9]) == 2
+    assert g.reached_epoch(e, [0.9] * 6) == 0
+    assert g.reached_epoch(e + 1, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]) == 6
 
 
 def test_entry_accuracy():
@@ -120,7 +121,7 @@ def test_giesecke_width(tmp_path):
     out = tmp_path / "width"
     text = run_example("giesecke_width", out, "--repetitions", "1", "--epochs", "1", "--samples", "60", "--layers", "4")
     assert "inputs padded with zeros" in text and "donut2d: width 3 better than width 2 (paired" in text
-    assert "squares: width 3 simpler to learn" in text
+    assert "squares: width 3 simpler to learn (reaches" in text
     assert sorted((r["set"], int(r["width"])) for r in rows(out)) == [
         ("donut2d", 2),
         ("donut2d", 3),
