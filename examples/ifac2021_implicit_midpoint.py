@@ -17,8 +17,8 @@ backtracking, tanh, sigmoid classifier with the squared cost). The rest is a cho
 - backtracking and initialisation: those of the authors' section 5.2 code, the only code of
   theirs with a backtracking of this kind: L0 = 0.1, L <- 1.5 L on a rejected trial, L <- 0.99 L
   on an accepted one, at most 200 trials; K ~ N(0, 1), beta = 0 (init="normal"); the cost
-  1/(2m) sum of squares (reduction="mean", the code's factor 1/m). That code starts from
-  W = (10, 10) and mu = 0; rkgen's init="normal" draws W ~ N(0, 1).
+  1/(2m) sum of squares (reduction="mean", the code's factor 1/m); W ~ N(0, 1) and mu = 0 (the
+  line W = [10, 10] there is commented out).
 
 001 reports no numbers, only the pictures of Fig. 2 (features at t = 0 and t = 0.5 for both
 networks), and sums up the RK networks as performing "rather similarly". The verdict tests that:
