@@ -6,7 +6,7 @@ Two settings, both float64 on the CPU, both from the same data (rkgen.train.data
 the trainer's data stream), the same initial parameters (rkgen's, copied into torch) and, for Adam, the
 same shuffling order (the trainer's shuffle stream):
 
-1. 000 example 2: spiral (1000 + 1000 points), Kutta(4) (tableau rk4), 15 layers, width 2, tanh, resnet
+1. 000 example 2 as it ran before it took its authors' settings: spiral (1000 + 1000 points), Kutta(4) (tableau rk4), 15 layers, width 2, tanh, resnet
    field, T = 5, squared loss with the sigmoid hypothesis, gradient descent with backtracking (000
    Algorithm 2: u~ = u - g/L, accepted when J(u~) <= J(u) + <g, u~ - u> + L/2 |u~ - u|^2, then
    L <- 0.9 L, else L <- 2 L), the test set evaluated every 10 iterations (the trainer's default).
