@@ -6,15 +6,16 @@ Two settings, both float64 on the CPU, both from the same data (rkgen.train.data
 the trainer's data stream), the same initial parameters (rkgen's, copied into torch) and, for Adam, the
 same shuffling order (the trainer's shuffle stream):
 
-1. 000 example 2 as it ran before it took its authors' settings: spiral (1000 + 1000 points), Kutta(4) (tableau rk4), 15 layers, width 2, tanh, resnet
-   field, T = 5, squared loss with the sigmoid hypothesis, gradient descent with backtracking (000
-   Algorithm 2: u~ = u - g/L, accepted when J(u~) <= J(u) + <g, u~ - u> + L/2 |u~ - u|^2, then
-   L <- 0.9 L, else L <- 2 L), the test set evaluated every 10 iterations (the trainer's default).
-   Reported: seconds per 1000 iterations. Target (the issue): at least 10x faster than PyTorch.
+1. 000 example 2 as it ran before it took its authors' settings: spiral (1000 + 1000 points), Kutta(4)
+   (tableau rk4), 15 layers, width 2, tanh, resnet field, T = 5, squared loss with the sigmoid hypothesis,
+   gradient descent with backtracking (000 Algorithm 2: u~ = u - g/L, accepted when J(u~) <= J(u) +
+   <g, u~ - u> + L/2 |u~ - u|^2, then L <- 0.9 L, else L <- 2 L), the test set evaluated every 10
+   iterations (the trainer's default). Reported: seconds per 1000 iterations. Target: at least 10x faster
+   than PyTorch.
 2. 004: RK4Net, width d_hat = 16 (spiral padded with zeros), 100 layers, h = 0.05, Adam lr 1e-3, batch
    size 5, 1500 training and 1500 validation points, softmax + cross-entropy over 2 classes, the loss and
    accuracy of both sets evaluated at the end of every epoch. Reported: seconds per epoch, evaluation
-   included. Targets (the issue): rkgen under 1 s per epoch and at least 10x faster than PyTorch.
+   included. Targets: rkgen under 1 s per epoch and at least 10x faster than PyTorch.
 
 rkgen runs through its public API, rkgen.train.train(..., out=False); the times are taken from the
 ``seconds`` column of its history (the loop only: the first evaluation is the zero point). The torch
