@@ -15,6 +15,11 @@ if str(HERE.parent) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(HERE.parent))
 
 
+#: 000 section 5.2's step rule as its authors' code runs it: Algorithm 2 from L0 = 0.1, L <- 1.5 L on a
+#: rejected trial, L <- 0.99 L on an accepted one, at most 200 trials (also 001's and the stability example's)
+STEP_RULE_52 = {"optimizer": "gd-backtracking", "lipschitz": 0.1, "rho_up": 1.5, "rho_down": 0.99, "max_trials": 200}
+
+
 def parser(description: str, quick_help: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -26,7 +26,7 @@ import time
 
 import _common
 import numpy as np
-from benning2019_models import COLORS, STEP_RULE
+from benning2019_models import COLORS
 from matplotlib.figure import Figure
 
 from rkgen.train import plots, train
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
             seed=args.seed,
             plots=False,
             progress=args.progress,
-            **STEP_RULE,
+            **_common.STEP_RULE_52,
         )
         sat = ""
         if kind == "net":

@@ -46,8 +46,6 @@ MODELS = (
     ("ODENet+simplex", "odenet-simplex"),
 )
 COLORS = {"Net": "#7f7f7f", "ResNet": "#1f77b4", "ODENet": "#d62728", "ODENet+simplex": "#2ca02c"}
-#: the step rule of the authors' code (000 Algorithm 2)
-STEP_RULE = {"lipschitz": 0.1, "rho_up": 1.5, "rho_down": 0.99, "max_trials": 200}
 QUICK_SHARE = 4  # --quick runs a quarter of the iterations
 
 # The rules of the verdicts (stated in the summary as well)
@@ -139,7 +137,7 @@ def main(argv=None) -> int:
             out=str(out / "runs" / f"{ds}-{kind}-seed{seed}"),
             plots=False,
             progress=args.progress,
-            **STEP_RULE,
+            **_common.STEP_RULE_52,
         )
         runs[ds, label, seed] = res
         h = res.params.get("h")

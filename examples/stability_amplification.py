@@ -124,11 +124,7 @@ def main(argv=None) -> int:
                     step=h,
                     field=field,
                     init="normal",
-                    optimizer="gd-backtracking",
-                    lipschitz=0.1,
-                    rho_up=1.5,
-                    rho_down=0.99,
-                    max_trials=200,
+                    **_common.STEP_RULE_52,
                     seed=args.seed,
                     plots=False,
                 )
