@@ -73,6 +73,7 @@ CONFIGS = {
     "B": (16, 100, 5, 0.05, "rk4"),
     "C": (16, 100, 1500, 0.05, "rk4"),
     "D": (64, 100, 1500, 0.05, "rk4"),
+    "E": (256, 20, 512, 0.05, "rk4"),
 }
 
 PARAMS = ("shared", "stage", "continuous")
@@ -109,7 +110,7 @@ def make_problem(config, seed=0, field="resnet", params="shared"):
     """
     if params not in PARAMS:
         raise ValueError(f"unknown parameter layout {params!r}; expected one of {PARAMS}")
-    name = config.removesuffix("-rk4") if config[:1] in "BCD" else config
+    name = config.removesuffix("-rk4") if config[:1] in "BCDE" else config
     if name not in CONFIGS:
         raise ValueError(f"unknown config {config!r}; expected one of {list(CONFIGS)}")
     d, N, m, step, tableau = CONFIGS[name]

@@ -41,14 +41,18 @@ sample) stage solves that did not converge (always 0 for explicit tableaux); a c
 failures > 0 as an error. `tape.iterations` is the most Newton iterations any solve used. The tape
 keeps the stage values Y_i and sigma(K Y_i + beta): 2*N*s*m*d float64 numbers (RK4, N = 100,
 m = 1500, d = 16: 154 MB); forward(..., keep_tape=False) evaluates without them. The module
-imports only numpy, numba and the standard library; kernels are compiled with cache=True, so a
-second process does not compile again.
+imports only numpy, numba and the standard library (wide layers, d >= WIDE, multiply through
+numba's np.dot, which calls scipy's BLAS on one thread per block: scipy must be installed, and
+threadpoolctl keeps that BLAS single-threaded when it is); kernels are compiled with cache=True,
+so a second process does not compile again.
 
 Layout: first what this tableau makes of a layer (its constants and the functions printed from
 its equations), then the runtime that every module rkgen writes shares (rkgen/runtime/*.py).
 """
 
+import contextlib
 import functools
+import importlib
 import math
 import os
 import sys
@@ -61,7 +65,7 @@ from numba import njit, prange
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_09fc5d98a7b1bf4d"
+MODULE_KEY = "rkgen_net_9d0a7c7deec375ca"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -400,6 +404,32 @@ def _activate(Z, S, act, d, nb):
 
 
 @njit(cache=True, error_model="numpy")
+def _activate_shifted(Z, b, S, act, d, nb):
+    """S = sigma(Z + b) on a block, b (d,) added to every column: the bias and the activation in one pass."""
+    if act == 0:
+        for a in range(d):
+            ba = b[a]
+            for q in range(nb):
+                S[a, q] = _tanh(Z[a, q] + ba)
+    elif act == 1:
+        for a in range(d):
+            ba = b[a]
+            for q in range(nb):
+                z = Z[a, q] + ba
+                S[a, q] = z if z > 0.0 else 0.0
+    elif act == 2:
+        for a in range(d):
+            ba = b[a]
+            for q in range(nb):
+                S[a, q] = _softplus(Z[a, q] + ba)
+    else:
+        for a in range(d):
+            ba = b[a]
+            for q in range(nb):
+                S[a, q] = _sigmoid(Z[a, q] + ba)
+
+
+@njit(cache=True, error_model="numpy")
 def _derivative(S, D, act, d, nb):
     """D = sigma'(Z) from S = sigma(Z), which the tape keeps (no activation is evaluated again)."""
     if act == 0:
@@ -440,16 +470,32 @@ def _sigma(z, act):
 #
 # A block holds the samples as columns (d, nw), nw a multiple of 8: loops over the sample index
 # vectorise.
+#
+# Wide layers (d >= WIDE) form the stage products of a block as matrix products through BLAS
+# (numba's np.dot on contiguous 2-D arrays calls the BLAS that scipy ships): Z = K Y, mu = K^T G, dK
+# += G Y^T. Their blocks are whole (nw = bs, :func:`rkgen.runtime.driver._columns`), so every
+# product runs on the arrays themselves, without copies; the padding columns hold zeros in y, p and
+# every eta_i (implicit stages: Y_i too), so they add nothing to the gradients. The bias and the
+# activation are applied in one pass after the product, the adjoint's D * xi and the sums for dbeta
+# and dh in one pass before it.
 
 _FAST = {"reassoc", "contract"}  # sums may be reordered and fused: reductions vectorise
+WIDE = 32  # from this width on, the stage products go through BLAS (see _kx)
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _kx(M, X, out, d, nw, transpose):
     """out = M X (or M^T X) for a block X (d, nw), nw a multiple of 8.
 
-    Narrow layers: one loop over the samples per (a, k), which vectorises. Wide layers: eight samples
-    at a time in eight scalar accumulators, which stay in registers (1.3x faster at d = 64)."""
+    Narrow layers: one loop over the samples per (a, k), which vectorises. Middle widths: eight samples
+    at a time in eight scalar accumulators, which stay in registers (1.3x faster at d = 64 than the
+    first). Wide layers (d >= WIDE): one BLAS product on the whole arrays (nw = bs columns)."""
+    if d >= WIDE:
+        if transpose:
+            np.dot(M.T, X, out)
+        else:
+            np.dot(M, X, out)
+        return
     if d < 8:
         for a in range(d):
             for q in range(nw):
@@ -484,7 +530,14 @@ def _kx(M, X, out, d, nw, transpose):
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _outer(G, Y, dK, scale, d, nb):
-    """dK += scale * G Y^T over the nb samples of a block; four rows of dK at a time."""
+    """dK += scale * G Y^T over the nb samples of a block; four rows of dK at a time. Wide layers: one
+    BLAS product over all the block's columns (G or Y is zero in the padding ones)."""
+    if d >= WIDE:
+        W = np.dot(G, Y.T)
+        for a in range(d):
+            for k in range(d):
+                dK[a, k] += scale * W[a, k]
+        return
     a = 0
     while a + 4 <= d:
         for k in range(d):
@@ -544,6 +597,9 @@ def _field(Kj, bj, Y, Z, S, F, field, act, d, nw):
             y0, y1 = Y[0, q], Y[1, q]
             S[0, q] = _tanh(b0 + k00 * y0 + k01 * y1)
             S[1, q] = _tanh(b1 + k10 * y0 + k11 * y1)
+    elif d >= WIDE:
+        np.dot(Kj, Y, Z)
+        _activate_shifted(Z, bj, S, act, d, nw)
     else:
         _affine(Kj, bj, Y, Z, d, nw)
         _activate(Z, S, act, d, nw)
@@ -820,6 +876,13 @@ def _dirk_adjoint(Kj, Di, etai, hai, Jt, M, r, field, d, nb):
 # row stage i of layer j uses (see :mod:`rkgen.runtime.params`), so one compiled kernel serves every
 # parameter layout.
 
+@njit(cache=True, inline="always")
+def _columns(nb, bs, d):
+    """The columns a block of nb samples is computed on: whole groups of 8 (narrow layers), or all bs columns (wide
+    layers, whose BLAS products run on the whole arrays). Padding columns start as zeros."""
+    return bs if d >= WIDE else (nb + 7) // 8 * 8
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def _workspace(d):
     """Work arrays of the stage solves of one sample: (Ys, Fs, Js, M, r, work, base). Explicit tableaux solve
@@ -854,7 +917,7 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
     for blk in range(lo, hi):
         col0 = blk * bs
         nb = min(bs, m - col0)
-        nw = (nb + 7) // 8 * 8  # kernels run on whole groups of 8 samples; padding columns hold zeros
+        nw = _columns(nb, bs, d)
         for a in range(d):
             for q in range(nb):
                 y[a, q] = y0[col0 + q, a]
@@ -895,12 +958,16 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
     for blk in range(lo, hi):
         col0 = blk * bs
         nb = min(bs, m - col0)
-        nw = (nb + 7) // 8 * 8
+        nw = _columns(nb, bs, d)
         for a in range(d):
             for q in range(nb):
                 P[a, q] = p[col0 + q, a]
             for q in range(nb, nw):
                 P[a, q] = 0.0
+        for i in range(STAGES):  # zero in the padding columns, which the solves of implicit stages do not write
+            for a in range(d):
+                for q in range(nb, nw):
+                    eta[i, a, q] = 0.0
         for j in range(N - 1, -1, -1):
             S = tS[blk, j]
             for i in range(STAGES):
@@ -961,6 +1028,8 @@ def _block_size(d):
     """Samples per block: the sample index is innermost, so stage sums vectorise across samples.
     Narrow layers take long blocks, which amortise the calls per block (RK4, width 2: 256 samples a
     block run forward 1.4x and backward 1.8x faster than 64)."""
+    if d >= WIDE:  # BLAS products: long blocks keep them efficient
+        return 128
     return 256 if d <= 2 else 128 if d <= 8 else 32 if d <= 16 else 16
 
 
@@ -1009,6 +1078,30 @@ def _work(m, d, N):
     per stage and sample costs about twenty times that (implicit midpoint, width 2: 18 ms serial for
     1000 samples against 0.9 ms for explicit Euler), so implicit tableaux weigh 20."""
     return (1 if STRUCTURE == "explicit" else 20) * m * N * STAGES * (d * d + 8 * d)
+
+
+def _single_blas(d):
+    """A context in which the BLAS that numba's np.dot calls (scipy's) runs on one thread, for wide layers.
+
+    The driver already runs one block per thread, and each block's products are small (d x d times d x bs): a
+    threaded BLAS inside would oversubscribe the cores. Measured on 2 cores (AMD EPYC, d = 64, bs = 128): one
+    block per thread with single-threaded BLAS 25 GFLOP/s in all, BLAS with its own 2 threads on each block
+    1.2 GFLOP/s. Nothing is changed for narrow layers, nor when threadpoolctl is not installed."""
+    if d < WIDE:
+        return contextlib.nullcontext()
+    blas = _blas_controller()
+    return blas.limit(limits=1) if blas is not None else contextlib.nullcontext()
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    """threadpoolctl's handle on the BLAS libraries loaded, scipy's among them, or None without threadpoolctl."""
+    try:
+        importlib.import_module("scipy.linalg.cython_blas")  # loads the BLAS numba calls, so that it is found
+        controller = importlib.import_module("threadpoolctl").ThreadpoolController
+    except ImportError:
+        return None
+    return controller().select(user_api="blas")
 
 
 # --- rkgen/runtime/tape.py ------------------------------------------------------------------------
@@ -1287,14 +1380,15 @@ def forward(
     states = np.empty((N + 1, m, d)) if keep_states else np.empty((1, 1, 1))
     yN = np.empty((m, d))
     f, a = FIELDS.index(field), ACTIVATIONS.index(activation)
-    if bounds is None:
-        failures, most = _forward_blocks(
-            0, nblocks, y0, yN, Kr, br, rows, h, f, a, tY, tS, -1 if keep_tape else 0, states, keep_states, bs
-        )
-    else:
-        failures, most = _forward_parallel(
-            bounds, y0, yN, Kr, br, rows, h, f, a, tY, tS, keep_tape, states, keep_states, bs
-        )
+    with _single_blas(d):
+        if bounds is None:
+            failures, most = _forward_blocks(
+                0, nblocks, y0, yN, Kr, br, rows, h, f, a, tY, tS, -1 if keep_tape else 0, states, keep_states, bs
+            )
+        else:
+            failures, most = _forward_parallel(
+                bounds, y0, yN, Kr, br, rows, h, f, a, tY, tS, keep_tape, states, keep_states, bs
+            )
     record = Tape(
         states if keep_states else None, int(failures), int(most), (tY, tS) if keep_tape else None,
         y0, Kr, br, h, field, activation, bs, m, rows, params, continuous, (K, beta),
@@ -1320,15 +1414,17 @@ def backward(tape, p):
         dK = np.zeros((R, d, d))
         dbeta = np.zeros((R, d))
         dh = np.zeros(N)
-        _backward_blocks(
-            0, nblocks, p, dy0, tape.K, tape.beta, tape.rows, tape.h, f, a, tY, tS, dK, dbeta, dh, tape.block
-        )
+        with _single_blas(d):
+            _backward_blocks(
+                0, nblocks, p, dy0, tape.K, tape.beta, tape.rows, tape.h, f, a, tY, tS, dK, dbeta, dh, tape.block
+            )
         return (dy0, *_caller_gradients(dK, dbeta, dh, tape))
     n = bounds.shape[0] - 1
     dK = np.zeros((n, R, d, d))
     dbeta = np.zeros((n, R, d))
     dh = np.zeros((n, N))
-    _backward_parallel(
-        bounds, p, dy0, tape.K, tape.beta, tape.rows, tape.h, f, a, tY, tS, dK, dbeta, dh, tape.block
-    )
+    with _single_blas(d):
+        _backward_parallel(
+            bounds, p, dy0, tape.K, tape.beta, tape.rows, tape.h, f, a, tY, tS, dK, dbeta, dh, tape.block
+        )
     return (dy0, *_caller_gradients(dK.sum(axis=0), dbeta.sum(axis=0), dh.sum(axis=0), tape))

@@ -535,7 +535,7 @@ def test_parallel_path_equals_serial(net, wide_problem, parallel, monkeypatch):
 
 @pytest.mark.numba
 def test_block_layout(net_rk4, monkeypatch):
-    """Long blocks for narrow layers; at least two blocks per thread when the work is split."""
+    """Long blocks for narrow and for wide layers; at least two blocks per thread when the work is split."""
     import numba
 
     monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
@@ -547,6 +547,8 @@ def test_block_layout(net_rk4, monkeypatch):
     assert bs == 152 and nblocks == 4 and bounds.tolist() == [0, 2, 4]
     assert layout(200, 2, 15) == (200, 1, None)  # small work: one block, one thread
     assert layout(1500, 16, 100)[0] == 32
+    assert layout(1500, 64, 100)[:2] == (128, 12)  # wide layers (BLAS products): long blocks
+    assert layout(20, 64, 3)[:2] == (24, 1)
     monkeypatch.setattr(numba, "get_num_threads", lambda: 1)
     assert layout(1000, 2, 15) == (256, 4, None)
     # layouts are remembered, but a changed threshold is honoured at once for a shape already seen

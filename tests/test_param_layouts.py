@@ -21,6 +21,10 @@ For the compiled modules (conftest.COMPILED):
 - the layouts against each other: stage sets all equal to the layer's set, and nodal values
   constant in time, give the shared layout; Euler's stage on a node uses that node alone;
 - the parallel path (a batch large enough to be split over threads) against the reference;
+- wide layers (d >= the module's WIDE: the stage products go through BLAS), every compiled module,
+  the three layouts and both fields: y_N against the reference, and each of the four gradients
+  along a random direction against one complex step through the reference; the shared layout's
+  gradient entry by entry against rkgen.reference's adjoint; and the parallel path at that width;
 - the shapes each layout asks for, and no layers at all.
 
 Two derivatives of the continuous layout deserve a word. The node times are constants of the
@@ -602,6 +606,90 @@ def test_parallel_path_matches_reference(net, m, layout, monkeypatch):
     assert calls == ["_forward_parallel", "_backward_parallel"]
     assert forward_error(yN, P.reference_forward()) <= FORWARD_TOL
     assert relative_error(grad, P.complex_step(y0_by_columns=True)) <= EXACT_TOL
+
+
+# --------------------------------------------------------------------------------------------------
+# 5b. wide layers: the BLAS path
+# --------------------------------------------------------------------------------------------------
+
+WIDE_LAYOUTS = ("shared", "stage", "continuous-nodes")  # continuous: nodes off the stage times
+WIDE_CASES = [(name, layout, field) for name in COMPILED for layout in WIDE_LAYOUTS for field in FIELDS]
+SMOOTH = ("tanh", "sigmoid", "softplus")  # complex steps need an analytic activation
+
+
+def wide_problem(net, layout, field, k, m=11, layers=N):
+    """An instance at the width net.WIDE + 1 (above the threshold, not a multiple of 8), K ~ N(0, 1/d)."""
+    d = net.WIDE + 1
+    return Problem(
+        net.NAME, layout, field, SMOOTH[k % 3], m=m, d=d, layers=layers, seed=300 + k, scale=1 / np.sqrt(d)
+    )
+
+
+def check_against_reference(P, net, seed):
+    """y_N against the reference; each gradient along a random direction against one complex step."""
+    yN, grad = P.gradient(net)
+    assert forward_error(yN, P.reference_forward()) <= FORWARD_TOL
+    v = _direction(P, seed)
+    eps = 1e-30
+    for a in range(4):  # y0, K, beta, h, one at a time
+        x = [np.asarray(x, dtype=complex) for x in P.x]
+        x[a] = x[a] + 1j * eps * v[a]
+        y0, K, beta, h = x
+        yc = ref.rk_forward(P.A, P.b, y0, *P.stage_sets(K, beta, h), h, P.field, P.activation)
+        Jv = float(np.sum(P.W * yc).imag / eps)
+        gv = float(np.sum(grad[a] * v[a]))
+        scale = float(np.sum(np.abs(grad[a] * v[a])))
+        assert abs(Jv - gv) <= EXACT_TOL * scale, f"gradient {a}: {gv!r} against {Jv!r}"
+    return grad
+
+
+@pytest.mark.numba
+@pytest.mark.parametrize(
+    ("net", "layout", "field"), WIDE_CASES, indirect=["net"], ids=["-".join(c) for c in WIDE_CASES]
+)
+def test_wide_layers_match_reference(net, layout, field):
+    k = WIDE_CASES.index((net.NAME, layout, field))
+    P = wide_problem(net, layout, field, k)
+    assert P.y0.shape[1] >= net.WIDE
+    grad = check_against_reference(P, net, 400 + k)
+    if layout == "shared":  # entry by entry: the package's numpy network and its hand-written adjoint
+        from rkgen.reference import Network
+
+        reference = Network(net.NAME)
+        _, tape = reference.forward(*P.x, field=field, activation=P.activation)
+        for got, want in zip(grad, reference.backward(tape, P.W), strict=True):
+            assert float(np.max(np.abs(got - want))) <= EXACT_TOL * float(np.max(np.abs(want)))
+
+
+WIDE_PARALLEL = [("rk4", "shared"), ("gauss2", "stage"), ("sdirk2", "continuous-nodes")]
+
+
+@pytest.mark.numba
+@pytest.mark.parametrize(("net", "layout"), WIDE_PARALLEL, indirect=["net"], ids=["-".join(c) for c in WIDE_PARALLEL])
+def test_wide_parallel_path_matches_reference(net, layout, monkeypatch):
+    """Wide layers over threads (one block per thread, BLAS on one thread inside), a last block with padding
+    columns: y_N and the gradients against the reference."""
+    import numba
+
+    threads = numba.get_num_threads()
+    if threads < 2:
+        pytest.skip("numba runs one thread: no parallel path")
+    k = WIDE_PARALLEL.index((net.NAME, layout))
+    P = wide_problem(net, layout, "stable" if k % 2 else "resnet", k, m=301)
+    m, d = P.y0.shape
+    bs, nblocks, bounds = net._layout(m, d, N)
+    assert bounds is not None and nblocks * bs > m
+    calls = []
+    for kernel in ("_forward_parallel", "_backward_parallel"):
+        real = getattr(net, kernel)
+
+        def wrapper(*args, _real=real, _kernel=kernel):
+            calls.append(_kernel)
+            return _real(*args)
+
+        monkeypatch.setattr(net, kernel, wrapper)
+    check_against_reference(P, net, 500 + k)
+    assert calls == ["_forward_parallel", "_backward_parallel"]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import numpy as np
 
 from ._tableau import STAGES
 from .driver import _backward_blocks, _backward_parallel, _forward_blocks, _forward_parallel
-from .layout import _chunks, _layout, _parallel
+from .layout import _chunks, _layout, _parallel, _single_blas
 from .params import PARAMS, _caller_gradients, _kernel_parameters
 from .tape import _tape_arrays
 
@@ -73,14 +73,15 @@ def forward(
     states = np.empty((N + 1, m, d)) if keep_states else np.empty((1, 1, 1))
     yN = np.empty((m, d))
     f, a = FIELDS.index(field), ACTIVATIONS.index(activation)
-    if bounds is None:
-        failures, most = _forward_blocks(
-            0, nblocks, y0, yN, Kr, br, rows, h, f, a, tY, tS, -1 if keep_tape else 0, states, keep_states, bs
-        )
-    else:
-        failures, most = _forward_parallel(
-            bounds, y0, yN, Kr, br, rows, h, f, a, tY, tS, keep_tape, states, keep_states, bs
-        )
+    with _single_blas(d):
+        if bounds is None:
+            failures, most = _forward_blocks(
+                0, nblocks, y0, yN, Kr, br, rows, h, f, a, tY, tS, -1 if keep_tape else 0, states, keep_states, bs
+            )
+        else:
+            failures, most = _forward_parallel(
+                bounds, y0, yN, Kr, br, rows, h, f, a, tY, tS, keep_tape, states, keep_states, bs
+            )
     record = Tape(
         states if keep_states else None, int(failures), int(most), (tY, tS) if keep_tape else None,
         y0, Kr, br, h, field, activation, bs, m, rows, params, continuous, (K, beta),
@@ -106,15 +107,17 @@ def backward(tape, p):
         dK = np.zeros((R, d, d))
         dbeta = np.zeros((R, d))
         dh = np.zeros(N)
-        _backward_blocks(
-            0, nblocks, p, dy0, tape.K, tape.beta, tape.rows, tape.h, f, a, tY, tS, dK, dbeta, dh, tape.block
-        )
+        with _single_blas(d):
+            _backward_blocks(
+                0, nblocks, p, dy0, tape.K, tape.beta, tape.rows, tape.h, f, a, tY, tS, dK, dbeta, dh, tape.block
+            )
         return (dy0, *_caller_gradients(dK, dbeta, dh, tape))
     n = bounds.shape[0] - 1
     dK = np.zeros((n, R, d, d))
     dbeta = np.zeros((n, R, d))
     dh = np.zeros((n, N))
-    _backward_parallel(
-        bounds, p, dy0, tape.K, tape.beta, tape.rows, tape.h, f, a, tY, tS, dK, dbeta, dh, tape.block
-    )
+    with _single_blas(d):
+        _backward_parallel(
+            bounds, p, dy0, tape.K, tape.beta, tape.rows, tape.h, f, a, tY, tS, dK, dbeta, dh, tape.block
+        )
     return (dy0, *_caller_gradients(dK.sum(axis=0), dbeta.sum(axis=0), dh.sum(axis=0), tape))

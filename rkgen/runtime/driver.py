@@ -10,7 +10,14 @@ from numba import njit, prange
 
 from ._tableau import STAGES, STRUCTURE, _layer_backward, _layer_forward
 from .activations import _derivative
-from .products import _FAST
+from .products import _FAST, WIDE
+
+
+@njit(cache=True, inline="always")
+def _columns(nb, bs, d):
+    """The columns a block of nb samples is computed on: whole groups of 8 (narrow layers), or all bs columns (wide
+    layers, whose BLAS products run on the whole arrays). Padding columns start as zeros."""
+    return bs if d >= WIDE else (nb + 7) // 8 * 8
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -47,7 +54,7 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
     for blk in range(lo, hi):
         col0 = blk * bs
         nb = min(bs, m - col0)
-        nw = (nb + 7) // 8 * 8  # kernels run on whole groups of 8 samples; padding columns hold zeros
+        nw = _columns(nb, bs, d)
         for a in range(d):
             for q in range(nb):
                 y[a, q] = y0[col0 + q, a]
@@ -88,12 +95,16 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
     for blk in range(lo, hi):
         col0 = blk * bs
         nb = min(bs, m - col0)
-        nw = (nb + 7) // 8 * 8
+        nw = _columns(nb, bs, d)
         for a in range(d):
             for q in range(nb):
                 P[a, q] = p[col0 + q, a]
             for q in range(nb, nw):
                 P[a, q] = 0.0
+        for i in range(STAGES):  # zero in the padding columns, which the solves of implicit stages do not write
+            for a in range(d):
+                for q in range(nb, nw):
+                    eta[i, a, q] = 0.0
         for j in range(N - 1, -1, -1):
             S = tS[blk, j]
             for i in range(STAGES):

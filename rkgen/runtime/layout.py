@@ -8,13 +8,16 @@ own OMP_WAIT_POLICY and NUMBA_THREADING_LAYER are respected; the policy must be 
 before the first parallel call.
 """
 
+import contextlib
 import functools
+import importlib
 import os
 
 import numba
 import numpy as np
 
 from ._tableau import STAGES, STRUCTURE
+from .products import WIDE
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -25,6 +28,8 @@ def _block_size(d):
     """Samples per block: the sample index is innermost, so stage sums vectorise across samples.
     Narrow layers take long blocks, which amortise the calls per block (RK4, width 2: 256 samples a
     block run forward 1.4x and backward 1.8x faster than 64)."""
+    if d >= WIDE:  # BLAS products: long blocks keep them efficient
+        return 128
     return 256 if d <= 2 else 128 if d <= 8 else 32 if d <= 16 else 16
 
 
@@ -73,3 +78,27 @@ def _work(m, d, N):
     per stage and sample costs about twenty times that (implicit midpoint, width 2: 18 ms serial for
     1000 samples against 0.9 ms for explicit Euler), so implicit tableaux weigh 20."""
     return (1 if STRUCTURE == "explicit" else 20) * m * N * STAGES * (d * d + 8 * d)
+
+
+def _single_blas(d):
+    """A context in which the BLAS that numba's np.dot calls (scipy's) runs on one thread, for wide layers.
+
+    The driver already runs one block per thread, and each block's products are small (d x d times d x bs): a
+    threaded BLAS inside would oversubscribe the cores. Measured on 2 cores (AMD EPYC, d = 64, bs = 128): one
+    block per thread with single-threaded BLAS 25 GFLOP/s in all, BLAS with its own 2 threads on each block
+    1.2 GFLOP/s. Nothing is changed for narrow layers, nor when threadpoolctl is not installed."""
+    if d < WIDE:
+        return contextlib.nullcontext()
+    blas = _blas_controller()
+    return blas.limit(limits=1) if blas is not None else contextlib.nullcontext()
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    """threadpoolctl's handle on the BLAS libraries loaded, scipy's among them, or None without threadpoolctl."""
+    try:
+        importlib.import_module("scipy.linalg.cython_blas")  # loads the BLAS numba calls, so that it is found
+        controller = importlib.import_module("threadpoolctl").ThreadpoolController
+    except ImportError:
+        return None
+    return controller().select(user_api="blas")
