@@ -65,7 +65,7 @@ from numba import njit, prange
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_546c7009bf5bc58b"
+MODULE_KEY = "rkgen_net_96255df62c2de2b4"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -503,16 +503,19 @@ def _sigma(z, act):
 # and dh in one pass before it.
 
 _FAST = {"reassoc", "contract"}  # sums may be reordered and fused: reductions vectorise
-WIDE = 32  # from this width on, the stage products go through BLAS (see _kx)
+# From this width on, the stage products go through BLAS (see _kx). Measured on 2 cores (AMD EPYC, RK4, 1500
+# samples, one gradient against the loops below): 0.55x the time at d = 17, 0.5x at 24 to 32, 0.37x at 64. At
+# d = 16 BLAS is faster for long batches too (0.6x), but 1.08x slower for 004's batches of 5, which stay here.
+WIDE = 17
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _kx(M, X, out, d, nw, transpose):
     """out = M X (or M^T X) for a block X (d, nw), nw a multiple of 8.
 
-    Narrow layers: one loop over the samples per (a, k), which vectorises. Middle widths: eight samples
-    at a time in eight scalar accumulators, which stay in registers (1.3x faster at d = 64 than the
-    first). Wide layers (d >= WIDE): one BLAS product on the whole arrays (nw = bs columns)."""
+    d < 8: one loop over the samples per (a, k), which vectorises. 8 <= d < WIDE: eight samples at a
+    time in eight scalar accumulators, which stay in registers (1.3x faster than the first at d = 64,
+    before BLAS took the wide layers). d >= WIDE: one BLAS product on the whole arrays (nw = bs)."""
     if d >= WIDE:
         if transpose:
             np.dot(M.T, X, out)

@@ -548,7 +548,7 @@ def test_block_layout(net_rk4, monkeypatch):
     assert layout(200, 2, 15) == (200, 1, None)  # small work: one block, one thread
     assert layout(1500, 16, 100)[0] == 32
     assert layout(1500, 64, 100)[:2] == (128, 12)  # wide layers (BLAS products): long blocks
-    assert layout(20, 64, 3)[:2] == (24, 1)
+    assert layout(10, 64, 3) == (16, 1, None)
     monkeypatch.setattr(numba, "get_num_threads", lambda: 1)
     assert layout(1000, 2, 15) == (256, 4, None)
     # layouts are remembered, but a changed threshold is honoured at once for a shape already seen
