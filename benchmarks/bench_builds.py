@@ -35,13 +35,19 @@ from rkgen.codegen import import_path  # noqa: E402
 
 
 def cpu_model() -> str:
+    """The CPU's name, its family and model numbers and its widest vector unit. Under a hypervisor the name can be
+    generic ("AMD EPYC"), and the family tells the generation (AMD: 23 Zen 1/2, 25 Zen 3/4, 26 Zen 5)."""
     try:
+        info = {}
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return platform.processor() or platform.machine()
+    flags = set(info.get("flags", "").split())
+    vector = "AVX-512" if "avx512f" in flags else "AVX2, no AVX-512" if "avx2" in flags else "no AVX2"
+    name = info.get("model name", platform.processor() or platform.machine())
+    return f"{name} (family {info.get('cpu family', '?')}, model {info.get('model', '?')}; {vector})"
 
 
 COLD = """
