@@ -155,7 +155,8 @@ def _add_generate(sub):
         "generate",
         help="write <name>_net.py: numba forward pass and exact adjoint (the default command)",
         description="Write a Python module with numba-compiled forward and backward (exact discrete adjoint) "
-        "passes of the Runge-Kutta network of TABLEAU. The module imports only numpy, numba and the standard library.",
+        "passes of the Runge-Kutta network of TABLEAU. The module imports numpy, numba and the standard library (wide "
+        "layers multiply through scipy's BLAS, which numba calls).",
     )
     p.add_argument("tableau", help="a JSON file or a built-in name")
     p.add_argument("-o", "--output", metavar="PATH", help="output file or directory (default ./<name>_net.py)")

@@ -124,7 +124,8 @@ def section_code(doc: Context) -> list:
     out.append(
         Para(
             rich(
-                "The network module imports only numpy, numba and the standard library; "
+                "The network module imports numpy, numba and the standard library (wide layers multiply through "
+                "scipy's BLAS, which numba calls); "
                 "its coefficients are float64 constants with the exact value beside each. ",
                 where,
                 f" Line numbers are those of the module rkgen {__version__} writes for this tableau "
