@@ -778,6 +778,18 @@ def _finite(fw, grad=None):
     return grad is None or bool(np.all(np.isfinite(grad)))
 
 
+def _trial(model, u, grad, step, work, x, c):
+    """The trial point work = P(u - step g) of a line search and its forward pass on (x, c); None when an
+    implicit stage solve fails there (the search then shortens the step)."""
+    np.multiply(grad, -step, out=work)
+    work += u
+    model.project(work)
+    try:
+        return model.forward(work, x, c)
+    except SolveFailure:
+        return None
+
+
 def _full_batch(cfg, model, u, x, c, grad, work, st, total, first_record, stop, interrupt_at, record, bar):
     """gd, gd-backtracking and gd-armijo (000 Algorithms 1 and 2, section 5.3) on the whole training
     set. The state's "L" is backtracking's L, or gd-armijo's last accepted step alpha."""
@@ -801,15 +813,8 @@ def _full_batch(cfg, model, u, x, c, grad, work, st, total, first_record, stop, 
             L = st["L"]
             accepted = None
             for _ in range(cfg.max_trials):
-                np.multiply(grad, -1.0 / L, out=work)
-                work += u
-                model.project(work)
-                d = work - u
-                try:
-                    trial = model.forward(work, x, c)
-                except SolveFailure:
-                    trial = None
-                if trial is not None and armijo_accepts(trial.cost, fw.cost, grad, d, L):
+                trial = _trial(model, u, grad, 1.0 / L, work, x, c)
+                if trial is not None and armijo_accepts(trial.cost, fw.cost, grad, work - u, L):
                     accepted = trial
                     break
                 L *= cfg.rho_up
@@ -828,13 +833,7 @@ def _full_batch(cfg, model, u, x, c, grad, work, st, total, first_record, stop, 
             alpha = min(ARMIJO_MAX_STEP, ARMIJO_GROWTH * st["L"])
             accepted = None
             for _ in range(cfg.max_trials):
-                np.multiply(grad, -alpha, out=work)
-                work += u
-                model.project(work)
-                try:
-                    trial = model.forward(work, x, c)
-                except SolveFailure:
-                    trial = None
+                trial = _trial(model, u, grad, alpha, work, x, c)
                 if trial is not None and sufficient_decrease(trial.cost, fw.cost, grad, work - u):
                     accepted = trial
                     break
