@@ -22,6 +22,7 @@ rkgen.numbers.EntryError: unsupported expression 'exp(1)'
 from __future__ import annotations
 
 import ast
+import warnings
 from fractions import Fraction
 
 import sympy
@@ -100,7 +101,10 @@ def parse_entry(value) -> sympy.Expr:
     if text.count("(") > MAX_DEPTH * 4:
         raise EntryError(f"expression nested too deeply in '{_short(text)}'")
     try:
-        tree = ast.parse(text, mode="eval")
+        # an entry such as '"\\-"' would make the compiler print a warning beside rkgen's one line
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text, mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         raise EntryError(f"not a number or arithmetic expression: '{_short(text)}'") from None
     try:

@@ -613,3 +613,15 @@ def test_random_tableau_shaped_json(value):
 @given(st.text(max_size=40))
 def test_random_text_as_json(text):
     _only_rkgen_error(text)
+
+
+def test_a_refused_entry_prints_no_compiler_warning():
+    """'"\\-"' is an invalid escape to Python's compiler (a DeprecationWarning in 3.11, a SyntaxWarning from 3.12):
+    the user sees rkgen's one line only."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(EntryError, match="not a number"):
+            parse_entry('"\\-"')
+    assert seen == []
