@@ -20,6 +20,11 @@ if str(HERE.parent) not in sys.path:  # run from a checkout without installing
 STEP_RULE_52 = {"optimizer": "gd-backtracking", "lipschitz": 0.1, "rho_up": 1.5, "rho_down": 0.99, "max_trials": 200}
 
 
+def finals(res) -> dict:
+    """A run's last evaluation: train_loss, test_loss, train_accuracy, test_accuracy (results.csv's columns)."""
+    return {key: res.final(key) for key in ("train_loss", "test_loss", "train_accuracy", "test_accuracy")}
+
+
 def parser(description: str, quick_help: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 
+import _common
 import numpy as np
 
 from rkgen.train import train
@@ -116,10 +117,7 @@ def run(name: str, seed: int, out, progress, **options):
     stop = stop_004(h["test_loss"])
     i = int(np.flatnonzero(h["epoch"] == stop)[0]) if np.any(h["epoch"] == stop) else len(h["epoch"]) - 1
     row = dict(
-        train_accuracy=res.final("train_accuracy"),
-        test_accuracy=res.final("test_accuracy"),
-        train_loss=res.final("train_loss"),
-        test_loss=res.final("test_loss"),
+        **_common.finals(res),
         stop_004=stop,
         train_accuracy_004stop=float(h["train_accuracy"][i]),
         test_accuracy_004stop=float(h["test_accuracy"][i]),

@@ -26,7 +26,7 @@ import time
 
 import _common
 import numpy as np
-from benning2019_models import COLORS
+from benning2019_models import COLORS, majority
 from matplotlib.figure import Figure
 
 from rkgen.train import plots, train
@@ -126,11 +126,8 @@ def main(argv=None) -> int:
         results.add(
             model=label,
             init_scale=scale,
-            train_loss=res.final("train_loss"),
-            test_loss=res.final("test_loss"),
-            train_accuracy=res.final("train_accuracy"),
-            test_accuracy=res.final("test_accuracy"),
-            majority=max(np.mean(ds.c_test), 1 - np.mean(ds.c_test)),
+            **_common.finals(res),
+            majority=majority(ds.c_test),
             nonzero_steps="" if h is None else int(np.count_nonzero(h)),
             negative_steps="" if h is None else int(np.sum(h < 0)),
             steps="" if h is None else " ".join(f"{v:.4g}" for v in h),
