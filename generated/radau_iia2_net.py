@@ -65,7 +65,7 @@ from numba import njit, prange
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_96255df62c2de2b4"
+MODULE_KEY = "rkgen_net_4371598499305f4d"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -406,7 +406,14 @@ def _softplus(x):
 @njit(cache=True, error_model="numpy")
 def _activate(Z, S, act, d, nb):
     """S = sigma(Z) on a block; act: 0 tanh, 1 relu, 2 softplus, 3 sigmoid. The backward pass takes
-    sigma'(Z) from S (_derivative), so the forward pass computes no derivative."""
+    sigma'(Z) from S (_derivative), so the forward pass computes no derivative.
+
+    When the nb columns are the whole rows, the d rows are one contiguous vector and one loop runs over all of
+    them. A loop over one short row does not vectorise: LLVM's vector body takes 16 values at a time and leaves a
+    shorter loop to its scalar remainder, so a batch of 5 samples (one group of 8 columns) ran tanh in scalar code."""
+    if nb == Z.shape[1] and nb == S.shape[1]:  # whole rows: one long loop
+        _activate_vector(Z.reshape(d * nb), S.reshape(d * nb), act, d * nb)
+        return
     if act == 0:
         for a in range(d):
             for q in range(nb):
@@ -424,6 +431,24 @@ def _activate(Z, S, act, d, nb):
         for a in range(d):
             for q in range(nb):
                 S[a, q] = _sigmoid(Z[a, q])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _activate_vector(z, s, act, n):
+    """s = sigma(z) on n contiguous values."""
+    if act == 0:
+        for i in range(n):
+            s[i] = _tanh(z[i])
+    elif act == 1:
+        for i in range(n):
+            v = z[i]
+            s[i] = v if v > 0.0 else 0.0
+    elif act == 2:
+        for i in range(n):
+            s[i] = _softplus(z[i])
+    else:
+        for i in range(n):
+            s[i] = _sigmoid(z[i])
 
 
 @njit(cache=True, error_model="numpy")
@@ -455,6 +480,23 @@ def _activate_shifted(Z, b, S, act, d, nb):
 @njit(cache=True, error_model="numpy")
 def _derivative(S, D, act, d, nb):
     """D = sigma'(Z) from S = sigma(Z), which the tape keeps (no activation is evaluated again)."""
+    if nb == S.shape[1] and nb == D.shape[1]:  # whole rows: one long loop (see _activate)
+        s = S.reshape(d * nb)
+        t = D.reshape(d * nb)
+        n = d * nb
+        if act == 0:
+            for i in range(n):
+                t[i] = 1.0 - s[i] * s[i]
+        elif act == 1:
+            for i in range(n):
+                t[i] = 1.0 if s[i] > 0.0 else 0.0
+        elif act == 2:
+            for i in range(n):
+                t[i] = -math.expm1(-s[i])
+        else:
+            for i in range(n):
+                t[i] = s[i] * (1.0 - s[i])
+        return
     if act == 0:
         for a in range(d):
             for q in range(nb):
