@@ -10,7 +10,7 @@ import sys
 from . import __version__
 from .errors import RkgenError
 
-COMMANDS = ("check", "list", "generate", "train", "predict", "evaluate", "derive")
+COMMANDS = ("check", "list", "generate", "train", "sweep", "predict", "evaluate", "derive")
 
 DESCRIPTION = """\
 rkgen turns a Butcher tableau into a Runge-Kutta neural network with exact gradients.
@@ -26,6 +26,7 @@ examples:
   rkgen check my.json --partner p.json   verify a tableau pair against conditions (19)
   rkgen rk4                          write rk4_net.py: numba forward + exact adjoint
   rkgen train --tableau rk4 --dataset spiral   train a network, with plots
+  rkgen sweep spec.toml --workers 2  a grid of runs (tableaux x depths x seeds), mean +- std
   rkgen predict runs/spiral-rk4 points.csv -o pred.csv   class probabilities of new points
   rkgen evaluate runs/spiral-euler --tableau rk4 --layers 10 20 40   swap the solver of a continuous run
   rkgen derive gauss2 -o gauss2.md   the derivation for a tableau, step by step
@@ -249,7 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_list(sub)
     _add_generate(sub)
     _add_train(sub)
-    from .train import evaluate_cli, predict_cli
+    from .train import evaluate_cli, predict_cli, sweep_cli
+
+    _add_run_command(sub, "sweep", sweep_cli, "run a grid of training runs from a TOML spec, resumable, in parallel")
 
     _add_run_command(sub, "predict", predict_cli, "predict the classes of new points with a trained run")
     _add_run_command(
