@@ -168,7 +168,8 @@ def test_serial_pool_and_dask_give_identical_numbers(tmp_path):
         assert (tmp_path / "serial" / f"{metric}.png").stat().st_size > 0
     # a second invocation finds every run ended and starts nothing
     again = sw.run_sweep(path, out=tmp_path / "pool", workers=2, **quiet)
-    assert again == {"ended": 4, "unfinished": 0, "signal": None}
+    assert {k: again[k] for k in ("ended", "unfinished", "signal")} == {"ended": 4, "unfinished": 0, "signal": None}
+    assert "completed" not in again  # nothing ran
     assert len(rows(tmp_path / "pool")) == 4
 
 

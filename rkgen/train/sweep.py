@@ -629,8 +629,10 @@ def compile_networks(sweep: Sweep, runs) -> float:
     return time.perf_counter() - t0
 
 
-def run_sweep(spec, out=None, workers=None, dask=None, dry_run=False, report=print) -> dict:
-    """Run (or continue) a sweep; returns counts by status. ``spec``: a path or a :class:`Sweep`."""
+def run_sweep(spec, out=None, workers=None, dask=None, dry_run=False, report=print, precompile=True) -> dict:
+    """Run (or continue) a sweep; returns counts by status and the seconds taken (``seconds``, of which
+    ``compile_seconds`` before the runs started). ``spec``: a path or a :class:`Sweep`. precompile=False leaves
+    every worker to compile the networks itself (for measuring what compiling once saves)."""
     sweep = spec if isinstance(spec, Sweep) else load_spec(spec)
     folder = Path(out) if out is not None else Path("sweeps") / Path(sweep.source).stem
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
@@ -670,7 +672,8 @@ def run_sweep(spec, out=None, workers=None, dask=None, dry_run=False, report=pri
                                                  + [_csv_line(columns, ended[r.name]) for r in sweep.runs
                                                     if r.name in ended]))
     counts = {}
-    compile_seconds = compile_networks(sweep, todo) if todo else 0.0
+    t_start = time.perf_counter()
+    compile_seconds = compile_networks(sweep, todo) if todo and precompile else 0.0
     if todo and compile_seconds >= 0.5:
         report(f"  networks compiled or loaded once before the runs: {compile_seconds:.1f} s")
     unfinished = {}
@@ -715,7 +718,10 @@ def run_sweep(spec, out=None, workers=None, dask=None, dry_run=False, report=pri
         + (f", {len(left)} unfinished (run the same command again to continue them)" if left else "")
         + f"; {folder / SUMMARY}"
     )
-    return {"ended": len(ended), "unfinished": len(left), "signal": signum, **counts}
+    return {
+        "ended": len(ended), "unfinished": len(left), "signal": signum, **counts,
+        "seconds": time.perf_counter() - t_start, "compile_seconds": compile_seconds,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------
