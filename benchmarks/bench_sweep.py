@@ -23,6 +23,7 @@ machine makes every figure an upper bound.
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import shutil
 import sys
@@ -58,7 +59,8 @@ def timed(label, spec, root, **kw):
     res = sw.run_sweep(spec, out=out, report=lambda t: None, **kw)
     wall = time.perf_counter() - t0
     if res.get("completed", 0) + res.get("stalled", 0) != len(spec.runs):
-        raise SystemExit(f"{label}: not every run completed: {res}")
+        bad = [r for r in csv.DictReader(open(out / "results.csv")) if r["status"] not in ("completed", "stalled")]
+        raise SystemExit(f"{label}: not every run completed: {res}; first: {bad[0]['run']}: {bad[0]['message']}")
     print(f"{label:>10}: {wall:8.1f} s wall" + (f" (of which {res['compile_seconds']:.1f} s compiling)"
                                                if res["compile_seconds"] >= 0.05 else ""), flush=True)
     return wall, res

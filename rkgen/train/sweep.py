@@ -453,10 +453,10 @@ def _write_failure(run_dir: Path, info: dict) -> None:
         pass  # the result row still carries the message
 
 
-def _pin_threads(threads: int) -> None:
-    """A pool worker's start: numba and the BLAS libraries at ``threads`` threads before anything imports them."""
-    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(threads)
+def _worker_start() -> None:
+    """A pool worker's start. Its threads are the run's own (``threads``: the trainer sets numba's and the BLAS
+    thread counts for the run); numba's thread pool itself is left as numba starts it, since changing
+    NUMBA_NUM_THREADS after numba has read it makes its next compile fail."""
     # an idle worker ignores Ctrl-C (the terminal sends it to every process of the sweep); during a run the
     # trainer's own handlers take SIGINT and SIGTERM: the run stops at its next iteration and saves
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -517,7 +517,7 @@ def _pool(tasks, threads, workers, stop, done):
     queue = list(tasks)
     context = multiprocessing.get_context("spawn")
     while queue and not stop.signum:
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_pin_threads, initargs=(threads,)) as ex:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start) as ex:
             flying = {}
             broken = False
             told = False
@@ -563,7 +563,6 @@ def _dask(tasks, threads, address, stop, done):
         cluster = LocalCluster(
             n_workers=int(n), threads_per_worker=1, processes=True, dashboard_address=None,
             silence_logs=logging.ERROR,
-            env={"NUMBA_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)},
         )
         address = cluster
     try:
