@@ -14,6 +14,11 @@ jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
 from jax.test_util import check_grads  # noqa: E402
 
+try:
+    from jax import enable_x64  # noqa: E402
+except ImportError:  # older JAX
+    from jax.experimental import enable_x64  # noqa: E402
+
 from rkgen import jax as rj  # noqa: E402
 from rkgen.layers import SolveFailure  # noqa: E402
 
@@ -22,7 +27,7 @@ pytestmark = pytest.mark.numba
 
 @pytest.fixture(autouse=True)
 def x64():
-    with jax.enable_x64(True):
+    with enable_x64(True):
         yield
 
 
@@ -94,7 +99,7 @@ def test_float32_without_x64(net_rk4):
     block, p64, x64 = _setup(net_rk4)
     y64 = np.asarray(block(p64, x64))
     g64 = jax.grad(lambda q: block(q, x64).sum())(p64)
-    with jax.enable_x64(False):
+    with enable_x64(False):
         p = {k: jnp.asarray(np.asarray(v, np.float32)) for k, v in p64.items()}
         x = jnp.asarray(np.asarray(x64, np.float32))
         y = block(p, x)
