@@ -6,6 +6,10 @@ The golden modules the session already compiles serve every test (tests/conftest
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -124,3 +128,16 @@ def test_shapes_checked(net_rk4):
         rj.rk_block(block.spec, x, p["K"][:1], p["beta"], p["h"])
     assert block(p, x.reshape(3, 1, 2)).shape == (3, 1, 2)
     assert hash(block) == hash(rj.RKBlock(net_rk4, 2, 2)) and block == rj.RKBlock(net_rk4, 2, 2)
+
+
+def test_example_jax_digits():
+    """The example at its smallest, with a golden module as the user's tableau (its kernels are the session's)."""
+    root = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, str(root / "examples" / "jax_digits.py"), "--quick", "--compare", "",
+           "--tableau", str(root / "generated" / "kutta3_net.py")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=root)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = {line[:22].strip(): line[22:].split() for line in out.stdout.splitlines()[2:]}
+    assert set(rows) == {"RK kutta3_net", "MLP"}
+    assert int(rows["RK kutta3_net"][0]) == int(rows["MLP"][0]) == 64 * 65 + 3 * 64 * 65 + 10 * 65
+    assert float(rows["RK kutta3_net"][2]) > 0.5  # one epoch on 300 images: far above chance (0.1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -236,3 +237,20 @@ def test_import_rkgen_imports_neither_framework():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _example(script, *args):
+    root = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, str(root / "examples" / script), "--quick", *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=root)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = {line[:22].strip(): line[22:].split() for line in out.stdout.splitlines()[2:]}
+    return {k: (int(v[0]), float(v[1]), float(v[2])) for k, v in rows.items()}
+
+
+def test_example_torch_digits():
+    """The example at its smallest: the user's JSON tableau (compiled as a user's run would) beside the MLP."""
+    rows = _example("torch_digits.py", "--compare", "")
+    assert set(rows) == {"RK ralston3", "MLP"}
+    assert rows["RK ralston3"][0] == rows["MLP"][0] == 64 * 65 + 3 * 64 * 65 + 10 * 65  # the same size
+    assert rows["RK ralston3"][2] > 0.5  # one epoch on 300 images: far above chance (0.1)
