@@ -141,3 +141,27 @@ def test_example_jax_digits():
     assert set(rows) == {"RK kutta3_net", "MLP"}
     assert int(rows["RK kutta3_net"][0]) == int(rows["MLP"][0]) == 64 * 65 + 3 * 64 * 65 + 10 * 65
     assert float(rows["RK kutta3_net"][2]) > 0.5  # one epoch on 300 images: far above chance (0.1)
+
+
+def test_agrees_with_rkgen_trainer(net_rk4):
+    """Five full-batch gradient steps of rkgen's trainer (odenet: K, beta, h and the classifier learned) and of
+    jax.grad with the same update, from the same initial parameters, agree to rounding."""
+    from rkgen.train import train
+
+    kw = dict(tableau="rk4", model="odenet", dataset="spiral", samples=40, layers=3, loss="cross-entropy",
+              optimizer="gd", lr=0.5, out=False, plots=False, progress=False)
+    start = train(network=net_rk4, iterations=0, **kw)
+    end = train(network=net_rk4, iterations=5, **kw)
+    x, c = jnp.asarray(start.dataset.x_train), jnp.asarray(start.dataset.c_train)
+    block = rj.RKBlock(net_rk4, x.shape[1], 3)
+
+    def loss(p):
+        z = block(p, x) @ p["W"].T + p["mu"]
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(z), c[:, None], axis=1))
+
+    step = jax.jit(lambda p: jax.tree.map(lambda a, g: a - 0.5 * g, p, jax.grad(loss)(p)))
+    p = {k: jnp.asarray(start.params[k]) for k in ("K", "beta", "h", "W", "mu")}
+    for _ in range(5):
+        p = step(p)
+    for key in p:
+        np.testing.assert_allclose(p[key], end.params[key], rtol=1e-12, atol=1e-13)
