@@ -130,6 +130,7 @@ def test_shapes_checked(net_rk4):
     assert hash(block) == hash(rj.RKBlock(net_rk4, 2, 2)) and block == rj.RKBlock(net_rk4, 2, 2)
 
 
+@pytest.mark.slow  # a subprocess that imports torch or jax and trains: 30-60 s
 def test_example_jax_digits():
     """The example at its smallest, with a golden module as the user's tableau (its kernels are the session's)."""
     root = Path(__file__).resolve().parent.parent

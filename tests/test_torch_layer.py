@@ -248,6 +248,7 @@ def _example(script, *args):
     return {k: (int(v[0]), float(v[1]), float(v[2])) for k, v in rows.items()}
 
 
+@pytest.mark.slow  # a subprocess that imports torch or jax and trains: 30-60 s
 def test_example_torch_digits():
     """The example at its smallest: the user's JSON tableau (compiled as a user's run would) beside the MLP."""
     rows = _example("torch_digits.py", "--compare", "")
