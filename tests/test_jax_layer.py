@@ -1,6 +1,6 @@
 """rkgen.jax: rk_block, a jax.custom_vjp function whose backward is the generated module's exact adjoint.
 
-The golden modules the session already compiles serve every test (tests/conftest.py). Each test runs with x64 on
+The golden modules the pytest session already compiles serve every test (tests/conftest.py). Each test runs with x64 on
 (float64) unless it says otherwise.
 """
 
@@ -132,7 +132,7 @@ def test_shapes_checked(net_rk4):
 
 @pytest.mark.slow  # a subprocess that imports torch or jax and trains: 30-60 s
 def test_example_jax_digits():
-    """The example at its smallest, with a golden module as the user's tableau (its kernels are the session's)."""
+    """The example at its smallest, with a golden module as the user's tableau (its kernels are the test session's)."""
     root = Path(__file__).resolve().parent.parent
     cmd = [sys.executable, str(root / "examples" / "jax_digits.py"), "--quick", "--compare", "",
            "--tableau", str(root / "generated" / "kutta3_net.py")]

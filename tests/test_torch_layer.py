@@ -1,6 +1,6 @@
 """rkgen.torch: RKBlock, a PyTorch layer whose gradient is the generated module's exact adjoint.
 
-The golden modules the session already compiles (tests/conftest.py) serve every test: rk4 (explicit), heun3
+The golden modules the pytest session already compiles (tests/conftest.py) serve every test: rk4 (explicit), heun3
 (explicit with a zero weight, b_2 = 0), sdirk2 (diagonally implicit) and gauss2 (fully implicit).
 """
 
