@@ -1,0 +1,145 @@
+"""What the PyTorch and JAX layers share: the generated module of a tableau, parameter shapes, the dtype policy.
+
+Framework-free (numpy only): :mod:`rkgen.torch` and :mod:`rkgen.jax` wrap these calls in their own autodiff.
+A block is one call of a generated module's contract (:mod:`rkgen.runtime.api`)::
+
+    yN, tape = forward(y0, K, beta, h, field, activation, keep_tape=..., params=..., nodes=...)
+    dy0, dK, dbeta, dh = backward(tape, p)
+
+and its gradient is that module's exact discrete adjoint, never a differentiation of the forward computation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import RkgenError
+
+PARAMS = ("shared", "stage", "continuous")
+FIELDS = ("resnet", "stable")
+ACTIVATIONS = ("tanh", "relu", "softplus", "sigmoid")
+
+
+class SolveFailure(RkgenError):
+    """An implicit stage solve did not converge: the block's output, and so any gradient, would be wrong."""
+
+
+def network(tableau):
+    """The generated module of ``tableau``: a built-in name, a JSON path, a :class:`rkgen.Tableau`, a ``*_net.py``
+    path (all through :func:`rkgen.codegen.load_network`, which renders once and caches under $RKGEN_CACHE), or a
+    module already loaded (anything with ``forward`` and ``backward``)."""
+    if hasattr(tableau, "forward") and hasattr(tableau, "backward"):
+        return tableau
+    from .codegen import load_network
+
+    return load_network(tableau)
+
+
+def compute_dtype(dtype) -> np.dtype:
+    """The dtype the kernels compute in for arrays of ``dtype`` (the one place that decides it).
+
+    float64 computes in float64. float32 computes in float64 as well, for now: the generated modules take float64
+    only, so float32 inputs and parameters are converted to float64 for the kernels and the results (outputs and
+    gradients) back to float32. The gradient is then the exact adjoint of the float64 network rounded to float32."""
+    dtype = np.dtype(dtype)
+    if dtype == np.float64 or dtype == np.float32:
+        return np.dtype(np.float64)
+    raise TypeError(f"rkgen blocks take float32 or float64 arrays, got {dtype}")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One block's fixed description: its module, field, activation, parameter layout and (continuous layout)
+    node times. Everything here is static; K, beta and h are the arrays a framework differentiates."""
+
+    net: object
+    width: int
+    layers: int
+    field: str = "resnet"
+    activation: str = "tanh"
+    params: str = "shared"
+    nodes: tuple | None = None
+
+    def __post_init__(self):
+        if self.field not in FIELDS:
+            raise RkgenError(f"unknown field {self.field!r}; choose one of {', '.join(FIELDS)}")
+        if self.activation not in ACTIVATIONS:
+            raise RkgenError(f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        if self.params not in PARAMS:
+            raise RkgenError(f"unknown params {self.params!r}; choose one of {', '.join(PARAMS)}")
+        if self.params != "shared" and self.params not in getattr(self.net, "PARAMS", ("shared",)):
+            raise RkgenError(f"the module of {self.name!r} knows only the shared layout: regenerate it")
+        if self.width < 1 or self.layers < 1:
+            raise RkgenError(f"width and layers must be at least 1, got {self.width} and {self.layers}")
+        if (self.nodes is not None) != (self.params == "continuous"):
+            raise RkgenError("the continuous parameter layout, and it alone, needs node times")
+        if self.nodes is not None and len(self.nodes) != self.layers + 1:
+            raise RkgenError(f"{self.layers} layers need {self.layers + 1} node times, got {len(self.nodes)}")
+
+    @property
+    def name(self) -> str:
+        return str(getattr(self.net, "NAME", "?"))
+
+    @property
+    def stages(self) -> int:
+        return int(self.net.STAGES)
+
+    def shapes(self) -> dict:
+        """The shapes of K, beta and h in this layout (:mod:`rkgen.runtime.params`)."""
+        N, d, s = self.layers, self.width, self.stages
+        rows = {"shared": (N,), "stage": (N, s), "continuous": (N + 1,)}[self.params]
+        return {"K": rows + (d, d), "beta": rows + (d,), "h": (N,)}
+
+    def node_times(self) -> np.ndarray | None:
+        """The continuous layout's node times (float64), None in the other layouts."""
+        return None if self.nodes is None else np.asarray(self.nodes, dtype=np.float64)
+
+    def options(self) -> dict:
+        """The keyword arguments of the module's forward for this block."""
+        options = {"field": self.field, "activation": self.activation}
+        if self.params != "shared":  # modules older than the layouts still serve the shared one
+            options["params"] = self.params
+        if self.params == "continuous":
+            options["nodes"] = self.node_times()
+        return options
+
+
+def continuous_nodes(layers: int, final_time: float) -> tuple:
+    """The continuous layout's node times, fixed at the initial grid tau_j = j T/N (as rkgen's trainer fixes them):
+    learned steps then move the stage times, not the nodes."""
+    if not final_time > 0.0:
+        raise RkgenError("the continuous parameter layout needs a positive final time")
+    return tuple(np.linspace(0.0, float(final_time), int(layers) + 1).tolist())
+
+
+def _arrays(y0, K, beta, h):
+    return tuple(np.ascontiguousarray(a, dtype=np.float64) for a in (y0, K, beta, h))
+
+
+def _checked(spec: Spec, tape):
+    if tape.failures:
+        raise SolveFailure(
+            f"{spec.name}: {tape.failures} implicit stage solve(s) did not converge (largest iteration count "
+            f"{tape.iterations}); no output or gradient is given. Smaller steps h or smaller weights K help."
+        )
+    return tape
+
+
+def forward(spec: Spec, y0, K, beta, h, keep_tape=True):
+    """(y_N, tape) in float64, y0 of shape (m, d); raises :class:`SolveFailure` when a stage solve fails. Without
+    the tape (``keep_tape=False``: inference) the stage values are not kept and no backward pass is possible."""
+    y0, K, beta, h = _arrays(y0, K, beta, h)
+    if y0.ndim != 2 or y0.shape[1] != spec.width:
+        raise ValueError(f"the input must have shape (..., {spec.width}), got {y0.shape}")
+    options = spec.options()
+    if not keep_tape:
+        options["keep_tape"] = False
+    yN, tape = spec.net.forward(y0, K, beta, h, **options)
+    return yN, _checked(spec, tape)
+
+
+def backward(spec: Spec, tape, p):
+    """(dJ/dy0, dJ/dK, dJ/dbeta, dJ/dh) for p = dJ/dy_N, in float64 and in the block's layout."""
+    return spec.net.backward(tape, np.ascontiguousarray(p, dtype=np.float64))

@@ -1,0 +1,168 @@
+"""rkgen.jax: rk_block, a jax.custom_vjp function whose backward is the generated module's exact adjoint.
+
+The golden modules the pytest session already compiles serve every test (tests/conftest.py). Each test runs with x64 on
+(float64) unless it says otherwise.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+
+import jax.numpy as jnp  # noqa: E402
+from jax.test_util import check_grads  # noqa: E402
+
+try:
+    from jax import enable_x64  # noqa: E402
+except ImportError:  # older JAX
+    from jax.experimental import enable_x64  # noqa: E402
+
+from rkgen import jax as rj  # noqa: E402
+from rkgen.layers import SolveFailure  # noqa: E402
+
+pytestmark = pytest.mark.numba
+
+
+@pytest.fixture(autouse=True)
+def x64():
+    with enable_x64(True):
+        yield
+
+
+def _setup(net, d=2, N=2, m=3, **kw):
+    block = rj.RKBlock(net, d, N, **kw)
+    params = block.init(jax.random.key(0))
+    x = jax.random.normal(jax.random.key(1), (m, d))
+    return block, params, x
+
+
+@pytest.mark.parametrize(
+    "net", ["rk4", "heun3", "sdirk2", "gauss2"], indirect=True, ids=["explicit", "zero-weight", "dirk", "implicit"]
+)
+def test_check_grads_under_jit(net):
+    block, p, x = _setup(net, step=0.3, field="stable")
+    f = jax.jit(lambda x, K, beta, h: rj.rk_block(block.spec, x, K, beta, h))
+    check_grads(f, (x, p["K"], p["beta"], p["h"]), order=1, modes=["rev"])
+
+
+def test_check_grads_continuous(net_rk4):
+    block, p, x = _setup(net_rk4, params="continuous")
+    h = jnp.array([0.37, 0.55])  # stage times off the nodes (0, 1/2, 1), where the interpolation has its kinks
+    check_grads(lambda x, K, beta, h: rj.rk_block(block.spec, x, K, beta, h), (x, p["K"], p["beta"], h), 1,
+                modes=["rev"])
+
+
+def test_gradient_is_the_module_adjoint(net_gauss2):
+    block, p, x = _setup(net_gauss2, d=3, N=3, m=5)
+    w = jax.random.normal(jax.random.key(2), (5, 3))
+    grads = jax.jit(jax.grad(lambda x, q: jnp.sum(block(q, x) * w), argnums=(0, 1)))(x, p)
+    _, tape = net_gauss2.forward(np.asarray(x), np.asarray(p["K"]), np.asarray(p["beta"]), np.asarray(p["h"]))
+    dy0, dK, dbeta, dh = net_gauss2.backward(tape, np.asarray(w))
+    np.testing.assert_array_equal(grads[0], dy0)
+    for key, want in (("K", dK), ("beta", dbeta), ("h", dh)):
+        np.testing.assert_array_equal(grads[1][key], want)
+
+
+def test_a_lost_tape_is_recomputed(net_sdirk2):
+    """A VJP pulled back twice, or after its tape was dropped, gives the same gradient from a new forward pass."""
+    block, p, x = _setup(net_sdirk2)
+    y, vjp = jax.vjp(lambda q: block(q, x), p)
+    ct = jnp.ones_like(y)
+    before = dict(rj._STATS)
+    first = vjp(ct)[0]
+    again = vjp(ct)[0]
+    assert rj._STATS["used"] == before["used"] + 1 and rj._STATS["recomputed"] == before["recomputed"] + 1
+    for key in first:
+        np.testing.assert_array_equal(first[key], again[key])
+
+
+def test_vmap(net_rk4):
+    block, p, x = _setup(net_rk4, m=3)
+    xb = jax.random.normal(jax.random.key(3), (4, 3, 2))
+    one = jnp.stack([block(p, xi) for xi in xb])
+    np.testing.assert_array_equal(jax.jit(jax.vmap(lambda xi: block(p, xi)))(xb), one)  # folded into the samples
+    pb = jax.vmap(block.init)(jax.random.split(jax.random.key(4), 3))  # batched parameters: one call each
+    want = jnp.stack([block(jax.tree.map(lambda a, i=i: a[i], pb), x) for i in range(3)])
+    np.testing.assert_array_equal(jax.vmap(lambda q: block(q, x))(pb), want)
+    # per-example gradients (vmap of grad) and the gradient of a vmapped loss (grad of vmap)
+    per = jax.vmap(jax.grad(lambda q, xi: block(q, xi[None]).sum()), in_axes=(None, 0))(p, x)
+    for i in range(3):
+        np.testing.assert_array_equal(per["K"][i], jax.grad(lambda q, i=i: block(q, x[i : i + 1]).sum())(p)["K"])
+    total = jax.grad(lambda q: jax.vmap(lambda xi: block(q, xi))(xb).sum())(p)
+    folded = jax.grad(lambda q: block(q, xb.reshape(-1, 2)).sum())(p)
+    np.testing.assert_allclose(total["K"], folded["K"], rtol=1e-13, atol=1e-14)
+
+
+def test_float32_without_x64(net_rk4):
+    block, p64, x64 = _setup(net_rk4)
+    y64 = np.asarray(block(p64, x64))
+    g64 = jax.grad(lambda q: block(q, x64).sum())(p64)
+    with enable_x64(False):
+        p = {k: jnp.asarray(np.asarray(v, np.float32)) for k, v in p64.items()}
+        x = jnp.asarray(np.asarray(x64, np.float32))
+        y = block(p, x)
+        g = jax.jit(jax.grad(lambda q: block(q, x).sum()))(p)
+        assert y.dtype == jnp.float32 and g["K"].dtype == jnp.float32 and block.init(jax.random.key(0))["K"].dtype
+    np.testing.assert_allclose(np.asarray(y), y64, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(g["K"]), g64["K"], rtol=1e-4, atol=1e-5)
+
+
+def test_solve_failure_raises(net_gauss2):
+    block, p, x = _setup(net_gauss2, step=50.0)
+    p["K"] = jnp.array([[[40.0, -90.0], [90.0, 40.0]]] * 2)
+    x = jnp.full((2, 2), 3.0)
+    with pytest.raises(Exception, match="did not converge") as info:
+        jax.jit(jax.grad(lambda q: block(q, x).sum()))(p)
+    assert info.type is SolveFailure or "SolveFailure" in str(info.value) or "converge" in str(info.value)
+
+
+def test_shapes_checked(net_rk4):
+    block, p, x = _setup(net_rk4)
+    with pytest.raises(ValueError, match="expected"):
+        rj.rk_block(block.spec, x, p["K"][:1], p["beta"], p["h"])
+    assert block(p, x.reshape(3, 1, 2)).shape == (3, 1, 2)
+    assert hash(block) == hash(rj.RKBlock(net_rk4, 2, 2)) and block == rj.RKBlock(net_rk4, 2, 2)
+
+
+@pytest.mark.slow  # a subprocess that imports torch or jax and trains: 30-60 s
+def test_example_jax_digits():
+    """The example at its smallest, with a golden module as the user's tableau (its kernels are the test session's)."""
+    root = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, str(root / "examples" / "jax_digits.py"), "--quick", "--compare", "",
+           "--tableau", str(root / "generated" / "kutta3_net.py")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=root)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = {line[:22].strip(): line[22:].split() for line in out.stdout.splitlines()[2:]}
+    assert set(rows) == {"RK kutta3_net", "MLP"}
+    assert int(rows["RK kutta3_net"][0]) == int(rows["MLP"][0]) == 64 * 65 + 3 * 64 * 65 + 10 * 65
+    assert float(rows["RK kutta3_net"][2]) > 0.5  # one epoch on 300 images: far above chance (0.1)
+
+
+def test_agrees_with_rkgen_trainer(net_rk4):
+    """Five full-batch gradient steps of rkgen's trainer (odenet: K, beta, h and the classifier learned) and of
+    jax.grad with the same update, from the same initial parameters, agree to rounding."""
+    from rkgen.train import train
+
+    kw = dict(tableau="rk4", model="odenet", dataset="spiral", samples=40, layers=3, loss="cross-entropy",
+              optimizer="gd", lr=0.5, out=False, plots=False, progress=False)
+    start = train(network=net_rk4, iterations=0, **kw)
+    end = train(network=net_rk4, iterations=5, **kw)
+    x, c = jnp.asarray(start.dataset.x_train), jnp.asarray(start.dataset.c_train)
+    block = rj.RKBlock(net_rk4, x.shape[1], 3)
+
+    def loss(p):
+        z = block(p, x) @ p["W"].T + p["mu"]
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(z), c[:, None], axis=1))
+
+    step = jax.jit(lambda p: jax.tree.map(lambda a, g: a - 0.5 * g, p, jax.grad(loss)(p)))
+    p = {k: jnp.asarray(start.params[k]) for k in ("K", "beta", "h", "W", "mu")}
+    for _ in range(5):
+        p = step(p)
+    for key in p:
+        np.testing.assert_allclose(p[key], end.params[key], rtol=1e-12, atol=1e-13)
