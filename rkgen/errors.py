@@ -11,6 +11,13 @@ class RkgenError(Exception):
     """
 
 
+class SolveFailure(RkgenError):
+    """An implicit stage solve did not converge: the network's output, and so any gradient, would not be exact.
+
+    The trainer, the torch and JAX layers and prediction raise this one class (a line for a person, as every
+    RkgenError), never a result computed from unconverged stages."""
+
+
 def count(n: int, word: str, many: str | None = None) -> str:
     """``n`` things in a message, singular or plural: '1 column', '2 columns', '2 entries'.
 

@@ -15,15 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import RkgenError
+from .errors import RkgenError, SolveFailure
 
 PARAMS = ("shared", "stage", "continuous")
 FIELDS = ("resnet", "stable")
 ACTIVATIONS = ("tanh", "relu", "softplus", "sigmoid")
-
-
-class SolveFailure(RkgenError):
-    """An implicit stage solve did not converge: the block's output, and so any gradient, would be wrong."""
 
 
 def network(tableau):

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rkgen.errors import RkgenError
+from rkgen.errors import RkgenError, SolveFailure
 from rkgen.train import losses
 
 KINDS = ("rk", "odenet", "odenet-simplex", "net")
@@ -45,10 +45,6 @@ AUGMENTS = ("zeros", "random")
 REDUCTIONS = ("mean", "sum")
 #: initialisation schemes (Model.init_params)
 INITS = ("uniform", "normal", "normal-bias")
-
-
-class SolveFailure(Exception):
-    """An implicit stage solve did not converge; the gradient would not be exact."""
 
 
 def _load(spec):

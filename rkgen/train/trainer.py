@@ -676,8 +676,8 @@ def _run(cfg, model, dataset, flat, state, opt_arrays, run_dir, shuffle_rng, int
         finally:
             bar.close()
 
+    seconds = seconds0 if early is not None else elapsed()  # the loop's time; a run stopped before it books none
     checkpoint(u)
-    seconds = elapsed()
     if writer is not None:
         writer.close()
     result = _result(status, message, seconds, compile_seconds, compiled)
