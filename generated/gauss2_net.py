@@ -65,7 +65,7 @@ from numba import njit, prange
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_673956cfbbc72b16"
+MODULE_KEY = "rkgen_net_12bfa9733ddd6a65"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -933,9 +933,9 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
     Returns (failed stage solves, most Newton iterations)."""
     m, d = y0.shape
     N = h.shape[0]
-    y = np.empty((d, bs))
-    Z = np.empty((d, bs))
-    F = np.zeros((STAGES, d, bs))  # the stable field only (the resnet field uses S)
+    y = np.empty((d, bs), y0.dtype)  # work arrays in the network's dtype (float32 or float64)
+    Z = np.empty((d, bs), y0.dtype)
+    F = np.zeros((STAGES, d, bs), y0.dtype)  # the stable field only (the resnet field uses S)
     ws = _workspace(d)
     failures = 0
     most = 0
@@ -973,12 +973,13 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
     """Backward pass over the sample blocks lo..hi-1; adds into dK, dbeta (by parameter row), dh, writes dy0."""
     m, d = p.shape
     N = h.shape[0]
-    P = np.empty((d, bs))
-    G = np.empty((d, bs))
-    U = np.empty((d, bs))
-    D = np.zeros((STAGES, d, bs))
-    eta = np.zeros((STAGES, d, bs))
-    mu = np.zeros((STAGES, d, bs))
+    t = p.dtype  # work arrays in the network's dtype; dK, dbeta and dh are float64 sums (api.backward)
+    P = np.empty((d, bs), t)
+    G = np.empty((d, bs), t)
+    U = np.empty((d, bs), t)
+    D = np.zeros((STAGES, d, bs), t)
+    eta = np.zeros((STAGES, d, bs), t)
+    mu = np.zeros((STAGES, d, bs), t)
     ws = _workspace(d)
     for blk in range(lo, hi):
         col0 = blk * bs
@@ -1151,17 +1152,17 @@ def _refs(pool, i):
 _FREE_REFS = _refs([np.empty(1)], 0)
 
 
-def _tape_arrays(shape):
-    """Two float64 arrays of this shape (stage values Y, activations S), from a free pooled base array
-    when one of the right size exists."""
+def _tape_arrays(shape, dtype=np.float64):
+    """Two arrays of this shape and dtype (stage values Y, activations S), from a free pooled base array
+    when one of the right size and dtype exists."""
     n = 2 * math.prod(shape)
     for i in range(len(_POOL)):
-        if _POOL[i].size == n and _refs(_POOL, i) == _FREE_REFS:
+        if _POOL[i].size == n and _POOL[i].dtype == dtype and _refs(_POOL, i) == _FREE_REFS:
             base = _POOL.pop(i)
             break
     else:
-        base = np.empty(n)
-    if 8 * n <= POOL_BYTES:
+        base = np.empty(n, dtype)
+    if base.nbytes <= POOL_BYTES:
         if len(_POOL) >= POOL_BUFFERS:  # make room: drop the oldest free array, if any
             for i in range(len(_POOL)):
                 if _refs(_POOL, i) == _FREE_REFS:
@@ -1321,25 +1322,26 @@ def _kernel_parameters(K, beta, h, d, params, nodes):
     nodes = np.ascontiguousarray(nodes, dtype=np.float64)
     if nodes.shape != (M + 1,) or not np.all(np.isfinite(nodes)) or not np.all(np.diff(nodes) > 0):
         raise ValueError(f"nodes must be {M + 1} increasing finite times, got shape {nodes.shape}")
-    cont = _Continuous(nodes, h.copy())
-    Ks = np.ascontiguousarray(cont.stage_values(K).reshape(N * STAGES, d, d))
-    bs = np.ascontiguousarray(cont.stage_values(beta).reshape(N * STAGES, d))
+    cont = _Continuous(nodes, h.astype(np.float64))  # times and weights in float64, whatever the network's dtype
+    Ks = np.ascontiguousarray(cont.stage_values(K).reshape(N * STAGES, d, d), dtype=K.dtype)  # rounded once
+    bs = np.ascontiguousarray(cont.stage_values(beta).reshape(N * STAGES, d), dtype=beta.dtype)
     return N, Ks, bs, _stage_rows(N, "stage"), cont
 
 
 def _caller_gradients(dK, dbeta, dh, tape):
-    """The kernels' row gradients in the layout the caller gave to forward."""
+    """The kernels' row gradients (float64 sums) in the layout the caller gave to forward, in the network's dtype:
+    rounded once, at the end."""
     N, d = dh.shape[0], dbeta.shape[-1]
-    if tape.params == "shared":
-        return dK, dbeta, dh
-    dK = dK.reshape(N, STAGES, d, d)
-    dbeta = dbeta.reshape(N, STAGES, d)
-    if tape.params == "stage":
-        return dK, dbeta, dh
-    cont = tape.continuous
-    gK, tK = cont.nodal_gradient(dK, tape.nodal[0])
-    gb, tb = cont.nodal_gradient(dbeta, tape.nodal[1])
-    return gK, gb, dh + cont.step_gradient(tK + tb)
+    dtype = tape.y0.dtype
+    if tape.params != "shared":
+        dK = dK.reshape(N, STAGES, d, d)
+        dbeta = dbeta.reshape(N, STAGES, d)
+    if tape.params == "continuous":
+        cont = tape.continuous
+        dK, tK = cont.nodal_gradient(dK, tape.nodal[0].astype(np.float64))
+        dbeta, tb = cont.nodal_gradient(dbeta, tape.nodal[1].astype(np.float64))
+        dh = dh + cont.step_gradient(tK + tb)
+    return dK.astype(dtype, copy=False), dbeta.astype(dtype, copy=False), dh.astype(dtype, copy=False)
 
 
 # --- rkgen/runtime/api.py -------------------------------------------------------------------------
@@ -1351,6 +1353,19 @@ def _caller_gradients(dK, dbeta, dh, tape):
 # ``params`` is the parameter layout (:mod:`rkgen.runtime.params`): "shared" K (N, d, d), beta (N,
 # d); "stage" K (N, s, d, d), beta (N, s, d); "continuous" nodal K (N+1, d, d), beta (N+1, d) at the
 # node times ``nodes``. backward returns dK and dbeta in the layout given to forward.
+#
+# Precision: the network computes in the dtype of y0. A float32 y0 (a numpy array or array scalar of
+# dtype float32) runs it in float32: K, beta, h, nodes-interpolated parameters and p are cast to
+# float32 (so float64 parameters are rounded once, on entry), the tape holds float32, and yN, the
+# states, dy0, dK, dbeta and dh come back float32. The stage values, activations and stage products
+# are float32 (wide layers: SGEMM); the activations are evaluated in float64 and rounded once; the
+# gradients dK, dbeta, dh are summed over blocks, stages and threads in float64 and rounded once at
+# the end, so their rounding error does not grow with the batch's number of blocks. Any other y0
+# (float64, float16, integers, booleans, lists) runs in float64, as before: float16 has too few bits
+# for the stage sums to mean anything, and a caller who wants float32 says so with a float32 y0.
+# float32 runs fully implicit and diagonally implicit tableaux in float64 for now (their Newton
+# solves are float64 only): y0 and the parameters are widened, and the results rounded back to
+# float32.
 
 FIELDS = ("resnet", "stable")
 ACTIVATIONS = ("tanh", "relu", "softplus", "sigmoid")
@@ -1361,22 +1376,28 @@ Tape = namedtuple(
 )
 
 
-def _as_array(x, shape, name):
-    a = np.ascontiguousarray(x, dtype=np.float64)
+def _as_array(x, shape, name, dtype=np.float64):
+    a = np.ascontiguousarray(x, dtype=dtype)
     if a.shape != shape:
         raise ValueError(f"{name} has shape {a.shape}, expected {shape}")
     return a
 
 
+def _precision(y0):
+    """The dtype a network computes in: float32 for a float32 y0, float64 for anything else (the module docstring)."""
+    return np.dtype(np.float32) if getattr(y0, "dtype", None) == np.float32 else np.dtype(np.float64)
+
+
 def _check(y0, K, beta, h, field, activation, params):
-    y0 = np.ascontiguousarray(y0, dtype=np.float64)
+    dtype = _precision(y0)
+    y0 = np.ascontiguousarray(y0, dtype=dtype)
     if y0.ndim != 2:
         raise ValueError(f"y0 must have shape (m, d), got {y0.shape}")
     if params not in PARAMS:
         raise ValueError(f"params must be one of {PARAMS}, got {params!r}")
-    K = np.ascontiguousarray(K, dtype=np.float64)
-    beta = np.ascontiguousarray(beta, dtype=np.float64)
-    h = np.ascontiguousarray(h, dtype=np.float64)
+    K = np.ascontiguousarray(K, dtype=dtype)
+    beta = np.ascontiguousarray(beta, dtype=dtype)
+    h = np.ascontiguousarray(h, dtype=dtype)
     if h.ndim != 1:
         raise ValueError(f"h must have shape (N,), got {h.shape}")
     if field not in FIELDS:
@@ -1393,6 +1414,8 @@ def forward(
 
     keep_tape=False evaluates without keeping the stage values (no backward pass is possible then)."""
     y0, K, beta, h = _check(y0, K, beta, h, field, activation, params)
+    if y0.dtype == np.float32 and STRUCTURE != "explicit":  # the stage solves are float64 only, for now
+        return _widened_forward(y0, K, beta, h, field, activation, keep_states, keep_tape, params, nodes)
     if keep_tape:  # the tape must not change if the caller changes the parameters in place
         K, beta, h = K.copy(), beta.copy(), h.copy()
     m, d = y0.shape
@@ -1401,9 +1424,9 @@ def forward(
         raise ValueError(f"h has shape {h.shape}, expected ({N},)")
     bs, nblocks, bounds = _layout(m, d, N)
     slots = nblocks if keep_tape else (1 if bounds is None else bounds.shape[0] - 1)
-    tY, tS = _tape_arrays((slots, N, STAGES, d, bs))
-    states = np.empty((N + 1, m, d)) if keep_states else np.empty((1, 1, 1))
-    yN = np.empty((m, d))
+    tY, tS = _tape_arrays((slots, N, STAGES, d, bs), y0.dtype)
+    states = np.empty((N + 1, m, d), y0.dtype) if keep_states else np.empty((1, 1, 1), y0.dtype)
+    yN = np.empty((m, d), y0.dtype)
     f, a = FIELDS.index(field), ACTIVATIONS.index(activation)
     with _single_blas(d):
         if bounds is None:
@@ -1421,6 +1444,16 @@ def forward(
     return yN, record
 
 
+def _widened_forward(y0, K, beta, h, field, activation, keep_states, keep_tape, params, nodes):
+    """forward in float64 on float32 inputs (exactly widened), yN and the states rounded back to float32; the tape
+    remembers it (its y0 stays float32), so that backward rounds the gradients back too."""
+    wide = np.float64
+    yN, record = forward(y0.astype(wide), K.astype(wide), beta.astype(wide), h.astype(wide), field, activation,
+                         keep_states, keep_tape, params, nodes)
+    states = None if record.states is None else record.states.astype(np.float32)
+    return yN.astype(np.float32), record._replace(states=states, y0=y0)
+
+
 def backward(tape, p):
     """Exact gradient of the forward map: (dJ/dy0, dJ/dK, dJ/dbeta, dJ/dh) for p = dJ/dy_N."""
     if tape.stages is None:
@@ -1428,11 +1461,14 @@ def backward(tape, p):
     m, d = tape.y0.shape
     N = tape.h.shape[0]
     R = tape.K.shape[0]  # parameter rows: N (shared) or N s
-    p = _as_array(p, (m, d), "p")
+    dtype = tape.y0.dtype
+    p = _as_array(p, (m, d), "p", dtype)
+    if tape.h.dtype != dtype:  # a float32 call run in float64 (_widened_forward)
+        return tuple(g.astype(dtype) for g in backward(tape._replace(y0=tape.y0.astype(tape.h.dtype)), p))
     f, a = FIELDS.index(tape.field), ACTIVATIONS.index(tape.activation)
     tY, tS = tape.stages
     nblocks = tY.shape[0]
-    dy0 = np.empty((m, d))
+    dy0 = np.empty((m, d), dtype)
     threads = numba.get_num_threads()  # the tape's own blocks, split for the threads there are now
     bounds = _chunks(nblocks, _parallel(m, d, N, threads), threads)
     if bounds is None:
