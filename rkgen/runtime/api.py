@@ -8,16 +8,19 @@
 K (N, s, d, d), beta (N, s, d); "continuous" nodal K (N+1, d, d), beta (N+1, d) at the node times ``nodes``.
 backward returns dK and dbeta in the layout given to forward.
 
-Precision: the network computes in the dtype of y0. A float32 y0 (a numpy array or array scalar of dtype float32)
-runs it in float32: K, beta, h, nodes-interpolated parameters and p are cast to float32 (so float64 parameters are
-rounded once, on entry), the tape holds float32, and yN, the states, dy0, dK, dbeta and dh come back float32. The
-stage values, activations and stage products are float32 (wide layers: SGEMM); the activations are evaluated in
-float64 and rounded once; the gradients dK, dbeta, dh are summed over blocks, stages and threads in float64 and
-rounded once at the end, so their rounding error does not grow with the batch's number of blocks. Any other y0
-(float64, float16, integers, booleans, lists) runs in float64, as before: float16 has too few bits for the
-stage sums to mean anything, and a caller who wants float32 says so with a float32 y0. float32 runs fully
-implicit and diagonally implicit tableaux in float64 for now (their Newton solves are float64 only): y0 and the
-parameters are widened, and the results rounded back to float32.
+Precision (the dtype contract): the network computes in the dtype of y0.
+
+- A float32 y0 (a numpy array of dtype float32) runs it in float32: K, beta, h and p are cast to float32 (float64
+  parameters are rounded once, on entry; the continuous layout interpolates in float64 and rounds the stage sets
+  once), the tape holds float32, and yN, the states, dy0, dK, dbeta and dh come back float32. Stage values, stage
+  products (wide layers: SGEMM) and tanh (max relative error 1.7e-7) are float32; sigmoid and softplus are
+  evaluated in float64 and rounded once. The parameter gradients are summed in float64 across sample blocks,
+  stages and threads (within a block: float32 SGEMM for wide layers, float64 accumulators for narrow ones) and
+  rounded once at the end, so their error does not grow with the number of blocks.
+- Any other y0 (float64, float16, integers, booleans, lists) runs in float64, as before: float16 is too short for
+  the stage sums, and a caller who wants float32 says so with a float32 y0.
+- Implicit tableaux (diagonally and fully implicit) run a float32 call in float64 for now, their Newton solves
+  being float64 only: the inputs are widened exactly, the results rounded back to float32.
 """
 
 from collections import namedtuple
