@@ -5,6 +5,7 @@ Run from the repository root:
     python benchmarks/bench_network.py [--configs A-rk4 B ...] [--params shared stage continuous]
                                        [--rounds 5] [--repeats 7] [--no-compile]
     python benchmarks/bench_network.py --quick      # A-rk4 and B in every layout, 3 rounds, no compile times
+    python benchmarks/bench_network.py --dtype float32 [--configs D E]   # float32 side by side (explicit, shared)
 
 All implementations run side by side in one process on the same problem, in float64, and their gradients are
 checked against each other before timing.  Parameter layouts (``forward(..., params=...)``): every config in the
@@ -24,6 +25,12 @@ config's product shapes, m x d times d x d and d x d times d x m) and the cost o
 kernel, one thread), and prints the time below which no implementation of the same arithmetic can go: the flops
 of the stage products (6 d^2 m per stage and layer: K Y forward, K^T G and G Y^T backward) at the DGEMM rate,
 plus s N m d activations at the tanh cost divided by the threads; and rkgen's distance to it (``BOUND_TARGETS``).
+
+float32 (``--dtype float32``, default configs D and E): the same problems rounded to float32; rkgen (a float32
+y0 runs the module in float32), torch float32 and numpy float32 (the same hand-written backward as numpy_grad, kept in
+float32) side by side at equal thread counts, explicit tableaux in the shared layout. Their gradients are checked
+against numpy's float64 gradient of the rounded problem (``AGREE32``). The bound uses numpy's SGEMM rate and rkgen's
+tanh cost on float32 arrays; the targets are ``TARGETS32``.
 
 Every implementation and layout of a config is timed once per round (median of ``--repeats``
 calls), in alternating order over the rounds; the table gives the median over the rounds with its range, and the
@@ -69,6 +76,10 @@ TARGETS = {  # config: (competitor, minimum speed-up over it of rkgen), shared l
 BOUND_TARGETS = {"D": 1.5, "E": 1.5}  # config: rkgen's time at most this multiple of the lower bound
 VARIANTS = ("A-rk4", "B")  # configs timed in every parameter layout by default
 AGREE = 1e-10  # largest relative gradient difference accepted between implementations
+TARGETS32 = {"D": [("torch", 1.5)], "E": [("torch", 1.5)]}  # --dtype float32, at equal thread counts
+# float32 gradients against the float64 one of the same rounded problem: C sqrt(n) u with n = 2 N s (d + 4) + m
+# roundings on the longest chain (tests/test_float32.py) is 3e-5 at D; 1e-4 leaves room for the classifier's sums
+AGREE32 = 1e-4
 
 
 def with_numba_threads(fn, n):
@@ -237,6 +248,175 @@ def report_bound(config, times, bounds, threads):
               f"rkgen({n}t) {t * 1e3:.1f} ms = {t / bound:.2f}x the bound{verdict}")
 
 
+# ----------------------------------------------------------------------------------------------
+# float32 (--dtype float32): explicit tableaux, shared layout
+# ----------------------------------------------------------------------------------------------
+
+
+def problem32(config, seed=0):
+    """make_problem's problem with its arrays rounded to float32 (mu stays a Python float)."""
+    problem = baselines.make_problem(config, seed)
+    for key in ("y0", "K", "beta", "h", "W", "labels"):
+        problem[key] = problem[key].astype(np.float32)
+    return problem
+
+
+def _explicit_shared(problem):
+    A, b = problem["A"], problem["b"]
+    if not baselines.is_explicit(A) or problem.get("params", "shared") != "shared":
+        raise ValueError("the float32 baselines take explicit tableaux in the shared layout")
+    # Python floats: under numpy's promotion rules they never widen a float32 array (numpy scalars would)
+    return [[float(x) for x in row] for row in A], [float(x) for x in b], [float(x) for x in problem["h"]]
+
+
+def numpy_grad32(problem):
+    """numpy_grad's hand-written backward, every array in the problem's dtype (float32 here)."""
+    A, b, hs = _explicit_shared(problem)
+    y, K, beta, field = problem["y0"], problem["K"], problem["beta"], problem["field"]
+    s = len(b)
+    tape = []
+    for j, hj in enumerate(hs):
+        Ys, Ss, F = [], [], []
+        for i in range(s):
+            Yi = y
+            for l in range(i):
+                if A[i][l] != 0.0:
+                    Yi = Yi + (hj * A[i][l]) * F[l]
+            S = np.tanh(Yi @ K[j].T + beta[j])
+            Ys.append(Yi)
+            Ss.append(S)
+            F.append(S if field == "resnet" else -(S @ K[j]))
+        tape.append((Ys, Ss))
+        y = y + hj * sum(b[i] * F[i] for i in range(s) if b[i] != 0.0)
+    loss, p, dW, dmu = baselines._classifier(y, problem["W"], problem["mu"], problem["labels"])
+    dK, dbeta = np.zeros_like(K), np.zeros_like(beta)
+    for j in reversed(range(len(hs))):
+        hj, (Ys, Ss) = hs[j], tape[j]
+        mu = [None] * s
+        for i in reversed(range(s)):
+            xi = (hj * b[i]) * p
+            for k in range(i + 1, s):
+                if A[k][i] != 0.0:
+                    xi = xi + (hj * A[k][i]) * mu[k]
+            mu[i], dKi, dbi = baselines._np_pullback(xi, Ys[i], Ss[i], K[j], field)
+            dK[j] += dKi
+            dbeta[j] += dbi
+        p = p + sum(mu)
+    return baselines.Gradient(loss, dK, dbeta, dW, dmu)
+
+
+def torch_grad32(problem):
+    """torch_grad for explicit tableaux in the shared layout, in the problem's dtype (float32 here)."""
+    import torch
+
+    A, b, hs = _explicit_shared(problem)
+    field, s = problem["field"], len(b)
+    y = torch.from_numpy(problem["y0"])
+    K = torch.from_numpy(problem["K"]).clone().requires_grad_(True)
+    beta = torch.from_numpy(problem["beta"]).clone().requires_grad_(True)
+    W = torch.from_numpy(problem["W"]).clone().requires_grad_(True)
+    mu = torch.tensor(float(problem["mu"]), dtype=W.dtype, requires_grad=True)
+    labels = torch.from_numpy(problem["labels"])
+    for j, hj in enumerate(hs):
+        F = []
+        for i in range(s):
+            Yi = y
+            for l in range(i):
+                if A[i][l] != 0.0:
+                    Yi = Yi + (hj * A[i][l]) * F[l]
+            S = torch.tanh(Yi @ K[j].T + beta[j])
+            F.append(S if field == "resnet" else -(S @ K[j]))
+        y = y + hj * sum(b[i] * F[i] for i in range(s) if b[i] != 0.0)
+    g = torch.sigmoid(y @ W + mu)
+    loss = 0.5 * torch.sum((g - labels) ** 2)
+    loss.backward()
+    return baselines.Gradient(float(loss.detach()), K.grad.numpy(), beta.grad.numpy(), W.grad.numpy(),
+                              float(mu.grad))
+
+
+def sgemm_rate(m, d, threads, repeats=9):
+    """dgemm_rate in float32: numpy's SGEMM rate on the stage products' shapes at this thread count."""
+    rng = np.random.default_rng(0)
+    calls = max(1, int(1e8 // (2 * m * d * d)))
+    best = float("inf")
+    with threadpool_limits(limits=threads, user_api="blas"):
+        for a, c in (((m, d), (d, d)), ((d, d), (d, m))):
+            A, B = rng.normal(size=a).astype(np.float32), rng.normal(size=c).astype(np.float32)
+            out = A @ B
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                for _ in range(calls):
+                    np.matmul(A, B, out=out)
+                best = min(best, (time.perf_counter() - t0) / calls)
+    return 2.0 * m * d * d / best
+
+
+def tanh_cost32(net, repeats=7):
+    """tanh_cost on float32 arrays (rkgen's activation kernel compiled for float32)."""
+    Z = np.random.default_rng(0).normal(size=(64, 2048)).astype(np.float32)
+    S = np.empty_like(Z)
+    net._activate(Z, S, 0, 64, 2048)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(20):
+            net._activate(Z, S, 0, 64, 2048)
+        best = min(best, (time.perf_counter() - t0) / (20 * Z.size))
+    return best
+
+
+def run_float32(configs, threads, peers, rounds, repeats):
+    """--dtype float32: every config side by side in float32; returns (missed targets, disagreeing gradients)."""
+    missed, failed = [], []
+    for config in configs:
+        name = config.removesuffix("-rk4") if config[:1] in "BCDE" else config
+        problem = problem32(config)
+        wide = {k: (v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype == np.float32 else v)
+                for k, v in problem.items()}
+        net = import_path(ROOT / "generated" / f"{problem['tableau']}_net.py")
+        rkgen = baselines.contract_grad(net)
+        impls = {f"rkgen({n}t)": with_numba_threads(rkgen, n) for n in threads}
+        if "torch" in peers:
+            impls.update({f"torch({n}t)": with_torch_threads(torch_grad32, n) for n in threads})
+        impls.update({f"numpy({n}t)": with_blas_threads(numpy_grad32, n) for n in threads})
+        want = baselines.numpy_grad(wide)
+        worst = 0.0
+        for impl, fn in impls.items():
+            g = fn(problem)
+            if g.dK.dtype != np.float32:
+                failed.append(f"{name} {impl}: gradient in {g.dK.dtype}, not float32")
+            worst = max(worst, baselines.relative_difference(g, want))
+        times = {("shared", impl): [] for impl in impls}
+        keys = list(impls)
+        for r in range(rounds):
+            for impl in keys if r % 2 == 0 else reversed(keys):
+                fn = impls[impl]
+                times["shared", impl].append(baselines.time_it(lambda f=fn, p=problem: f(p), repeats))
+        report_config(name, times, {"shared": (worst, "numpy float64")}, threads)
+        if worst > AGREE32:
+            failed.append(f"{name} float32: gradients differ from float64 by {worst:.0e}")
+        for competitor, target in TARGETS32.get(name, []):
+            for n in threads:
+                other, own = f"{competitor}({n}t)", f"rkgen({n}t)"
+                if ("shared", other) not in times:
+                    continue
+                ratio = statistics.median(times["shared", other]) / statistics.median(times["shared", own])
+                ok = ratio >= target
+                print(f"        target {own} >= {target}x {other} (float32): {ratio:.2f}x {'met' if ok else 'missed'}")
+                if not ok:
+                    missed.append(f"{name} float32 {own} vs {other}: {ratio:.2f}x < {target}x")
+        d, N, m, _, tableau = baselines.CONFIGS[name]
+        s = baselines.TABLEAUX[tableau][1].shape[0]
+        tanh = tanh_cost32(net)
+        for n in threads:
+            rate = sgemm_rate(m, d, n)
+            bound = 6.0 * d * d * m * s * N / rate + s * N * m * d * tanh / n
+            t = statistics.median(times["shared", f"rkgen({n}t)"])
+            print(f"        bound {n}t: SGEMM {rate / 1e9:.1f} GFLOP/s, tanh {tanh * 1e9:.2f} ns -> "
+                  f"{bound * 1e3:.1f} ms; rkgen({n}t) {t * 1e3:.1f} ms = {t / bound:.2f}x the bound")
+    return missed, failed
+
+
 COLD = """
 import time, sys
 t0 = time.perf_counter()
@@ -276,8 +456,13 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, help="calls per timing, median taken (default 7, --quick 3)")
     parser.add_argument("--no-compile", action="store_true", help="skip the compile-time measurements")
     parser.add_argument("--quick", action="store_true", help="A-rk4 and B, 3 rounds of 3, no compile times")
+    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                        help="float32: rkgen, torch and numpy in float32 side by side (default configs D E; "
+                        "explicit tableaux, shared layout), no compile times")
     args = parser.parse_args(argv)
     configs = args.configs or (list(VARIANTS) if args.quick else list(baselines.CONFIGS))
+    if args.dtype == "float32" and not args.configs:
+        configs = ["D", "E"]
     rounds = args.rounds or (3 if args.quick else 5)
     repeats = args.repeats or (3 if args.quick else 7)
 
@@ -302,6 +487,12 @@ def main(argv=None) -> int:
           f"rkgen({threads[0]}t)")
     print(f"per cell: median over {rounds} alternating rounds (range), each round the median of {repeats} calls")
 
+    if args.dtype == "float32":
+        missed, failed = run_float32(configs, threads, peers, rounds, repeats)
+        print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print("float32 targets missed (on this machine, this run): " + ("; ".join(missed) if missed else "none"))
+        print("gradients that disagree: " + ("; ".join(failed) if failed else "none"))
+        return 1 if failed else 0
     failed, missed = [], []
     for config in configs:
         name = config.removesuffix("-rk4") if config[:1] in "BCDE" else config

@@ -33,7 +33,9 @@ Contract (the same for every module rkgen writes):
                        params="shared", nodes=None)
     dy0, dK, dbeta, dh = backward(tape, p)
 
-y0 (m, d), h (N,) and p = dJ/dy_N (m, d), float64. The parameter layout `params`: "shared"
+y0 (m, d), h (N,) and p = dJ/dy_N (m, d), float64; a float32 y0 runs the network in float32 (the
+other inputs rounded to float32, every result float32; gradients exact to float32 rounding;
+implicit tableaux compute in float64 and round back). The parameter layout `params`: "shared"
 K (N, d, d), beta (N, d), one set per layer; "stage" K (N, s, d, d), beta (N, s, d), one set per
 stage; "continuous" K (N+1, d, d), beta (N+1, d), nodal values at the times `nodes` (default: the
 layer boundaries), linear in t and read at the stage times t_j + c_i h_j. backward returns dK and
@@ -67,7 +69,7 @@ from numba import njit, prange
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_e2503bb43eede091"
+MODULE_KEY = "rkgen_net_079c95b996c48e18"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -326,15 +328,65 @@ def _fm_tanh_nonneg(a):
     return -u / (2.0 + u)
 
 
+# ------------------------------------------------------------------------------------------------
+# float32 tanh (a float32 network's activation): the same formula in float32 arithmetic, so that a
+# loop over float32 arrays runs 8 lanes wide on AVX2 instead of 4 lanes of float64 with conversions.
+#   expm1(r), |r| <= ln2/2: r + r^2 (1/2 + r Q(r)), Q the Taylor polynomial to r^4/5040 (truncation
+#     < 1.5e-8 relative, a quarter of float32's unit roundoff); k = rint(x/ln2) by 1.5*2**23;
+#     LN2_HI has 15 significant bits, so k*LN2_HI is exact for |k| < 512 (here k >= -29).
+#   tanh(a) = -u/(2 + u), u = expm1(-2 min(a, 10)): tanh(10) rounds to 1 in float32.
+#   2**k from the bits of k + 1.5*2**23, as in float64 with a 23-bit mantissa and bias 127.
+# Every constant is a float32 scalar: a float64 literal would widen the whole expression.
+# Measured against float64 tanh, 10^6 log-uniform |x| in [1e-30, 20] and
+# uniform [-10, 10]: max relative error 1.7e-7 (about 1.5 ulp; the float64 path, rounded, 0.5 ulp).
+# ------------------------------------------------------------------------------------------------
+_FM32_SHIFT = np.float32(12582912.0)  # 1.5 * 2**23
+_FM32_INV_LN2 = np.float32(1.4426950408889634)
+_FM32_LN2_HI = np.float32(0.693145751953125)  # 15 significant bits
+_FM32_LN2_LO = np.float32(1.4286068202862268e-06)  # ln2 - LN2_HI
+_FM32_HALF = np.float32(0.5)
+_FM32_ONE = np.float32(1.0)
+_FM32_TWO = np.float32(2.0)
+_FM32_TEN = np.float32(10.0)
+_FM32_E3 = np.float32(1 / 6)
+_FM32_E4 = np.float32(1 / 24)
+_FM32_E5 = np.float32(1 / 120)
+_FM32_E6 = np.float32(1 / 720)
+_FM32_E7 = np.float32(1 / 5040)
+
+
+@njit(cache=True, error_model='numpy', fastmath=_FM_CONTRACT)
+def _fm32_tanh_nonneg(a):
+    """tanh(a) in float32 for a float32 a >= 0 (or +inf, NaN)."""
+    ac = _FM32_TEN if a > _FM32_TEN else a
+    x = -(ac + ac)
+    kf = (x * _FM32_INV_LN2 + _FM32_SHIFT) - _FM32_SHIFT
+    r = (x - kf * _FM32_LN2_HI) - kf * _FM32_LN2_LO
+    r2 = r * r
+    q = (_FM32_E3 + r * _FM32_E4) + r2 * ((_FM32_E5 + r * _FM32_E6) + r2 * _FM32_E7)
+    h = r2 * (_FM32_HALF + r * q)
+    sc = np.int32((np.float32(kf + _FM32_SHIFT).view(np.int32) + 127) << 23).view(np.float32)
+    u = sc * (r + h) + (sc - _FM32_ONE)
+    return -u / (_FM32_TWO + u)
+
+
 # The public functions are thin wrappers that numba inlines into the caller. The wrappers call the
 # helpers above, and LLVM inlines each of those (they are small, single-block functions). A loop
 # over an array then vectorises. If LLVM had to inline one big function instead, it might not.
 # Both arms of every select are computed unconditionally.
 
-@njit(cache=True, error_model='numpy', inline='always')
 def _tanh(x):
-    """tanh(x); max relative error 4.0e-16 (about 2 ulp)."""
+    """tanh(x); max relative error 4.0e-16 (about 2 ulp). Compiled code takes the float32 formula for a float32 x
+    (1.7e-7, about 1.5 float32 ulp) and the float64 one for anything else (:func:`_tanh_typed`)."""
     return math.copysign(_fm_tanh_nonneg(abs(x)), x)
+
+
+@numba.extending.overload(_tanh, inline='always')  # numba.extending comes with numba
+def _tanh_typed(x):
+    """_tanh in compiled code: chosen by the type of x when a caller is compiled."""
+    if getattr(x, 'bitwidth', 64) == 32:
+        return lambda x: math.copysign(_fm32_tanh_nonneg(abs(x)), x)
+    return lambda x: math.copysign(_fm_tanh_nonneg(abs(x)), x)
 
 
 @njit(cache=True, error_model='numpy', inline='always')
@@ -749,9 +801,9 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
     Returns (failed stage solves, most Newton iterations)."""
     m, d = y0.shape
     N = h.shape[0]
-    y = np.empty((d, bs))
-    Z = np.empty((d, bs))
-    F = np.zeros((STAGES, d, bs))  # the stable field only (the resnet field uses S)
+    y = np.empty((d, bs), y0.dtype)  # work arrays in the network's dtype (float32 or float64)
+    Z = np.empty((d, bs), y0.dtype)
+    F = np.zeros((STAGES, d, bs), y0.dtype)  # the stable field only (the resnet field uses S)
     ws = _workspace(d)
     failures = 0
     most = 0
@@ -789,12 +841,13 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
     """Backward pass over the sample blocks lo..hi-1; adds into dK, dbeta (by parameter row), dh, writes dy0."""
     m, d = p.shape
     N = h.shape[0]
-    P = np.empty((d, bs))
-    G = np.empty((d, bs))
-    U = np.empty((d, bs))
-    D = np.zeros((STAGES, d, bs))
-    eta = np.zeros((STAGES, d, bs))
-    mu = np.zeros((STAGES, d, bs))
+    t = p.dtype  # work arrays in the network's dtype; dK, dbeta and dh are float64 sums (api.backward)
+    P = np.empty((d, bs), t)
+    G = np.empty((d, bs), t)
+    U = np.empty((d, bs), t)
+    D = np.zeros((STAGES, d, bs), t)
+    eta = np.zeros((STAGES, d, bs), t)
+    mu = np.zeros((STAGES, d, bs), t)
     ws = _workspace(d)
     for blk in range(lo, hi):
         col0 = blk * bs
@@ -967,17 +1020,17 @@ def _refs(pool, i):
 _FREE_REFS = _refs([np.empty(1)], 0)
 
 
-def _tape_arrays(shape):
-    """Two float64 arrays of this shape (stage values Y, activations S), from a free pooled base array
-    when one of the right size exists."""
+def _tape_arrays(shape, dtype=np.float64):
+    """Two arrays of this shape and dtype (stage values Y, activations S), from a free pooled base array
+    when one of the right size and dtype exists."""
     n = 2 * math.prod(shape)
     for i in range(len(_POOL)):
-        if _POOL[i].size == n and _refs(_POOL, i) == _FREE_REFS:
+        if _POOL[i].size == n and _POOL[i].dtype == dtype and _refs(_POOL, i) == _FREE_REFS:
             base = _POOL.pop(i)
             break
     else:
-        base = np.empty(n)
-    if 8 * n <= POOL_BYTES:
+        base = np.empty(n, dtype)
+    if base.nbytes <= POOL_BYTES:
         if len(_POOL) >= POOL_BUFFERS:  # make room: drop the oldest free array, if any
             for i in range(len(_POOL)):
                 if _refs(_POOL, i) == _FREE_REFS:
@@ -1137,25 +1190,26 @@ def _kernel_parameters(K, beta, h, d, params, nodes):
     nodes = np.ascontiguousarray(nodes, dtype=np.float64)
     if nodes.shape != (M + 1,) or not np.all(np.isfinite(nodes)) or not np.all(np.diff(nodes) > 0):
         raise ValueError(f"nodes must be {M + 1} increasing finite times, got shape {nodes.shape}")
-    cont = _Continuous(nodes, h.copy())
-    Ks = np.ascontiguousarray(cont.stage_values(K).reshape(N * STAGES, d, d))
-    bs = np.ascontiguousarray(cont.stage_values(beta).reshape(N * STAGES, d))
+    cont = _Continuous(nodes, h.astype(np.float64))  # times and weights in float64, whatever the network's dtype
+    Ks = np.ascontiguousarray(cont.stage_values(K).reshape(N * STAGES, d, d), dtype=K.dtype)  # rounded once
+    bs = np.ascontiguousarray(cont.stage_values(beta).reshape(N * STAGES, d), dtype=beta.dtype)
     return N, Ks, bs, _stage_rows(N, "stage"), cont
 
 
 def _caller_gradients(dK, dbeta, dh, tape):
-    """The kernels' row gradients in the layout the caller gave to forward."""
+    """The kernels' row gradients (float64 sums) in the layout the caller gave to forward, in the network's dtype:
+    rounded once, at the end."""
     N, d = dh.shape[0], dbeta.shape[-1]
-    if tape.params == "shared":
-        return dK, dbeta, dh
-    dK = dK.reshape(N, STAGES, d, d)
-    dbeta = dbeta.reshape(N, STAGES, d)
-    if tape.params == "stage":
-        return dK, dbeta, dh
-    cont = tape.continuous
-    gK, tK = cont.nodal_gradient(dK, tape.nodal[0])
-    gb, tb = cont.nodal_gradient(dbeta, tape.nodal[1])
-    return gK, gb, dh + cont.step_gradient(tK + tb)
+    dtype = tape.y0.dtype
+    if tape.params != "shared":
+        dK = dK.reshape(N, STAGES, d, d)
+        dbeta = dbeta.reshape(N, STAGES, d)
+    if tape.params == "continuous":
+        cont = tape.continuous
+        dK, tK = cont.nodal_gradient(dK, tape.nodal[0].astype(np.float64))
+        dbeta, tb = cont.nodal_gradient(dbeta, tape.nodal[1].astype(np.float64))
+        dh = dh + cont.step_gradient(tK + tb)
+    return dK.astype(dtype, copy=False), dbeta.astype(dtype, copy=False), dh.astype(dtype, copy=False)
 
 
 # --- rkgen/runtime/api.py -------------------------------------------------------------------------
@@ -1167,6 +1221,21 @@ def _caller_gradients(dK, dbeta, dh, tape):
 # ``params`` is the parameter layout (:mod:`rkgen.runtime.params`): "shared" K (N, d, d), beta (N,
 # d); "stage" K (N, s, d, d), beta (N, s, d); "continuous" nodal K (N+1, d, d), beta (N+1, d) at the
 # node times ``nodes``. backward returns dK and dbeta in the layout given to forward.
+#
+# Precision (the dtype contract): the network computes in the dtype of y0.
+#
+# - A float32 y0 (a numpy array of dtype float32) runs it in float32: K, beta, h and p are cast to
+# float32 (float64 parameters are rounded once, on entry; the continuous layout interpolates in
+# float64 and rounds the stage sets once), the tape holds float32, and yN, the states, dy0, dK,
+# dbeta and dh come back float32. Stage values, stage products (wide layers: SGEMM) and tanh (max
+# relative error 1.7e-7) are float32; sigmoid and softplus are evaluated in float64 and rounded
+# once. The parameter gradients are summed in float64 across sample blocks, stages and threads
+# (within a block: float32 SGEMM for wide layers, float64 accumulators for narrow ones) and rounded
+# once at the end, so their error does not grow with the number of blocks. - Any other y0 (float64,
+# float16, integers, booleans, lists) runs in float64, as before: float16 is too short for the stage
+# sums, and a caller who wants float32 says so with a float32 y0. - Implicit tableaux (diagonally
+# and fully implicit) run a float32 call in float64 for now, their Newton solves being float64 only:
+# the inputs are widened exactly, the results rounded back to float32.
 
 FIELDS = ("resnet", "stable")
 ACTIVATIONS = ("tanh", "relu", "softplus", "sigmoid")
@@ -1177,22 +1246,28 @@ Tape = namedtuple(
 )
 
 
-def _as_array(x, shape, name):
-    a = np.ascontiguousarray(x, dtype=np.float64)
+def _as_array(x, shape, name, dtype=np.float64):
+    a = np.ascontiguousarray(x, dtype=dtype)
     if a.shape != shape:
         raise ValueError(f"{name} has shape {a.shape}, expected {shape}")
     return a
 
 
+def _precision(y0):
+    """The dtype a network computes in: float32 for a float32 y0, float64 for anything else (the module docstring)."""
+    return np.dtype(np.float32) if getattr(y0, "dtype", None) == np.float32 else np.dtype(np.float64)
+
+
 def _check(y0, K, beta, h, field, activation, params):
-    y0 = np.ascontiguousarray(y0, dtype=np.float64)
+    dtype = _precision(y0)
+    y0 = np.ascontiguousarray(y0, dtype=dtype)
     if y0.ndim != 2:
         raise ValueError(f"y0 must have shape (m, d), got {y0.shape}")
     if params not in PARAMS:
         raise ValueError(f"params must be one of {PARAMS}, got {params!r}")
-    K = np.ascontiguousarray(K, dtype=np.float64)
-    beta = np.ascontiguousarray(beta, dtype=np.float64)
-    h = np.ascontiguousarray(h, dtype=np.float64)
+    K = np.ascontiguousarray(K, dtype=dtype)
+    beta = np.ascontiguousarray(beta, dtype=dtype)
+    h = np.ascontiguousarray(h, dtype=dtype)
     if h.ndim != 1:
         raise ValueError(f"h must have shape (N,), got {h.shape}")
     if field not in FIELDS:
@@ -1209,6 +1284,8 @@ def forward(
 
     keep_tape=False evaluates without keeping the stage values (no backward pass is possible then)."""
     y0, K, beta, h = _check(y0, K, beta, h, field, activation, params)
+    if y0.dtype == np.float32 and STRUCTURE != "explicit":  # the stage solves are float64 only, for now
+        return _widened_forward(y0, K, beta, h, field, activation, keep_states, keep_tape, params, nodes)
     if keep_tape:  # the tape must not change if the caller changes the parameters in place
         K, beta, h = K.copy(), beta.copy(), h.copy()
     m, d = y0.shape
@@ -1217,9 +1294,9 @@ def forward(
         raise ValueError(f"h has shape {h.shape}, expected ({N},)")
     bs, nblocks, bounds = _layout(m, d, N)
     slots = nblocks if keep_tape else (1 if bounds is None else bounds.shape[0] - 1)
-    tY, tS = _tape_arrays((slots, N, STAGES, d, bs))
-    states = np.empty((N + 1, m, d)) if keep_states else np.empty((1, 1, 1))
-    yN = np.empty((m, d))
+    tY, tS = _tape_arrays((slots, N, STAGES, d, bs), y0.dtype)
+    states = np.empty((N + 1, m, d), y0.dtype) if keep_states else np.empty((1, 1, 1), y0.dtype)
+    yN = np.empty((m, d), y0.dtype)
     f, a = FIELDS.index(field), ACTIVATIONS.index(activation)
     with _single_blas(d):
         if bounds is None:
@@ -1237,6 +1314,16 @@ def forward(
     return yN, record
 
 
+def _widened_forward(y0, K, beta, h, field, activation, keep_states, keep_tape, params, nodes):
+    """forward in float64 on float32 inputs (exactly widened), yN and the states rounded back to float32; the tape
+    remembers it (its y0 stays float32), so that backward rounds the gradients back too."""
+    wide = np.float64
+    yN, record = forward(y0.astype(wide), K.astype(wide), beta.astype(wide), h.astype(wide), field, activation,
+                         keep_states, keep_tape, params, nodes)
+    states = None if record.states is None else record.states.astype(np.float32)
+    return yN.astype(np.float32), record._replace(states=states, y0=y0)
+
+
 def backward(tape, p):
     """Exact gradient of the forward map: (dJ/dy0, dJ/dK, dJ/dbeta, dJ/dh) for p = dJ/dy_N."""
     if tape.stages is None:
@@ -1244,11 +1331,14 @@ def backward(tape, p):
     m, d = tape.y0.shape
     N = tape.h.shape[0]
     R = tape.K.shape[0]  # parameter rows: N (shared) or N s
-    p = _as_array(p, (m, d), "p")
+    dtype = tape.y0.dtype
+    p = _as_array(p, (m, d), "p", dtype)
+    if tape.h.dtype != dtype:  # a float32 call run in float64 (_widened_forward)
+        return tuple(g.astype(dtype) for g in backward(tape._replace(y0=tape.y0.astype(tape.h.dtype)), p))
     f, a = FIELDS.index(tape.field), ACTIVATIONS.index(tape.activation)
     tY, tS = tape.stages
     nblocks = tY.shape[0]
-    dy0 = np.empty((m, d))
+    dy0 = np.empty((m, d), dtype)
     threads = numba.get_num_threads()  # the tape's own blocks, split for the threads there are now
     bounds = _chunks(nblocks, _parallel(m, d, N, threads), threads)
     if bounds is None:

@@ -45,9 +45,9 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
     Returns (failed stage solves, most Newton iterations)."""
     m, d = y0.shape
     N = h.shape[0]
-    y = np.empty((d, bs))
-    Z = np.empty((d, bs))
-    F = np.zeros((STAGES, d, bs))  # the stable field only (the resnet field uses S)
+    y = np.empty((d, bs), y0.dtype)  # work arrays in the network's dtype (float32 or float64)
+    Z = np.empty((d, bs), y0.dtype)
+    F = np.zeros((STAGES, d, bs), y0.dtype)  # the stable field only (the resnet field uses S)
     ws = _workspace(d)
     failures = 0
     most = 0
@@ -85,12 +85,13 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
     """Backward pass over the sample blocks lo..hi-1; adds into dK, dbeta (by parameter row), dh, writes dy0."""
     m, d = p.shape
     N = h.shape[0]
-    P = np.empty((d, bs))
-    G = np.empty((d, bs))
-    U = np.empty((d, bs))
-    D = np.zeros((STAGES, d, bs))
-    eta = np.zeros((STAGES, d, bs))
-    mu = np.zeros((STAGES, d, bs))
+    t = p.dtype  # work arrays in the network's dtype; dK, dbeta and dh are float64 sums (api.backward)
+    P = np.empty((d, bs), t)
+    G = np.empty((d, bs), t)
+    U = np.empty((d, bs), t)
+    D = np.zeros((STAGES, d, bs), t)
+    eta = np.zeros((STAGES, d, bs), t)
+    mu = np.zeros((STAGES, d, bs), t)
     ws = _workspace(d)
     for blk in range(lo, hi):
         col0 = blk * bs

@@ -2,6 +2,7 @@
 
 import math
 
+import numba
 import numpy as np
 from numba import njit
 
@@ -175,15 +176,65 @@ def _fm_tanh_nonneg(a):
     return -u / (2.0 + u)
 
 
+# ------------------------------------------------------------------------------------------------
+# float32 tanh (a float32 network's activation): the same formula in float32 arithmetic, so that a
+# loop over float32 arrays runs 8 lanes wide on AVX2 instead of 4 lanes of float64 with conversions.
+#   expm1(r), |r| <= ln2/2: r + r^2 (1/2 + r Q(r)), Q the Taylor polynomial to r^4/5040 (truncation
+#     < 1.5e-8 relative, a quarter of float32's unit roundoff); k = rint(x/ln2) by 1.5*2**23;
+#     LN2_HI has 15 significant bits, so k*LN2_HI is exact for |k| < 512 (here k >= -29).
+#   tanh(a) = -u/(2 + u), u = expm1(-2 min(a, 10)): tanh(10) rounds to 1 in float32.
+#   2**k from the bits of k + 1.5*2**23, as in float64 with a 23-bit mantissa and bias 127.
+# Every constant is a float32 scalar: a float64 literal would widen the whole expression.
+# Measured against float64 tanh, 10^6 log-uniform |x| in [1e-30, 20] and
+# uniform [-10, 10]: max relative error 1.7e-7 (about 1.5 ulp; the float64 path, rounded, 0.5 ulp).
+# ------------------------------------------------------------------------------------------------
+_FM32_SHIFT = np.float32(12582912.0)  # 1.5 * 2**23
+_FM32_INV_LN2 = np.float32(1.4426950408889634)
+_FM32_LN2_HI = np.float32(0.693145751953125)  # 15 significant bits
+_FM32_LN2_LO = np.float32(1.4286068202862268e-06)  # ln2 - LN2_HI
+_FM32_HALF = np.float32(0.5)
+_FM32_ONE = np.float32(1.0)
+_FM32_TWO = np.float32(2.0)
+_FM32_TEN = np.float32(10.0)
+_FM32_E3 = np.float32(1 / 6)
+_FM32_E4 = np.float32(1 / 24)
+_FM32_E5 = np.float32(1 / 120)
+_FM32_E6 = np.float32(1 / 720)
+_FM32_E7 = np.float32(1 / 5040)
+
+
+@njit(cache=True, error_model='numpy', fastmath=_FM_CONTRACT)
+def _fm32_tanh_nonneg(a):
+    """tanh(a) in float32 for a float32 a >= 0 (or +inf, NaN)."""
+    ac = _FM32_TEN if a > _FM32_TEN else a
+    x = -(ac + ac)
+    kf = (x * _FM32_INV_LN2 + _FM32_SHIFT) - _FM32_SHIFT
+    r = (x - kf * _FM32_LN2_HI) - kf * _FM32_LN2_LO
+    r2 = r * r
+    q = (_FM32_E3 + r * _FM32_E4) + r2 * ((_FM32_E5 + r * _FM32_E6) + r2 * _FM32_E7)
+    h = r2 * (_FM32_HALF + r * q)
+    sc = np.int32((np.float32(kf + _FM32_SHIFT).view(np.int32) + 127) << 23).view(np.float32)
+    u = sc * (r + h) + (sc - _FM32_ONE)
+    return -u / (_FM32_TWO + u)
+
+
 # The public functions are thin wrappers that numba inlines into the caller. The wrappers call the
 # helpers above, and LLVM inlines each of those (they are small, single-block functions). A loop
 # over an array then vectorises. If LLVM had to inline one big function instead, it might not.
 # Both arms of every select are computed unconditionally.
 
-@njit(cache=True, error_model='numpy', inline='always')
 def _tanh(x):
-    """tanh(x); max relative error 4.0e-16 (about 2 ulp)."""
+    """tanh(x); max relative error 4.0e-16 (about 2 ulp). Compiled code takes the float32 formula for a float32 x
+    (1.7e-7, about 1.5 float32 ulp) and the float64 one for anything else (:func:`_tanh_typed`)."""
     return math.copysign(_fm_tanh_nonneg(abs(x)), x)
+
+
+@numba.extending.overload(_tanh, inline='always')  # numba.extending comes with numba
+def _tanh_typed(x):
+    """_tanh in compiled code: chosen by the type of x when a caller is compiled."""
+    if getattr(x, 'bitwidth', 64) == 32:
+        return lambda x: math.copysign(_fm32_tanh_nonneg(abs(x)), x)
+    return lambda x: math.copysign(_fm_tanh_nonneg(abs(x)), x)
 
 
 @njit(cache=True, error_model='numpy', inline='always')

@@ -150,22 +150,23 @@ def _kernel_parameters(K, beta, h, d, params, nodes):
     nodes = np.ascontiguousarray(nodes, dtype=np.float64)
     if nodes.shape != (M + 1,) or not np.all(np.isfinite(nodes)) or not np.all(np.diff(nodes) > 0):
         raise ValueError(f"nodes must be {M + 1} increasing finite times, got shape {nodes.shape}")
-    cont = _Continuous(nodes, h.copy())
-    Ks = np.ascontiguousarray(cont.stage_values(K).reshape(N * STAGES, d, d))
-    bs = np.ascontiguousarray(cont.stage_values(beta).reshape(N * STAGES, d))
+    cont = _Continuous(nodes, h.astype(np.float64))  # times and weights in float64, whatever the network's dtype
+    Ks = np.ascontiguousarray(cont.stage_values(K).reshape(N * STAGES, d, d), dtype=K.dtype)  # rounded once
+    bs = np.ascontiguousarray(cont.stage_values(beta).reshape(N * STAGES, d), dtype=beta.dtype)
     return N, Ks, bs, _stage_rows(N, "stage"), cont
 
 
 def _caller_gradients(dK, dbeta, dh, tape):
-    """The kernels' row gradients in the layout the caller gave to forward."""
+    """The kernels' row gradients (float64 sums) in the layout the caller gave to forward, in the network's dtype:
+    rounded once, at the end."""
     N, d = dh.shape[0], dbeta.shape[-1]
-    if tape.params == "shared":
-        return dK, dbeta, dh
-    dK = dK.reshape(N, STAGES, d, d)
-    dbeta = dbeta.reshape(N, STAGES, d)
-    if tape.params == "stage":
-        return dK, dbeta, dh
-    cont = tape.continuous
-    gK, tK = cont.nodal_gradient(dK, tape.nodal[0])
-    gb, tb = cont.nodal_gradient(dbeta, tape.nodal[1])
-    return gK, gb, dh + cont.step_gradient(tK + tb)
+    dtype = tape.y0.dtype
+    if tape.params != "shared":
+        dK = dK.reshape(N, STAGES, d, d)
+        dbeta = dbeta.reshape(N, STAGES, d)
+    if tape.params == "continuous":
+        cont = tape.continuous
+        dK, tK = cont.nodal_gradient(dK, tape.nodal[0].astype(np.float64))
+        dbeta, tb = cont.nodal_gradient(dbeta, tape.nodal[1].astype(np.float64))
+        dh = dh + cont.step_gradient(tK + tb)
+    return dK.astype(dtype, copy=False), dbeta.astype(dtype, copy=False), dh.astype(dtype, copy=False)

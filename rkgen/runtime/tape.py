@@ -24,17 +24,17 @@ def _refs(pool, i):
 _FREE_REFS = _refs([np.empty(1)], 0)
 
 
-def _tape_arrays(shape):
-    """Two float64 arrays of this shape (stage values Y, activations S), from a free pooled base array
-    when one of the right size exists."""
+def _tape_arrays(shape, dtype=np.float64):
+    """Two arrays of this shape and dtype (stage values Y, activations S), from a free pooled base array
+    when one of the right size and dtype exists."""
     n = 2 * math.prod(shape)
     for i in range(len(_POOL)):
-        if _POOL[i].size == n and _refs(_POOL, i) == _FREE_REFS:
+        if _POOL[i].size == n and _POOL[i].dtype == dtype and _refs(_POOL, i) == _FREE_REFS:
             base = _POOL.pop(i)
             break
     else:
-        base = np.empty(n)
-    if 8 * n <= POOL_BYTES:
+        base = np.empty(n, dtype)
+    if base.nbytes <= POOL_BYTES:
         if len(_POOL) >= POOL_BUFFERS:  # make room: drop the oldest free array, if any
             for i in range(len(_POOL)):
                 if _refs(_POOL, i) == _FREE_REFS:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from rkgen.errors import RkgenError
 from rkgen.train.datasets import is_builtin
-from rkgen.train.models import ACTIVATIONS, AUGMENTS, FIELDS, INITS, KINDS, PARAMS, REDUCTIONS
+from rkgen.train.models import ACTIVATIONS, AUGMENTS, DTYPES, FIELDS, INITS, KINDS, PARAMS, REDUCTIONS
 from rkgen.train.optimizers import DEFAULT_LR, OPTIMIZERS
 
 DEFAULT_TABLEAU = "rk4"
@@ -115,6 +115,7 @@ class TrainConfig:
     plots: bool = True
     progress: bool | None = None
     threads: int | None = None
+    dtype: str = "float64"  # float32: data, parameters, network, loss gradient and optimiser state in float32
 
     def resolved(self, saved: bool = False) -> TrainConfig:
         """A copy with every default filled in and every option checked.
@@ -134,6 +135,7 @@ class TrainConfig:
         _choice("--augment", c.augment, AUGMENTS)
         _choice("--reduction", c.reduction, REDUCTIONS)
         _choice("--init", c.init, INITS)
+        _choice("--dtype", c.dtype, DTYPES)
         for name in FLOAT_OPTIONS:
             value = getattr(c, name)
             if value is not None and (

@@ -108,8 +108,9 @@ def swapped(run: Run, network, layers: int) -> tuple[Model, np.ndarray]:
         nodes=nodes,
         augment=m.augment,
         reduction=m.reduction,
+        dtype=m.dtype,
     )
-    flat = np.empty(model.size)
+    flat = np.empty(model.size, model.dtype)
     new, old = model.views(flat), m.views(run.flat)
     for k in ("K", "beta", "W", "mu", "E"):
         if k not in new:

@@ -22,9 +22,10 @@ def _sigmoid(z):
 
 
 def _checked(z: np.ndarray, c: np.ndarray, n_classes: int):
-    """z as contiguous float64 (m, K) and c as int64 labels in 0..n_classes-1 (the compiled passes
-    do not check indices)."""
-    z = np.ascontiguousarray(z, dtype=np.float64)
+    """z as contiguous float32 (if it is float32: a float32 model's logits) or float64 (m, K) and c as int64 labels
+    in 0..n_classes-1 (the compiled passes do not check indices). The passes sum the cost in float64 either way;
+    dcost/dz has z's dtype."""
+    z = np.ascontiguousarray(z, dtype=np.float32 if getattr(z, "dtype", None) == np.float32 else np.float64)
     c = np.asarray(c)
     if z.ndim != 2 or z.shape[0] == 0 or c.shape != (z.shape[0],):
         raise ValueError(f"logits must have shape (m, K) with m >= 1 and labels shape (m,); got {z.shape}, {c.shape}")
@@ -41,7 +42,7 @@ def squared(z: np.ndarray, c: np.ndarray):
     from rkgen.train._loss_kernels import squared_pass  # numba is imported on first use, not by `rkgen check`
 
     z, c = _checked(z, c, 2)
-    dz = np.empty((z.shape[0], 1))
+    dz = np.empty((z.shape[0], 1), z.dtype)
     cost, correct = squared_pass(z, c, dz)
     return cost, dz, int(correct)
 
@@ -51,7 +52,7 @@ def cross_entropy(z: np.ndarray, c: np.ndarray):
     from rkgen.train._loss_kernels import cross_entropy_pass
 
     z, c = _checked(z, c, z.shape[1])
-    dz = np.empty(z.shape)
+    dz = np.empty(z.shape, z.dtype)
     cost, correct = cross_entropy_pass(z, c, dz)
     return cost, dz, int(correct)
 

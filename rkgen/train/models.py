@@ -1,6 +1,7 @@
 """The models the trainer fits: Runge-Kutta networks from any generated module, and the plain Net.
 
-Parameters live in one flat float64 vector (so optimisers and checkpoints see one array); named
+Parameters live in one flat vector (so optimisers and checkpoints see one array), float64 or float32
+(``dtype``: the data, the parameters, the network's arithmetic, the logits and the loss gradient); named
 views into it give K and beta, the steps h (N,) for the RK models, and the classifier W (K, d),
 mu (K,). The parameter layout (``params``) decides the shapes of K and beta:
 
@@ -45,6 +46,8 @@ AUGMENTS = ("zeros", "random")
 REDUCTIONS = ("mean", "sum")
 #: initialisation schemes (Model.init_params)
 INITS = ("uniform", "normal", "normal-bias")
+#: the floating-point types a model computes in (float32: the generated module runs in float32, see its contract)
+DTYPES = ("float64", "float32")
 
 
 def _load(spec):
@@ -123,6 +126,7 @@ class Model:
         nodes=None,
         augment="zeros",
         reduction="mean",
+        dtype="float64",
     ):
         if kind not in KINDS:
             raise RkgenError(f"unknown model {kind!r}; choose one of {', '.join(KINDS)}")
@@ -143,6 +147,8 @@ class Model:
             raise RkgenError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
         if params not in PARAMS:
             raise RkgenError(f"unknown params {params!r}; choose one of {', '.join(PARAMS)}")
+        if str(dtype) not in DTYPES:
+            raise RkgenError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
         if kind == "net" and params != "shared":
             raise RkgenError(
                 f"--params {params} applies to the Runge-Kutta models (rk, odenet, odenet-simplex); "
@@ -171,6 +177,7 @@ class Model:
         self.params = params
         self.augment = augment
         self.reduction = reduction
+        self.dtype = np.dtype(str(dtype))
         self.nodes = None
         self._loss_fn = losses.get(loss)
         if kind == "net":
@@ -305,8 +312,8 @@ class Model:
         [-1/sqrt(d), 1/sqrt(d)] (004's untrained bias-free input layer, PyTorch's default)."""
         if init not in INITS:
             raise RkgenError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
-        flat = np.empty(self.size)
-        v = self.views(flat)
+        flat = np.empty(self.size, self.dtype)  # drawn in float64 and rounded: a float32 run starts where a
+        v = self.views(flat)  # float64 run of the same seed starts, to float32 rounding
         if init == "uniform":
             a = scale / np.sqrt(self.d)
             for k in ("K", "beta", "W", "mu"):
@@ -335,10 +342,10 @@ class Model:
         if self.augment == "random":
             if flat is None:
                 raise ValueError("the random embedding needs the parameters (pad(x, flat))")
-            return np.ascontiguousarray(np.asarray(x, dtype=float) @ self.views(flat)["E"].T)
+            return np.ascontiguousarray(np.asarray(x, dtype=self.dtype) @ self.views(flat)["E"].T)
         if x.shape[1] == self.d:
-            return np.ascontiguousarray(x, dtype=float)
-        y0 = np.zeros((x.shape[0], self.d))
+            return np.ascontiguousarray(x, dtype=self.dtype)
+        y0 = np.zeros((x.shape[0], self.d), self.dtype)
         y0[:, : x.shape[1]] = x
         return y0
 
@@ -438,8 +445,8 @@ class Model:
 
     def _net_forward(self, y0, K, beta, keep_states):
         N = self.N
-        ys = np.empty((N + 1,) + y0.shape)
-        ds = np.empty((N,) + y0.shape)
+        ys = np.empty((N + 1,) + y0.shape, y0.dtype)
+        ds = np.empty((N,) + y0.shape, y0.dtype)
         ys[0] = y0
         for j in range(N):
             ys[j + 1], ds[j] = _activation(self.activation, ys[j] @ K[j].T + beta[j])

@@ -25,12 +25,12 @@ ARMIJO_DECREASE, ARMIJO_GROWTH, ARMIJO_MAX_STEP = 0.4, 2.0, 10.0
 class Adam:
     """Adam on a flat vector, updating in place with preallocated work arrays."""
 
-    def __init__(self, size, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+    def __init__(self, size, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, dtype=np.float64):
         self.lr, self.beta1, self.beta2, self.eps = float(lr), beta1, beta2, eps
-        self.m = np.zeros(size)
-        self.v = np.zeros(size)
+        self.m = np.zeros(size, dtype)  # the moments in the parameters' dtype
+        self.v = np.zeros(size, dtype)
         self.t = 0
-        self._w = np.empty(size)
+        self._w = np.empty(size, dtype)
 
     def step(self, u: np.ndarray, g: np.ndarray) -> None:
         self.t += 1

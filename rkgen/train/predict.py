@@ -340,7 +340,7 @@ def _read_params(file: Path, model: Model) -> tuple[np.ndarray, dict]:
             raise RkgenError(f"{file}: the node times ('nodes') are missing or differ from config.json's")
     flat = arrays.get("flat")
     if flat is None:
-        flat = np.empty(model.size)
+        flat = np.empty(model.size, model.dtype)
         views = model.views(flat)
         for k, view in views.items():
             a = arrays.get(k)
@@ -351,7 +351,7 @@ def _read_params(file: Path, model: Model) -> tuple[np.ndarray, dict]:
         raise RkgenError(
             f"{file} does not fit the model of config.json ({flat.size} parameters, the model has {model.size})"
         )
-    flat = np.array(flat, dtype=float)
+    flat = np.array(flat, dtype=model.dtype)
     if not np.all(np.isfinite(flat)):
         raise RkgenError(f"{file}: the parameters contain NaN or infinite values")
     params = {k: v.copy() for k, v in model.views(flat).items()}

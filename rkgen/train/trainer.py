@@ -180,6 +180,7 @@ def build_model(cfg: TrainConfig, dataset: Dataset, network=None, check_memory=T
         nodes=nodes,
         augment=cfg.augment,
         reduction=cfg.reduction,
+        dtype=cfg.dtype,
     )
 
 
@@ -452,7 +453,7 @@ def _resume(run_dir: Path, network, interrupt_at, options, stop) -> TrainResult:
     arrays = runs.read_npz(run_dir / "state.npz")
     try:
         meta = json.loads(str(arrays.pop("meta")))
-        flat = np.asarray(arrays.pop("flat"), dtype=float).copy()
+        flat = np.array(arrays.pop("flat"), dtype=cfg.dtype)  # a float32 run resumes in float32
         for key in ("iteration", "epoch", "batch", "seconds", "L", "shuffle_rng"):
             meta[key]  # noqa: B018 - every key a resume reads
         done, epochs_done = int(meta["iteration"]), int(meta["epoch"])
@@ -493,8 +494,8 @@ def _keys(message: str) -> str:
 
 
 def _run(cfg, model, dataset, flat, state, opt_arrays, run_dir, shuffle_rng, interrupt_at, stop, fresh):
-    x, c = dataset.x_train, dataset.c_train
-    xt, ct = dataset.x_test, dataset.c_test
+    x, c = dataset.x_train.astype(model.dtype, copy=False), dataset.c_train  # the data in the model's dtype, once
+    xt, ct = dataset.x_test.astype(model.dtype, copy=False), dataset.c_test
     history_rows = []
     writer = None
     if run_dir is not None:
@@ -503,7 +504,7 @@ def _run(cfg, model, dataset, flat, state, opt_arrays, run_dir, shuffle_rng, int
             history_rows = [
                 {k: float(v) for k, v in r.items()} for r in runs.read_history_rows(run_dir / "history.csv")
             ]
-    adam_opt = Adam(model.size, cfg.lr) if cfg.optimizer == "adam" else None
+    adam_opt = Adam(model.size, cfg.lr, dtype=model.dtype) if cfg.optimizer == "adam" else None
     if adam_opt is not None and not fresh:
         adam_opt.load(opt_arrays, state)
     n = len(x)
@@ -511,8 +512,8 @@ def _run(cfg, model, dataset, flat, state, opt_arrays, run_dir, shuffle_rng, int
     total = cfg.epochs * batches if adam_opt else cfg.iterations
     perm = opt_arrays.get("perm") if not fresh else None
     st = dict(state)
-    grad = np.zeros(model.size)
-    work = np.empty(model.size)
+    grad = np.zeros(model.size, model.dtype)
+    work = np.empty(model.size, model.dtype)
     prev = flat.copy()
     status, message = "completed", ""
     seconds0 = float(st["seconds"])
