@@ -17,9 +17,10 @@ IMPLICIT_NETS = ["midpoint", "sdirk2", "gauss2", "radau_iia2"]
 
 
 def _problem(d, m=300, N=3, seed=11):
-    """Samples of very different sizes (so that they need different numbers of Newton iterations)."""
+    """Samples of very different sizes, so that they need different numbers of Newton iterations (a sample of
+    size 100 saturates tanh: f is nearly constant and Newton stops after two iterations)."""
     rng = np.random.default_rng(seed)
-    y0 = rng.normal(size=(m, d)) * rng.choice([0.01, 1.0, 4.0], size=(m, 1))
+    y0 = rng.normal(size=(m, d)) * np.resize([0.01, 1.0, 100.0, 4.0], (m, 1))
     y0[5] = 0.0
     K = rng.normal(size=(N, d, d)) / np.sqrt(d)
     beta = 0.5 * rng.normal(size=(N, d))
@@ -41,7 +42,7 @@ def test_a_sample_gets_the_stages_it_gets_alone(net, d, field, monkeypatch):
     m = len(y0)
     yN, tape = _run(net, y0, K, beta, h, field)
     iterations = set()
-    for q in (0, 5, 7, 150, 299):  # alone: a block of one sample
+    for q in (0, 1, 2, 5, 7, 150, 299):  # alone: a block of one sample
         y1, t1 = _run(net, y0[q : q + 1], K, beta, h, field)
         assert np.array_equal(t1.states[:, 0], tape.states[:, q]), q
         iterations.add(t1.iterations)
@@ -67,7 +68,7 @@ def test_stages_do_not_depend_on_the_thread_count(net, monkeypatch):
 
     if numba.get_num_threads() < 2:
         pytest.skip("numba runs one thread: no parallel path")
-    y0, K, beta, h = _problem(2, m=1000)
+    y0, K, beta, h = _problem(2, m=600)
     monkeypatch.setattr(net, "PARALLEL_WORK", 0)
     net._LAYOUTS.clear()
     yP, tP = _run(net, y0, K, beta, h, "resnet")
@@ -136,7 +137,7 @@ def test_block_solve_is_the_one_sample_elimination(n):
     M[:, :, 1] = 0.0  # singular
     M[0, 0, 2] = math.nan
     M[:, 0, 3] = 0.0  # a zero column: singular at the first pivot
-    M[0, :, 4] = 1e-300 * M[0, :, 4]  # tiny first row: pivoting needed
+    M[0, 0, 4] = 0.0  # a zero first pivot: the rows must be exchanged
     R = rng.normal(size=(n, w))
     got = R.copy()
     Mb = M.copy()
@@ -149,7 +150,7 @@ def test_block_solve_is_the_one_sample_elimination(n):
         else:
             assert np.all(got[:, q] == math.inf), q
     assert not np.isfinite(got[:, 1]).any() and not np.isfinite(got[:, 3]).any()
-    assert np.isfinite(got[:, 4]).all()
+    assert np.isfinite(got[:, 4]).all() == (n > 1)
 
 
 @pytest.mark.numba
