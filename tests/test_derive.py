@@ -430,7 +430,7 @@ def test_code_lines_point_at_the_equations(name):
     else:
         residual = next(v for k, v in spans.items() if k.startswith("R = "))
         code = " ".join(x.strip() for x in lines[residual[0] - 1 : residual[1]])
-        assert "r[d + a] = y[a] - Ys[1, a]" in code.replace("( ", "")
+        assert "R[1, a, q] = y[a, q] - Y[1, a, q]" in code.replace("( ", "")
     adjoint = next(v for k, v in spans.items() if k.startswith(r"\mu_i = h_j"))
     assert lines[adjoint[0] - 1].startswith("@njit") and lines[adjoint[0]].startswith("def _adjoint_stage(")
 

@@ -571,7 +571,7 @@ def test_no_layers_in_every_layout(net_rk4, layout):
 # --------------------------------------------------------------------------------------------------
 
 
-# batches above the module's work threshold with d = 2, N = 4 (implicit tableaux weigh 20 times
+# batches above the module's work threshold with d = 2, N = 4 (fully implicit tableaux weigh 15 times
 # more per sample, see rkgen/runtime/layout.py _work)
 PARALLEL = [("rk4", 4000), ("gauss2", 600)]
 

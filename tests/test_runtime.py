@@ -245,8 +245,9 @@ def test_newton_failure_on_a_huge_step_is_counted(net, activation):
     yN, tape = net.forward(y0, K, beta, np.array([1e37]), field="stable", activation=activation)
     if not np.all(np.isfinite(tape.stages[0])):
         assert tape.failures > 0
-    if net.NAME == "gauss2" and activation == "relu":  # the reported case: NaN stages, y_N finite (= y0)
-        assert tape.failures == 1 and not np.all(np.isfinite(tape.stages[0]))
+    if net.NAME == "gauss2" and activation == "relu":  # the reported case: y_N finite (= y0), the solve failed
+        # (the sample is frozen at its last iterate once its update is no longer finite, so the stages may be)
+        assert tape.failures == 1
     _, ok = net.forward(y0, K, beta, np.array([0.1]), field="stable", activation=activation)
     assert ok.failures == 0
 

@@ -49,7 +49,7 @@ import sympy
 from ..adjoint import LayerEquations, StageSystem, Term
 from ..butcher import entry_name
 from ..errors import RkgenError
-from .ir import LINE_LENGTH, Assign, Call, Comment, Function, If, Labelled, Loop, Return, Sum, render
+from .ir import LINE_LENGTH, Assign, Call, Comment, Function, Labelled, Loop, Return, Sum, render
 
 __all__ = [
     "Constant",
@@ -252,57 +252,41 @@ def _explicit_forward(eq: LayerEquations) -> tuple:
 
 
 def _count(call: Call) -> tuple:
-    """A stage solve and its bookkeeping: a failure is an iteration count below zero."""
-    return (call, If("it < 0", (Assign("failures", "1", "+="),)), Assign("most", "max(most, it)"))
+    """A block's stage solve and its bookkeeping: failed solves add up, the most iterations any sample took."""
+    return (call, Assign("failures", "failed", "+="), Assign("most", "max(most, it)"))
 
 
 def _dirk_forward(eq: LayerEquations) -> tuple:
-    """Stage by stage for each sample: Y_i = (y + h Σ_(l<i) a_il F_l) + h a_ii f(Y_i), Newton where a_ii ≠ 0."""
-    used_later = {t.index for st in eq.forward for t in st.terms if t.index < st.i}
-    per_sample: list = []
+    """Stage by stage on the block: Y_i = (y + h Σ_(l<i) a_il F_l) + h a_ii f(Y_i), Newton where a_ii ≠ 0 (every
+    sample of the block at once), then F_i = f(Y_i) as for an explicit stage."""
+    body: list = [Assign("base", "ws[0]"), _FIELD_OF_S, Assign("failures", "0"), Assign("most", "0")]
     for st in eq.forward:
         i = st.i
-        explicit = tuple(f"hj * {t.name} * Fs[{t.index}, a]" for t in st.terms if t.index < i)
-        value = Sum(("y[a, q]", *explicit)) if explicit else "y[a, q]"
-        stage: list = [Comment(str(st))]
+        explicit = tuple(t for t in st.terms if t.index < i)
+        value = Sum(_products(explicit, "Fj"), "y[a, q] + hj * (", ")") if explicit else "y[a, q]"
+        args = (*_stage_parameters(i), f"Y[{i}]", "Z", f"S[{i}]", f"Fj[{i}]", "field", "act", "d", "nw")
+        field = Call("_field", args)
         if st.diagonal:
-            stage.append(Loop("a", "d", (Assign("base[a]", value),)))
-            solve = (*_stage_parameters(i), "hj", st.diagonal.name, "base", f"Ys[{i}]", "work", "Js[0]", "M", "field")
-            solve += ("act", "d")
-            stage += _count(Call("_dirk_solve", solve, "it"))
+            solve = (*_stage_parameters(i), f"hj * {st.diagonal.name}", "base", f"Y[{i}]", "Z", f"S[{i}]", f"Fj[{i}]")
+            solve += ("ws", "field", "act", "d", "nb", "nw")
+            stage = (
+                Comment(str(st)),
+                _block_loop(Assign("base[a, q]", value)),
+                *_count(Call("_dirk_solve", solve, "failed, it")),
+                field,
+            )
         else:
-            stage.append(Loop("a", "d", (Assign(f"Ys[{i}, a]", value),)))
-        if i in used_later:  # F_i at the solved stage enters a later stage
-            args = (*_stage_parameters(i), f"Ys[{i}]", f"Fs[{i}]", "Js[0]", "work[1]", "work[2]", "work[3]", "field")
-            args += ("act", "d")
-            stage.append(Call("_f_and_jacobian", args))
-        per_sample.append(Labelled(f"forward:Y_{i + 1}", tuple(stage)))
-    per_sample.append(Call("_store_stages", ("Ys", "Y", "q", "d")))
-    return _implicit_forward(eq, per_sample)
+            stage = (Comment(str(st)), _block_loop(Assign(f"Y[{i}, a, q]", value)), field)
+        body.append(Labelled(f"forward:Y_{i + 1}", stage))
+    return (*body, _update(eq), Return("failures, most"))
 
 
 def _firk_forward(eq: LayerEquations) -> tuple:
-    """For each sample, Newton on the coupled stage system (residual and matrix printed below)."""
-    solve = ("K", "beta", "kj", "hj", "base", "Ys", "Fs", "Js", "work", "M", "r", "field", "act", "d")
-    per_sample = [
-        Loop("a", "d", (Assign("base[a]", "y[a, q]"),)),
-        *_count(Call("_coupled_solve", solve, "it")),
-        Call("_store_stages", ("Ys", "Y", "q", "d")),
-    ]
-    return _implicit_forward(eq, per_sample)
-
-
-def _implicit_forward(eq: LayerEquations, per_sample: list) -> tuple:
-    return (
-        Assign("Ys, Fs, Js, M, r, work, base", "ws"),
-        _FIELD_OF_S,
-        Assign("failures", "0"),
-        Assign("most", "0"),
-        Loop("q", "nb", tuple(per_sample)),
-        Call("_stage_fields", ("K", "beta", "kj", "Y", "Z", "S", "Fj", "field", "act", "d", "nb", "nw")),
-        _update(eq),
-        Return("failures, most"),
-    )
+    """Newton on the coupled stage system of every sample of the block at once (residual and matrix printed
+    below), then F_i = f(Y_i) at the solved stages."""
+    solve = ("K", "beta", "kj", "hj", "y", "Y", "Z", "S", "Fj", "ws", "field", "act", "d", "nb", "nw")
+    fields = Call("_stage_fields", ("K", "beta", "kj", "Y", "Z", "S", "Fj", "field", "act", "d", "nw"))
+    return (_FIELD_OF_S, Call("_coupled_solve", solve, "failures, most"), fields, _update(eq), Return("failures, most"))
 
 
 def _adjoint_stage(i: int) -> Call:
@@ -315,8 +299,6 @@ def _adjoint_stage(i: int) -> Call:
 def _explicit_backward(eq: LayerEquations, diagonal_solves: bool = False) -> tuple:
     """η_i = b_i p + Σ_(k>i) a_ki μ_k in the order of eq.backward (a DIRK stage then solves for its diagonal)."""
     body: list = [Assign("dhj", "0.0")]
-    if diagonal_solves:
-        body.insert(0, Assign("Js, M, r", "ws[2], ws[3], ws[4]"))
     for st in eq.backward:
         i = st.i
         terms = st.explicit_terms if diagonal_solves else st.terms
@@ -325,7 +307,7 @@ def _explicit_backward(eq: LayerEquations, diagonal_solves: bool = False) -> tup
         stage: list = [Comment(str(st)), _block_loop(Assign(f"eta[{i}, a, q]", value))]
         if diagonal_solves and st.diagonal:
             K, _ = _stage_parameters(i)
-            args = (K, f"D[{i}]", f"eta[{i}]", f"hj * {st.diagonal.name}", "Js[0]", "M", "r", "field", "d", "nb")
+            args = (K, f"D[{i}]", f"eta[{i}]", f"hj * {st.diagonal.name}", "ws", "field", "d", "nb")
             stage.append(Call("_dirk_adjoint", args))
         stage.append(_adjoint_stage(i))
         body.append(Labelled(f"backward:eta_{i + 1}", tuple(stage)))
@@ -333,25 +315,26 @@ def _explicit_backward(eq: LayerEquations, diagonal_solves: bool = False) -> tup
 
 
 def _firk_backward(eq: LayerEquations) -> tuple:
-    solve = Call("_coupled_adjoint", ("K", "kj", "D", "P", "eta", "ws[2]", "ws[3]", "ws[4]", "hj", "field", "d", "nb"))
+    solve = Call("_coupled_adjoint", ("K", "kj", "D", "P", "eta", "ws", "hj", "field", "d", "nb"))
     stages = [Labelled(f"backward:eta_{st.i + 1}", (_adjoint_stage(st.i),)) for st in eq.backward]
     return (Assign("dhj", "0.0"), Labelled("adjoint:solve", (solve,)), *stages, Return("dhj"))
 
 
 def _block_entries(system: StageSystem, matrix: str, index: str) -> tuple:
-    """M[row block i, column block k] = -h coefficient J (or J^T): one assignment per block, 0.0 where it is zero."""
+    """M[row block i, column block k, q] = -h coefficient J[k, a, index, q] (J or J^T): one assignment per block,
+    0.0 where it is zero."""
     out = []
     for blk in system.blocks:
-        target = f"M[{_row(blk.i)}, {_row(blk.k, index)}]"
+        target = f"M[{_row(blk.i)}, {_row(blk.k, index)}, q]"
         if blk.term is None:
             out.append(Assign(target, "0.0"))
         else:
-            out.append(Assign(target, f"-hj * {blk.term.name} * {matrix}[{blk.k}, a, {index}]"))
+            out.append(Assign(target, f"-hj * {blk.term.name} * {matrix}[{blk.k}, a, {index}, q]"))
     return tuple(out)
 
 
 def _identity(s: int) -> Loop:
-    return Loop("a", "d" if s == 1 else f"{s} * d", (Assign("M[a, a]", "1.0", "+="),))
+    return Loop("a", "d" if s == 1 else f"{s} * d", (Loop("q", "nw", (Assign("M[a, a, q]", "1.0", "+="),)),))
 
 
 def _newton_residual(eq: LayerEquations) -> Function:
@@ -359,31 +342,50 @@ def _newton_residual(eq: LayerEquations) -> Function:
     rows = []
     for st in eq.forward:
         i = st.i
-        items = (f"y[a] - Ys[{i}, a]", *(f"hj * {t.name} * Fs[{t.index}, a]" for t in st.terms))
+        items = (f"y[a, q] - Y[{i}, a, q]", *(f"hj * {t.name} * F[{t.index}, a, q]" for t in st.terms))
         rows.append(Comment(f"R_{i + 1} = {str(st).split(' = ')[1]} - Y_{i + 1}"))
-        rows.append(Assign(f"r[{_row(i)}]", Sum(items)))
-    body = (Labelled("newton:residual", (Loop("a", "d", tuple(rows)),)),)
-    doc = "r = y + h (A kron I) F - Y for the stages of one sample (s d numbers, stage by stage)."
-    return Function("_newton_residual", ("y", "Ys", "Fs", "hj", "r", "d"), body, doc, _OPTIONS)
+        rows.append(Assign(f"R[{i}, a, q]", Sum(items)))
+    body = (Labelled("newton:residual", (_block_loop(*rows),)),)
+    doc = "R = y + h (A kron I) F - Y for the stages of every sample of a block (R[i] the residual of stage i)."
+    return Function("_newton_residual", ("y", "Y", "F", "hj", "R", "d", "nw"), body, doc, _FAST_OPTIONS)
 
 
 def _newton_jacobian(eq: LayerEquations) -> Function:
     (system,) = eq.newton
-    loops = Loop("a", "d", (Loop("k", "d", _block_entries(system, "Js", "k")),))
+    loops = Loop("a", "d", (Loop("k", "d", (Loop("q", "nw", _block_entries(system, "J", "k")),)),))
     body = (Labelled("newton:jacobian", (loops, _identity(eq.stages))),)
-    doc = "M = I - h (A kron I) blockdiag(J_l): the Newton matrix of one sample's stages."
-    return Function("_newton_jacobian", ("Js", "hj", "M", "d"), body, doc, _OPTIONS)
+    doc = "M[:, :, q] = I - h (A kron I) blockdiag(J_l[:, :, q]): the Newton matrix of each sample of a block."
+    return Function("_newton_jacobian", ("J", "hj", "M", "d", "nw"), body, doc, _FAST_OPTIONS)
 
 
 def _adjoint_system(eq: LayerEquations) -> Function:
     (system,) = eq.adjoint
     rhs = [
-        Assign(f"r[{_row(st.i)}]", f"{st.weight.name} * P[a, q]" if st.weight else "0.0") for st in system.rhs
+        Assign(f"R[{_row(st.i)}, q]", f"{st.weight.name} * P[a, q]" if st.weight else "0.0") for st in system.rhs
     ]
-    loops = Loop("a", "d", (*rhs, Loop("c", "d", _block_entries(system, "Js", "c"))))
+    matrix = Loop("c", "d", (Loop("q", "nw", _block_entries(system, "J", "c")),))
+    loops = Loop("a", "d", (Loop("q", "nw", tuple(rhs)), matrix))
     body = (Labelled("adjoint:system", (loops, _identity(eq.stages))),)
-    doc = "M = I - h (A^T kron I) blockdiag(J_k^T) and r = b kron p for sample q: eta solves M eta = r."
-    return Function("_adjoint_system", ("P", "Js", "hj", "M", "r", "q", "d"), body, doc, _FAST_OPTIONS)
+    doc = (
+        "M[:, :, q] = I - h (A^T kron I) blockdiag(J_k[:, :, q]) (J_k holding J_k^T) and R[:, q] = b kron p for "
+        "each sample q of a block: eta solves M eta = R."
+    )
+    return Function("_adjoint_system", ("P", "J", "hj", "M", "R", "d", "nw"), body, doc, _FAST_OPTIONS)
+
+
+def _adjoint_fixed_point(eq: LayerEquations) -> Function:
+    """eta_i = b_i p + h Σ_k a_ki G_k with G_k = J_k^T eta_k: the backward stages, as the fixed-point iteration of
+    the adjoint system that wide layers run (mu_k = h G_k)."""
+    rows = []
+    for st in eq.backward:
+        parts = ((f"{st.weight.name} * P[a, q]",) if st.weight else ()) + tuple(
+            f"hj * {t.name} * G[{t.index}, a, q]" for t in st.terms
+        )
+        rows.append(Comment(str(st).replace("mu_", "h G_")))
+        rows.append(Assign(f"E[{st.i}, a, q]", Sum(parts) if parts else "0.0"))
+    body = (Labelled("adjoint:fixed_point", (_block_loop(*rows),)),)
+    doc = "E_i = b_i p + h sum_k a_ki G_k on a block, G_k = J_k^T eta_k: one sweep of the adjoint's fixed point."
+    return Function("_adjoint_fixed_point", ("P", "G", "hj", "E", "d", "nw"), body, doc, _FAST_OPTIONS)
 
 
 FORWARD_PARAMS = ("K", "beta", "kj", "hj", "y", "Y", "S", "F", "Z", "ws", "field", "act", "d", "nb", "nw")
@@ -402,11 +404,11 @@ def functions(eq: LayerEquations) -> list[Function]:
         back = "eta_i for i = s..1 in turn, each with its stage's share of the gradients"
     elif structure == "diagonally implicit":
         forward, backward = _dirk_forward(eq), _explicit_backward(eq, diagonal_solves=True)
-        how = "the stages of each sample in turn (Newton where a_ii != 0), then the update"
+        how = "stage by stage, Newton where a_ii != 0 (every sample of the block at once), then the update"
         back = "eta_i for i = s..1, a d x d solve where a_ii != 0, each with its share of the gradients"
     else:
         forward, backward = _firk_forward(eq), _firk_backward(eq)
-        how = "Newton on the coupled stages of each sample, then the update"
+        how = "Newton on the coupled stages (every sample of the block at once), then the update"
         back = "one (s d) x (s d) solve per sample, then each stage's share of the gradients"
     doc_forward = f"One layer of {_safe(name)} on a block of samples: {how}."
     doc_backward = f"The adjoint of one layer on a block: {back}.\n\nReturns dJ/dh_j."
@@ -415,7 +417,7 @@ def functions(eq: LayerEquations) -> list[Function]:
         Function("_layer_backward", BACKWARD_PARAMS, backward, doc_backward, _FAST_OPTIONS),
     ]
     if structure == "fully implicit":
-        out += [_newton_residual(eq), _newton_jacobian(eq), _adjoint_system(eq)]
+        out += [_newton_residual(eq), _newton_jacobian(eq), _adjoint_system(eq), _adjoint_fixed_point(eq)]
     return out
 
 
@@ -429,7 +431,7 @@ class Kernels:
     """The printed functions and where each equation is: ``spans[label] = (first, last)``, 0-based lines of ``text``.
 
     Labels: ``def:<function>``; ``forward:Y_i``, ``update``, ``backward:eta_i``; for fully implicit tableaux
-    ``newton:residual``, ``newton:jacobian``, ``adjoint:system``, ``adjoint:solve``."""
+    ``newton:residual``, ``newton:jacobian``, ``adjoint:system``, ``adjoint:solve``, ``adjoint:fixed_point``."""
 
     text: str
     spans: dict[str, tuple[int, int]]

@@ -31,16 +31,25 @@ def _layer_backward(K, kj, hj, P, Y, S, D, eta, mu, G, U, dK, dbeta, ws, field, 
     raise NotImplementedError
 
 
-def _newton_residual(y, Ys, Fs, hj, r, d):
-    """Fully implicit tableaux: r = y + h (A kron I) F - Y, the stage residual of one sample (length s d)."""
+def _newton_residual(y, Y, F, hj, R, d, nw):
+    """Fully implicit tableaux: R = y + h (A kron I) F - Y, the stage residuals of a block (R[i] that of stage i,
+    (d, nw) like y)."""
     raise NotImplementedError
 
 
-def _newton_jacobian(Js, hj, M, d):
-    """Fully implicit tableaux: M = I - h (A kron I) blockdiag(J_l), the Newton matrix of one sample."""
+def _newton_jacobian(J, hj, M, d, nw):
+    """Fully implicit tableaux: M[:, :, q] = I - h (A kron I) blockdiag(J_l[:, :, q]), the Newton matrix of each
+    of nw samples (J (s, d, d, nw), M (s d, s d, nw))."""
     raise NotImplementedError
 
 
-def _adjoint_system(P, Js, hj, M, r, q, d):
-    """Fully implicit tableaux: M = I - h (A^T kron I) blockdiag(J_k^T), r = b kron p for sample q."""
+def _adjoint_system(P, J, hj, M, R, d, nw):
+    """Fully implicit tableaux: M[:, :, q] = I - h (A^T kron I) blockdiag(J_k[:, :, q]) with J_k holding J_k^T,
+    and R[:, q] = b kron p[:, q], for each of nw samples."""
+    raise NotImplementedError
+
+
+def _adjoint_fixed_point(P, G, hj, E, d, nw):
+    """Fully implicit tableaux: E_i = b_i p + h sum_k a_ki G_k on a block (G_k = J_k^T eta_k), one sweep of the
+    fixed-point iteration of the adjoint system (wide layers)."""
     raise NotImplementedError
