@@ -41,7 +41,7 @@ def code_locations(t: Tableau, eq: LayerEquations, spans: dict[str, tuple[int, i
             (
                 r"Y_i = y_j + h_j \sum_{l < i} a_{il} F_l + h_j a_{ii} f(Y_i)",
                 _span(spans, "def:_dirk_solve"),
-                "`_dirk_solve`: Newton for one stage of one sample",
+                "`_dirk_solve`: Newton for one stage, every sample of a block at once",
             )
         )
     else:
@@ -49,21 +49,21 @@ def code_locations(t: Tableau, eq: LayerEquations, spans: dict[str, tuple[int, i
             (
                 r"R = \mathbf{1} \otimes y_j + h_j (A \otimes I) F(Y) - Y",
                 _span(spans, "newton:residual"),
-                "`_newton_residual`: the stage residual of one sample",
+                "`_newton_residual`: the stage residuals of a block",
             )
         )
         rows.append(
             (
                 r"I - h_j (A \otimes I) \mathrm{diag}(J_l)",
                 _span(spans, "newton:jacobian"),
-                "`_newton_jacobian`: the Newton matrix",
+                "`_newton_jacobian`: the Newton matrices of a block",
             )
         )
         rows.append(
             (
                 r"Y = \mathbf{1} \otimes y_j + h_j (A \otimes I) F(Y)",
                 _span(spans, "def:_coupled_solve"),
-                "`_coupled_solve`: Newton for the coupled stages of one sample",
+                "`_coupled_solve`: Newton for the coupled stages, every sample of a block at once",
             )
         )
     if t.structure != "explicit":
@@ -71,7 +71,7 @@ def code_locations(t: Tableau, eq: LayerEquations, spans: dict[str, tuple[int, i
             (
                 r"J = \partial f / \partial y",
                 _span(spans, "def:_f_and_jacobian"),
-                "`_f_and_jacobian`: $f$ and its Jacobian at one sample",
+                "`_f_and_jacobian`: $f$ and $\\sigma'$ on a block (the Jacobian in factored form)",
             )
         )
     rows.append((update_symbolic(eq), _span(spans, "update"), "`_layer_forward`: the layer update"))
@@ -90,19 +90,19 @@ def code_locations(t: Tableau, eq: LayerEquations, spans: dict[str, tuple[int, i
             (
                 r"(I - h_j (A^{T} \otimes I) \mathrm{diag}(J_k^{T}))\eta = b \otimes p",
                 _span(spans, "adjoint:system"),
-                "`_adjoint_system`: the system of one sample",
+                "`_adjoint_system`: the systems of a block",
             )
         )
         rows.append(
             (
                 "",
                 _span(spans, "def:_coupled_adjoint"),
-                "`_coupled_adjoint`: one $sd \\times sd$ solve per sample",
+                "`_coupled_adjoint`: the $sd \\times sd$ systems of a block",
             )
         )
     if t.structure != "explicit":
         rows.append((r"J_k^{T}", _span(spans, "def:_jacobian_t"), "`_jacobian_t`"))
-        rows.append((r"Mx = r", _span(spans, "def:_solve"), "`_solve`: Gaussian elimination"))
+        rows.append((r"Mx = r", _span(spans, "def:_block_solve"), "`_block_solve`: Gaussian elimination, per-sample pivots"))
     rows.append(
         (
             r"\mu_i = h_j J_i^{T}\eta_i,\ \partial\mathcal{J}/\partial K_j,\ \partial\mathcal{J}/\partial\beta_j",
