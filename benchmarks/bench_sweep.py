@@ -118,6 +118,8 @@ def _pool(spec, root, workers):
             lambda run, info: results.append(info["status"]),
         )
         wall = time.perf_counter() - t0
+        if any(status not in ("completed", "stalled") for status in results):
+            raise SystemExit(f"pool-1: not every run completed: {results}")
         print(f"{'pool-1':>10}: {wall:8.1f} s wall", flush=True)
         return wall, results
     return timed(f"pool-{workers}", spec, root, workers=workers)

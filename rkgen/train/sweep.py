@@ -66,7 +66,7 @@ import signal
 import threading
 import time
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from rkgen.errors import RkgenError
@@ -108,7 +108,6 @@ class Sweep:
     repeat: str | None = None
     x: str | None = None
     metrics: tuple = METRICS
-    extra: dict = field(default_factory=dict)
 
 
 _OPTIONS = {f.name for f in fields(TrainConfig)}
