@@ -105,24 +105,7 @@ def main(argv=None) -> int:
 
 def _pool(spec, root, workers):
     """A pool of ``workers`` processes (workers=1: one worker process, not this one)."""
-    if workers == 1:
-        from rkgen.train.sweep import _pool as pool_executor  # the pool itself, even for one worker
-
-        out = root / "pool-1"
-        t0 = time.perf_counter()
-        sw.compile_networks(spec, spec.runs)
-        out.mkdir()
-        results = []
-        pool_executor(
-            [(r, r.options, str(out / r.name), False) for r in spec.runs], spec.threads, 1, sw._Stop(),
-            lambda run, info: results.append(info["status"]),
-        )
-        wall = time.perf_counter() - t0
-        if any(status not in ("completed", "stalled") for status in results):
-            raise SystemExit(f"pool-1: not every run completed: {results}")
-        print(f"{'pool-1':>10}: {wall:8.1f} s wall", flush=True)
-        return wall, results
-    return timed(f"pool-{workers}", spec, root, workers=workers)
+    return timed(f"pool-{workers}", spec, root, workers=workers, processes=True)
 
 
 def compile_once(spec, root):

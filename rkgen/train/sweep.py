@@ -627,10 +627,12 @@ def compile_networks(sweep: Sweep, runs) -> float:
     return time.perf_counter() - t0
 
 
-def run_sweep(spec, out=None, workers=None, dask=None, dry_run=False, report=print, precompile=True) -> dict:
+def run_sweep(spec, out=None, workers=None, dask=None, dry_run=False, report=print, precompile=True,
+              processes=None) -> dict:
     """Run (or continue) a sweep; returns counts by status and the seconds taken (``seconds``, of which
     ``compile_seconds`` before the runs started). ``spec``: a path or a :class:`Sweep`. precompile=False leaves
-    every worker to compile the networks itself (for measuring what compiling once saves)."""
+    every worker to compile the networks itself (for measuring what compiling once saves). processes=True runs
+    the runs in worker processes even for ``workers=1`` (by default one worker is this process)."""
     sweep = spec if isinstance(spec, Sweep) else load_spec(spec)
     folder = Path(out) if out is not None else Path("sweeps") / Path(sweep.source).stem
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
@@ -648,7 +650,8 @@ def run_sweep(spec, out=None, workers=None, dask=None, dry_run=False, report=pri
     states = {run.name: run_state(folder / run.name) for run in sweep.runs}
     todo = [run for run in sweep.runs if states[run.name] != "ended"]
     workers = workers or max(1, _cores() // sweep.threads)
-    where = f"Dask ({dask})" if dask else f"{workers} worker process(es)" if workers > 1 else "this process"
+    pooled = workers > 1 or processes
+    where = f"Dask ({dask})" if dask else f"{workers} worker process(es)" if pooled else "this process"
     report(
         f"sweep {sweep.source}: {len(sweep.runs)} runs, {len(sweep.runs) - len(todo)} ended before, "
         f"{sum(states[r.name] == 'resume' for r in todo)} to resume, "
@@ -699,7 +702,7 @@ def run_sweep(spec, out=None, workers=None, dask=None, dry_run=False, report=pri
         ]
         if dask:
             _dask(tasks, sweep.threads, dask, stop, done)
-        elif workers == 1:
+        elif workers == 1 and not processes:
             _serial(tasks, sweep.threads, stop, done)
         else:
             _pool(tasks, sweep.threads, workers, stop, done)
