@@ -391,15 +391,15 @@ class StabilityReport:
         F, P = self.F, self._P
         e = self.E
         if not e:
-            return True, "E(y) = 0: |R(iy)| = 1 on the whole imaginary axis"
+            return True, "|R(iy)| = 1 on the whole imaginary axis: E(y) = 0"
         odd = _without_root_at_zero(_odd_part(P, e))
         seq = _sturm(P, odd) if len(odd) > 1 else [odd]
         changes = _v_at(P, seq, Fraction(0)) - _v_inf(P, seq, 1) if len(odd) > 1 else 0
         if changes:
-            return False, f"E(y) changes sign at {changes} value(s) of y² > 0, so |R(iy)| > 1 for some real y"
+            return False, f"|R(iy)| > 1 for some real y: E(y) changes sign at {changes} value(s) of y² > 0"
         if _sign(F, e[-1]) < 0:
-            return False, "E(y) < 0 for every y ≠ 0 near infinity: |R(iy)| > 1 for large |y|"
-        return True, "E(y) ≥ 0 for every real y (no sign change: exact real-root count)"
+            return False, "|R(iy)| > 1 for every real y ≠ 0: E(y) < 0"
+        return True, "|R(iy)| ≤ 1 for every real y: E(y) ≥ 0, by an exact real-root count"
 
     @cached_property
     def _left_poles(self) -> tuple[bool, str]:
@@ -409,13 +409,13 @@ class StabilityReport:
         q = self._P.reflect(self._pq[1])
         n = len(q) - 1
         if n == 0:
-            return True, "R is a polynomial: no poles"
+            return True, "no poles"
         coeffs = list(reversed(q))  # leading first
         rows = [coeffs[0::2], coeffs[1::2]]
         while len(rows) < n + 1:
             r1, r2 = rows[-2], rows[-1]
             if not r2 or r2[0].is_zero():
-                return False, "Q(z) has a root with Re z ≤ 0 (a zero in the Routh–Hurwitz array of Q(−z))"
+                return False, "a pole with Re z ≤ 0: the Routh–Hurwitz array of Q(−z) has a zero"
             new = []
             for j in range(len(r1) - 1):
                 a = r1[j + 1]
@@ -424,11 +424,11 @@ class StabilityReport:
             rows.append(new)
         signs = [_sign(F, r[0]) if r else 0 for r in rows]
         if 0 in signs:
-            return False, "Q(z) has a root with Re z ≤ 0 (a zero in the Routh–Hurwitz array of Q(−z))"
+            return False, "a pole with Re z ≤ 0: the Routh–Hurwitz array of Q(−z) has a zero"
         flips = sum(1 for a, b in pairwise(signs) if a != b)
         if flips:
-            return False, f"R has {flips} pole(s) in the left half-plane (Routh–Hurwitz array of Q(−z))"
-        return True, "every pole of R lies in the right half-plane (Routh–Hurwitz array of Q(−z))"
+            return False, f"{flips} pole(s) with Re z < 0, by the Routh–Hurwitz array of Q(−z)"
+        return True, "every pole has Re z > 0, by the Routh–Hurwitz array of Q(−z)"
 
     @cached_property
     def a_stable(self) -> bool:
@@ -604,11 +604,11 @@ def _psd(F, M) -> tuple[bool, int, str]:
         signs = {k: _sign(F, M[k][k]) for k in active}
         neg = next((k for k in active if signs[k] < 0), None)
         if neg is not None:
-            return False, 0, "M is not positive semidefinite (a negative pivot of its LDLᵀ)"
+            return False, 0, "M is indefinite: its exact LDLᵀ has a negative pivot"
         k = next((k for k in active if signs[k] > 0), None)
         if k is None:
             if any(not M[i][j].is_zero() for i in active for j in active):
-                return False, 0, "M is not positive semidefinite (a zero pivot with a nonzero row)"
+                return False, 0, "M is indefinite: its exact LDLᵀ meets a zero pivot with a nonzero row"
             return True, rank, ""
         rank += 1
         active.remove(k)
