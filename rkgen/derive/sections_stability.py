@@ -34,7 +34,7 @@ def _poly_latex(doc: Context, expr) -> str:
     for (k,), c in sorted(poly.terms()):
         value = float(sympy.N(c, 20))
         power = "" if k == 0 else ("z" if k == 1 else f"z^{{{k}}}")
-        terms.append(f"{value:+.10g}" + (f"\\,{power}" if power else ""))
+        terms.append(f"{value:+.10g}" + (f" {power}" if power else ""))
     return r"\approx " + " ".join(terms).lstrip("+")
 
 
@@ -52,7 +52,7 @@ def section_stability(doc: Context) -> list:
         Para(
             rich(
                 "Applied to the test equation $y' = \\lambda y$ with step $h$, one layer multiplies $y$ by the "
-                "stability function of the method, $y_{j+1} = R(z)\\, y_j$ with $z = h\\lambda$ "
+                "stability function of the method, $y_{j+1} = R(z) y_j$ with $z = h\\lambda$ "
                 f"[{_HW}, Sec. IV.3]:"
             )
         )
@@ -60,8 +60,8 @@ def section_stability(doc: Context) -> list:
     out.append(
         Display(
             [
-                r"R(z) = 1 + z\, b^{T} (I - zA)^{-1} \mathbb{1} = \frac{P(z)}{Q(z)}, \qquad "
-                r"Q(z) = \det(I - zA), \qquad P(z) = \det(I - zA + z \mathbb{1} b^{T})."
+                r"R(z) = 1 + z b^{T} (I - zA)^{-1} \mathbf{1} = \frac{P(z)}{Q(z)}, \qquad "
+                r"Q(z) = \det(I - zA), \qquad P(z) = \det(I - zA + z \mathbf{1} b^{T})."
             ]
         )
     )
@@ -88,7 +88,7 @@ def section_stability(doc: Context) -> list:
         Para(
             rich(
                 f"$R$ is {shape}. It agrees with $e^{{z}}$ to order {k}: "
-                f"$R(z) - e^{{z}} = {sympy.latex(c)}\\, z^{{{k + 1}}} + O(z^{{{k + 2}}})$"
+                f"$R(z) - e^{{z}} = {sympy.latex(c)} z^{{{k + 1}}} + O(z^{{{k + 2}}})$"
                 + (
                     f", the classical order {t.order} seen on linear problems."
                     if k == t.order
@@ -222,8 +222,8 @@ def section_stability(doc: Context) -> list:
     out.append(
         Para(
             rich(
-                "Write $B = \\operatorname{diag}(b)$. The partner of section 5 is $\\tilde A = \\mathbb{1} b^{T} - "
-                "B^{-1} A^{T} B$, so $B (I - z\\tilde A) B^{-1} = I + z A^{T} - z\\, b \\mathbb{1}^{T}$ and, "
+                "Write $B = \\operatorname{diag}(b)$. The partner of section 5 is $\\tilde A = \\mathbf{1} b^{T} - "
+                "B^{-1} A^{T} B$, so $B (I - z\\tilde A) B^{-1} = I + z A^{T} - z b \\mathbf{1}^{T}$ and, "
                 "transposing inside the determinants,"
             )
         )
@@ -231,8 +231,8 @@ def section_stability(doc: Context) -> list:
     out.append(
         Display(
             [
-                r"\det(I - z\tilde A) &= \det(I + zA - z \mathbb{1} b^{T}) = P(-z),",
-                r"\det(I - z\tilde A + z \mathbb{1} b^{T}) &= \det(I + zA) = Q(-z),",
+                r"\det(I - z\tilde A) &= \det(I + zA - z \mathbf{1} b^{T}) = P(-z),",
+                r"\det(I - z\tilde A + z \mathbf{1} b^{T}) &= \det(I + zA) = Q(-z),",
                 r"\tilde R(z) &= \frac{Q(-z)}{P(-z)} = \frac{1}{R(-z)}.",
             ],
             aligned=True,
@@ -251,8 +251,8 @@ def section_stability(doc: Context) -> list:
             rich(
                 check,
                 "What it means: the adjoint of $y' = \\lambda y$ is $p' = -\\lambda p$. The partner steps it forward "
-                "with $\\tilde z = -h\\lambda$, so $p_{j+1} = \\tilde R(-h\\lambda)\\, p_j = p_j / R(h\\lambda)$, "
-                "that is $p_j = R(h\\lambda)\\, p_{j+1}$: the backward pass multiplies the adjoint by exactly the "
+                "with $\\tilde z = -h\\lambda$, so $p_{j+1} = \\tilde R(-h\\lambda) p_j = p_j / R(h\\lambda)$, "
+                "that is $p_j = R(h\\lambda) p_{j+1}$: the backward pass multiplies the adjoint by exactly the "
                 "factor by which the forward pass multiplied the state. A layer that is stable forward is stable "
                 "backward, and the gradient neither explodes nor vanishes faster than the states do. "
                 "$\\tilde R$ on its own can look unstable (the partner of an explicit method has poles), but it "
