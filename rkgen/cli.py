@@ -184,14 +184,18 @@ def _add_derive(sub):
     )
     p.add_argument("tableau", help="a JSON file or a built-in name")
     p.add_argument(
-        "--format", choices=("md", "tex", "pdf"), default=None, help="output format (default: from -o, else md)"
+        "--format",
+        choices=("md", "tex", "pdf", "ipynb"),
+        default=None,
+        help="output format (default: from -o, else md); ipynb is a Jupyter notebook whose code cells recompute the "
+        "document's numbers with rkgen",
     )
     p.add_argument(
         "-o",
         "--output",
         metavar="FILE",
-        help="output file or folder; a file's suffix must fit the format (.md, .tex, .pdf; .json with --json) "
-        "(default: Markdown/LaTeX to stdout, a PDF to ./<name>_derivation.pdf)",
+        help="output file or folder; a file's suffix must fit the format (.md, .tex, .pdf, .ipynb; .json with "
+        "--json) (default: Markdown/LaTeX to stdout, a PDF or notebook to ./<name>_derivation.pdf or .ipynb)",
     )
     p.add_argument(
         "--force", action="store_true", help="overwrite an existing file that differs (an existing PDF always needs it)"
