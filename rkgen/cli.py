@@ -10,7 +10,7 @@ import sys
 from . import __version__
 from .errors import RkgenError
 
-COMMANDS = ("check", "list", "generate", "train", "sweep", "predict", "evaluate", "derive")
+COMMANDS = ("check", "list", "generate", "train", "sweep", "predict", "evaluate", "derive", "plot")
 
 DESCRIPTION = """\
 rkgen turns a Butcher tableau into a Runge-Kutta neural network with exact gradients.
@@ -30,6 +30,7 @@ examples:
   rkgen predict runs/spiral-rk4 points.csv -o pred.csv   class probabilities of new points
   rkgen evaluate runs/spiral-euler --tableau rk4 --layers 10 20 40   swap the solver of a continuous run
   rkgen derive gauss2 -o gauss2.md   the derivation for a tableau, step by step
+  rkgen plot rk4 --stability         the stability region as a PNG (also --order-star; .pdf, .svg)
 """
 
 
@@ -263,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub, "evaluate", evaluate_cli, "re-evaluate a continuous-layout run with other tableaux or finer grids"
     )
     _add_derive(sub)
+    from . import plot_cli
+
+    _add_run_command(sub, "plot", plot_cli, "draw the stability region or the order star of a tableau")
     return parser
 
 
