@@ -54,8 +54,10 @@ def _add_check(sub):
         help="analyse a tableau exactly: order, structure, symplecticity, partner",
         description="Analyse a Butcher tableau exactly (sympy and exact number-field arithmetic): structure, "
         "classical order by rooted trees (and the failing conditions of the next order), stage order, "
-        "simplifying assumptions B/C/D, symplecticity M = diag(b)A + A^T diag(b) - b b^T, and the "
-        "symplectic partner of conditions (19).",
+        "simplifying assumptions B/C/D, symplecticity M = diag(b)A + A^T diag(b) - b b^T, the "
+        "symplectic partner of conditions (19), and linear stability: the stability function R(z), A- and "
+        "L-stability (decided by exact real-root counting, never by sampling), the real stability interval, "
+        "algebraic stability (b >= 0 and M positive semidefinite) and the partner's R~(z) = 1/R(-z).",
     )
     p.add_argument("tableau", help="a JSON file or a built-in name (see 'rkgen list')")
     p.add_argument("--partner", metavar="TABLEAU", help="verify this tableau as the partner (conditions (19))")
