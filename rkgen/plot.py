@@ -201,7 +201,7 @@ def default_box(tableau: Tableau, kind: str = "stability") -> tuple[float, float
     poles, zeros = _roots(q), _roots(p)
     left = _left(report)
     special = [*poles, *zeros, 0j] + ([complex(left)] if math.isfinite(left) else [])
-    scale = max([2.0, *(abs(v) for v in special)])
+    scale = min(max([2.0, *(abs(v) for v in special)]), MAX_EXTENT)
     cap = min(1.5 * scale, MAX_EXTENT)
     points = [v for v in special if abs(v) <= cap]
     if kind == "stability":

@@ -26,7 +26,16 @@ from rkgen import load
 from rkgen.cli import main as rkgen_main
 from rkgen.derive import Derivation
 from rkgen.derive.document import Para, Text
-from rkgen.derive.notebook import cell_markdown, notebook, notebook_json, tableau_facts, tableau_latex
+from rkgen.derive.markdown import md_text
+from rkgen.derive.notebook import (
+    cell_markdown,
+    code_stability,
+    code_stability_plot,
+    notebook,
+    notebook_json,
+    tableau_facts,
+    tableau_latex,
+)
 
 RALSTON3 = ROOT / "examples" / "ralston3.json"
 
@@ -67,16 +76,18 @@ def test_notebook_is_valid_nbformat_and_not_run(midpoint):
 
 
 def test_markdown_cells_are_the_document(midpoint, ralston3):
+    """Joined, the Markdown cells are the document's blocks, printed by the Markdown printer (drawings embedded);
+    without drawings, exactly `rkgen derive`'s Markdown."""
     for doc in (midpoint, ralston3):
         cells = [_source(c) for c in notebook(doc)["cells"] if c["cell_type"] == "markdown"]
         assert cells[1].startswith("The code cells of this notebook recompute")
         joined = "\n\n".join(cells[:1] + cells[2:])
-        assert "\n".join(line.rstrip() for line in joined.splitlines()) + "\n" == doc.markdown()
-        assert [c.splitlines()[0] for c in cells if c.startswith("## ")][:3] == [
-            "## 1. The problem: a network as an optimal control problem",
-            "## 2. The tableau",
-            "## 3. Order",
-        ]
+        assert joined == f"# {md_text(doc.title)}\n\n" + "\n\n".join(cell_markdown(b) for b in doc.blocks)
+        if "<img " not in joined:
+            assert "\n".join(line.rstrip() for line in joined.splitlines()) + "\n" == doc.markdown()
+        headings = [c.splitlines()[0] for c in cells if c.startswith("#")]
+        assert len(headings) == len(cells) - 1  # a cell per heading (and the note on the code cells)
+        assert [h[:6] for h in headings[1:4]] == ["## 1. ", "## 2. ", "## 3. "]
 
 
 def test_code_cells_hold_the_document_numbers(midpoint, ralston3):
@@ -94,6 +105,25 @@ def test_code_cells_hold_the_document_numbers(midpoint, ralston3):
     assert str(RALSTON3) not in setup and "rkgen.from_json(json.dumps(data))" in setup
     assert '"b": ["2/9", "1/3", "4/9"],' in setup
     assert "misprint > 1e-4" in compare
+
+
+def test_stability_cells_follow_the_stability_section(monkeypatch):
+    from rkgen.derive import derivation
+    from rkgen.derive.document import Heading, rich
+
+    def section_stability(doc):
+        return [Heading(2, rich("Linear stability")), Para(rich("R(z) and the region."))]
+
+    sections = [s for s in derivation.SECTIONS if s.__name__ != "section_stability"]
+    at = [s.__name__ for s in sections].index("section_partner") + 1
+    monkeypatch.setattr(derivation, "SECTIONS", (*sections[:at], section_stability, *sections[at:]))
+    cells = [_source(c) for c in notebook(Derivation("gauss2"))["cells"]]
+    k = cells.index("## Linear stability\n\nR(z) and the region.")
+    assert cells[k + 1].startswith("stability = tableau.stability")
+    assert "assert str(stability.R) == '(z**2/12 + z/2 + 1)/(z**2/12 - z/2 + 1)'" in cells[k + 1]
+    assert "== (True, False)" in cells[k + 1] and "interval.text == '(-inf, 0]'" in cells[k + 1]
+    assert "partner_identity is True" in cells[k + 1]
+    assert cells[k + 2].endswith("stability_plot(tableau)")
 
 
 def test_zero_weight_has_no_partner_cell():
@@ -155,6 +185,8 @@ def _run(doc, tmp_path, monkeypatch):
     pytest.importorskip("ipykernel")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     nb = nbformat.reads(notebook_json(doc), as_version=4)
+    if not any("tableau.stability" in _source(c) for c in nb.cells):  # before the document has its section
+        nb.cells += [nbformat.v4.new_code_cell(make(doc)) for make in (code_stability, code_stability_plot)]
     client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": tmp_path}})
     with client.setup_kernel():
         for index, cell in enumerate(nb.cells):
@@ -189,6 +221,9 @@ def test_notebook_runs_builtin(midpoint, tmp_path, monkeypatch):
 def test_notebook_runs_user_json(ralston3, tmp_path, monkeypatch):
     nb = _run(ralston3, tmp_path, monkeypatch)
     out = _stdout(nb)
+    assert "A-stable: False; L-stable: False; interval [" in out
+    region = nb.cells[-1].outputs[-1]["data"]
+    assert base64.b64decode(region["image/png"]).startswith(b"\x89PNG")  # the stability region, drawn
     assert "order 3, stage order 1; B(3), C(1), D(0) hold" in out
     partner = float(re.search(r"partner form: (\S+); misprinted partner: (\S+)", out).group(1))
     misprint = float(re.search(r"partner form: (\S+); misprinted partner: (\S+)", out).group(2))
@@ -247,5 +282,5 @@ def test_tableau_display_shows_stability_when_there():
     assert [s.text for s in facts["A-stable"]] == ["yes"] and [s.text for s in facts["L-stable"]] == ["no"]
     assert facts["stability interval"][0].tex == r"(-\infty, 0]"
     rk4 = dict(tableau_facts(load("rk4")))
-    assert rk4["stability interval"][0].tex.startswith("[-2.78529")
+    assert rk4["stability interval"][0].tex == r"\approx [-2.785293563, 0]"
     assert json.dumps(load("rk4")._repr_markdown_()).count("A-stable") == 1

@@ -27,6 +27,8 @@ import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+import sympy
+
 from . import document
 from .document import Bold, Code, Heading, Items, Math, Para, Table, Text
 from .formulas import float_tex, lx, sub
@@ -72,10 +74,19 @@ def _stability(t: Tableau):
 
 
 def _interval_math(interval) -> str:
+    """[left, 0]: exact when the end point is a short exact number, else ≈ to 10 digits.
+
+    >>> from rkgen import load
+    >>> [_interval_math(load(name).stability.interval) for name in ("euler", "rk4", "gauss2")]
+    ['[-2, 0]', '\\approx [-2.785293563, 0]', '(-\\infty, 0]']
+    """
     left = float(interval.left)
     if math.isinf(left):
         return r"(-\infty, 0]"
-    return rf"[{float_tex(left, 6)}, 0]"
+    exact = getattr(interval, "exact", None)
+    if exact is not None and not exact.has(sympy.CRootOf) and len(lx(exact)) <= SHORT_ENTRY:
+        return rf"[{lx(exact)}, 0]"
+    return rf"\approx [{float_tex(left, 10)}, 0]"
 
 
 def tableau_facts(t: Tableau) -> list[tuple[str, list]]:
@@ -180,9 +191,8 @@ def tableau_latex(t: Tableau) -> str:
     $$
     """
     rows = " \\\\\n".join(rf"\text{{{label}}} & {_tex_spans(value)}" for label, value in tableau_facts(t))
-    return (
-        f"$$\n{_name_tex(t.name)}\\qquad\n{_array(t)}\n\\qquad\n\\begin{{array}}{{ll}}\n{rows}\n\\end{{array}}\n$$"
-    )
+    facts = f"\\begin{{array}}{{ll}}\n{rows}\n\\end{{array}}"
+    return f"$$\n{_name_tex(t.name)}\\qquad\n{_array(t)}\n\\qquad\n{facts}\n$$"
 
 
 # -- Markdown cells ---------------------------------------------------------------------------------------------
@@ -237,7 +247,7 @@ def cell_markdown(block) -> str:
     if figure is not None and isinstance(block, figure) and getattr(block, "svg", None):
         caption = getattr(block, "caption", None)
         spans = document.rich(caption) if isinstance(caption, str) else list(caption or [])
-        return _img(block) + ("\n\n" + markdown_block(Para(spans)) if spans else "")
+        return _img(block) + ("\n\n" + cell_markdown(Para(spans)) if spans else "")
     images: dict = {}
     text = markdown_block(_swap(block, images))
     for token, img in images.items():
@@ -266,9 +276,10 @@ def _short(values) -> bool:
 
 def code_setup(doc: Derivation) -> str:
     t = doc.t
-    lines = ["import json", "", "import numpy as np", "", "import rkgen", ""]
-    if t.source.startswith("built-in"):
-        lines.append(f"tableau = rkgen.load({t.name!r})")
+    builtin = t.source.startswith("built-in")
+    lines = [*([] if builtin else ["import json", ""]), "import numpy as np", "", "import rkgen", ""]
+    if builtin:
+        lines.append(f"tableau = rkgen.load({json.dumps(t.name)})")
     else:
         data = t.to_dict()
         lines.append("# the tableau of this document, exactly as rkgen read it when the document was written")
@@ -276,7 +287,8 @@ def code_setup(doc: Derivation) -> str:
         lines.extend(f"    {_literal(key)}: {_literal(data[key])}," for key in ("name", "A", "b", "c"))
         lines.append("}")
         lines.append("tableau = rkgen.from_json(json.dumps(data))")
-    lines.append(f'assert tableau.sha256 == "{t.sha256}"  # the name, A, b, c of this document')
+    lines.append("# the same name, A, b and c as this document's")
+    lines.append(f'assert tableau.sha256 == "{t.sha256}"')
     lines.append("tableau")
     return "\n".join(lines)
 
@@ -445,17 +457,20 @@ def code_stability(doc: Derivation) -> str | None:
     st = _stability(doc.t)
     if st is None:
         return None
-    left = float(st.interval.left)
     lines = [
-        "stability = tableau.stability",
+        "stability = tableau.stability  # exact: R(z) = P(z)/Q(z), A- and L-stability, the real interval",
         f"assert str(stability.R) == {str(st.R)!r}",
         f"assert (stability.a_stable, stability.l_stable) == ({bool(st.a_stable)}, {bool(st.l_stable)})",
-        "assert stability.interval.left == -np.inf"
-        if math.isinf(left)
-        else f"assert np.isclose(stability.interval.left, {left!r}, rtol=1e-12, atol=0)",
-        "print(stability.interval.text)",
-        "stability.R",
+        f"assert stability.interval.text == {st.interval.text!r}",
+        'print(f"A-stable: {stability.a_stable}; L-stable: {stability.l_stable}; interval {stability.interval.text}")',
     ]
+    identity = getattr(st, "partner_identity", None)
+    if identity is not None:
+        lines += [
+            "# the partner's stability function: R~(z) R(-z) = 1, the backward pass amplifies as the forward pass",
+            f"assert stability.partner_identity is {bool(identity)}",
+        ]
+    lines.append("stability.R")
     return "\n".join(lines)
 
 
