@@ -236,10 +236,11 @@ def _stability_lines(st: dict) -> list[str]:
     if iv["unbounded"]:
         out.append(f"{pad}real interval (-∞, 0]: |R(x)| ≤ 1 for every x ≤ 0")
     else:
-        exact = f" = {iv['exact']}" if iv["exact"] and iv["exact"] != iv["digits"].rstrip("0").rstrip(".") else ""
-        out.append(f"{pad}real interval [{iv['digits']}, 0]" + (f", end point{exact}" if exact else ""))
-        if not iv["exact"]:
-            out.append(f"{pad}  (a root of {iv['polynomial']})")
+        end = f"[{iv['digits']}, 0]"
+        if iv["exact"] and "CRootOf" not in iv["exact"]:
+            out.append(f"{pad}real interval {end}, end point {iv['exact']}")
+        else:
+            out.append(f"{pad}real interval {end}, end point a root of {iv['polynomial']}")
     out.append(f"{pad}algebraically stable: {yes[st['algebraically_stable']]} ({st['algebraic_stability_reason']})")
     if st["partner_R"] is not None:
         check = "holds" if st["partner_identity"] else "FAILS"

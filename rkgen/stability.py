@@ -245,7 +245,7 @@ class StabilityInterval:
 
     left: float
     exact: sympy.Expr | None
-    polynomial: sympy.Expr | None  # the square-free polynomial in x of which ``left`` is a root
+    polynomial: sympy.Expr | None  # a polynomial in x with root ``left`` (irreducible over Q for rational tableaux)
     bracket: tuple[Fraction, Fraction] | None  # left lies in (lo, hi]
 
     @property
@@ -351,6 +351,25 @@ class StabilityReport:
         with np.errstate(divide="ignore", invalid="ignore"):
             return num / den
 
+    def poles(self) -> np.ndarray:
+        """The poles of R (roots of Q), as floats: for drawing, never for a verdict."""
+        q = self._float_coeffs[1]
+        return np.roots(q[::-1]) if len(q) > 1 else np.array([], dtype=complex)
+
+    def plot_box(self, kind: str = "stability") -> tuple[float, float, float, float]:
+        """A plot window (x_min, x_max, y_min, y_max) showing the method's region: for a bounded real interval
+        [−r, 0] about [−r − 1.5, 1.5] × ±(0.8r + 1.5); otherwise a square holding the poles, whose neighbourhood
+        is where |R| > 1. Rounded to halves; the order star gets the same window."""
+        left = self.interval.left
+        if math.isfinite(left):
+            r = -left
+            half = math.ceil((0.8 * r + 1.5) * 2) / 2
+            return (-math.ceil((r + 1.5) * 2) / 2, 1.5, -half, half)
+        poles = self.poles()
+        reach = max([4.0, *(1.5 * abs(p) for p in poles)])
+        reach = min(math.ceil(reach * 2) / 2, 50.0)
+        return (-reach, reach, -reach, reach)
+
     @property
     def at_infinity(self) -> sympy.Expr | None:
         """lim R(z) as |z| → ∞ (None when deg P > deg Q: R is unbounded)."""
@@ -360,6 +379,25 @@ class StabilityReport:
         if len(p) < len(q):
             return sympy.Integer(0)
         return self.F.to_sympy(self.F.div(p[-1], q[-1]))
+
+    @cached_property
+    def linear_order(self) -> tuple[int, sympy.Expr]:
+        """(k, C): R(z) = e^z + C z^{k+1} + O(z^{k+2}) with C ≠ 0, exactly: the order the method shows on linear
+        problems (at least its classical order). R's power series comes from P = Q·R term by term in the
+        tableau's field; a rational R of degrees (m, n) matches e^z to order at most m + n."""
+        F = self.F
+        p, q = self._pq
+        top = sum(self.degrees) + 2
+        r = []
+        for k in range(top + 1):
+            acc = p[k] if k < len(p) else F.zero
+            for j in range(1, min(k, len(q) - 1) + 1):
+                acc = F.sub(acc, F.mul(q[j], r[k - j]))
+            r.append(acc)  # q[0] = 1
+            diff = F.sub(acc, F.from_rational(Fraction(1, math.factorial(k))))
+            if not diff.is_zero():
+                return k - 1, F.to_sympy(diff)
+        return top, sympy.Integer(0)  # not reached: R = e^z is impossible for a rational R
 
     # -- A- and L-stability -------------------------------------------------------------------------------
     @cached_property
@@ -475,11 +513,9 @@ class StabilityReport:
             else:
                 hi = mid
             if P.at(odd, F.from_rational(hi)).is_zero():
-                return StabilityInterval(
-                    float(hi), sympy.Rational(hi.numerator, hi.denominator), self._sympy_poly(odd, _X), (hi, hi)
-                )
-        poly = self._sympy_poly(odd, _X)
-        return StabilityInterval(_mid_float(lo, hi), _exact_root(poly, lo, hi, F.is_rational), poly, (lo, hi))
+                return StabilityInterval(float(hi), sympy.Rational(hi.numerator, hi.denominator), _X - hi, (hi, hi))
+        poly, exact = _exact_root(self._sympy_poly(odd, _X), lo, hi, F.is_rational)
+        return StabilityInterval(_mid_float(lo, hi), exact, poly, (lo, hi))
 
     # -- algebraic stability, the partner ----------------------------------------------------------------
     @cached_property
@@ -574,24 +610,24 @@ def _mid_float(lo: Fraction, hi: Fraction) -> float:
     return float((lo + hi) / 2)
 
 
-def _exact_root(poly: sympy.Expr, lo: Fraction, hi: Fraction, rational: bool) -> sympy.Expr | None:
-    """The root of ``poly`` in (lo, hi] in closed form (degree ≤ 2 factor) or as a ``CRootOf`` (rational
-    coefficients); None for a number field's polynomial of higher degree (the bracket then defines it)."""
+def _exact_root(poly: sympy.Expr, lo: Fraction, hi: Fraction, rational: bool):
+    """The root of ``poly`` in (lo, hi]: (its irreducible factor over Q, the root in closed form (degree ≤ 2) or as
+    a ``CRootOf``) for rational coefficients; (poly, None) in a number field (the bracket then defines it)."""
     if not rational:
-        return None
+        return poly, None
     lo_q, hi_q = sympy.Rational(lo.numerator, lo.denominator), sympy.Rational(hi.numerator, hi.denominator)
     for factor, _ in sympy.factor_list(poly, _X)[1]:
         f = sympy.Poly(factor, _X)
         if f.count_roots(lo_q, hi_q) == 0:
             continue
+        f = sympy.Poly(f.monic().as_expr() * sympy.lcm([c.q for c in f.monic().coeffs()]), _X)
         if f.degree() <= 2:
             for r in sympy.roots(f, _X):
                 if r.is_real and lo_q < r <= hi_q:
-                    return sympy.nsimplify(r) if r.is_Rational else sympy.radsimp(r)
-        reals = f.real_roots()
-        below = sum(1 for r in reals if r.evalf(40) <= lo_q)
-        return sympy.CRootOf(f.as_expr(), below)
-    return None
+                    return f.as_expr(), sympy.radsimp(r)
+        below = sum(1 for r in f.real_roots() if r.evalf(40) <= lo_q)
+        return f.as_expr(), sympy.CRootOf(f.as_expr(), below)
+    return poly, None
 
 
 def _psd(F, M) -> tuple[bool, int, str]:

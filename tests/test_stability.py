@@ -217,3 +217,19 @@ def test_to_dict_is_json_ready():
     d = load("sdirk2").stability.to_dict()
     json.dumps(d)
     assert d["A_stable"] and d["L_stable"] and not d["algebraically_stable"] and d["interval"]["unbounded"]
+
+
+@pytest.mark.parametrize(
+    "name, k, C",
+    [  # Padé (m, n): R - e^z = (-1)^(n+1) m! n! / ((m+n)! (m+n+1)!) z^(m+n+1) + ...
+        ("gauss5", 10, sympy.Rational(1, 10059033600)),
+        ("radau_iia3", 5, sympy.Rational(1, 7200)),
+        ("lobatto_iiic2", 2, sympy.Rational(-1, 6)),
+        ("rk4", 4, sympy.Rational(-1, 120)),
+        ("euler", 1, sympy.Rational(-1, 2)),
+        ("sdirk2", 2, sympy.sqrt(2) / 2 - sympy.Rational(2, 3)),
+    ],
+)
+def test_linear_order_and_error_constant(name, k, C):
+    got_k, got_C = load(name).stability.linear_order
+    assert got_k == k and sympy.simplify(got_C - C) == 0
