@@ -71,6 +71,8 @@ TICK_SIZE = 9
 LEGEND_SIZE = 8.5
 TITLE_SIZE = 10.5
 PNG_DPI = 200
+#: A PNG shown in a notebook: about 500 pixels wide.
+SCREEN_DPI = 100
 MINUS = "\N{MINUS SIGN}"
 
 
@@ -96,9 +98,9 @@ class Plot:
         j, i = int(np.argmin(np.abs(self.x - z.real))), int(np.argmin(np.abs(self.y - z.imag)))
         return bool(self.mask[i, j])
 
-    def to_bytes(self, fmt: str) -> bytes:
-        """The figure as PNG, PDF or SVG, the same bytes every time (see :func:`figure_bytes`)."""
-        return figure_bytes(self.figure, fmt)
+    def to_bytes(self, fmt: str, dpi: float = PNG_DPI) -> bytes:
+        """The figure as PNG (at ``dpi``), PDF or SVG, the same bytes every time (see :func:`figure_bytes`)."""
+        return figure_bytes(self.figure, fmt, dpi)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the figure to ``path`` (.png, .pdf or .svg) atomically; returns the path."""
@@ -107,7 +109,7 @@ class Plot:
         return path
 
     def _repr_png_(self) -> bytes:  # Jupyter shows a Plot as its PNG
-        return self.to_bytes("png")
+        return self.to_bytes("png", SCREEN_DPI)
 
 
 def suffix_format(path: str | os.PathLike) -> str:
@@ -126,7 +128,7 @@ def suffix_format(path: str | os.PathLike) -> str:
     return fmt
 
 
-def figure_bytes(fig, fmt: str) -> bytes:
+def figure_bytes(fig, fmt: str, dpi: float = PNG_DPI) -> bytes:
     """``fig`` saved as PNG, PDF or SVG into memory, reproducibly: no creation date, SVG ids from a fixed salt."""
     import matplotlib
 
@@ -135,7 +137,7 @@ def figure_bytes(fig, fmt: str) -> bytes:
     metadata = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer": None}, "svg": {"Date": None}}
     buf = io.BytesIO()
     with matplotlib.rc_context({"svg.hashsalt": "rkgen", "svg.fonttype": "path", "pdf.fonttype": 42}):
-        fig.savefig(buf, format=fmt, dpi=PNG_DPI if fmt == "png" else None, metadata=metadata[fmt])
+        fig.savefig(buf, format=fmt, dpi=dpi if fmt == "png" else None, metadata=metadata[fmt])
     return buf.getvalue()
 
 
@@ -226,7 +228,8 @@ def default_box(tableau: Tableau, kind: str = "stability") -> tuple[float, float
 
 
 # -- the pictures ---------------------------------------------------------------------------------------------------
-def _grid(box, resolution: int):
+def _grid(box, resolution: int | None):
+    resolution = RESOLUTION if resolution is None else int(resolution)
     xmin, xmax, ymin, ymax = box
     width, height = xmax - xmin, ymax - ymin
     nx = max(int(round(resolution * min(1.0, width / height))), 16)
@@ -294,7 +297,7 @@ def _number(x: float) -> str:
     return f"{x:.4g}".replace("-", MINUS)
 
 
-def stability_plot(tableau: Tableau | str, box=None, resolution: int = RESOLUTION) -> Plot:
+def stability_plot(tableau: Tableau | str, box=None, resolution: int | None = None) -> Plot:
     """The stability region {z : |R(z)| ≤ 1} of a tableau, shaded, with its boundary and real stability interval."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -327,7 +330,7 @@ def stability_plot(tableau: Tableau | str, box=None, resolution: int = RESOLUTIO
     return Plot("stability", t, fig, box, x, y, values <= 0.0, region)
 
 
-def order_star_plot(tableau: Tableau | str, box=None, resolution: int = RESOLUTION) -> Plot:
+def order_star_plot(tableau: Tableau | str, box=None, resolution: int | None = None) -> Plot:
     """The order star {z : |R(z) e^{-z}| > 1} of a tableau, shaded, with the poles (×) and zeros (○) of R."""
     from matplotlib.patches import Patch
 
@@ -352,7 +355,7 @@ def order_star_plot(tableau: Tableau | str, box=None, resolution: int = RESOLUTI
     return Plot("order-star", t, fig, box, x, y, values > 0.0, region)
 
 
-def plot(tableau: Tableau | str, kind: str = "stability", box=None, resolution: int = RESOLUTION) -> Plot:
+def plot(tableau: Tableau | str, kind: str = "stability", box=None, resolution: int | None = None) -> Plot:
     """The picture ``kind`` (``"stability"`` or ``"order-star"``) of a tableau."""
     if kind == "stability":
         return stability_plot(tableau, box, resolution)

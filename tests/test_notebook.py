@@ -69,7 +69,7 @@ def test_notebook_is_valid_nbformat_and_not_run(midpoint):
     ids = [c.id for c in nb.cells]
     assert len(set(ids)) == len(ids) and ids[0] == "markdown-000"
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert len(code) == 6 and all(c.outputs == [] and c.execution_count is None for c in code)
+    assert len(code) == 8 and all(c.outputs == [] and c.execution_count is None for c in code)
     # written exactly as nbformat writes it, and the same bytes each time
     assert nbformat.writes(nb) + "\n" == text
     assert notebook_json(Derivation("midpoint")) == text
@@ -187,7 +187,9 @@ def _run(doc, tmp_path, monkeypatch):
     nb = nbformat.reads(notebook_json(doc), as_version=4)
     if not any("tableau.stability" in _source(c) for c in nb.cells):  # before the document has its section
         nb.cells += [nbformat.v4.new_code_cell(make(doc)) for make in (code_stability, code_stability_plot)]
-    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": tmp_path}})
+    client = nbclient.NotebookClient(
+        nb, timeout=120, kernel_name="python3", shutdown_kernel="immediate", resources={"metadata": {"path": tmp_path}}
+    )
     with client.setup_kernel():
         for index, cell in enumerate(nb.cells):
             client.execute_cell(cell, index)
@@ -222,7 +224,7 @@ def test_notebook_runs_user_json(ralston3, tmp_path, monkeypatch):
     nb = _run(ralston3, tmp_path, monkeypatch)
     out = _stdout(nb)
     assert "A-stable: False; L-stable: False; interval [" in out
-    region = nb.cells[-1].outputs[-1]["data"]
+    region = next(c for c in nb.cells if "stability_plot(tableau)" in _source(c)).outputs[-1]["data"]
     assert base64.b64decode(region["image/png"]).startswith(b"\x89PNG")  # the stability region, drawn
     assert "order 3, stage order 1; B(3), C(1), D(0) hold" in out
     partner = float(re.search(r"partner form: (\S+); misprinted partner: (\S+)", out).group(1))
@@ -239,7 +241,8 @@ def test_tableau_shows_exact_tableau_and_properties():
     assert "\\hline & \\frac{1}{6} & \\frac{1}{3} & \\frac{1}{3} & \\frac{1}{6}" in md
     for row in ("| order | 4 |", "| stage order | 1 |", "| symplectic | no |", "| structure | explicit |"):
         assert row in md
-    assert "| symplectic partner | exists, $\\tilde c \\ne c$ |" in md
+    assert "| symplectic partner | exists, $\\tilde c = c$ |" in md  # D(1) holds
+    assert "| symplectic partner | exists, $\\tilde c \\ne c$ |" in load(RALSTON3)._repr_markdown_()
     tex = t._repr_latex_()
     assert tex.startswith("$$\n\\mathtt{rk4}") and tex.endswith("$$")
     assert "\\text{order} & \\text{4}" in tex
@@ -247,10 +250,11 @@ def test_tableau_shows_exact_tableau_and_properties():
 
 
 def test_tableau_display_long_entries_as_floats_and_names_safely():
-    facts = dict(tableau_facts(load("gauss5")))
-    assert [s.text for s in facts["order"]] == ["10"]
-    md = load("gauss5")._repr_markdown_()
-    assert "\\approx 0.04691007703" in md  # c_1 = 1/2 - sqrt(...)/..., long exact form: its float
+    facts = dict(tableau_facts(load("gauss4")))
+    assert [s.text for s in facts["order"]] == ["8"]
+    md = load("gauss4")._repr_markdown_()
+    # a long exact entry is shown as its float (c_1, a_12), a short one exactly (a_11)
+    assert "\\approx 0.0694318442 & \\frac{1}{8} - \\frac{\\sqrt{30}}{144} & \\approx -0.02660418008" in md
     assert "| symplectic partner | the method itself |" in md
     odd = load("euler").__class__.from_json('{"name": "a$b\\\\c", "A": [["0"]], "b": ["1"]}')
     assert "\\text{this tableau}" in tableau_latex(odd)

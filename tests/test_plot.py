@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import rkgen.plot
 from rkgen import RkgenError, load
 from rkgen.cli import main as rkgen_main
 from rkgen.plot import check_box, default_box, order_star_plot, stability_plot
@@ -34,8 +35,8 @@ def exact_R(name: str, z: np.ndarray) -> np.ndarray:
 
 
 def _samples(p, rng, n=400):
-    """n grid points of the plot, chosen at random: (row, column) indices and z."""
-    i, j = rng.integers(0, len(p.y), n), rng.integers(0, len(p.x), n)
+    """n grid points of the plot inside the box's edges, chosen at random: (row, column) indices and z."""
+    i, j = rng.integers(1, len(p.y) - 1, n), rng.integers(1, len(p.x) - 1, n)
     return i, j, p.x[j] + 1j * p.y[i]
 
 
@@ -114,6 +115,7 @@ def test_box_is_used_and_checked():
 # -- the command -----------------------------------------------------------------------------------------------
 def test_plot_writes_png_pdf_svg(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(rkgen.plot, "RESOLUTION", 101)  # a coarser grid: the files, not the picture, are tested
     assert rkgen_main(["plot", "euler", "--stability"]) == 0
     assert capsys.readouterr().out.strip() == "wrote euler_stability.png"
     assert (tmp_path / "euler_stability.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
