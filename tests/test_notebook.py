@@ -275,7 +275,7 @@ def test_tableau_display_is_fast_and_uncompiled():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     seconds, numba = out.stdout.split()
-    assert numba == "False" and float(seconds) < 5, out.stderr
+    assert numba == "False" and float(seconds) < 10, out.stderr
 
 
 def test_tableau_display_shows_stability_when_there():
