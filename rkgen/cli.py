@@ -10,7 +10,7 @@ import sys
 from . import __version__
 from .errors import RkgenError
 
-COMMANDS = ("check", "list", "generate", "train", "sweep", "predict", "evaluate", "derive")
+COMMANDS = ("check", "list", "generate", "train", "sweep", "predict", "evaluate", "derive", "plot")
 
 DESCRIPTION = """\
 rkgen turns a Butcher tableau into a Runge-Kutta neural network with exact gradients.
@@ -30,6 +30,7 @@ examples:
   rkgen predict runs/spiral-rk4 points.csv -o pred.csv   class probabilities of new points
   rkgen evaluate runs/spiral-euler --tableau rk4 --layers 10 20 40   swap the solver of a continuous run
   rkgen derive gauss2 -o gauss2.md   the derivation for a tableau, step by step
+  rkgen plot rk4 --stability         the stability region as a PNG (also --order-star; .pdf, .svg)
 """
 
 
@@ -186,14 +187,18 @@ def _add_derive(sub):
     )
     p.add_argument("tableau", help="a JSON file or a built-in name")
     p.add_argument(
-        "--format", choices=("md", "tex", "pdf"), default=None, help="output format (default: from -o, else md)"
+        "--format",
+        choices=("md", "tex", "pdf", "ipynb"),
+        default=None,
+        help="output format (default: from -o, else md); ipynb is a Jupyter notebook whose code cells recompute the "
+        "document's numbers with rkgen",
     )
     p.add_argument(
         "-o",
         "--output",
         metavar="FILE",
-        help="output file or folder; a file's suffix must fit the format (.md, .tex, .pdf; .json with --json) "
-        "(default: Markdown/LaTeX to stdout, a PDF to ./<name>_derivation.pdf)",
+        help="output file or folder; a file's suffix must fit the format (.md, .tex, .pdf, .ipynb; .json with "
+        "--json) (default: Markdown/LaTeX to stdout, a PDF or notebook to ./<name>_derivation.pdf or .ipynb)",
     )
     p.add_argument(
         "--force", action="store_true", help="overwrite an existing file that differs (an existing PDF always needs it)"
@@ -261,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub, "evaluate", evaluate_cli, "re-evaluate a continuous-layout run with other tableaux or finer grids"
     )
     _add_derive(sub)
+    from . import plot_cli
+
+    _add_run_command(sub, "plot", plot_cli, "draw the stability region or the order star of a tableau")
     return parser
 
 

@@ -89,6 +89,19 @@ class Tableau(ButcherTableau):
         """Check conditions (19) for the pair (self, other)."""
         return check_pair(self, other)
 
+    # -- display in Jupyter ------------------------------------------------------------------------------------
+    # The exact tableau and its key properties (rkgen.derive.notebook); exact, and nothing is compiled.  Jupyter
+    # shows the Markdown (math typeset); nbconvert's LaTeX/PDF export takes the LaTeX.
+    def _repr_markdown_(self) -> str:
+        from .derive.notebook import tableau_markdown
+
+        return tableau_markdown(self)
+
+    def _repr_latex_(self) -> str:
+        from .derive.notebook import tableau_latex
+
+        return tableau_latex(self)
+
 
 # -- reading --------------------------------------------------------------------------------------------------
 def load(spec: str | os.PathLike) -> Tableau:

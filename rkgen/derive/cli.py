@@ -58,14 +58,14 @@ def compile_pdf(tex: str, output: Path, pdflatex: str | None = None) -> None:
     write_bytes_atomic(output, data)  # next to the target, then renamed: never half-written, never a non-file
 
 
-_SUFFIX_FORMAT = {".md": "md", ".markdown": "md", ".tex": "tex", ".pdf": "pdf", ".json": "json"}
-_FORMAT_SUFFIX = {"md": ".md", "tex": ".tex", "pdf": ".pdf", "json": ".json"}
+_SUFFIX_FORMAT = {".md": "md", ".markdown": "md", ".tex": "tex", ".pdf": "pdf", ".json": "json", ".ipynb": "ipynb"}
+_FORMAT_SUFFIX = {"md": ".md", "tex": ".tex", "pdf": ".pdf", "json": ".json", "ipynb": ".ipynb"}
 
 
 def _target(output: str | None, tableau: Tableau, fmt: str, params: str = "shared") -> Path | None:
     stem = tableau.identifier + ("" if params == "shared" else f"_{params}") + "_derivation"
     if output is None:
-        return Path(f"{stem}.pdf") if fmt == "pdf" else None
+        return Path(f"{stem}{_FORMAT_SUFFIX[fmt]}") if fmt in ("pdf", "ipynb") else None  # files, not terminal text
     path = Path(output)
     if path.is_dir() or output.endswith(("/", os.sep)):
         return path / f"{stem}{_FORMAT_SUFFIX[fmt]}"
@@ -145,6 +145,11 @@ def run_derive(args) -> int:
         status = _existing(target, force)  # a PDF is never byte-identical (pdflatex stamps the time)
         compile_pdf(Derivation(tableau, params).latex(), target, pdflatex)
         print(f"{status} {target}")
+        return 0
+    if fmt == "ipynb":  # the document as a notebook whose code cells recompute its numbers (rkgen.derive.notebook)
+        from .notebook import notebook_json
+
+        _emit(target, notebook_json(Derivation(tableau, params)), force)
         return 0
     doc = Derivation(tableau, params)
     _emit(target, doc.markdown() if fmt == "md" else doc.latex(), force)
