@@ -59,8 +59,6 @@ FORMATS = ("png", "pdf", "svg")
 KINDS = ("stability", "order-star")
 #: Grid points along the longer side of the box.
 RESOLUTION = 601
-#: The largest |z| the default box reaches for (beyond, the picture would show nothing of the origin).
-MAX_EXTENT = 100.0
 
 FILL = "#9ecae1"  # the shaded set (light blue)
 EDGE = "#08306b"  # its boundary
@@ -169,62 +167,18 @@ def check_box(box) -> tuple[float, float, float, float]:
     return values
 
 
-def _coefficients(poly) -> np.ndarray:
-    """The complex coefficients of an exact polynomial in z (a sympy Poly or expression), highest first."""
-    import sympy
-
-    if not isinstance(poly, sympy.Poly):
-        poly = sympy.sympify(poly)
-        symbols = sorted(poly.free_symbols, key=str)
-        poly = sympy.Poly(poly, *(symbols or [sympy.Symbol("z")]))
-    return np.array([complex(sympy.N(c, 30)) for c in poly.all_coeffs()], dtype=complex)
-
-
-def _roots(coefficients: np.ndarray) -> np.ndarray:
-    nonzero = np.flatnonzero(coefficients)
-    if nonzero.size == 0:
-        return np.zeros(0, dtype=complex)
-    return np.roots(coefficients[nonzero[0] :])
-
-
 def _left(report) -> float:
     return float(report.interval.left)
 
 
 def default_box(tableau: Tableau, kind: str = "stability") -> tuple[float, float, float, float]:
-    """A box that shows the picture of ``tableau``: the boundary locus of the stability region (P(z) = e^{iθ}Q(z),
-    θ on a fine grid), the poles and zeros of R, the stability interval and the origin, with a margin.
+    """The window that shows the picture of ``tableau``: :meth:`rkgen.stability.StabilityReport.plot_box` (the
+    boundary locus, poles, zeros, the interval and the origin), the same window the derivation draws.
 
-    >>> [round(v, 2) for v in default_box(load("euler"))]
-    [-2.16, 0.16, -1.16, 1.16]
+    >>> default_box(load("euler"))
+    (-2.5, 0.5, -1.5, 1.5)
     """
-    report = tableau.stability
-    p, q = _coefficients(report.P), _coefficients(report.Q)
-    poles, zeros = _roots(q), _roots(p)
-    left = _left(report)
-    special = [*poles, *zeros, 0j] + ([complex(left)] if math.isfinite(left) else [])
-    scale = min(max([2.0, *(abs(v) for v in special)]), MAX_EXTENT)
-    cap = min(1.5 * scale, MAX_EXTENT)
-    points = [v for v in special if abs(v) <= cap]
-    if kind == "stability":
-        n = max(len(p), len(q))
-        P, Q = np.zeros(n, complex), np.zeros(n, complex)
-        P[n - len(p) :], Q[n - len(q) :] = p, q
-        for theta in np.linspace(0.0, 2 * np.pi, 721)[:-1]:
-            points.extend(v for v in _roots(P - np.exp(1j * theta) * Q) if abs(v) <= cap)
-        if not math.isfinite(left):  # unbounded interval: show a stretch of the negative real axis
-            points.append(complex(-scale))
-    else:
-        points.extend([complex(scale), complex(-scale), complex(0, scale), complex(0, -scale)])
-    pts = np.array(points, dtype=complex)
-    xmin, xmax = float(pts.real.min()), float(pts.real.max())
-    ymin, ymax = float(pts.imag.min()), float(pts.imag.max())
-    xmin, xmax = min(xmin, -1.0), max(xmax, 0.0)
-    half = max(ymax, -ymin, 1.0)  # symmetric in Im z: R has real coefficients
-    if len(q) > 1:  # poles: the boundary may run off along the imaginary axis; keep the box about square
-        half = min(half, max(-xmin, xmax, 1.0))
-    margin = 0.08 * max(xmax - xmin, 2 * half)
-    return (xmin - margin, xmax + margin, -half - margin, half + margin)
+    return tableau.stability.plot_box(kind)
 
 
 # -- the pictures ---------------------------------------------------------------------------------------------------
@@ -320,7 +274,7 @@ def stability_plot(tableau: Tableau | str, box=None, resolution: int | None = No
         ends = [v for v in (left, 0.0) if xmin <= v <= xmax]
         ax.plot(ends, [0.0] * len(ends), ls="none", marker="|", ms=9, mew=1.6, color=INTERVAL, zorder=3)
         handles.append(Line2D([], [], color=INTERVAL, lw=2.6, label=f"stability interval {shown}"))
-    poles = _inside(_roots(_coefficients(report.Q)), box)
+    poles = _inside(report.poles(), box)
     if poles:
         handles.append(_mark(ax, poles, "x", MARK, "poles of $R$"))
     notes = [w for w, flag in (("A-stable", report.a_stable), ("L-stable", report.l_stable)) if flag]
@@ -344,8 +298,8 @@ def order_star_plot(tableau: Tableau | str, box=None, resolution: int | None = N
     region = _shade(ax, X, Y, values.clip(-60.0, 60.0), 0.0, below=False)
     handles = [Patch(facecolor=FILL, edgecolor=EDGE, label=r"$|R(z)\,e^{-z}| > 1$")]
     for roots, marker, face, label in (
-        (_roots(_coefficients(report.Q)), "x", MARK, "poles of $R$"),
-        (_roots(_coefficients(report.P)), "o", "white", "zeros of $R$"),
+        (report.poles(), "x", MARK, "poles of $R$"),
+        (report.zeros(), "o", "white", "zeros of $R$"),
     ):
         inside = _inside(roots, box)
         if inside:

@@ -353,22 +353,42 @@ class StabilityReport:
 
     def poles(self) -> np.ndarray:
         """The poles of R (roots of Q), as floats: for drawing, never for a verdict."""
-        q = self._float_coeffs[1]
-        return np.roots(q[::-1]) if len(q) > 1 else np.array([], dtype=complex)
+        return _float_roots(self._float_coeffs[1])
+
+    def zeros(self) -> np.ndarray:
+        """The zeros of R (roots of P), as floats: for drawing."""
+        return _float_roots(self._float_coeffs[0])
 
     def plot_box(self, kind: str = "stability") -> tuple[float, float, float, float]:
-        """A plot window (x_min, x_max, y_min, y_max) showing the method's region: for a bounded real interval
-        [−r, 0] about [−r − 1.5, 1.5] × ±(0.8r + 1.5); otherwise a square holding the poles, whose neighbourhood
-        is where |R| > 1. Rounded to halves; the order star gets the same window."""
+        """A plot window (x_min, x_max, y_min, y_max) that shows the picture: the boundary locus of the stability
+        region (P(z) = e^{iθ} Q(z) on a fine grid of θ), the poles and zeros of R, the real interval and the
+        origin, with a margin, rounded outward to halves; symmetric in Im z (R has real coefficients). The one
+        window of `rkgen plot` and of the derivation's drawings."""
+        poles, zeros = self.poles(), self.zeros()
         left = self.interval.left
-        if math.isfinite(left):
-            r = -left
-            half = math.ceil((0.8 * r + 1.5) * 2) / 2
-            return (-math.ceil((r + 1.5) * 2) / 2, 1.5, -half, half)
-        poles = self.poles()
-        reach = max([4.0, *(1.5 * abs(p) for p in poles)])
-        reach = min(math.ceil(reach * 2) / 2, 50.0)
-        return (-reach, reach, -reach, reach)
+        special = [*poles, *zeros, 0j] + ([complex(left)] if math.isfinite(left) else [])
+        scale = min(max([2.0, *(abs(v) for v in special)]), _MAX_EXTENT)
+        cap = min(1.5 * scale, _MAX_EXTENT)
+        points = [v for v in special if abs(v) <= cap]
+        if kind == "stability":
+            p, q = self._float_coeffs
+            n = max(len(p), len(q))
+            P, Q = np.zeros(n, complex), np.zeros(n, complex)
+            P[: len(p)], Q[: len(q)] = p, q
+            for theta in np.linspace(0.0, 2 * np.pi, 721)[:-1]:
+                points.extend(v for v in _float_roots(P - np.exp(1j * theta) * Q) if abs(v) <= cap)
+            if not math.isfinite(left):  # unbounded interval: show a stretch of the negative real axis
+                points.append(complex(-scale))
+        else:
+            points.extend([complex(scale), complex(-scale), complex(0, scale), complex(0, -scale)])
+        pts = np.array(points, dtype=complex)
+        xmin, xmax = min(float(pts.real.min()), -1.0), max(float(pts.real.max()), 0.0)
+        half = max(float(pts.imag.max()), -float(pts.imag.min()), 1.0)
+        if len(self._float_coeffs[1]) > 1:  # poles: the boundary may run off along the imaginary axis
+            half = min(half, max(-xmin, xmax, 1.0))
+        margin = 0.08 * max(xmax - xmin, 2 * half)
+        half = math.ceil((half + margin) * 2) / 2
+        return (math.floor((xmin - margin) * 2) / 2, math.ceil((xmax + margin) * 2) / 2, -half, half)
 
     @property
     def at_infinity(self) -> sympy.Expr | None:
@@ -604,6 +624,15 @@ class StabilityReport:
 
 
 _X = sympy.Symbol("x")
+
+#: The largest |z| a plot window reaches.
+_MAX_EXTENT = 100.0
+
+
+def _float_roots(coefficients) -> np.ndarray:
+    """Roots of a float polynomial given low degree first (numpy; for drawing only)."""
+    c = np.trim_zeros(np.asarray(coefficients, dtype=complex)[::-1], "f")
+    return np.roots(c) if len(c) > 1 else np.zeros(0, dtype=complex)
 
 
 def _mid_float(lo: Fraction, hi: Fraction) -> float:

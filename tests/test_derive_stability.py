@@ -54,7 +54,7 @@ def test_drawings_are_deterministic_and_complete():
 
 
 def test_plot_box_holds_the_interval_and_the_poles():
-    assert load("rk4").stability.plot_box() == (-4.5, 1.5, -4.0, 4.0)
+    assert load("rk4").stability.plot_box() == (-3.5, 1.0, -3.5, 3.5)
     x0, x1, y0, y1 = load("gauss2").stability.plot_box()
     poles = load("gauss2").stability.poles()  # 3 ± i√3
     assert all(x0 < p.real < x1 and y0 < p.imag < y1 for p in poles)
