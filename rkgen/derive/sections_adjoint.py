@@ -86,7 +86,7 @@ def _forward_equations(doc: Context) -> list:
     out.append(
         Para(
             rich(
-                "The gradient below is the exact gradient of the network for converged stages; as in [001], it "
+                "The gradient below is the exact gradient of the network for converged stages; as in [BCE+21], it "
                 "comes from these equations, not from differentiating the iterations of the solver, so the "
                 "solver must converge (the generated module iterates to rounding and counts failures)."
             )
@@ -399,7 +399,7 @@ def _stage_parameter_gradients() -> list:
 
 def _p_form_equations(doc: Context) -> list:
     t, eq = doc.t, doc.eq
-    out = [Heading(3, rich("6.4 The same equations in the partner form of [000, (24)]"))]
+    out = [Heading(3, rich("6.4 The same equations in the partner form of [BCE+19, (24)]"))]
     weights = eq.p_form
     if weights is None:
         zeros = ", ".join(f"b_{sub(i + 1)}" for i in t.zero_weights)
@@ -417,7 +417,7 @@ def _p_form_equations(doc: Context) -> list:
             rich(
                 "Every $b_i \\ne 0$, so $P_i = \\eta_i / b_i$ is defined. With $\\ell_k = -J_k^{T} P_k$ the "
                 "equations "
-                "of 6.2 become [000, (24)], [001, Prop. 1]:"
+                "of 6.2 become [BCE+19, (24)], [BCE+21, Prop. 1]:"
             )
         )
     )
@@ -442,7 +442,7 @@ def _p_form_equations(doc: Context) -> list:
             rich(
                 "This is the partner $(\\tilde A, b)$ applied to the adjoint equation $\\dot p = -\\partial_y "
                 "f^{T} p$ "
-                "from $p_{j+1} = p$ back to $p_j$: [000, (17)] reads $p_{j+1} = p_j + h_j \\sum_i b_i \\ell_i$ and "
+                "from $p_{j+1} = p$ back to $p_j$: [BCE+19, (17)] reads $p_{j+1} = p_j + h_j \\sum_i b_i \\ell_i$ and "
                 "$P_i = p_j + h_j \\sum_l \\tilde a_{il} \\ell_l$; eliminating $p_j$ gives the first line. "
                 "For this tableau ($w_{ik} = 0$ terms dropped):"
             )
