@@ -47,7 +47,7 @@ EXAMPLES = ("euler", "rk4", "midpoint", "gauss2")
 #: The one-line error of ``--format pdf`` without a LaTeX installation.
 PDFLATEX_MISSING = (
     "--format pdf needs pdflatex, which is not installed: install a TeX distribution "
-    "(Debian/Ubuntu: apt install texlive-latex-base; elsewhere TeX Live, https://tug.org/texlive/), "
+    "(Debian/Ubuntu: apt install texlive-latex-base texlive-pictures; elsewhere TeX Live, https://tug.org/texlive/), "
     "or write the LaTeX source with --format tex, which needs no LaTeX installation"
 )
 
@@ -114,7 +114,10 @@ def compile_pdf(tex: str, output: Path, pdflatex: str | None = None) -> list[str
         pdf = Path(tmp) / "derivation.pdf"
         if proc.returncode != 0 or not pdf.is_file():
             error = next((line for line in proc.stdout.splitlines() if line.startswith("!")), "see its log")
-            raise RkgenError(f"pdflatex failed ({error.lstrip('! ').strip()}); --format tex writes the source")
+            hint = ""
+            if "tikz.sty' not found" in error:
+                hint = " (TikZ draws the trees: Debian/Ubuntu: apt install texlive-pictures)"
+            raise RkgenError(f"pdflatex failed ({error.lstrip('! ').strip()}){hint}; --format tex writes the source")
         try:
             data = pdf.read_bytes()
         except OSError as exc:

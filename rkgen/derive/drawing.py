@@ -12,7 +12,7 @@ text of a drawing does not depend on the platform.
 ((0.5, 0.0), (0.0, 1.0), (1.0, 1.0), (1.0, 2.0))
 >>> lay.edges
 ((0, 1), (0, 2), (2, 3))
->>> print(tikz(lay).splitlines()[1])
+>>> print(tikz(lay).splitlines()[2])
 \\draw (0.5,0) -- (0,1) (0.5,0) -- (1,1) (1,1) -- (1,2);
 """
 
@@ -26,7 +26,9 @@ from ..trees import Tree, tree, trees_of_order
 __all__ = ["TreeLayout", "tree_layout", "tikz", "svg", "tree_picture", "tree_name", "num"]
 
 #: TikZ units of one slot (x) and one level (y), and the radius of a node.
-TIKZ_X, TIKZ_Y, TIKZ_R = "2.6mm", "3.2mm", "1.1pt"
+TIKZ_X, TIKZ_Y, TIKZ_R = "3mm", "3.5mm", "1.2pt"
+#: Blank space around a TikZ tree, in its units (so that tall trees in neighbouring table rows do not touch).
+TIKZ_PAD = 0.4
 #: SVG pixels of one slot (x), one level (y), the margin, and the radius of a node.
 SVG_X, SVG_Y, SVG_MARGIN, SVG_R = 12, 14, 5, 2.5
 
@@ -95,6 +97,12 @@ def tikz(lay: TreeLayout) -> str:
     """The layout as a TikZ picture, vertically centred on the text line (for a table cell)."""
     pts = [f"({num(x)},{num(y)})" for x, y in lay.nodes]
     lines = [rf"\begin{{tikzpicture}}[x={TIKZ_X},y={TIKZ_Y},baseline={{([yshift=-0.5ex]current bounding box.center)}}]"]
+    xs = [x for x, _ in lay.nodes]
+    lo, hi = (
+        f"({num(min(xs) - TIKZ_PAD)},{num(-TIKZ_PAD)})",
+        f"({num(max(xs) + TIKZ_PAD)},{num(lay.height + TIKZ_PAD)})",
+    )
+    lines.append(rf"\useasboundingbox {lo} rectangle {hi};")
     if lay.edges:
         lines.append(r"\draw " + " ".join(f"{pts[a]} -- {pts[b]}" for a, b in lay.edges) + ";")
     lines.append(r"\fill " + " ".join(f"{p} circle ({TIKZ_R})" for p in pts) + ";")

@@ -414,8 +414,8 @@ def tex_width(tex: str) -> float:
 
 
 def _top_level_signs(tex: str) -> list[int]:
-    """Indices of ``+``, ``-`` and ``=`` outside braces and outside ``\\left ... \\right`` (where a line may break),
-    not at the start and not right after another sign or ``&``."""
+    """Indices of ``+``, ``-``, ``=`` and ``\\qquad`` outside braces and outside ``\\left ... \\right`` (where a
+    line may break), not at the start and not right after another sign or ``&``."""
     out, depth, left = [], 0, 0
     k = 0
     while k < len(tex):
@@ -428,6 +428,11 @@ def _top_level_signs(tex: str) -> list[int]:
             k += 6
             continue
         ch = tex[k]
+        if tex.startswith(r"\qquad", k):
+            if depth == 0 and left == 0 and tex[:k].strip() and not tex[:k].rstrip().endswith("&"):
+                out.append(k)  # between two equations of one line: the best place for a break
+            k += 6
+            continue
         if ch == "\\":
             k += 2
             continue
@@ -468,7 +473,8 @@ def break_display(line: str, width: float = LINE_WIDTH) -> list[str]:
             budget = width - indent
         last = k
     lines.append(line[start:].rstrip())
-    return [lines[0]] + [r"&\quad " + part.lstrip() for part in lines[1:]]
+    rest = [part.lstrip().removeprefix(r"\qquad").lstrip() for part in lines[1:]]
+    return [lines[0]] + [r"&\quad " + part for part in rest]
 
 
 def _display(block: Display) -> str:

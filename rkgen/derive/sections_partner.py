@@ -36,8 +36,8 @@ def section_symplecticity(doc: Context) -> list:
     out.append(
         Para(
             rich(
-                "If the first two hold, the pair is a symplectic partitioned Runge–Kutta method [HLW06, Thm. VI.4.6] "
-                "(the theorem states this implication; it is the direction used here): the quadratic invariant "
+                "If the first two hold, the pair is a symplectic partitioned Runge–Kutta method [HLW06, Thm. VI.4.6]: "
+                "the quadratic invariant "
                 "$p^{T} v$ of section 1 is kept exactly by the discrete equations. The third condition concerns "
                 "only the times at which a non-autonomous field is evaluated (section 5)."
             )
