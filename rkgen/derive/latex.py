@@ -184,8 +184,7 @@ def _accented(ch: str) -> str | None:
         return None
     out = {"i": r"\i{}", "j": r"\j{}"}.get(base, base) if marks[0] not in "\u0323\u0327\u0331" else base
     for m in marks:
-        macro = _ACCENTS[m]
-        out = f"\\{macro}{{{out}}}" if macro.isalpha() else f"\\{macro}{{{out}}}"
+        out = f"\\{_ACCENTS[m]}{{{out}}}"
     return out
 
 
@@ -293,6 +292,9 @@ def _breakable_math(tex: str) -> str:
 
 #: The text width of the page (A4, 2 cm margins: 170 mm), in digit widths of 10 pt Computer Modern (5 pt).
 LINE_WIDTH = 96
+#: How much wider typeset math may be than :func:`tex_width` says (it is a rough count): tables and displays are
+#: planned with this margin.
+MATH_SAFETY = 1.15
 _COMMAND = re.compile(r"\\([A-Za-z]+|.)")
 _ZERO = {
     "left",
@@ -448,7 +450,7 @@ def _top_level_signs(tex: str) -> list[int]:
     return out
 
 
-def break_display(line: str, width: float = LINE_WIDTH) -> list[str]:
+def break_display(line: str, width: float = LINE_WIDTH / MATH_SAFETY) -> list[str]:
     r"""An align* line (``lhs &= rhs``) broken at top-level signs into lines that fit ``width``; continuation lines
     start ``&\quad``.  A line that fits, or that has nowhere to break, is returned as it is.
 
@@ -480,7 +482,7 @@ def break_display(line: str, width: float = LINE_WIDTH) -> list[str]:
 def _display(block: Display) -> str:
     lines = list(block.lines)
     aligned = block.aligned
-    if not aligned and len(lines) == 1 and tex_width(lines[0]) > LINE_WIDTH and "\\begin" not in lines[0]:
+    if not aligned and len(lines) == 1 and tex_width(lines[0]) > LINE_WIDTH / MATH_SAFETY and "\\begin" not in lines[0]:
         # one long equation: aligned at its first "=" (or at its start), then broken like an align* line
         line = lines[0]
         eq = next((k for k in _top_level_signs(line) if line[k] == "="), None)
@@ -502,7 +504,7 @@ def _cell_width(spans: list) -> float:
         elif isinstance(sp, Code):
             width += 1.05 * len(sp.text)
         elif isinstance(sp, Math):
-            width += tex_width(sp.tex)
+            width += MATH_SAFETY * tex_width(sp.tex)
         elif isinstance(sp, Picture):
             width += 5
         else:
@@ -517,7 +519,7 @@ def _columns(block: Table) -> tuple[str, list[bool]]:
     cells = [block.header, *block.rows]
     natural = [max(_cell_width(row[k]) for row in cells) * 0.9 for k in range(n)]  # \small is 9/10 of the size
     pad = 2.4  # \tabcolsep on both sides, in digit widths
-    room = LINE_WIDTH - pad * n
+    room = LINE_WIDTH - pad * n - 2  # a reserve of 10 pt for the roughness of the estimate
     spec = [{"l": "l", "c": "c", "r": "r"}.get(a, "l") for a in block.align]
     wrap = [False] * n
     if sum(natural) <= room:
