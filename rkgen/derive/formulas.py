@@ -108,6 +108,16 @@ def drawable(values, s: int) -> bool:
     return (s + 1) * (_glyphs(values) + 2) <= 120
 
 
+def tree_tex(t: Tree) -> str:
+    """The bracket notation of a tree as LaTeX, with multi-digit exponents braced (``\\tau^{10}``, not τ¹0).
+
+    >>> from rkgen.trees import trees_of_order
+    >>> tree_tex(trees_of_order(11)[0])
+    '[\\\\tau^{10}]'
+    """
+    return re.sub(r"\^(\d{2,})", r"^{\1}", t.latex)
+
+
 def phi_formula(t: Tree, consistent: bool) -> str:
     """Φ(t) in matrix notation from the tree: Φ(τ) = 1, Φ([t_1 … t_k]) = (AΦ(t_1)) ⊙ … ⊙ (AΦ(t_k)).
 

@@ -10,7 +10,18 @@ from .. import __version__
 from .context import SHORT_LATEX
 from .document import Code, Display, Heading, Items, Math, Para, Table, Text, rich
 from .drawing import tree_picture
-from .formulas import combination, drawable, lx, magnitude_tex, phi_formula, sci_tex, sub, symbolic, tableau_latex
+from .formulas import (
+    combination,
+    drawable,
+    lx,
+    magnitude_tex,
+    phi_formula,
+    sci_tex,
+    sub,
+    symbolic,
+    tableau_latex,
+    tree_tex,
+)
 
 if TYPE_CHECKING:
     from .context import Context
@@ -252,7 +263,7 @@ def section_order(doc: Context) -> list:
         rows.append(
             [
                 [tree_picture(tr)],
-                [Math(tr.latex)],
+                [Math(tree_tex(tr))],
                 [Text(str(tr.order))],
                 [Math(phi_formula(tr, t.is_consistent))],
                 [Math(phi)],
@@ -320,7 +331,7 @@ def section_order(doc: Context) -> list:
             shown = failing[:MAX_FAILING_LISTED]
             more = f" (the first {len(shown)} of {len(failing)})" if len(failing) > len(shown) else ""
             out.append(Para(rich(f"The failing trees of order {top}{more}, with $b^{{T}}\\Phi(t) - 1/\\gamma(t)$:")))
-            out.append(Items([rich(f"${c.tree.latex}$: ${_residual_math(doc, c)}$") for c in shown]))
+            out.append(Items([rich(f"${tree_tex(c.tree)}$: ${_residual_math(doc, c)}$") for c in shown]))
     if r.order_tolerant != r.order:
         out.append(
             Para(
