@@ -30,7 +30,7 @@ TIKZ_X, TIKZ_Y, TIKZ_R = "3mm", "3.5mm", "1.2pt"
 #: Blank space around a TikZ tree, in its units (so that tall trees in neighbouring table rows do not touch).
 TIKZ_PAD = 0.4
 #: SVG pixels of one slot (x), one level (y), the margin, and the radius of a node.
-SVG_X, SVG_Y, SVG_MARGIN, SVG_R = 12, 14, 5, 2.5
+SVG_X, SVG_Y, SVG_MARGIN, SVG_R = 16, 18, 6, 3
 
 
 @dataclass(frozen=True)
@@ -129,9 +129,10 @@ def svg(lay: TreeLayout) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{num(width)}" height="{num(height)}" '
         f'viewBox="0 0 {num(width)} {num(height)}" role="img" aria-label="tree {label}">',
         f"<title>tree {label}</title>",
+        '<rect width="100%" height="100%" fill="white"/>',  # visible on a dark page too
     ]
     if lay.edges:
-        out.append('<g stroke="black" stroke-width="1.2" stroke-linecap="round">')
+        out.append('<g stroke="black" stroke-width="1.5" stroke-linecap="round">')
         for a, b in lay.edges:
             (xa, ya), (xb, yb) = at(a), at(b)
             out.append(f'<line x1="{xa}" y1="{ya}" x2="{xb}" y2="{yb}"/>')

@@ -214,14 +214,18 @@ def _char(ch: str) -> str:
 _DOUBLE_OPEN = re.compile(r'(^|(?<=[\s(\[{/-]))"')
 _SINGLE_OPEN = re.compile(r"(^|(?<=[\s(\[{/-]))'")
 _RANGE = re.compile(r"(?<=[\d)])-(?=[\d(])")
+#: An abbreviation before a number (Prop. 3.1, Thm. VI.4.6): a tie, so that the line does not break there; "et al."
+#: takes an interword space, not the wider space after a sentence.
+_TIE = re.compile(r"\b(Prop|Thm|Sec|Fig|Eq|eqs|Vol|No)\. (?=[\dIVX(])")
+_ET_AL = re.compile(r"\bet al\. ")
 
 
 def tex_text(text: str, typewriter: bool = False) -> str:
     """Plain text for LaTeX, ASCII out.
 
     Special characters are escaped, non-ASCII characters transliterated (see the module), ASCII quotes become
-    TeX's opening and closing quotes, and a hyphen between digits (a range, 2-3) an en dash; ``typewriter`` text
-    (code) keeps its quotes and hyphens.
+    TeX's opening and closing quotes, a hyphen between digits (a range, 2-3) an en dash, and the space after an
+    abbreviation before a number a tie; ``typewriter`` text (code) keeps its quotes and hyphens.
 
     >>> tex_text("a_b & 50% {x} Runge\u2013Kutta, Sch\u00f6nlieb")
     'a\\\\_b \\\\& 50\\\\% \\\\{x\\\\} Runge--Kutta, Sch\\\\"{o}nlieb'
@@ -229,6 +233,8 @@ def tex_text(text: str, typewriter: bool = False) -> str:
     \\ensuremath{\\gamma} = 1 \\ensuremath{-} \\ensuremath{\\surd}2/2
     >>> tex_text("'Improved Euler', \\"x\\" and pages 171-198")
     "`Improved Euler', ``x'' and pages 171--198"
+    >>> print(tex_text("Benning et al. [BCE+19, Prop. 3.1]"))
+    Benning et al.\\ [BCE+19, Prop.~3.1]
     >>> tex_text("\u4e2d")
     '\\\\missingchar{4E2D}'
     """
@@ -237,14 +243,19 @@ def tex_text(text: str, typewriter: bool = False) -> str:
         text = _SINGLE_OPEN.sub("\u2018", text)
         text = _RANGE.sub("\u2013", text)
     out = []
+
     for ch in text:
         if ch in _TEX_ESCAPES:
             out.append(_TEX_ESCAPES[ch])
+
         elif ord(ch) < 128:
             out.append(ch if ch.isprintable() or ch == "\n" else " ")
         else:
             out.append(_char(ch))
-    return "".join(out)
+    tex = "".join(out)
+    if not typewriter:  # the abbreviations read the same escaped: they hold no special character
+        tex = _ET_AL.sub(r"et al.\\ ", _TIE.sub(r"\1.~", tex))
+    return tex
 
 
 def missing_characters(tex: str) -> list[str]:
