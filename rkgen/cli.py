@@ -198,7 +198,8 @@ def _add_derive(sub):
         "--output",
         metavar="FILE",
         help="output file or folder; a file's suffix must fit the format (.md, .tex, .pdf, .ipynb; .json with "
-        "--json) (default: Markdown/LaTeX to stdout, a PDF or notebook to ./<name>_derivation.pdf or .ipynb)",
+        "--json); a Markdown file gets its drawings as SVG files in <stem>_figures/ beside it "
+        "(default: Markdown/LaTeX to stdout, a PDF or notebook to ./<name>_derivation.pdf or .ipynb)",
     )
     p.add_argument(
         "--force", action="store_true", help="overwrite an existing file that differs (an existing PDF always needs it)"

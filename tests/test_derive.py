@@ -925,7 +925,7 @@ def test_an_existing_file_is_replaced_only_with_force(tmp_path, capsys):
     assert target.read_text(encoding="utf-8") == "keep\n"
     assert run_derive(_derive_args("euler", output=str(target), force=True)) == 0
     figures = tmp_path / "target_figures"
-    assert capsys.readouterr().out == f"overwrote {target}\ndrawings in {figures}: wrote 2\n"
+    assert capsys.readouterr().out == f"overwrote {target}\ndrawings in {figures}: wrote 3\n"  # 2 trees, the region
     assert target.read_text(encoding="utf-8") == markdown_file(document("euler"), "target")
     mtime = target.stat().st_mtime_ns
     assert rkgen_main(["derive", "euler", "-o", str(target)]) == 0  # the same document: left as it is
@@ -1085,7 +1085,7 @@ def test_markdown_file_writes_its_drawings_and_removes_only_its_own_stale_ones(t
     out = tmp_path / "doc.md"
     folder = tmp_path / "doc_figures"
     assert rkgen_main(["derive", "rk4", "-o", str(out)]) == 0
-    assert capsys.readouterr().out == f"wrote {out}\ndrawings in {folder}: wrote 8\n"
+    assert capsys.readouterr().out == f"wrote {out}\ndrawings in {folder}: wrote 9\n"  # 8 trees, the region
     files = figure_files(document("rk4").blocks)
     assert {p.name for p in folder.iterdir()} == set(files)
     assert all((folder / n).read_text(encoding="utf-8") == c for n, c in files.items())
@@ -1093,8 +1093,11 @@ def test_markdown_file_writes_its_drawings_and_removes_only_its_own_stale_ones(t
     (folder / "notes.svg").write_text("<svg/>\n", encoding="utf-8")
     (folder / "keep.txt").write_text("mine\n", encoding="utf-8")
     assert rkgen_main(["derive", "euler", "-o", str(out), "--force"]) == 0
-    assert capsys.readouterr().out == f"overwrote {out}\ndrawings in {folder}: removed 6\n"
-    assert {p.name for p in folder.iterdir()} == {"tree-1-1.svg", "tree-2-1.svg", "notes.svg", "keep.txt"}
+    # euler's region differs from rk4's: overwritten; rk4's trees of orders 3 and 4 removed
+    assert capsys.readouterr().out == f"overwrote {out}\ndrawings in {folder}: overwrote 1, removed 6\n"
+    assert {p.name for p in folder.iterdir()} == {
+        "tree-1-1.svg", "tree-2-1.svg", "stability-region.svg", "notes.svg", "keep.txt"
+    }
     # an SVG of the user's where a drawing goes is not replaced without --force, and nothing is written
     (folder / "tree-1-1.svg").write_text("<svg>mine</svg>\n", encoding="utf-8")
     out.unlink()

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from ..codegen import template_environment
 from ..tableau import Tableau
 from .context import SHORT_LATEX, Context
-from .latex import latex_block, tex_text
-from .markdown import markdown_block, md_text
+from .latex import latex_document
+from .markdown import markdown_document
 from .sections_adjoint import section_adjoint
 from .sections_check import section_check, section_code, section_references
 from .sections_partner import section_partner, section_symplecticity
@@ -48,19 +47,13 @@ class Derivation(Context):
         return out
 
     # -- output ------------------------------------------------------------------------------------------
-    def markdown(self) -> str:
-        body = "\n\n".join(markdown_block(b) for b in self.blocks)
-        template = template_environment().get_template("derive.md.j2")
-        return _finish(template.render(title=md_text(self.title), body=body))
+    def markdown(self, figures: str | None = None) -> str:
+        """The Markdown document; its drawings are linked from the folder ``figures`` (relative to the document,
+        see :func:`.markdown.figure_files`), or replaced by a note when None (stdout)."""
+        return markdown_document(self.title, self.blocks, figures)
 
     def latex(self) -> str:
-        body = "\n\n".join(latex_block(b) for b in self.blocks)
-        template = template_environment().get_template("derive.tex.j2")
-        return _finish(template.render(title=tex_text(self.title), body=body))
-
-
-def _finish(text: str) -> str:
-    return "\n".join(line.rstrip() for line in text.strip("\n").splitlines()) + "\n"
+        return latex_document(self.title, self.blocks)
 
 
 def render(spec: Tableau | str, fmt: str = "md", params: str = "shared") -> str:

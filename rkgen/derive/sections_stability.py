@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 import sympy
 
 from ..stability import Z
-from .document import Code, Display, Heading, Items, Para, rich
+from .document import Code, Display, Figure, Heading, Items, Para, rich
+from .region import region_svg, region_tikz
 
 if TYPE_CHECKING:
     from .context import Context
@@ -95,6 +96,19 @@ def section_stability(doc: Context) -> list:
                     else f" (the classical order is {t.order}; linear problems see order {k})."
                 )
             )
+        )
+    )
+
+    box = s.plot_box()
+    out.append(
+        Figure(
+            "stability-region",
+            region_svg(s, "stability", box),
+            region_tikz(s, "stability", box),
+            rich(
+                f"The stability region $\\lbrace z : |R(z)| \\le 1 \\rbrace$ of `{doc.safe_name}` (shaded), drawn "
+                "from $R$ on a grid of the window; the verdicts below are decided exactly, not read off the picture."
+            ),
         )
     )
 
