@@ -10,7 +10,7 @@ import sys
 from . import __version__
 from .errors import RkgenError
 
-COMMANDS = ("check", "list", "generate", "train", "sweep", "predict", "evaluate", "derive")
+COMMANDS = ("check", "list", "generate", "train", "sweep", "predict", "evaluate", "derive", "compare-adjoints")
 
 DESCRIPTION = """\
 rkgen turns a Butcher tableau into a Runge-Kutta neural network with exact gradients.
@@ -250,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_list(sub)
     _add_generate(sub)
     _add_train(sub)
+    from . import compare_cli
     from .train import evaluate_cli, predict_cli, sweep_cli
 
     _add_run_command(sub, "sweep", sweep_cli, "run a grid of training runs from a TOML spec, resumable, in parallel")
@@ -259,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub, "evaluate", evaluate_cli, "re-evaluate a continuous-layout run with other tableaux or finer grids"
     )
     _add_derive(sub)
+    _add_run_command(sub, "compare-adjoints", compare_cli, "the two roads to the gradient, measured for a tableau")
     return parser
 
 

@@ -16,6 +16,7 @@ from .markdown import markdown_block, md_text
 from .sections_adjoint import section_adjoint
 from .sections_check import section_check, section_code, section_references
 from .sections_partner import section_partner, section_symplecticity
+from .sections_roads import section_roads
 from .sections_tableau import preface, section_order, section_problem, section_tableau
 
 __all__ = ["Derivation", "render", "SECTIONS", "SHORT_LATEX"]
@@ -30,6 +31,7 @@ SECTIONS = (
     section_adjoint,
     section_check,
     section_code,
+    section_roads,
     section_references,
 )
 
