@@ -653,6 +653,21 @@ class Comparison:
             return fit.order >= th.order - SLOPE_TOLERANCE
         return abs(fit.order - th.order) <= SLOPE_TOLERANCE
 
+    def local_orders(self, key: str) -> list[float]:
+        """The orders between neighbouring N, −log(e_2/e_1)/log(N_2/N_1), over the errors above the floor."""
+        pts = [(n, e) for n, e in zip(self.layers, self.errors[key], strict=True) if e is not None]
+        pts = [(n, e) for n, e in pts if e > self.floors[key]]
+        return [-math.log(e2 / e1) / math.log(n2 / n1) for (n1, e1), (n2, e2) in zip(pts, pts[1:], strict=False)]
+
+    def approaching(self, key: str) -> bool:
+        """Whether a measured order off theory's is still on its way there: the local orders move towards the
+        predicted one at every step (the next term of the error still shows at these N)."""
+        th, local = self.theory[key], self.local_orders(key)
+        if self.agrees(key) is not False or th.order is None or len(local) < 2:
+            return False
+        gaps = [abs(x - th.order) for x in local]
+        return all(g2 < g1 for g1, g2 in zip(gaps, gaps[1:], strict=False))
+
     def to_dict(self) -> dict:
         """JSON-ready data (errors relative; orders as in error ∝ N^-q)."""
         return {
@@ -681,6 +696,8 @@ class Comparison:
                     "theory_defined": self.theory[k].defined,
                     "theory_reason": self.theory[k].reason,
                     "agrees": self.agrees(k),
+                    "local_orders": self.local_orders(k),
+                    "approaching": self.approaching(k),
                 }
                 for k in KEYS
             },

@@ -96,6 +96,9 @@ def format_table(r) -> str:
         else:
             measured = f"{fit.order:.2f} ({fit.points} points)"
         verdict = {True: "agrees", False: "DIFFERS", None: ""}[ok]
+        if r.approaching(k):
+            local = ", ".join(f"{x:.2f}" for x in r.local_orders(k))
+            verdict = f"approaching (orders between neighbouring N: {local})"
         if th.coincides:
             expected = "coincide"
         elif not th.defined:

@@ -226,6 +226,41 @@ def test_the_misprint_of_rk4_first_shows_at_order_two():
     assert [len(_spines(n)) for n in range(1, 6)] == [1, 2, 5, 13, 35]
 
 
+# -- the document's section -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, theory, measured",
+    [
+        ("rk4", ["4", "1", "4"], [4.0, 1.1, 4.0]),
+        ("midpoint", ["coincide", "coincide", "2"], ["at rounding", "identical (0)", 2.0]),
+    ],
+)
+def test_the_document_section_shows_the_measurement_beside_theory(name, theory, measured):
+    from rkgen.derive.context import Context
+    from rkgen.derive.markdown import markdown_block
+    from rkgen.derive.sections_roads import section_roads
+
+    md = "\n\n".join(markdown_block(b) for b in section_roads(Context(name)))
+    assert md.startswith("## 9. The two roads to the gradient")
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[3:6]] for line in md.splitlines()
+            if line.startswith("| order, ")}  # fmt: skip
+    assert rows["order, theory"] == theory
+    for got, want in zip(rows["order, measured"], measured, strict=True):
+        if isinstance(want, float):
+            assert abs(float(got) - want) <= 0.15, (got, want)
+        else:
+            assert got.startswith(want), (got, want)
+    assert "does not agree" not in md and md.count("the measurement agrees") == 3
+
+
+def test_a_pre_asymptotic_order_is_said_to_be_on_its_way():
+    r = compare("gauss3", layers=(4, 8, 16, 32), fd_layers=None)
+    local = r.local_orders("c")
+    assert r.agrees("c") is False and r.approaching("c")  # 1.29 over N = 4 … 32, theory 1
+    assert len(local) == 3 and local[0] > local[1] > local[2] > 1
+
+
 # -- the command --------------------------------------------------------------------------------------------------
 
 

@@ -207,6 +207,12 @@ def section_roads(doc: Context) -> list:
         verdict = {True: "the measurement agrees", False: "the measurement does not agree", None: ""}[ok]
         if th.defined and not th.coincides and r.fits[k].order is None:
             verdict = "too few errors above rounding to fit"
+        elif r.approaching(k):
+            local = ", ".join(f"{x:.2f}" for x in r.local_orders(k))
+            verdict = (
+                f"the measurement is still on its way there at these $N$: the orders between neighbouring $N$ "
+                f"are {local}"
+            )
         items.append(rich(f"{_NAMES[k]}: ") + _why(doc, k, th) + rich(f"; {verdict}." if verdict else "."))
     if r.fd_error is not None:
         items.append(
