@@ -108,9 +108,16 @@ def section_roads(doc: Context) -> list:
         Para(
             rich(
                 "**Discretise, then optimise** (sections 4-6): differentiate the network itself. The backward "
-                "stages are the partitioned method $(A, \\tilde A)$ with the partner of section 5 applied to the "
-                "adjoint equation, and their result is exactly $\\mathrm{d}\\mathcal{J}_h/\\mathrm{d}\\theta$, the "
-                "gradient of the cost the network computes [SS]. Since $\\mathcal{J}_h(\\theta) = "
+                + (
+                    "stages (6.2) give exactly $\\mathrm{d}\\mathcal{J}_h/\\mathrm{d}\\theta$, the gradient of the "
+                    "cost the network computes (with a zero weight $b_i$ there is no partner tableau, but the "
+                    "$\\xi$ form needs none) [SS]. "
+                    if t.zero_weights
+                    else "stages are the partitioned method $(A, \\tilde A)$ with the partner of section 5 applied to "
+                    "the adjoint equation, and their result is exactly $\\mathrm{d}\\mathcal{J}_h/\\mathrm{d}"
+                    "\\theta$, the gradient of the cost the network computes [SS]. "
+                )
+                + "Since $\\mathcal{J}_h(\\theta) = "
                 f"\\mathcal{{J}}(\\theta) + C(\\theta) h^{{{p}}} + O(h^{{{p + 1}}})$ with $C$ smooth in "
                 f"$\\theta$, the exact discrete gradient converges to the continuous one at the order of the "
                 f"method, $p = {p}$ [Hager; SS]."
@@ -147,7 +154,7 @@ def section_roads(doc: Context) -> list:
                 "($\\Phi^{\\ast}_h = \\Phi_{-h}^{-1}$ [HLW, Sec. II.3]), applied to $y$ and $\\lambda$ alike: (b) is "
                 "the partitioned pair $(A^{\\ast}, A^{\\ast})$ on a trajectory through $y_N$, (a) the pair "
                 "$(A, \\tilde A)$ on the network's. The misprinted conditions (19) of section 4 give a third pair, "
-                "$(A, \\tilde A')$ with the partner they define."
+                "$(A, \\tilde A')$ with the partner they define (when every $b_i \\ne 0$)."
             )
         )
     )
