@@ -10,7 +10,9 @@ import sys
 from . import __version__
 from .errors import RkgenError
 
-COMMANDS = ("check", "list", "generate", "train", "sweep", "predict", "evaluate", "derive", "compare-adjoints")
+COMMANDS = (
+    "check", "list", "generate", "train", "sweep", "predict", "evaluate", "derive", "plot", "compare-adjoints",
+)  # fmt: skip
 
 DESCRIPTION = """\
 rkgen turns a Butcher tableau into a Runge-Kutta neural network with exact gradients.
@@ -30,6 +32,7 @@ examples:
   rkgen predict runs/spiral-rk4 points.csv -o pred.csv   class probabilities of new points
   rkgen evaluate runs/spiral-euler --tableau rk4 --layers 10 20 40   swap the solver of a continuous run
   rkgen derive gauss2 -o gauss2.md   the derivation for a tableau, step by step
+  rkgen plot rk4 --stability         the stability region as a PNG (also --order-star; .pdf, .svg)
 """
 
 
@@ -53,8 +56,10 @@ def _add_check(sub):
         help="analyse a tableau exactly: order, structure, symplecticity, partner",
         description="Analyse a Butcher tableau exactly (sympy and exact number-field arithmetic): structure, "
         "classical order by rooted trees (and the failing conditions of the next order), stage order, "
-        "simplifying assumptions B/C/D, symplecticity M = diag(b)A + A^T diag(b) - b b^T, and the "
-        "symplectic partner of conditions (19).",
+        "simplifying assumptions B/C/D, symplecticity M = diag(b)A + A^T diag(b) - b b^T, the "
+        "symplectic partner of conditions (19), and linear stability: the stability function R(z), A- and "
+        "L-stability (decided by exact real-root counting, never by sampling), the real stability interval, "
+        "algebraic stability (b >= 0 and M positive semidefinite) and the partner's R~(z) = 1/R(-z).",
     )
     p.add_argument("tableau", help="a JSON file or a built-in name (see 'rkgen list')")
     p.add_argument("--partner", metavar="TABLEAU", help="verify this tableau as the partner (conditions (19))")
@@ -184,14 +189,18 @@ def _add_derive(sub):
     )
     p.add_argument("tableau", help="a JSON file or a built-in name")
     p.add_argument(
-        "--format", choices=("md", "tex", "pdf"), default=None, help="output format (default: from -o, else md)"
+        "--format",
+        choices=("md", "tex", "pdf", "ipynb"),
+        default=None,
+        help="output format (default: from -o, else md); ipynb is a Jupyter notebook whose code cells recompute the "
+        "document's numbers with rkgen",
     )
     p.add_argument(
         "-o",
         "--output",
         metavar="FILE",
-        help="output file or folder; a file's suffix must fit the format (.md, .tex, .pdf; .json with --json) "
-        "(default: Markdown/LaTeX to stdout, a PDF to ./<name>_derivation.pdf)",
+        help="output file or folder; a file's suffix must fit the format (.md, .tex, .pdf, .ipynb; .json with "
+        "--json) (default: Markdown/LaTeX to stdout, a PDF or notebook to ./<name>_derivation.pdf or .ipynb)",
     )
     p.add_argument(
         "--force", action="store_true", help="overwrite an existing file that differs (an existing PDF always needs it)"
@@ -260,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub, "evaluate", evaluate_cli, "re-evaluate a continuous-layout run with other tableaux or finer grids"
     )
     _add_derive(sub)
+    from . import plot_cli
+
+    _add_run_command(sub, "plot", plot_cli, "draw the stability region or the order star of a tableau")
     _add_run_command(sub, "compare-adjoints", compare_cli, "the two roads to the gradient, measured for a tableau")
     return parser
 

@@ -73,6 +73,7 @@ def check_data(tableau: Tableau, partner: Tableau | None = None, order_report=No
             "order": p.order,
         },
     }
+    data["stability"] = tableau.stability.to_dict()
     eq = layer_equations(tableau)  # what the generated backward pass computes, in its order
     data["backward_pass"] = {
         "stages": list(eq.backward_order),
@@ -193,6 +194,8 @@ def format_report(data: dict) -> str:
             d1 = " (D(1) fails)." if data["D"] < 1 else "."
             out.append(f"                 c̃ = ({', '.join(p['c'])}) differs from c{d1}")
             out.append("                 " + WHY_C_DOES_NOT_MATTER)
+    out.append("")
+    out.extend(_stability_lines(data["stability"]))
     first, *more = _backward_pass(data, p is not None)
     out.append("")
     out.append(f"backward pass    {first}")
@@ -215,6 +218,35 @@ def format_report(data: dict) -> str:
         if not data["pair_c_matches"]:
             out.append("                 the given partner's c̃ differs from c; " + WHY_C_DOES_NOT_MATTER)
     return "\n".join(out)
+
+
+def _stability_lines(st: dict) -> list[str]:
+    """Linear stability (rkgen.stability), every verdict decided exactly."""
+    num, den = st["degrees"]
+    pad = " " * 17
+    R = st["R"]
+    out = [f"stability        R(z) = {R}" if len(R) <= 90 else "stability        R(z) = P(z)/Q(z)"]
+    out.append(f"{pad}deg P = {num}, deg Q = {den}" + ("" if den else " (a polynomial: explicit)"))
+    yes = {True: "yes", False: "no"}
+    out.append(f"{pad}A-stable: {yes[st['A_stable']]} ({st['A_stability_reason']})")
+    at_inf = st["R_at_infinity"]
+    why = "R(∞) = 0" if at_inf == "0" else ("R is unbounded" if at_inf is None else f"R(∞) = {at_inf}")
+    out.append(f"{pad}L-stable: {yes[st['L_stable']]} ({why})")
+    iv = st["interval"]
+    if iv["unbounded"]:
+        out.append(f"{pad}real interval (-∞, 0]: |R(x)| ≤ 1 for every x ≤ 0")
+    else:
+        end = f"[{iv['digits']}, 0]"
+        if iv["exact"] and "CRootOf" not in iv["exact"]:
+            out.append(f"{pad}real interval {end}, end point {iv['exact']}")
+        else:
+            out.append(f"{pad}real interval {end}, end point a root of {iv['polynomial']}")
+    out.append(f"{pad}algebraically stable: {yes[st['algebraically_stable']]} ({st['algebraic_stability_reason']})")
+    if st["partner_R"] is not None:
+        check = "holds" if st["partner_identity"] else "FAILS"
+        out.append(f"{pad}partner: R̃(z) = {st['partner_R']}" if len(st["partner_R"]) <= 90 else f"{pad}partner: R̃(z)")
+        out.append(f"{pad}  R̃(z)·R(−z) = 1 {check}: the backward pass amplifies as the forward pass does")
+    return out
 
 
 #: The shape of a partner's Ã for each structure, which is how it would run as a forward method.

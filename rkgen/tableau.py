@@ -29,6 +29,7 @@ from pathlib import Path
 from .butcher import MAX_FILE_BYTES, MAX_STAGES, ButcherTableau, builtin_names
 from .order import OrderReport, analyse_order
 from .partner import PairReport, check_pair, partner_tableau, symplecticity_matrix
+from .stability import StabilityReport, analyse_stability
 
 __all__ = ["Tableau", "load", "builtin_names", "from_json", "MAX_STAGES", "MAX_FILE_BYTES"]
 
@@ -76,9 +77,30 @@ class Tableau(ButcherTableau):
         """
         return partner_tableau(self)
 
+    @cached_property
+    def stability(self) -> StabilityReport:
+        """Linear stability, exactly: R(z), A-/L-stability, the real interval, algebraic stability, the partner's
+        R̃(z) (see :mod:`rkgen.stability`)."""
+        if isinstance(self.same_as, Tableau):
+            return self.same_as.stability
+        return analyse_stability(self)
+
     def pair_report(self, other: ButcherTableau) -> PairReport:
         """Check conditions (19) for the pair (self, other)."""
         return check_pair(self, other)
+
+    # -- display in Jupyter ------------------------------------------------------------------------------------
+    # The exact tableau and its key properties (rkgen.derive.notebook); exact, and nothing is compiled.  Jupyter
+    # shows the Markdown (math typeset); nbconvert's LaTeX/PDF export takes the LaTeX.
+    def _repr_markdown_(self) -> str:
+        from .derive.notebook import tableau_markdown
+
+        return tableau_markdown(self)
+
+    def _repr_latex_(self) -> str:
+        from .derive.notebook import tableau_latex
+
+        return tableau_latex(self)
 
 
 # -- reading --------------------------------------------------------------------------------------------------

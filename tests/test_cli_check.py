@@ -476,3 +476,18 @@ def test_usage_errors_are_one_line(argv, expected, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(expected)
+
+
+def test_check_reports_linear_stability(capsys):
+    assert main(["check", "gauss2", "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)["stability"]
+    assert st["A_stable"] and not st["L_stable"] and st["algebraically_stable"] and st["interval"]["unbounded"]
+    assert st["degrees"] == [2, 2] and st["partner_identity"] is True
+    assert main(["check", "rk4"]) == 0
+    text = capsys.readouterr().out
+    assert "A-stable: no (|R(iy)| > 1 for some real y" in text
+    assert "real interval [-2.785293563405281623529759, 0]" in text
+    assert "R̃(z)·R(−z) = 1 holds" in text
+    assert main(["check", "radau_iia2"]) == 0
+    text = capsys.readouterr().out
+    assert "L-stable: yes (R(∞) = 0)" in text and "algebraically stable: yes" in text

@@ -242,7 +242,7 @@ def test_the_document_section_shows_the_measurement_beside_theory(name, theory, 
     from rkgen.derive.sections_roads import section_roads
 
     md = "\n\n".join(markdown_block(b) for b in section_roads(Context(name)))
-    assert md.startswith("## 9. The two roads to the gradient")
+    assert md.startswith("## 10. The two roads to the gradient")
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[3:6]] for line in md.splitlines()
             if line.startswith("| order, ")}  # fmt: skip
     assert rows["order, theory"] == theory

@@ -3,7 +3,10 @@
 - the example documents in examples/derivations/ are current (regenerated and compared; the few
   numbers computed in floating point are compared to a tolerance, everything else byte for byte);
 - the Markdown has balanced math delimiters and nothing a Markdown pass could eat inside math;
-- the LaTeX is ASCII and compiles with pdflatex (skipped, with the reason, when pdflatex is absent);
+- the LaTeX is ASCII and compiles with pdflatex (skipped, with the reason, when pdflatex is absent) with no
+  overfull box wider than 2 pt and no missing character in pdflatex's log;
+- the trees of the order section are drawn (one layout, SVG and TikZ), and a Markdown file gets its SVG files in
+  ``<stem>_figures/`` (stale ones removed, foreign ones kept);
 - every formula comes from the one source: partner entries from ``tableau.partner``, stage equations
   and their order from ``layer_equations``, code lines from ``render_module``;
 - the numerical check agrees with finite differences, and shows the misprint of (19);
@@ -24,8 +27,8 @@ import time
 
 import pytest
 import sympy
-from conftest import ROOT
 
+from conftest import ROOT
 from rkgen import load
 from rkgen.adjoint import layer_equations
 from rkgen.cli import main as rkgen_main
@@ -43,13 +46,25 @@ from rkgen.derive import (
     tex_text,
     write_examples,
 )
+from rkgen.derive.cli import compile_pdf, log_problems
 from rkgen.derive.formulas import combination
+from rkgen.derive.markdown import SVG_MARK, figure_files, figures_folder, markdown_document
 
 EXAMPLE_DIR = ROOT / "examples" / "derivations"
 REFRESH = "python -m rkgen.derive examples/derivations"
 PDFLATEX = shutil.which("pdflatex")
+
+
+def _has_tikz() -> bool:
+    kpsewhich = shutil.which("kpsewhich")
+    if PDFLATEX is None or kpsewhich is None:
+        return False
+    return subprocess.run([kpsewhich, "tikz.sty"], capture_output=True, text=True).stdout.strip() != ""
+
+
+HAS_LATEX = _has_tikz()
 needs_pdflatex = pytest.mark.skipif(
-    PDFLATEX is None, reason="pdflatex is not installed (apt install texlive-latex-base)"
+    not HAS_LATEX, reason="pdflatex or TikZ is not installed (apt install texlive-latex-base texlive-pictures)"
 )
 
 #: tableaux of every kind: explicit, zero weight, ESDIRK, SDIRK, fully implicit, symplectic, wide (7 stages)
@@ -71,12 +86,28 @@ def latex(name: str) -> str:
     return document(name).latex()
 
 
+def markdown_file(doc: Derivation, stem: str) -> str:
+    """The Markdown that `rkgen derive -o <stem>.md` writes: drawings linked from ``<stem>_figures/``."""
+    return markdown_document(doc.title, doc.blocks, figures_folder(stem))
+
+
 # --------------------------------------------------------------------------------------------------
 # golden example documents
 # --------------------------------------------------------------------------------------------------
 
 # numbers printed from floating-point computations (section 7, magnitudes of differences)
 _FLOAT = re.compile(r"-?\d+(?:\.\d+)?e[+-]\d+")
+# ... as LaTeX: 7.834391 \times 10^{-2}, 3 \times 10^{-11}, 10^{-10} (read back as 7.834391e-02, 3e-11, 1e-10)
+_TEX_FLOAT = re.compile(r"(-?\d+(?:\.\d+)?) \\times 10\^\{(-?\d+)\}|(?<![\d.])10\^\{(-\d+)\}")
+
+
+def _plain_numbers(text: str) -> str:
+    def plain(m):
+        if m.group(3) is not None:
+            return f"1e{int(m.group(3)):+03d}"
+        return f"{m.group(1)}e{int(m.group(2)):+03d}"
+
+    return _TEX_FLOAT.sub(plain, text)
 
 
 def _same_number(a: str, b: str) -> bool:
@@ -91,6 +122,7 @@ def _same_number(a: str, b: str) -> bool:
 def same_document(new: str, old: str) -> str | None:
     """None when the documents agree (text exactly, floating-point numbers to a tolerance), else the
     first difference."""
+    new, old = _plain_numbers(new), _plain_numbers(old)
     new_text, old_text = _FLOAT.split(new), _FLOAT.split(old)
     if new_text != old_text:
         for k, (a, b) in enumerate(zip(new.splitlines(), old.splitlines(), strict=False)):
@@ -107,6 +139,11 @@ def test_same_document_tolerates_noise_only():
     assert same_document("x 1.234567e-01 y 3e-11", "x 1.234568e-01 y 7e-12") is None
     assert same_document("x 1.234567e-01", "x 1.334567e-01") is not None
     assert same_document("x 1.2e-01 y", "x 1.2e-01 z") is not None
+    assert (
+        same_document(r"$7.834391 \times 10^{-2}$ and $10^{-10}$", r"$7.834392 \times 10^{-2}$ and $3 \times 10^{-11}$")
+        is None
+    )
+    assert same_document(r"$7.834391 \times 10^{-2}$", r"$7.934391 \times 10^{-2}$") is not None
 
 
 @pytest.mark.parametrize("fmt", ["md", "tex"])
@@ -114,7 +151,7 @@ def test_same_document_tolerates_noise_only():
 def test_example_document_is_current(name, fmt):
     path = EXAMPLE_DIR / f"{name}.{fmt}"
     assert path.is_file(), f"{path} is missing; create it with `{REFRESH}`"
-    new = markdown(name) if fmt == "md" else latex(name)
+    new = markdown_file(document(name), name) if fmt == "md" else latex(name)
     problem = same_document(new, path.read_text(encoding="utf-8"))
     assert problem is None, (
         f"{path} differs from what rkgen writes now ({problem}); if the change is intended, refresh the "
@@ -124,16 +161,36 @@ def test_example_document_is_current(name, fmt):
 
 def test_no_stale_example_documents():
     present = {p.name for p in EXAMPLE_DIR.iterdir()}
-    assert present == {f"{n}.{f}" for n in EXAMPLES for f in ("md", "tex")}, f"run `{REFRESH}`"
+    documents = {f"{n}.{f}" for n in EXAMPLES for f in ("md", "tex")}
+    assert present == documents | {figures_folder(n) for n in EXAMPLES}, f"run `{REFRESH}`"
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_drawings_are_current(name):
+    """examples/derivations/<name>_figures/ holds exactly the document's SVG files, as rkgen writes them now."""
+    folder = EXAMPLE_DIR / figures_folder(name)
+    files = figure_files(document(name).blocks)
+    assert files and {p.name for p in folder.iterdir()} == set(files), f"run `{REFRESH}`"
+    for file_name, content in files.items():
+        assert (folder / file_name).read_text(encoding="utf-8") == content, f"{file_name}: run `{REFRESH}`"
+    md = (EXAMPLE_DIR / f"{name}.md").read_text(encoding="utf-8")
+    for file_name in files:
+        assert f"]({figures_folder(name)}/{file_name})" in md  # linked relatively from the document
 
 
 def test_refresh_command_writes_the_same_documents(tmp_path):
     done = write_examples(tmp_path)
-    assert sorted(p.name for p, _ in done) == sorted(f"{n}.{f}" for n in EXAMPLES for f in ("md", "tex"))
+    svgs = {n: sorted(figure_files(document(n).blocks)) for n in EXAMPLES}
+    assert sorted(str(p.relative_to(tmp_path)) for p, _ in done) == sorted(
+        [f"{n}.{f}" for n in EXAMPLES for f in ("md", "tex")]
+        + [f"{figures_folder(n)}/{svg}" for n in EXAMPLES for svg in svgs[n]]
+    )
     assert all(status == "written" for _, status in done)
     for name in EXAMPLES:
-        assert (tmp_path / f"{name}.md").read_text(encoding="utf-8") == markdown(name)
+        assert (tmp_path / f"{name}.md").read_text(encoding="utf-8") == markdown_file(document(name), name)
         assert (tmp_path / f"{name}.tex").read_text(encoding="utf-8") == latex(name)
+        for svg in svgs[name]:
+            assert (tmp_path / figures_folder(name) / svg).read_text(encoding="utf-8").startswith(SVG_MARK + "\n<svg")
     assert all(status == "unchanged" for _, status in write_examples(tmp_path))
 
 
@@ -235,7 +292,7 @@ def test_example_markdown_math_is_balanced(name):
 def test_markdown_sections_in_order():
     headings = [line for line in markdown("rk4").splitlines() if line.startswith("## ")]
     numbers = [h.split()[1] for h in headings[:-1]]
-    assert numbers == [f"{k}." for k in range(1, 9)] and headings[-1] == "## References"
+    assert numbers == [f"{k}." for k in range(1, 10)] and headings[-1] == "## References"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -248,7 +305,7 @@ def test_latex_is_ascii_and_balanced(name):
     tex = latex(name)
     assert tex.isascii()
     assert tex.startswith("\\documentclass") and tex.rstrip().endswith("\\end{document}")
-    for env in ("align*", "longtable", "itemize", "pmatrix", "array", "aligned"):
+    for env in ("align*", "longtable", "itemize", "pmatrix", "array", "aligned", "tikzpicture", "figure"):
         assert tex.count(f"\\begin{{{env}}}") == tex.count(f"\\end{{{env}}}"), env
     assert tex.count("\\[") == tex.count("\\]")
     body = re.sub(r"\\\$", "", re.sub(r"\\begin\{verbatim\}.*?\\end\{verbatim\}", "", tex, flags=re.S))
@@ -256,30 +313,62 @@ def test_latex_is_ascii_and_balanced(name):
 
 
 def _pdflatex(tex: str, folder) -> subprocess.CompletedProcess:
+    """pdflatex on ``tex`` (twice when asked to rerun); its log's problems (overfull boxes > 2 pt, missing
+    characters) in ``proc.problems``."""
     (folder / "doc.tex").write_text(tex, encoding="ascii")
-    return subprocess.run(
-        [PDFLATEX, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", "doc.tex"],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        errors="replace",
-        timeout=300,
+    for _ in range(2):  # as compile_pdf: longtable settles its column widths on a second run
+        proc = subprocess.run(
+            [PDFLATEX, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", "doc.tex"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=300,
+        )
+        if proc.returncode != 0 or "Rerun LaTeX" not in proc.stdout:
+            break
+    log = folder / "doc.log"
+    proc.problems = log_problems(log.read_text(encoding="latin-1")) if log.is_file() else ["no log"]
+    return proc
+
+
+def _errors(proc) -> list[str]:
+    return [line for line in proc.stdout.splitlines() if line.startswith("!")]
+
+
+def test_log_problems_reads_overfull_boxes_and_missing_characters():
+    log = (
+        "Overfull \\hbox (79.12pt too wide) in paragraph at lines 120--125\n"
+        "Overfull \\hbox (1.5pt too wide) in alignment at lines 3--9\n"
+        "Overfull \\vbox (12.0pt too high) has occurred while \\output is active\n"
+        "Missing character: There is no ^^ce in font cmr10!\n"
+        "Underfull \\hbox (badness 10000) in paragraph at lines 1--2\n"
     )
+    assert log_problems(log) == [
+        "overfull box: 79.12pt too wide in paragraph at lines 120--125",
+        "overfull box: 12.0pt too high has occurred while \\output is active",
+        "missing character: ^^ce in font cmr10",
+    ]
+    assert log_problems(log, limit=100) == ["missing character: ^^ce in font cmr10"]
 
 
 @needs_pdflatex
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_example_latex_compiles(name, tmp_path):
     proc = _pdflatex((EXAMPLE_DIR / f"{name}.tex").read_text(encoding="utf-8"), tmp_path)
-    errors = [line for line in proc.stdout.splitlines() if line.startswith("!")]
-    assert proc.returncode == 0 and (tmp_path / "doc.pdf").is_file(), errors
+    assert proc.returncode == 0 and (tmp_path / "doc.pdf").is_file(), _errors(proc)
+    assert proc.problems == []
+
+
+OTHER_STRUCTURES = ("heun3", "radau_iia3", "dopri5")
 
 
 @needs_pdflatex
-@pytest.mark.parametrize("name", ["heun3", "sdirk2", "radau_iia3", "dopri5"])
+@pytest.mark.parametrize("name", OTHER_STRUCTURES)
 def test_latex_of_other_structures_compiles(name, tmp_path):
     proc = _pdflatex(latex(name), tmp_path)
-    assert proc.returncode == 0, [line for line in proc.stdout.splitlines() if line.startswith("!")]
+    assert proc.returncode == 0, _errors(proc)
+    assert proc.problems == []
 
 
 @needs_pdflatex
@@ -496,8 +585,8 @@ def test_order_section_lists_trees_and_failing_conditions():
     order = md.split("## 3.")[1].split("## 4.")[0]
     assert order.count("| holds |") == 8  # the 8 trees of orders 1 to 4
     assert (
-        r"| $[{[\tau]}]$ | 3 | 6 | $Ac$ | $\left(0, 0, \frac{1}{4}, \frac{1}{2}\right)^{T}$ | $\frac{1}{6}$ | holds |"
-        in order
+        r"| (`-o` draws it) | $[{[\tau]}]$ | 3 | $Ac$ | $\left(0, 0, \frac{1}{4}, \frac{1}{2}\right)^{T}$ | "
+        r"$\frac{1}{6}$ | $\frac{1}{6}$ | holds |" in order
     )
     assert "Order 5: 9 trees, 9 of them fail" in order
     assert "$B(4)$, $C(1)$ and $D(1)$" in order
@@ -579,9 +668,10 @@ def test_user_tableau_with_awkward_text(tmp_path, capsys):
     tex = doc.latex()
     assert tex.isascii() and tex_text("costs $5 & 50%") in tex and "Runge--Kutta" in tex
     assert f"`rkgen generate TABLEAU` writes it to `./{module_filename(doc.t)}`" in md
-    if PDFLATEX:
+    if HAS_LATEX:
         proc = _pdflatex(tex, tmp_path)
-        assert proc.returncode == 0, [line for line in proc.stdout.splitlines() if line.startswith("!")]
+        assert proc.returncode == 0, _errors(proc)
+        assert proc.problems == []
 
 
 def test_inconsistent_nodes_are_reported(capsys, tmp_path):
@@ -660,7 +750,7 @@ def test_layout_partner_form_only_where_every_weight_is_nonzero(name, params):
     sec = layout_section(name, params)
     eq = layer_equations(load(name))
     if eq.p_form is None:
-        assert r"\[000, (18)\]" in sec and "The $\\xi$ form handles the zero weight" in sec
+        assert r"\[BCE+19, (18)\]" in sec and "The $\\xi$ form handles the zero weight" in sec
         assert "P_{" not in sec
     else:
         for x in eq.update:  # G_i = b_i h_j ∂_u fᵀ P_i with this tableau's exact b_i
@@ -759,7 +849,7 @@ def test_default_document_is_the_shared_one_and_the_examples(name):
     md = markdown(name)
     assert md == Derivation(name, "shared").markdown() == render(name) == render(name, "md", "shared")
     assert "### 6.5" not in md and "--params" not in md
-    for fmt, new in (("md", md), ("tex", latex(name))):
+    for fmt, new in (("md", markdown_file(Derivation(name, "shared"), name)), ("tex", latex(name))):
         old = (EXAMPLE_DIR / f"{name}.{fmt}").read_text(encoding="utf-8")
         cut = "## 8." if fmt == "md" else "\\section*{8."  # section 8 quotes the generated module's line numbers
         assert same_document(new.split(cut)[0], old.split(cut)[0]) is None
@@ -771,7 +861,8 @@ def test_layout_latex_compiles(name, params, tmp_path):
     tex = Derivation(name, params).latex()
     assert tex.isascii() and "6.5 The parameter layout: " + params in tex
     proc = _pdflatex(tex, tmp_path)
-    assert proc.returncode == 0, [line for line in proc.stdout.splitlines() if line.startswith("!")]
+    assert proc.returncode == 0, _errors(proc)
+    assert proc.problems == []
 
 
 def test_json_has_the_layout(tmp_path, capsys):
@@ -803,7 +894,9 @@ def test_params_argument_of_run_derive(tmp_path, capsys):
     assert run_derive(_derive_args("rk4", params="stage")) == 0
     assert capsys.readouterr().out == layout_markdown("rk4", "stage")
     assert run_derive(_derive_args("rk4", params="stage", output=str(tmp_path))) == 0
-    assert (tmp_path / "rk4_stage_derivation.md").read_text(encoding="utf-8") == layout_markdown("rk4", "stage")
+    written = (tmp_path / "rk4_stage_derivation.md").read_text(encoding="utf-8")
+    assert written == markdown_file(Derivation("rk4", "stage"), "rk4_stage_derivation")
+    assert len(list((tmp_path / "rk4_stage_derivation_figures").glob("tree-*.svg"))) == 8  # the trees of orders 1 to 4
     with pytest.raises(RkgenError, match="unknown parameter layout 'stages'"):
         run_derive(_derive_args("rk4", params="stages"))
 
@@ -831,8 +924,9 @@ def test_an_existing_file_is_replaced_only_with_force(tmp_path, capsys):
     assert f"{target} exists and differs; use --force to overwrite it" in err
     assert target.read_text(encoding="utf-8") == "keep\n"
     assert run_derive(_derive_args("euler", output=str(target), force=True)) == 0
-    assert capsys.readouterr().out == f"overwrote {target}\n"
-    assert target.read_text(encoding="utf-8") == markdown("euler")
+    figures = tmp_path / "target_figures"
+    assert capsys.readouterr().out == f"overwrote {target}\ndrawings in {figures}: wrote 2\n"
+    assert target.read_text(encoding="utf-8") == markdown_file(document("euler"), "target")
     mtime = target.stat().st_mtime_ns
     assert rkgen_main(["derive", "euler", "-o", str(target)]) == 0  # the same document: left as it is
     assert capsys.readouterr().out == f"unchanged {target}\n" and target.stat().st_mtime_ns == mtime
@@ -854,7 +948,9 @@ def test_an_existing_pdf_needs_force_before_compiling(tmp_path, capsys, monkeypa
 
     calls = []
     monkeypatch.setattr(cli.shutil, "which", lambda name, *a, **k: "/no/pdflatex")
-    monkeypatch.setattr(cli, "compile_pdf", lambda tex, out, pdflatex: calls.append(out) or out.write_bytes(b"%PDF"))
+    monkeypatch.setattr(
+        cli, "compile_pdf", lambda tex, out, pdflatex: calls.append(out) or out.write_bytes(b"%PDF") and []
+    )
     out = tmp_path / "z.pdf"
     out.write_bytes(b"keep")
     assert f"{out} exists; use --force to overwrite it" in _derive_error(capsys, ["derive", "euler", "-o", str(out)])
@@ -905,4 +1001,266 @@ def test_refreshing_the_examples_overwrites_its_own_files(tmp_path):
     (tmp_path / "euler.md").write_text("stale\n", encoding="utf-8")
     done = dict(write_examples(tmp_path))
     assert done[tmp_path / "euler.md"] == "written" and done[tmp_path / "rk4.md"] == "unchanged"
-    assert (tmp_path / "euler.md").read_text(encoding="utf-8") == markdown("euler")
+    assert (tmp_path / "euler.md").read_text(encoding="utf-8") == markdown_file(document("euler"), "euler")
+
+
+# --------------------------------------------------------------------------------------------------
+# trees drawn: one layout, two writers
+# --------------------------------------------------------------------------------------------------
+
+
+def _all_trees(up_to: int = 6):
+    from rkgen.trees import trees_up_to
+
+    return trees_up_to(up_to)
+
+
+def test_tree_layout_has_the_tree_shape():
+    from rkgen.derive.drawing import tree_layout
+
+    trees = _all_trees()
+    assert len(trees) == 1 + 1 + 2 + 4 + 9 + 20
+    for t in trees:
+        lay = tree_layout(t)
+        assert len(lay.nodes) == t.order, t
+        assert len(lay.edges) == t.order - 1, t
+        assert lay.nodes[0][1] == 0 and all(y > 0 for _, y in lay.nodes[1:]), t  # the root alone at the bottom
+        for parent, child in lay.edges:  # every edge goes one level up
+            assert lay.nodes[child][1] == lay.nodes[parent][1] + 1, t
+        children = sorted(child for _, child in lay.edges)
+        assert children == list(range(1, t.order)), t  # every node but the root has exactly one parent
+        leaves = [k for k in range(t.order) if k not in {p for p, _ in lay.edges}]
+        assert sorted(lay.nodes[k][0] for k in leaves) == list(range(len(leaves))), t  # one slot per leaf
+    stalk = tree_layout(next(t for t in trees if t.notation == "[[[τ]]]"))
+    assert stalk.nodes == ((0.0, 0.0), (0.0, 1.0), (0.0, 2.0), (0.0, 3.0))
+    bush = tree_layout(next(t for t in trees if t.notation == "[τ³]"))
+    assert bush.nodes == ((1.0, 0.0), (0.0, 1.0), (1.0, 1.0), (2.0, 1.0))
+
+
+def test_tree_drawings_are_deterministic_and_well_formed():
+    import xml.etree.ElementTree as ET
+
+    from rkgen.derive.drawing import svg, tikz, tree_layout, tree_name, tree_picture
+
+    trees = _all_trees()
+    assert len({tree_name(t) for t in trees}) == len(trees)
+    for t in trees:
+        pic = tree_picture(t)
+        assert pic == tree_picture(t) and pic.name == tree_name(t)
+        assert pic.svg == svg(tree_layout(t)) and pic.tikz == tikz(tree_layout(t))
+        root = ET.fromstring(pic.svg)
+        circles = root.findall(".//{http://www.w3.org/2000/svg}circle")
+        lines = root.findall(".//{http://www.w3.org/2000/svg}line")
+        assert len(circles) == t.order and len(lines) == t.order - 1
+        assert max(float(c.get("cy")) for c in circles) == float(circles[0].get("cy"))  # root lowest on screen
+        assert pic.tikz.startswith("\\begin{tikzpicture}") and pic.tikz.endswith("\\end{tikzpicture}")
+        assert pic.tikz.count(" circle (") == t.order and pic.tikz.count(" -- ") == t.order - 1
+        for number in re.findall(r"-?\d+\.\d+", pic.svg + pic.tikz):  # rounded coordinates only
+            assert len(number.split(".")[1]) <= 2, number
+
+
+def test_order_table_draws_each_tree_with_its_weight():
+    doc = document("rk4")
+    md = markdown_file(doc, "rk4")
+    order = md.split("## 3.")[1].split("## 4.")[0]
+    rows = [line for line in order.splitlines() if line.startswith("| ![tree-")]
+    assert len(rows) == 8
+    assert rows[2] == (
+        r"| ![tree-3-1](rk4_figures/tree-3-1.svg) | $[\tau^2]$ | 3 | $c^{2}$ | "
+        r"$\left(0, \frac{1}{4}, \frac{1}{4}, 1\right)^{T}$ | $\frac{1}{3}$ | $\frac{1}{3}$ | holds |"
+    )
+    euler = markdown_file(document("euler"), "euler").split("## 3.")[1].split("## 4.")[0]
+    assert r"| $[\tau]$ | 2 | $c$ | $\left(0\right)^{T}$ | $0$ | $\frac{1}{2}$ | fails by $- \frac{1}{2}$ |" in euler
+    assert "(`-o` draws it)" in markdown("rk4") and "_figures/" not in markdown("rk4")
+    tex = latex("rk4").split("section*{3.")[1].split("section*{4.")[0]
+    assert tex.count("\\begin{tikzpicture}") == 8
+
+
+# --------------------------------------------------------------------------------------------------
+# the figures folder of a Markdown file
+# --------------------------------------------------------------------------------------------------
+
+
+def test_markdown_file_writes_its_drawings_and_removes_only_its_own_stale_ones(tmp_path, capsys):
+    out = tmp_path / "doc.md"
+    folder = tmp_path / "doc_figures"
+    assert rkgen_main(["derive", "rk4", "-o", str(out)]) == 0
+    assert capsys.readouterr().out == f"wrote {out}\ndrawings in {folder}: wrote 8\n"
+    files = figure_files(document("rk4").blocks)
+    assert {p.name for p in folder.iterdir()} == set(files)
+    assert all((folder / n).read_text(encoding="utf-8") == c for n, c in files.items())
+    # rewritten for euler: rk4's trees of order 3 and 4 are stale and go; a file of the user's stays
+    (folder / "notes.svg").write_text("<svg/>\n", encoding="utf-8")
+    (folder / "keep.txt").write_text("mine\n", encoding="utf-8")
+    assert rkgen_main(["derive", "euler", "-o", str(out), "--force"]) == 0
+    assert capsys.readouterr().out == f"overwrote {out}\ndrawings in {folder}: removed 6\n"
+    assert {p.name for p in folder.iterdir()} == {"tree-1-1.svg", "tree-2-1.svg", "notes.svg", "keep.txt"}
+    # an SVG of the user's where a drawing goes is not replaced without --force, and nothing is written
+    (folder / "tree-1-1.svg").write_text("<svg>mine</svg>\n", encoding="utf-8")
+    out.unlink()
+    err = _derive_error(capsys, ["derive", "rk4", "-o", str(out)])
+    assert "tree-1-1.svg exists and was not written by rkgen; use --force" in err
+    assert not out.exists() and not (folder / "tree-3-1.svg").exists()  # nothing written
+    assert rkgen_main(["derive", "rk4", "-o", str(out), "--force"]) == 0
+    assert (folder / "tree-1-1.svg").read_text(encoding="utf-8") == files["tree-1-1.svg"]
+    capsys.readouterr()
+
+
+def test_markdown_figures_folder_must_be_a_real_folder(tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "doc_figures").symlink_to(elsewhere)
+    err = _derive_error(capsys, ["derive", "euler", "-o", str(tmp_path / "doc.md")])
+    assert "doc_figures is a symbolic link" in err
+    assert list(elsewhere.iterdir()) == [] and not (tmp_path / "doc.md").exists()
+    (tmp_path / "doc_figures").unlink()
+    (tmp_path / "doc_figures").write_text("a file\n", encoding="utf-8")
+    assert "doc_figures is a file" in _derive_error(capsys, ["derive", "euler", "-o", str(tmp_path / "doc.md")])
+
+
+def test_drawing_names_are_file_safe_and_unique():
+    from rkgen.derive.document import Figure, Para, Picture, Text, drawings
+
+    assert drawings([Figure("region", "<svg/>", "t", [Text("x")])])[0].name == "region"
+    with pytest.raises(ValueError, match="not a file-safe stem"):
+        drawings([Para([Picture("../x", "<svg/>", "t")])])
+    with pytest.raises(ValueError, match="two different drawings"):
+        drawings([Para([Picture("a", "<svg/>", "t"), Picture("a", "<svg></svg>", "t")])])
+
+
+# --------------------------------------------------------------------------------------------------
+# non-ASCII text, and what pdflatex reports
+# --------------------------------------------------------------------------------------------------
+
+NON_ASCII = "SDIRK, γ = 1 − √2/2 ≈ 0.29, x ≤ y × 2, ℚ, Schönlieb, Crouzeix–Raviart, “quoted”"
+
+
+def _non_ascii_tableau(tmp_path, extra: str = "") -> str:
+    path = tmp_path / "sdirk.json"
+    path.write_text(
+        json.dumps(
+            {
+                "name": "my_sdirk",
+                "description": NON_ASCII + extra,
+                "A": [["1/2", "0"], ["1/2", "1/2"]],
+                "b": ["1/2", "1/2"],
+            }
+        ),
+        encoding="utf-8",
+    )
+    return str(path)
+
+
+def test_non_ascii_description_is_transliterated(tmp_path, capsys):
+    tex = Derivation(_non_ascii_tableau(tmp_path)).latex()
+    assert tex.isascii()
+    expected = (
+        r"SDIRK, \ensuremath{\gamma} = 1 \ensuremath{-} \ensuremath{\surd}2/2 \ensuremath{\approx} 0.29, "
+        r"x \ensuremath{\le} y \ensuremath{\times} 2, \ensuremath{\mathbb{Q}}, Sch\"{o}nlieb, Crouzeix--Raviart, "
+        r"``quoted''"
+    )
+    assert expected in tex and "?" not in tex.split("Description: ")[1].split("\n")[0]
+    assert rkgen_main(["derive", _non_ascii_tableau(tmp_path), "--format", "tex"]) == 0
+    assert capsys.readouterr().err == ""  # every character has a LaTeX form: no warning
+
+
+def test_untypesettable_character_is_named_in_a_warning(tmp_path, capsys):
+    spec = _non_ascii_tableau(tmp_path, " 中")
+    assert rkgen_main(["derive", spec, "--format", "tex", "-o", str(tmp_path / "x.tex")]) == 0
+    err = capsys.readouterr().err
+    assert err == (
+        "rkgen: warning: LaTeX cannot typeset the character '中' (U+4E2D) of the tableau's text; it is printed "
+        "as U+4E2D\n"
+    )
+    assert "\\missingchar{4E2D}" in (tmp_path / "x.tex").read_text(encoding="utf-8")
+
+
+@needs_pdflatex
+def test_format_pdf_reports_log_problems(tmp_path, capsys):
+    """A real pdflatex log: an overfull box and a missing character are found; the PDF is written all the same."""
+    tex = (
+        "\\documentclass{article}\\tracinglostchars=2\\begin{document}"
+        "\\hbox to 1cm{\\vrule width 3cm}\\char200\\end{document}\n"
+    )
+    out = tmp_path / "t.pdf"
+    problems = compile_pdf(tex, out)
+    assert out.read_bytes().startswith(b"%PDF")
+    assert len(problems) == 2 and problems[0].startswith("overfull box: 56.9") and "too wide" in problems[0]
+    assert problems[1].startswith("missing character: ") and "cmr10" in problems[1]
+
+
+def test_format_pdf_prints_a_warning_per_problem(tmp_path, capsys, monkeypatch):
+    from rkgen.derive import cli
+
+    monkeypatch.setattr(cli.shutil, "which", lambda name, *a, **k: "/no/pdflatex")
+    found = ["overfull box: 50.0pt too wide in paragraph at lines 1--2", "missing character: x in font cmr10"]
+    monkeypatch.setattr(cli, "compile_pdf", lambda tex, out, pdflatex: out.write_bytes(b"%PDF") and found)
+    out = tmp_path / "e.pdf"
+    assert rkgen_main(["derive", "euler", "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == f"wrote {out}\n"
+    assert captured.err == "".join(f"rkgen: warning: {out}: {p}\n" for p in found)
+
+
+# --------------------------------------------------------------------------------------------------
+# every built-in's PDF: no overfull box wider than 2 pt, no missing character
+# --------------------------------------------------------------------------------------------------
+
+#: compiled in the default run (beside the examples, compiled above); every other built-in in the slow set
+PDF_FAST = ("radau_iia2", "sdirk2")
+
+
+def _compile_all(names: list, tmp_path) -> dict:
+    """The log problems of each document's PDF; documents are built here one after another while pdflatex
+    runs on the previous ones (two at a time)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(name, tex):
+        folder = tmp_path / re.sub(r"\W", "_", name)
+        folder.mkdir()
+        proc = _pdflatex(tex, folder)
+        return _errors(proc) if proc.returncode else proc.problems
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        jobs = {
+            name: pool.submit(run, name, latex(name) if "/" not in name else Derivation(name).latex()) for name in names
+        }
+        return {name: job.result() for name, job in jobs.items()}
+
+
+@needs_pdflatex
+def test_pdfs_of_the_risky_tableaux_have_no_overfull_box(tmp_path):
+    names = [*PDF_FAST, _non_ascii_tableau(tmp_path)]
+    problems = _compile_all(names, tmp_path)
+    assert problems == {name: [] for name in names}
+
+
+@pytest.mark.slow
+@needs_pdflatex
+def test_pdfs_of_every_builtin_have_no_overfull_box(tmp_path):
+    from rkgen.butcher import builtin_names
+
+    elsewhere = (*EXAMPLES, *PDF_FAST, *OTHER_STRUCTURES)  # compiled by the tests above
+    names = [n for n in builtin_names() if n not in elsewhere]
+    assert "gauss5" in names and len(names) + len(elsewhere) == len(builtin_names())
+    problems = _compile_all(names, tmp_path)
+    assert problems == {name: [] for name in names}
+
+
+def test_figure_block_in_both_formats():
+    from rkgen.derive.document import Figure, Math, Para, Picture, Text
+    from rkgen.derive.latex import latex_block
+    from rkgen.derive.markdown import FIGURE_NOTE, PICTURE_NOTE, markdown_block
+
+    tikz = "\\begin{tikzpicture}\n\\draw (0,0) -- (1,1);\n\\end{tikzpicture}"
+    fig = Figure("region", "<svg/>", tikz, [Text("The region "), Math("|R(z)| \\le 1"), Text(".")])
+    assert markdown_block(fig, "doc_figures") == "![region](doc_figures/region.svg)\n\nThe region $|R(z)| \\le 1$."
+    assert markdown_block(fig) == f"The region $|R(z)| \\le 1$. {FIGURE_NOTE}"
+    assert latex_block(fig) == (
+        "\\begin{figure}[htbp]\n\\centering\n" + tikz + "\n\\caption{The region $|R(z)| \\le 1$.}\n\\end{figure}"
+    )
+    pic = Para([Text("a "), Picture("p-1", "<svg/>", tikz)])
+    assert markdown_block(pic, "my doc_figures") == "a ![p-1](my%20doc_figures/p-1.svg)"
+    assert markdown_block(pic) == f"a {PICTURE_NOTE}"
+    assert latex_block(pic) == "a " + tikz
+    assert figure_files([fig, pic]) == {"region.svg": SVG_MARK + "\n<svg/>\n", "p-1.svg": SVG_MARK + "\n<svg/>\n"}

@@ -102,7 +102,8 @@ def code_locations(t: Tableau, eq: LayerEquations, spans: dict[str, tuple[int, i
         )
     if t.structure != "explicit":
         rows.append((r"J_k^{T}", _span(spans, "def:_jacobian_t"), "`_jacobian_t`"))
-        rows.append((r"Mx = r", _span(spans, "def:_block_solve"), "`_block_solve`: Gaussian elimination, per-sample pivots"))
+        solve = "`_block_solve`: Gaussian elimination, per-sample pivots"
+        rows.append((r"Mx = r", _span(spans, "def:_block_solve"), solve))
     rows.append(
         (
             r"\mu_i = h_j J_i^{T}\eta_i,\ \partial\mathcal{J}/\partial K_j,\ \partial\mathcal{J}/\partial\beta_j",

@@ -17,6 +17,7 @@ from .sections_adjoint import section_adjoint
 from .sections_check import section_check, section_code, section_references
 from .sections_partner import section_partner, section_symplecticity
 from .sections_roads import section_roads
+from .sections_stability import section_stability
 from .sections_tableau import preface, section_order, section_problem, section_tableau
 
 __all__ = ["Derivation", "render", "SECTIONS", "SHORT_LATEX"]
@@ -31,6 +32,7 @@ SECTIONS = (
     section_adjoint,
     section_check,
     section_code,
+    section_stability,
     section_roads,
     section_references,
 )

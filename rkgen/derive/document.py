@@ -1,7 +1,9 @@
 """The document model of the derivation (tableau -> adjoint equations (data) -> these blocks -> Markdown or LaTeX).
 
-A derivation document is a list of blocks (headings, paragraphs of spans, display math, tables, item lists); the
-spans of a paragraph are text, inline math, code and bold.  :mod:`.markdown` and :mod:`.latex` print them.
+A derivation document is a list of blocks (headings, paragraphs of spans, display math, tables, item lists,
+captioned figures); the spans of a paragraph are text, inline math, code, bold and small inline pictures.
+:mod:`.markdown` and :mod:`.latex` print them: a drawing carries both its SVG (for Markdown, written beside the
+document) and its TikZ (inlined in LaTeX), made from one layout (:mod:`.drawing`).
 """
 
 from __future__ import annotations
@@ -9,7 +11,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Text", "Math", "Code", "Bold", "rich", "Heading", "Para", "Display", "Table", "Items"]
+__all__ = [
+    "Text",
+    "Math",
+    "Code",
+    "Bold",
+    "Picture",
+    "rich",
+    "Heading",
+    "Para",
+    "Display",
+    "Table",
+    "Items",
+    "Figure",
+    "drawings",
+]
 
 
 @dataclass(frozen=True)
@@ -30,6 +46,19 @@ class Code:
 @dataclass(frozen=True)
 class Bold:
     spans: list
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A span: a small inline drawing, e.g. a tree inside a table cell.
+
+    ``name`` is a file-safe stem, unique in the document (Markdown written to a file puts the SVG in
+    ``<stem>_figures/<name>.svg``); ``svg`` is a complete ``<svg ...>...</svg>`` element and ``tikz`` a complete
+    ``\\begin{tikzpicture}...\\end{tikzpicture}``, both deterministic text (rounded coordinates)."""
+
+    name: str
+    svg: str
+    tikz: str
 
 
 _INLINE = re.compile(r"\$([^$]+)\$|`([^`]+)`|\*\*(.+?)\*\*")
@@ -91,3 +120,65 @@ class Table:
 @dataclass(frozen=True)
 class Items:
     items: list  # of span lists
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A block: a captioned drawing, e.g. a stability region (``name``, ``svg``, ``tikz`` as for :class:`Picture`;
+    ``caption`` is a list of spans)."""
+
+    name: str
+    svg: str
+    tikz: str
+    caption: list
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def _spans_of(block) -> list:
+    if isinstance(block, (Heading, Para)):
+        return [block.spans]
+    if isinstance(block, Table):
+        return [block.header, *(cell for row in block.rows for cell in row)] if block.rows else [block.header]
+    if isinstance(block, Items):
+        return list(block.items)
+    if isinstance(block, Figure):
+        return [block.caption]
+    return []
+
+
+def _pictures_in(spans: list):
+    for sp in spans:
+        if isinstance(sp, Picture):
+            yield sp
+        elif isinstance(sp, Bold):
+            yield from _pictures_in(sp.spans)
+
+
+def drawings(blocks: list) -> list:
+    """Every :class:`Figure` and :class:`Picture` of a document, in order, each name once.
+
+    A name must be file-safe (letters, digits, ``_.-``, not starting with a dot) and may be used again only for
+    the very same drawing; anything else is a ValueError, since the Markdown writer turns names into file names.
+
+    >>> p = Picture("tree-1", "<svg/>", "tikz")
+    >>> [d.name for d in drawings([Para([Text("a"), p]), Table([[Text("t")]], [[[p]]], "l")])]
+    ['tree-1']
+    """
+    seen: dict[str, object] = {}
+    out = []
+    for block in blocks:
+        found = [block] if isinstance(block, Figure) else []
+        for spans in _spans_of(block):
+            found.extend(_pictures_in(spans))
+        for d in found:
+            if not _NAME.fullmatch(d.name):
+                raise ValueError(f"drawing name {d.name!r} is not a file-safe stem")
+            old = seen.get(d.name)
+            if old is None:
+                seen[d.name] = d
+                out.append(d)
+            elif (old.svg, old.tikz) != (d.svg, d.tikz):
+                raise ValueError(f"two different drawings are named {d.name!r}")
+    return out

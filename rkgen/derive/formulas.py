@@ -108,6 +108,16 @@ def drawable(values, s: int) -> bool:
     return (s + 1) * (_glyphs(values) + 2) <= 120
 
 
+def tree_tex(t: Tree) -> str:
+    """The bracket notation of a tree as LaTeX, with multi-digit exponents braced (``\\tau^{10}``, not τ¹0).
+
+    >>> from rkgen.trees import trees_of_order
+    >>> tree_tex(trees_of_order(11)[0])
+    '[\\\\tau^{10}]'
+    """
+    return re.sub(r"\^(\d{2,})", r"^{\1}", t.latex)
+
+
 def phi_formula(t: Tree, consistent: bool) -> str:
     """Φ(t) in matrix notation from the tree: Φ(τ) = 1, Φ([t_1 … t_k]) = (AΦ(t_1)) ⊙ … ⊙ (AΦ(t_k)).
 
@@ -134,20 +144,48 @@ def phi_formula(t: Tree, consistent: bool) -> str:
 
 
 def float_tex(x: float, digits: int = 6) -> str:
-    """A float to ``digits`` digits in LaTeX: ``0.0469101``, ``5.16141 \\cdot 10^{-5}``."""
+    """A float to ``digits`` digits in LaTeX: ``0.0469101``, ``5.16141 \\times 10^{-5}``."""
     text = f"{x:.{digits}g}"
     if "e" not in text:
         return text
     mantissa, exponent = text.split("e")
-    return rf"{mantissa} \cdot 10^{{{int(exponent)}}}"
+    return rf"{mantissa} \times 10^{{{int(exponent)}}}"
 
 
 def sci(x: float) -> str:
     return f"{x:.6e}"
 
 
+def sci_tex(x: float, digits: int = 6, trim: bool = False) -> str:
+    """A float in scientific notation as LaTeX, ``digits`` after the point (trailing zeros dropped with ``trim``).
+
+    >>> sci_tex(0.07834391), sci_tex(0.0125, 3, trim=True), sci_tex(-2.5, 2)
+    ('7.834391 \\\\times 10^{-2}', '1.25 \\\\times 10^{-2}', '-2.50')
+    """
+    mantissa, exponent = f"{x:.{digits}e}".split("e")
+    if trim and "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    e = int(exponent)
+    return mantissa if e == 0 else rf"{mantissa} \times 10^{{{e}}}"
+
+
 def magnitude(x: float) -> str:
     return f"{x:.0e}" if x else "0"
+
+
+def magnitude_tex(x: float) -> str:
+    """The order of magnitude of a (nonnegative) float as LaTeX: ``10^{-10}``, ``3 \\times 10^{-11}``, ``0``.
+
+    >>> magnitude_tex(1.2e-10), magnitude_tex(2.6e-11), magnitude_tex(0.0)
+    ('10^{-10}', '3 \\\\times 10^{-11}', '0')
+    """
+    if not x:
+        return "0"
+    mantissa, exponent = f"{x:.0e}".split("e")
+    e = int(exponent)
+    if e == 0:
+        return mantissa
+    return f"10^{{{e}}}" if mantissa == "1" else rf"{mantissa} \times 10^{{{e}}}"
 
 
 def factor(x) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .document import Code, Display, Heading, Para, rich
+from .document import Code, Display, Heading, Items, Para, rich
 from .formulas import (
     coefficient_latex,
     combination,
@@ -86,7 +86,7 @@ def _forward_equations(doc: Context) -> list:
     out.append(
         Para(
             rich(
-                "The gradient below is the exact gradient of the network for converged stages; as in [001], it "
+                "The gradient below is the exact gradient of the network for converged stages; as in [BCE+21], it "
                 "comes from these equations, not from differentiating the iterations of the solver, so the "
                 "solver must converge (the generated module iterates to rounding and counts failures)."
             )
@@ -123,19 +123,37 @@ def _backward_equations(doc: Context) -> list:
     out.append(
         Para(
             rich(
-                "Take the inner product of the first line with $p$ and eliminate $\\delta F_i$ and $\\delta Y_i$ "
-                "with multipliers: $\\xi_i = h_j \\eta_i$ for $F_i$ and $\\mu_i$ for $Y_i$, where"
+                "Take the inner product of the first line with $p$. To eliminate $\\delta F_i$ and $\\delta Y_i$, "
+                "add for every stage $i$ the two vanishing terms $\\xi_i^{T}\\left(J_i \\delta Y_i + "
+                f"\\partial_u f(Y_i, {doc.u}) \\delta {doc.u} - \\delta F_i\\right)$ and "
+                "$\\mu_i^{T}\\left(\\delta y_j + h_j \\sum_l a_{il} \\delta F_l + \\delta h_j \\sum_l a_{il} F_l "
+                "- \\delta Y_i\\right)$, with "
+                "multipliers $\\xi_i$ and $\\mu_i$ still free. Then choose the multipliers so that the coefficient "
+                "of each $\\delta F_i$ and of each $\\delta Y_i$ vanishes ($\\delta F_i$ appears in the first line "
+                "with $h_j b_i p$, in its own term with $-\\xi_i$, and in the $\\mu_k$ terms with $h_j a_{ki} "
+                "\\mu_k$):"
             )
         )
     )
     out.append(
         Display(
             [
-                r"\eta_i = b_i p + \sum_{k=1}^{s} a_{ki} \mu_k, \qquad \mu_k = h_j J_k^{T} \eta_k,",
-            ]
+                r"\delta F_i:&\quad h_j b_i p - \xi_i + h_j \sum_{k=1}^{s} a_{ki} \mu_k = 0 \quad\Longrightarrow\quad "
+                r"\xi_i = h_j \eta_i, \qquad \eta_i = b_i p + \sum_{k=1}^{s} a_{ki} \mu_k,",
+                r"\delta Y_i:&\quad J_i^{T} \xi_i - \mu_i = 0 \quad\Longrightarrow\quad \mu_i = h_j J_i^{T} \eta_i.",
+            ],
+            aligned=True,
         )
     )
-    out.append(Para(rich("and then")))
+    out.append(
+        Para(
+            rich(
+                "What remains is the variation of the layer's output in terms of its inputs (the $\\delta h_j$ "
+                "coefficient is $\\sum_i b_i p^{T} F_i + \\sum_k \\mu_k^{T} \\sum_l a_{kl} F_l = \\sum_l "
+                "\\eta_l^{T} F_l$):"
+            )
+        )
+    )
     out.append(
         Display(
             [
@@ -148,11 +166,15 @@ def _backward_equations(doc: Context) -> list:
         Para(
             rich(
                 "The transposed index $a_{ki}$ appears by itself: it is the index of (19) (section 4). Nothing "
-                "divides "
-                "by $b_i$ or by $h_j$, so zero weights and zero steps are fine."
+                "divides by $b_i$ or by $h_j$, so zero weights and zero steps are fine. Substituting "
+                "$\\mu_k = h_j J_k^{T} \\eta_k$ into $\\eta_i$ leaves the stage adjoint system, $s$ linear "
+                "equations for $\\eta_1, \\dots, \\eta_s$ whose block $(i, k)$ is $\\delta_{ik} I - h_j a_{ki} "
+                "J_k^{T}$, the pattern of $A^{T}$:"
             )
         )
     )
+    out.append(Display([r"\eta_i - h_j \sum_{k=1}^{s} a_{ki} J_k^{T} \eta_k = b_i p, \qquad i = 1, \dots, s."]))
+    out += _elimination(doc)
     lead = rich("For ", Code(t.name), ", ")
     if t.structure == "explicit":
         lines = []
@@ -237,6 +259,34 @@ def _backward_equations(doc: Context) -> list:
             out.append(Display([_block_system(doc, symbolic_names=False)]))
         out.append(Para(rich("After the solve, $\\mu_k = h_j J_k^{T}\\eta_k$ for every $k$.")))
     return out
+
+
+def _elimination(doc: Context) -> list:
+    """Which η_k each η_i needs: the nonzero a_ki of this tableau, row by row (the computing order that follows is
+    stated with the equations below)."""
+    t = doc.t
+    s = t.stages
+    needs = [[k for k in range(s) if t.nonzero[k][i]] for i in range(s)]
+    if s > 8:
+        total = sum(len(n) for n in needs)
+        return [Para(rich(f"For this tableau {total} of the $s^2 = {s * s}$ coefficients $a_{{ki}}$ are nonzero."))]
+    items = []
+    for i in range(s):
+        own = f"$\\eta_{sub(i + 1)}$"
+        if not needs[i]:
+            items.append(
+                rich(
+                    own, f": no $\\mu_k$ ($a_{{k{i + 1}}} = 0$ for every $k$), $\\eta_{sub(i + 1)} = b_{sub(i + 1)} p$"
+                )
+            )
+            continue
+        others = ", ".join(f"\\eta_{sub(k + 1)}" for k in needs[i])
+        coefs = ", ".join(f"a_{sub(k + 1, i + 1)}" for k in needs[i])
+        items.append(rich(own, f": needs ${others}$ (through ${coefs} \\ne 0$)"))
+    return [
+        Para(rich("Row by row, for this tableau, the $\\eta_k$ (through $\\mu_k$) that each $\\eta_i$ needs:")),
+        Items(items),
+    ]
 
 
 def _block_system(doc: Context, symbolic_names: bool) -> str:
@@ -399,7 +449,7 @@ def _stage_parameter_gradients() -> list:
 
 def _p_form_equations(doc: Context) -> list:
     t, eq = doc.t, doc.eq
-    out = [Heading(3, rich("6.4 The same equations in the partner form of [000, (24)]"))]
+    out = [Heading(3, rich("6.4 The same equations in the partner form of [BCE+19, (24)]"))]
     weights = eq.p_form
     if weights is None:
         zeros = ", ".join(f"b_{sub(i + 1)}" for i in t.zero_weights)
@@ -417,7 +467,7 @@ def _p_form_equations(doc: Context) -> list:
             rich(
                 "Every $b_i \\ne 0$, so $P_i = \\eta_i / b_i$ is defined. With $\\ell_k = -J_k^{T} P_k$ the "
                 "equations "
-                "of 6.2 become [000, (24)], [001, Prop. 1]:"
+                "of 6.2 become [BCE+19, (24)], [BCE+21, Prop. 1]:"
             )
         )
     )
@@ -442,7 +492,7 @@ def _p_form_equations(doc: Context) -> list:
             rich(
                 "This is the partner $(\\tilde A, b)$ applied to the adjoint equation $\\dot p = -\\partial_y "
                 "f^{T} p$ "
-                "from $p_{j+1} = p$ back to $p_j$: [000, (17)] reads $p_{j+1} = p_j + h_j \\sum_i b_i \\ell_i$ and "
+                "from $p_{j+1} = p$ back to $p_j$: [BCE+19, (17)] reads $p_{j+1} = p_j + h_j \\sum_i b_i \\ell_i$ and "
                 "$P_i = p_j + h_j \\sum_l \\tilde a_{il} \\ell_l$; eliminating $p_j$ gives the first line. "
                 "For this tableau ($w_{ik} = 0$ terms dropped):"
             )

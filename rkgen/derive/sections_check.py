@@ -8,22 +8,22 @@ from .. import __version__
 from .check import CHECK_D, CHECK_M, CHECK_N, CHECK_SEED, CHECK_STEPS, FD_STEP
 from .code import code_locations
 from .document import Code, Heading, Items, Math, Para, Table, Text, rich
-from .formulas import magnitude, sci
+from .formulas import magnitude_tex, sci_tex
 
 if TYPE_CHECKING:
     from .context import Context
 
 
 REFERENCES = [
-    "[000] M. Benning, E. Celledoni, M. J. Ehrhardt, B. Owren, C.-B. Schoenlieb, Deep learning as optimal "
+    "[BCE+19] M. Benning, E. Celledoni, M. J. Ehrhardt, B. Owren, C.-B. Schönlieb, Deep learning as optimal "
     "control problems: models and numerical methods, J. Comput. Dyn. 6(2) (2019) 171-198.",
-    "[001] M. Benning, E. Celledoni, M. J. Ehrhardt, B. Owren, C.-B. Schoenlieb, Deep learning as optimal "
+    "[BCE+21] M. Benning, E. Celledoni, M. J. Ehrhardt, B. Owren, C.-B. Schönlieb, Deep learning as optimal "
     "control problems, IFAC-PapersOnLine 54(9) (2021) 620-623.",
-    "[HLW] E. Hairer, C. Lubich, G. Wanner, Geometric Numerical Integration, 2nd ed., Springer 2006, "
-    "Sec. III.1 (trees, order conditions) and VI.4 (symplectic partitioned Runge-Kutta methods, Thm. VI.4.6).",
-    "[Hager] W. W. Hager, Runge-Kutta methods in optimal control and the transformed adjoint system, "
+    "[HLW06] E. Hairer, C. Lubich, G. Wanner, Geometric Numerical Integration, 2nd ed., Springer 2006, "
+    "Sec. III.1 (trees, order conditions) and VI.4 (symplectic partitioned Runge–Kutta methods, Thm. VI.4.6).",
+    "[Hag00] W. W. Hager, Runge–Kutta methods in optimal control and the transformed adjoint system, "
     "Numer. Math. 87 (2000) 247-282.",
-    "[SS] J. M. Sanz-Serna, Symplectic Runge-Kutta schemes for adjoint equations, automatic differentiation, "
+    "[SS16] J. M. Sanz-Serna, Symplectic Runge–Kutta schemes for adjoint equations, automatic differentiation, "
     "optimal control, and more, SIAM Review 58(1) (2016) 3-33.",
 ]
 
@@ -43,32 +43,36 @@ def section_check(doc: Context) -> list:
                 Code(f"default_rng({CHECK_SEED})"),
                 ". The forward pass evaluates the stage equations of 6.1 (Newton to rounding where they are "
                 "implicit); the adjoint gradient comes from the backward stages of 6.2 in the order given there; "
-                f"the finite differences are central, with step {FD_STEP:.0e}, entry by entry. Computed when this "
-                "document was written:",
+                f"the finite differences are central, with step ${magnitude_tex(FD_STEP)}$, entry by entry. "
+                "Computed when this document was written:",
             )
         )
     )
-    rows = [[[Math(label)], [Text(sci(a))], [Text(sci(f))], [Text(magnitude(abs(a - f)))]] for label, a, f in c.rows]
+    rows = [
+        [[Math(label)], [Math(sci_tex(a))], [Math(sci_tex(f))], [Math(magnitude_tex(abs(a - f)))]]
+        for label, a, f in c.rows
+    ]
     header = [rich("entry"), rich("adjoint gradient"), rich("finite difference"), rich("difference")]
     out.append(Table(header, rows, "lrrr"))
     lines = [
         rich(
-            f"largest difference {magnitude(c.max_diff)}, against gradient entries up to {c.max_fd:.1e}: "
+            f"largest difference ${magnitude_tex(c.max_diff)}$, against gradient entries up to "
+            f"${sci_tex(c.max_fd, 1)}$: "
             "the adjoint is exact to the accuracy of the finite differences;"
         ),
-        rich(f"the `stable` field on the same instance: largest difference {magnitude(c.stable_diff)};"),
+        rich(f"the `stable` field on the same instance: largest difference ${magnitude_tex(c.stable_diff)}$;"),
     ]
     if c.p_form_diff is not None:
         lines.append(
-            rich(f"the partner form of 6.4 (transposed index): largest difference {magnitude(c.p_form_diff)};")
+            rich(f"the partner form of 6.4 (transposed index): largest difference ${magnitude_tex(c.p_form_diff)}$;")
         )
         if not doc.misprint_differences:
             lines.append(rich("the misprinted conditions (section 4) give the same partner here."))
         else:
             lines.append(
                 rich(
-                    "the partner form with the misprinted conditions of [000] (untransposed index, section 4): "
-                    f"largest difference {magnitude(c.misprint_diff)}, a wrong gradient."
+                    "the partner form with the misprinted conditions of [BCE+19] (untransposed index, section 4): "
+                    f"largest difference ${magnitude_tex(c.misprint_diff)}$, a wrong gradient."
                 )
             )
     out.append(Items(lines))

@@ -72,7 +72,7 @@ def _reads(doc: Context) -> list:
                 rich(
                     Code(f"--params {lay.name}"),
                     ": stage $i$ of layer $j$ reads its own parameter set $u_i = u_{j,i} = (K_{j,i}, "
-                    "\\beta_{j,i})$, as in [000, (16)-(18)] and [000, Prop. 3.1]; for the $s = "
+                    "\\beta_{j,i})$, as in [BCE+19, (16)-(18)] and [BCE+19, Prop. 3.1]; for the $s = "
                     f"{lay.stages}$ stages of ",
                     Code(t.name),
                     ":",
@@ -157,7 +157,7 @@ def _stage_gradients(doc: Context) -> list:
             Para(
                 rich(
                     "Each stage's set gets its own gradient, with no sum over the stages (one set per layer would "
-                    "get $\\sum_i G_i$, [000, Prop. 3.2]):"
+                    "get $\\sum_i G_i$, [BCE+19, Prop. 3.2]):"
                 )
             )
         )
@@ -173,8 +173,9 @@ def _stage_gradients(doc: Context) -> list:
             Para(
                 rich(
                     "Every $b_i \\ne 0$, so with $P_i = \\eta_i / b_i$ (the partner form, 6.4) this is "
-                    "$G_i = h_j b_i \\partial_u f(Y_i, u_i)^{T} P_i$: the stationarity condition [000, (18)], "
-                    "$\\Delta t\\ b_i \\partial_u f(y_i, u_i)^{T} p_i$ in the notation of [000], as a gradient. For ",
+                    "$G_i = h_j b_i \\partial_u f(Y_i, u_i)^{T} P_i$: the stationarity condition [BCE+19, (18)], "
+                    "$\\Delta t\\ b_i \\partial_u f(y_i, u_i)^{T} p_i$ in the notation of [BCE+19], as a gradient. "
+                    "For ",
                     Code(t.name),
                     ":",
                 )
@@ -202,7 +203,7 @@ def _stage_gradients(doc: Context) -> list:
         out.append(
             Para(
                 rich(
-                    f"Here $b_{sub(i)} = 0$: the partner form does not exist (6.4), and [000, (18)] for stage {i} "
+                    f"Here $b_{sub(i)} = 0$: the partner form does not exist (6.4), and [BCE+19, (18)] for stage {i} "
                     f"reads $0 \\cdot \\partial_u f(y_{i}, u_{i})^{{T}} p_{i} = 0$, which says nothing about "
                     f"$u_{i}$. The $\\xi$ form handles the zero weight: "
                     f"$G_{sub(i)} = h_j \\partial_u f(Y_{sub(i)}, u_{sub(i)})^{{T}} \\eta_{sub(i)}$ with ",
@@ -309,7 +310,7 @@ def _where_c_tilde_matters(doc: Context) -> list:
                 "layout it does: where $\\tilde c_i \\ne c_i$ and $u' \\ne 0$, $u(t_j + \\tilde c_i h_j) \\ne u_i$, "
                 "and the two roads give different gradients unless the partner's stages are evaluated at the "
                 "forward stage times $t_j + c_i h_j$, that is, unless the gradient is taken as the discrete one. "
-                "This is where the condition $c_i = \\tilde c_i$ that [000] lists with (19) matters."
+                "This is where the condition $c_i = \\tilde c_i$ that [BCE+19] lists with (19) matters."
             )
         )
     ]

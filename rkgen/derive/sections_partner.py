@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from .check import MISPRINT_WITNESSES, misprint_evidence, partner_entries
 from .document import Code, Display, Heading, Para, rich
-from .formulas import drawable, factor, lx, magnitude, matrix_latex, sub, tableau_latex
+from .formulas import drawable, factor, lx, magnitude_tex, matrix_latex, sub, tableau_latex
 
 if TYPE_CHECKING:
     from .context import Context
@@ -20,17 +20,27 @@ def section_symplecticity(doc: Context) -> list:
     out.append(
         Para(
             rich(
-                "A pair $(A, b, c)$, $(\\tilde A, \\tilde b, \\tilde c)$ is a symplectic partitioned Runge-Kutta "
-                "method [HLW, Thm. VI.4.6] if and only if"
+                "[BCE+19] pairs the method $(A, b, c)$ with a second Runge–Kutta method $(\\tilde A, \\tilde b, "
+                "\\tilde c)$ for the adjoint equation and asks for the conditions"
             )
         )
     )
     out.append(
         Display(
             [
-                r"b_i = \tilde b_i, \qquad b_i \tilde a_{ij} + \tilde b_j a_{ji} - b_i \tilde b_j = 0, "
-                r"\qquad i, j = 1, \dots, s. \qquad (19)"
+                r"b_i \tilde a_{ij} + \tilde b_j a_{ji} - b_i \tilde b_j = 0, \qquad b_i = \tilde b_i, \qquad "
+                r"\tilde c_i = c_i, \qquad i, j = 1, \dots, s. \qquad (19)"
             ]
+        )
+    )
+    out.append(
+        Para(
+            rich(
+                "If the first two hold, the pair is a symplectic partitioned Runge–Kutta method [HLW06, Thm. VI.4.6]: "
+                "the quadratic invariant "
+                "$p^{T} v$ of section 1 is kept exactly by the discrete equations. The third condition concerns "
+                "only the times at which a non-autonomous field is evaluated (section 5)."
+            )
         )
     )
     out.append(
@@ -82,14 +92,20 @@ def section_symplecticity(doc: Context) -> list:
 
 def _misprint(doc: Context) -> list:
     t = doc.t
-    out = [Heading(3, rich("The index in (19): a misprint in [000] and [001]"))]
+    out = [Heading(3, rich("The index in (19): a misprint in [BCE+19] and [BCE+21]"))]
     out.append(
         Para(
             rich(
-                "Conditions (19) of [000] (and the conditions of [001, section 3]) print $a_{i,j}$ where (19) "
-                "above "
-                "has $a_{ji}$: $b_i \\tilde a_{ij} + \\tilde b_j a_{ij} - b_i \\tilde b_j = 0$. That is a "
-                "misprint. "
+                "Conditions (19) of [BCE+19] (and the conditions of [BCE+21, section 3]) print $a_{i,j}$ where (19) "
+                "above has $a_{ji}$:"
+            )
+        )
+    )
+    out.append(Display([r"b_i \tilde a_{ij} + \tilde b_j a_{ij} - b_i \tilde b_j = 0."]))
+    out.append(
+        Para(
+            rich(
+                "That is a misprint. "
                 "The gradient formula (24) of the same paper, $P_i = p - h \\sum_k (a_{ki} b_k / b_i)\\ell_k$, "
                 "has the transposed index, and so has the discrete adjoint derived in section 6. The misprinted "
                 "conditions are the true conditions of the transposed tableau $(A^{T}, b)$."
@@ -128,8 +144,8 @@ def _misprint(doc: Context) -> list:
                 f"${doc.element_latex(wrong[i][j])}$ instead of ${doc.element_latex(right[i][j])}$ for "
                 f"$\\tilde a_{sub(i + 1, j + 1)}$. "
                 "Numerical evidence (section 7): on a random network the gradient from the misprinted partner "
-                f"is off by {magnitude(doc.check.misprint_diff)}, the one from the transposed index by "
-                f"{magnitude(doc.check.p_form_diff)} (finite-difference noise). ",
+                f"is off by ${magnitude_tex(doc.check.misprint_diff)}$, the one from the transposed index by "
+                f"${magnitude_tex(doc.check.p_form_diff)}$ (finite-difference noise). ",
                 *_misprint_evidence(doc),
             )
         )
@@ -139,15 +155,15 @@ def _misprint(doc: Context) -> list:
 
 def _misprint_evidence(doc: Context) -> list:
     rows = [(name, misprint_evidence(name)) for name in MISPRINT_WITNESSES]
-    wrong = ", ".join(magnitude(w) for _, (_, w) in rows)
-    right = ", ".join(magnitude(r) for _, (r, _) in rows)
+    wrong = ", ".join(f"${magnitude_tex(w)}$" for _, (_, w) in rows)
+    right = ", ".join(f"${magnitude_tex(r)}$" for _, (r, _) in rows)
     names = [Code(name) for name, _ in rows]
     return rich(
-        "For the explicit methods of [000, Table 1], Heun's (",
+        "For the explicit methods of [BCE+19, Table 1], Heun's (",
         names[0],
         ", 'Improved Euler'), Kutta's third-order (",
         names[1],
-        ") and the classical Runge-Kutta method (",
+        ") and the classical Runge–Kutta method (",
         names[2],
         "), the misprinted "
         f"partner gives gradients off by {wrong} respectively on the random network of section 7, "
@@ -248,7 +264,7 @@ def section_partner(doc: Context) -> list:
             Para(
                 rich(
                     f"$\\tilde c = ({ct})$ differs from $c = ({cc})$: the condition $c_i = \\tilde c_i$ that "
-                    "[000] lists "
+                    "[BCE+19] lists "
                     "with (19) fails, because $\\tilde c_i = 1 - \\sum_j b_j a_{ji} / b_i$ equals $c_i$ exactly "
                     "when "
                     "$D(1)$ holds, and it does not here. ",
@@ -292,7 +308,8 @@ def _no_partner(doc: Context) -> list:
         out.append(
             Para(
                 rich(
-                    "**So no symplectic partner exists**; the P form of [000, (24)] divides by $b_i$ and is undefined."
+                    "**So no symplectic partner exists**; the P form of [BCE+19, (24)] divides by $b_i$ and is "
+                    "undefined."
                 )
             )
         )
@@ -302,7 +319,7 @@ def _no_partner(doc: Context) -> list:
                 rich(
                     "Every $b_j a_{ji}$ with $b_i = 0$ vanishes, so those conditions hold whatever the row "
                     "$\\tilde a_{i\\cdot}$ is: a partner exists but is not unique, and rkgen does not pick one. "
-                    "The P form of [000, (24)] still divides by $b_i$."
+                    "The P form of [BCE+19, (24)] still divides by $b_i$."
                 )
             )
         )

@@ -1,4 +1,4 @@
-"""Section 9 of the derivation: the two roads to the gradient, theory and a measurement (from rkgen.compare).
+"""Section 10 of the derivation: the two roads to the gradient, theory and a measurement (from rkgen.compare).
 
 The measurement is :func:`rkgen.compare.compare` on a few layer counts, cheap enough for every tableau (a 5-stage
 Gauss document spends about a second here).
@@ -15,6 +15,9 @@ from .formulas import magnitude
 if TYPE_CHECKING:
     from ..compare import Comparison, Prediction
     from .context import Context
+
+#: The number of the section.
+NUMBER = 10
 
 #: the layer counts of the document's measurement (T = 1): h from 1/4 to 1/32
 DOC_LAYERS = (4, 8, 16, 32)
@@ -94,7 +97,7 @@ def section_roads(doc: Context) -> list:
     t = doc.t
     p = t.order
     r = compare(t, layers=DOC_LAYERS, fd_layers="first", equations=doc.eq)
-    out = [Heading(2, rich("9. The two roads to the gradient"))]
+    out = [Heading(2, rich(f"{NUMBER}. The two roads to the gradient"))]
     out.append(
         Para(
             rich(

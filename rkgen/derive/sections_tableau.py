@@ -7,8 +7,21 @@ from typing import TYPE_CHECKING
 import sympy
 
 from .. import __version__
+from .context import SHORT_LATEX
 from .document import Code, Display, Heading, Items, Math, Para, Table, Text, rich
-from .formulas import combination, drawable, lx, phi_formula, sub, symbolic, tableau_latex
+from .drawing import tree_picture
+from .formulas import (
+    combination,
+    drawable,
+    lx,
+    magnitude_tex,
+    phi_formula,
+    sci_tex,
+    sub,
+    symbolic,
+    tableau_latex,
+    tree_tex,
+)
 
 if TYPE_CHECKING:
     from .context import Context
@@ -50,7 +63,7 @@ def section_problem(doc: Context) -> list:
             rich(
                 "A residual network of $N$ layers maps an input $y_0 = x$ to $y_N$; ",
                 _layer_parameters(doc),
-                ". Benning et al. [000, sections 2-3] read training as "
+                ". Benning et al. [BCE+19, sections 2-3] read training as "
                 "an optimal control problem: minimise a cost of the final state subject to an ODE,",
             )
         ),
@@ -60,7 +73,7 @@ def section_problem(doc: Context) -> list:
                 "with the field $f(y, u) = \\sigma(Ky + \\beta)$ (rkgen's `resnet` field) or "
                 "$f(y, u) = -K^{T}\\sigma(Ky + \\beta)$ (the `stable` field). With the Hamiltonian "
                 "$H(y, p, u) = p^{T} f(y, u)$, the first-order conditions of optimality (Pontryagin; "
-                "[000, section 2.4]) are the boundary value problem"
+                "[BCE+19, section 2.4]) are the boundary value problem"
             )
         ),
         Display(
@@ -89,18 +102,20 @@ def section_problem(doc: Context) -> list:
                 "Training needs the gradient of $\\mathcal{J}(y_N)$ with respect to ",
                 "every $K_j$, $\\beta_j$, $h_j$ " if doc.shared else "every parameter and every $h_j$ ",
                 "(and $y_0$): the discrete adjoint of this map. **Optimise, then discretise.** Alternatively, "
-                "integrate the adjoint equation for $p$ backwards with a second Runge-Kutta method "
-                "$(\\tilde A, \\tilde b, \\tilde c)$, as a partitioned method [000, eqs. (16)-(18)]. When the two "
+                "integrate the adjoint equation for $p$ backwards with a second Runge–Kutta method "
+                "$(\\tilde A, \\tilde b, \\tilde c)$, as a partitioned method [BCE+19, eqs. (16)-(18)]. When the two "
                 "tableaux satisfy the symplecticity conditions (19) (section 4), the quadratic invariant "
-                "$p^{T} v$ of the variational equation is preserved and the two routes give the same equations "
-                "[000, Prop. 3.1; Hager; SS]",
+                "$p^{T} v$ is preserved, where $v$ solves the variational equation "
+                "$\\dot v = \\partial_y f(y, u) v$ (a perturbation of the state carried along the flow) and $p$ "
+                "the adjoint equation above, and the two routes give the same equations "
+                "[BCE+19, Prop. 3.1; Hag00; SS16]",
                 "" if doc.params != "continuous" else " (in the continuous layout only where $\\tilde c = c$, 6.5)",
-                ": the backward Runge-Kutta pass is then not an approximation of "
+                ": the backward Runge–Kutta pass is then not an approximation of "
                 "the continuous gradient but the exact gradient of the network. The partner "
                 "$(\\tilde A, \\tilde b, \\tilde c)$ is derived in section 5 and the stage-wise gradient ",
-                "[000, Prop. 3.2; 001, Prop. 1] in section 6."
+                "[BCE+19, Prop. 3.2; BCE+21, Prop. 1] in section 6."
                 if doc.shared
-                else f"[000, Prop. 3.1; 001, Prop. 1] in section 6, the gradient of the {doc.params} layout's "
+                else f"[BCE+19, Prop. 3.1; BCE+21, Prop. 1] in section 6, the gradient of the {doc.params} layout's "
                 "parameters in 6.5.",
             )
         ),
@@ -147,10 +162,9 @@ def section_tableau(doc: Context) -> list:
     F = doc.F
     if F.is_rational:
         field = "All entries are rational; every equality below is decided exactly in $\\mathbb{Q}$."
-        field = field.replace("\\mathbb{Q}", "\\mathrm{Q}")
     else:
         field = (
-            f"The entries lie in the number field $\\mathrm{{Q}}(\\theta)$ of degree {F.degree}, "
+            f"The entries lie in the number field $\\mathbb{{Q}}(\\theta)$ of degree {F.degree}, "
             f"$\\theta = {lx(F.theta)}$; every equality below is decided by exact arithmetic in this field, "
             "never by rounding."
         )
@@ -214,7 +228,7 @@ def section_order(doc: Context) -> list:
         Para(
             rich(
                 "The method has order $p$ if and only if $b^{T}\\Phi(t) = 1/\\gamma(t)$ for every rooted tree $t$ "
-                "with $\\lvert t\\rvert \\le p$ nodes [HLW, III.1]. The stage vector $\\Phi(t)$ follows the tree: "
+                "with $\\lvert t\\rvert \\le p$ nodes [HLW06, III.1]. The stage vector $\\Phi(t)$ follows the tree: "
                 "$\\Phi(\\tau) = \\mathbf{1}$ for the single node, and $\\Phi([t_1 \\dots t_k]) = "
                 "(A\\Phi(t_1)) \\odot \\dots \\odot (A\\Phi(t_k))$ for the tree whose root carries the subtrees "
                 "$t_1, \\dots, t_k$ ($\\odot$ and powers componentwise). The density $\\gamma(t)$ is $\\lvert "
@@ -245,31 +259,42 @@ def section_order(doc: Context) -> list:
             weight, status = lx(inv), [Text("holds")]
         else:
             weight = doc.exact_or_float(cond.residual + inv, 24)
-            status = [Text("fails by "), Math(doc.residual_math(cond))]
+            status = [Text("fails by "), Math(_residual_math(doc, cond))]
         rows.append(
             [
-                [Math(tr.latex)],
+                [tree_picture(tr)],
+                [Math(tree_tex(tr))],
                 [Text(str(tr.order))],
-                [Text(str(tr.gamma))],
                 [Math(phi_formula(tr, t.is_consistent))],
                 [Math(phi)],
                 [Math(weight)],
+                [Math(lx(inv))],
                 status,
             ]
         )
     header = [
         rich(x)
         for x in (
+            "drawn",
             "tree $t$",
             "$\\lvert t\\rvert$",
-            "$\\gamma(t)$",
             "$\\Phi(t)$",
             f"$\\Phi(t)$ for {doc.safe_name}",
             "$b^{T}\\Phi(t)$",
+            "$1/\\gamma(t)$",
             "condition",
         )
     ]
-    out.append(Table(header, rows, "lrrllll"))
+    out.append(
+        Para(
+            rich(
+                "Each tree is drawn with its root at the bottom; a node's children are the subtrees in its bracket. "
+                "The column $b^{T}\\Phi(t)$ is the elementary weight of the tree for this tableau, beside "
+                "$1/\\gamma(t)$, the value it must have."
+            )
+        )
+    )
+    out.append(Table(header, rows, "clrllrrl"))
     if rounded:
         out.append(
             Para(
@@ -293,7 +318,7 @@ def section_order(doc: Context) -> list:
                 items.append(
                     rich(
                         f"Order {n}: {len(level)} trees, {len(bad)} of them fail; the largest "
-                        f"$\\lvert b^{{T}}\\Phi(t) - 1/\\gamma(t)\\rvert$ is {largest:.3e}"
+                        f"$\\lvert b^{{T}}\\Phi(t) - 1/\\gamma(t)\\rvert$ is ${sci_tex(largest, 3, trim=True)}$"
                     )
                 )
         if len(items) == 1:
@@ -306,13 +331,14 @@ def section_order(doc: Context) -> list:
             shown = failing[:MAX_FAILING_LISTED]
             more = f" (the first {len(shown)} of {len(failing)})" if len(failing) > len(shown) else ""
             out.append(Para(rich(f"The failing trees of order {top}{more}, with $b^{{T}}\\Phi(t) - 1/\\gamma(t)$:")))
-            out.append(Items([rich(f"${c.tree.latex}$: ${doc.residual_math(c)}$") for c in shown]))
+            out.append(Items([rich(f"${tree_tex(c.tree)}$: ${_residual_math(doc, c)}$") for c in shown]))
     if r.order_tolerant != r.order:
         out.append(
             Para(
                 rich(
-                    f"To within {r.tolerance:.0e} the conditions hold up to order {r.order_tolerant} "
-                    f"(largest residual {r.max_residual:.1e}): the coefficients approximate a method of that order."
+                    f"To within ${magnitude_tex(r.tolerance)}$ the conditions hold up to order {r.order_tolerant} "
+                    f"(largest residual ${sci_tex(r.max_residual, 1)}$): the coefficients approximate a method of "
+                    "that order."
                 )
             )
         )
@@ -350,6 +376,12 @@ def section_order(doc: Context) -> list:
     return out
 
 
+def _residual_math(doc: Context, cond) -> str:
+    """b^T Φ(t) − 1/γ(t) of a failing condition: exact when short, else its float (≈, in LaTeX's notation)."""
+    text = lx(cond.residual)
+    return text if len(text) <= SHORT_LATEX else r"\approx " + sci_tex(cond.residual_float)
+
+
 def _layer_parameters(doc: Context) -> str:
     """What a layer's parameters are, in the layout of the document."""
     if doc.params == "shared":
@@ -369,7 +401,7 @@ def _stage_parameters(doc: Context, s: int) -> str:
     if doc.params == "stage":
         return (
             f", one step per layer; stage $i$ of its $s = {s}$ stages reads its own set $u_i = u_{{j,i}}$ "
-            "[000, (16)-(18)] (section 6.5):"
+            "[BCE+19, (16)-(18)] (section 6.5):"
         )
     return (
         f", one step per layer; stage $i$ of its $s = {s}$ stages reads $u_i = u(t_j + c_i h_j)$ at its stage "
