@@ -90,7 +90,7 @@ def format_table(r) -> str:
             measured = "-"
         elif th.coincides:
             top = max((e for e in r.errors[k] if e is not None), default=0.0)
-            measured = f"largest {top:.1e} (floor {r.floors[k]:.0e})"
+            measured = "identical (0)" if top == 0 else f"largest {top:.1e} (floor {r.floors[k]:.0e})"
         elif fit.order is None:
             measured = f"not measurable ({fit.points} point{'' if fit.points == 1 else 's'} above {r.floors[k]:.0e})"
         else:
