@@ -10,7 +10,9 @@ import sys
 from . import __version__
 from .errors import RkgenError
 
-COMMANDS = ("check", "list", "generate", "train", "sweep", "predict", "evaluate", "derive", "plot")
+COMMANDS = (
+    "check", "list", "generate", "train", "sweep", "predict", "evaluate", "derive", "plot", "compare-adjoints",
+)  # fmt: skip
 
 DESCRIPTION = """\
 rkgen turns a Butcher tableau into a Runge-Kutta neural network with exact gradients.
@@ -258,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_list(sub)
     _add_generate(sub)
     _add_train(sub)
+    from . import compare_cli
     from .train import evaluate_cli, predict_cli, sweep_cli
 
     _add_run_command(sub, "sweep", sweep_cli, "run a grid of training runs from a TOML spec, resumable, in parallel")
@@ -270,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import plot_cli
 
     _add_run_command(sub, "plot", plot_cli, "draw the stability region or the order star of a tableau")
+    _add_run_command(sub, "compare-adjoints", compare_cli, "the two roads to the gradient, measured for a tableau")
     return parser
 
 

@@ -15,6 +15,7 @@ from .markdown import markdown_document
 from .sections_adjoint import section_adjoint
 from .sections_check import section_check, section_code, section_references
 from .sections_partner import section_partner, section_symplecticity
+from .sections_roads import section_roads
 from .sections_stability import section_stability
 from .sections_tableau import preface, section_order, section_problem, section_tableau
 
@@ -31,6 +32,7 @@ SECTIONS = (
     section_check,
     section_code,
     section_stability,
+    section_roads,
     section_references,
 )
 
