@@ -292,7 +292,7 @@ def test_example_markdown_math_is_balanced(name):
 def test_markdown_sections_in_order():
     headings = [line for line in markdown("rk4").splitlines() if line.startswith("## ")]
     numbers = [h.split()[1] for h in headings[:-1]]
-    assert numbers == [f"{k}." for k in range(1, 10)] and headings[-1] == "## References"
+    assert numbers == [f"{k}." for k in range(1, 11)] and headings[-1] == "## References"
 
 
 # --------------------------------------------------------------------------------------------------

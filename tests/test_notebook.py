@@ -69,7 +69,7 @@ def test_notebook_is_valid_nbformat_and_not_run(midpoint):
     ids = [c.id for c in nb.cells]
     assert len(set(ids)) == len(ids) and ids[0] == "markdown-000"
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert len(code) == 8 and all(c.outputs == [] and c.execution_count is None for c in code)
+    assert len(code) == 9 and all(c.outputs == [] and c.execution_count is None for c in code)
     # written exactly as nbformat writes it, and the same bytes each time
     assert nbformat.writes(nb) + "\n" == text
     assert notebook_json(Derivation("midpoint")) == text

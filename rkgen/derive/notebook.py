@@ -487,12 +487,32 @@ def code_stability_plot(doc: Derivation) -> str | None:
     )
 
 
+def code_roads(doc: Derivation) -> str:
+    from .sections_roads import DOC_LAYERS, NUMBER
+
+    return "\n".join(
+        [
+            "from rkgen.compare import compare",
+            "",
+            f"# section {NUMBER}: the two roads to the gradient, measured again; rkgen.compare.compare(tableau) with",
+            "# layers=(4, 8, ..., 128) goes further, and `rkgen compare-adjoints` plots it",
+            f"roads = compare(tableau, layers={DOC_LAYERS!r})",
+            'for key in ("b", "c", "a"):',
+            "    fit, theory = roads.fits[key], roads.theory[key]",
+            '    errors = [f"{e:.2e}" if e is not None else "-" for e in roads.errors[key]]',
+            "    print(key, errors, fit.order, theory.reason)",
+            "    assert roads.agrees(key) is not False or roads.approaching(key)",
+        ]
+    )
+
+
 #: The code cells after each section (by the name of its function in :data:`.derivation.SECTIONS`).
 CODE_AFTER = {
     "section_order": (code_order,),
     "section_symplecticity": (code_symplecticity,),
     "section_partner": (code_partner,),
     "section_check": (code_check, code_check_document),
+    "section_roads": (code_roads,),
 }
 
 

@@ -25,6 +25,11 @@ REFERENCES = [
     "Numer. Math. 87 (2000) 247-282.",
     "[SS16] J. M. Sanz-Serna, Symplectic Runge–Kutta schemes for adjoint equations, automatic differentiation, "
     "optimal control, and more, SIAM Review 58(1) (2016) 3-33.",
+    "[HW96] E. Hairer, G. Wanner, Solving Ordinary Differential Equations II: Stiff and Differential-Algebraic "
+    "Problems, 2nd ed., Springer 1996, Sec. IV.3 (stability functions, A- and L-stability) and IV.12 (algebraic "
+    "stability).",
+    "[CRBD18] R. T. Q. Chen, Y. Rubanova, J. Bettencourt, D. Duvenaud, Neural ordinary differential equations, "
+    "NeurIPS 2018 (the adjoint method of neural ODEs).",
 ]
 
 

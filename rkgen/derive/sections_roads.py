@@ -22,7 +22,6 @@ NUMBER = 10
 #: the layer counts of the document's measurement (T = 1): h from 1/4 to 1/32
 DOC_LAYERS = (4, 8, 16, 32)
 
-CHEN = "R. T. Q. Chen, Y. Rubanova, J. Bettencourt, D. Duvenaud, Neural ordinary differential equations, NeurIPS 2018"
 
 _HEADERS = {
     "b": "$\\lVert g_b - g_a \\rVert$",
@@ -59,12 +58,12 @@ def _why(doc: Context, key: str, th: Prediction) -> list:
     name = Code(doc.t.name)
     p = doc.t.order
     if key == "a":
-        return rich(f"the order of the method, $p = {p}$ [Hager; SS]")
+        return rich(f"the order of the method, $p = {p}$ [Hag00; SS16]")
     if th.kind == "retrace":
         return rich(
             name,
             " is symmetric, so the step $-h$ from $y_{j+1}$ has the forward stages as its stages (in reverse "
-            "order), and symplectic, so it is its own partner: (b) is (a), computed in another order [SS]",
+            "order), and symplectic, so it is its own partner: (b) is (a), computed in another order [SS16]",
         )
     if th.kind == "same partner":
         return rich("the misprinted conditions define the true partner for ", name, " ($A$ is symmetric)")
@@ -114,16 +113,16 @@ def section_roads(doc: Context) -> list:
                 + (
                     "stages (6.2) give exactly $\\mathrm{d}\\mathcal{J}_h/\\mathrm{d}\\theta$, the gradient of the "
                     "cost the network computes (with a zero weight $b_i$ there is no partner tableau, but the "
-                    "$\\xi$ form needs none) [SS]. "
+                    "$\\xi$ form needs none) [SS16]. "
                     if t.zero_weights
                     else "stages are the partitioned method $(A, \\tilde A)$ with the partner of section 5 applied to "
                     "the adjoint equation, and their result is exactly $\\mathrm{d}\\mathcal{J}_h/\\mathrm{d}"
-                    "\\theta$, the gradient of the cost the network computes [SS]. "
+                    "\\theta$, the gradient of the cost the network computes [SS16]. "
                 )
                 + "Since $\\mathcal{J}_h(\\theta) = "
                 f"\\mathcal{{J}}(\\theta) + C(\\theta) h^{{{p}}} + O(h^{{{p + 1}}})$ with $C$ smooth in "
                 f"$\\theta$, the exact discrete gradient converges to the continuous one at the order of the "
-                f"method, $p = {p}$ [Hager; SS]."
+                f"method, $p = {p}$ [Hag00; SS16]."
             )
         )
     )
@@ -133,9 +132,8 @@ def section_roads(doc: Context) -> list:
                 "**Optimise, then discretise**: write down the continuous adjoint $\\lambda' = -\\partial_y "
                 "f^{T}\\lambda$, $\\lambda(T) = \\nabla\\mathcal{J}(y(T))$, $\\mathrm{d}\\mathcal{J}/\\mathrm{d}"
                 "\\theta = \\int_0^T \\lambda^{T} \\partial_\\theta f \\mathrm{d}t$, and integrate it backwards "
-                "with the same tableau. The state is needed along the way; the neural-ODE adjoint (",
-                Text(CHEN),
-                ") recomputes it backwards from $y_N$, integrating the augmented system",
+                "with the same tableau. The state is needed along the way; the neural-ODE adjoint [CRBD18] "
+                "recomputes it backwards from $y_N$, integrating the augmented system",
             )
         )
     )
@@ -154,7 +152,7 @@ def section_roads(doc: Context) -> list:
                 "respect to $y_0$ and $\\theta$. This road converges at order $p$ too, but to the continuous "
                 "gradient: it is not the gradient of the network's cost. Read forwards, the step $-h$ of "
                 "$(A, b)$ is the adjoint method $(A^{\\ast}, b)$ with $A^{\\ast} = \\mathbf{1} b^{T} - A$ "
-                "($\\Phi^{\\ast}_h = \\Phi_{-h}^{-1}$ [HLW, Sec. II.3]), applied to $y$ and $\\lambda$ alike: (b) is "
+                "($\\Phi^{\\ast}_h = \\Phi_{-h}^{-1}$ [HLW06, Sec. II.3]), applied to $y$ and $\\lambda$ alike: (b) is "
                 "the partitioned pair $(A^{\\ast}, A^{\\ast})$ on a trajectory through $y_N$, (a) the pair "
                 "$(A, \\tilde A)$ on the network's. The misprinted conditions (19) of section 4 give a third pair, "
                 "$(A, \\tilde A')$ with the partner they define (when every $b_i \\ne 0$)."
@@ -173,7 +171,7 @@ def section_roads(doc: Context) -> list:
                 "of order $n$ give gradients that differ by $O(h^{n})$ in a step and by $O(h^{n-1})$ after "
                 "$N = T/h$ steps, for a generic $f$. Generically $n = p + 1$; the roads (a) and (b) coincide when "
                 "the method is symmetric ($A^{\\ast}$ is $A$ with its stages permuted: the step $-h$ retraces the "
-                "forward stages) and symplectic ($\\tilde A = A$), as Gauss methods are [SS]."
+                "forward stages) and symplectic ($\\tilde A = A$), as Gauss methods are [SS16]."
             )
         )
     )

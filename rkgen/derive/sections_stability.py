@@ -23,7 +23,7 @@ NUMBER = 9
 #: Polynomials whose LaTeX is longer than this are shown coefficient by coefficient, rounded.
 _LONG = 160
 
-_HW = "Hairer and Wanner, Solving Ordinary Differential Equations II"
+_HW = "HW96"
 
 
 def _poly_latex(doc: Context, expr) -> str:
