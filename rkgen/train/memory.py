@@ -5,7 +5,8 @@ largest item is usually the tape of the forward pass: 2·N·s·m·d floats (the 
 S = σ(K Y + β) of every layer, stage, sample and feature), for N layers, s stages, m samples of a
 gradient (the training set, or Adam's mini-batch) and width d. Two tapes are alive at once: the current
 iterate's, and the trial step's (gradient descent) or the next batch's (Adam), which is computed before
-the previous one is let go. The estimate counts float64 words of 8 bytes:
+the previous one is let go. The estimate counts words of 8 bytes (float64), or of 4 for a float32 run
+(``word=4``; the Newton workspace of implicit tableaux stays float64):
 
 >>> est = estimate(layers=10, width=2, stages=4, samples=1000, test_samples=1000, dim=2, classes=2)
 >>> est.items["tapes"] == 2 * (2 * 10 * 4 * 1000 * 2) * 8
@@ -72,6 +73,7 @@ def estimate(
     tape_samples: int | None = None,
     tapes: int = 2,
     params: str = "shared",
+    word: int = WORD,
 ) -> Estimate:
     """The memory of one run, in bytes. ``net`` is the plain Net (its tape: the N+1 states and N
     activation derivatives); ``structure`` of a Runge-Kutta network decides its per-thread Newton
@@ -82,6 +84,9 @@ def estimate(
 
     >>> [parameters(10, 2, 4, p) for p in ("shared", "stage", "continuous")]
     [70, 250, 76]
+    >>> sizes = dict(layers=10, width=2, stages=4, samples=1000, test_samples=1000, dim=2, classes=2)
+    >>> estimate(**sizes).items["tapes"] == 2 * estimate(**sizes, word=4).items["tapes"]  # float32: half
+    True
     """
     N, d, s, m = int(layers), int(width), int(stages), int(samples)
     mt = int(test_samples)
@@ -93,12 +98,12 @@ def estimate(
         tape = 2 * N * s * mb * d
     n = 0 if structure == "explicit" else d if structure == "diagonally implicit" else s * d
     items = {
-        "tapes": tapes * tape * WORD,
+        "tapes": tapes * tape * word,
         # the plots keep every layer's features of the training points (N+1)·m·d
-        "states": (N + 1) * m * d * WORD,
+        "states": (N + 1) * m * d * word,
         # raw and padded points, final features and classifier outputs of both sets
-        "data": (m + mt) * (dim + 3 * d + 2 * classes) * WORD,
-        "parameters": PARAMETER_COPIES * params * WORD,
+        "data": (m + mt) * (dim + 3 * d + 2 * classes) * word,
+        "parameters": PARAMETER_COPIES * params * word,
         "solver": max(threads, 1) * (n * n + 3 * s * d * d) * WORD if n else 0,
     }
     return Estimate(items)

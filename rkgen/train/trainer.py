@@ -159,6 +159,7 @@ def build_model(cfg: TrainConfig, dataset: Dataset, network=None, check_memory=T
             threads=_threads(cfg),
             tape_samples=cfg.batch_size if cfg.optimizer == "adam" else None,
             params=cfg.params,
+            word=np.dtype(cfg.dtype).itemsize,
         )
         memory.check(
             est, f"this run ({count(cfg.layers, 'layer')}, width {width}, {count(len(dataset.x_train), 'point')})"
