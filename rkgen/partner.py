@@ -33,6 +33,7 @@ from .butcher import ButcherTableau
 
 __all__ = [
     "symplecticity_matrix",
+    "symplecticity_elements",
     "partner_tableau",
     "partner_entry",
     "check_pair",
@@ -75,17 +76,19 @@ def symplecticity_matrix(tableau: ButcherTableau) -> tuple[tuple[sympy.Expr, ...
     >>> symplecticity_matrix(load("heun2"))
     ((-1/4, 1/4), (1/4, -1/4))
     """
+    name = _namer(tableau)
+    return tuple(tuple(name(x) for x in row) for row in symplecticity_elements(tableau))
+
+
+def symplecticity_elements(tableau: ButcherTableau) -> list[list]:
+    """M = diag(b) A + Aᵀ diag(b) − b bᵀ as field elements of ``tableau.number_field`` (for exact decisions)."""
     F = tableau.number_field
     A, b, _ = tableau.exact
     s = tableau.stages
-    name = _namer(tableau)
-    return tuple(
-        tuple(
-            name(F.sub(F.add(F.mul(b[i], A[i][j]), F.mul(b[j], A[j][i])), F.mul(b[i], b[j])))
-            for j in range(s)
-        )
+    return [
+        [F.sub(F.add(F.mul(b[i], A[i][j]), F.mul(b[j], A[j][i])), F.mul(b[i], b[j])) for j in range(s)]
         for i in range(s)
-    )
+    ]
 
 
 def partner_entry(tableau: ButcherTableau, i: int, j: int):

@@ -47,6 +47,7 @@ import numpy as np
 import sympy
 
 from .butcher import ButcherTableau
+from .partner import _partner_elements, symplecticity_elements
 
 __all__ = ["StabilityReport", "StabilityInterval", "AlgebraicStability", "analyse_stability", "Z"]
 
@@ -174,6 +175,20 @@ def _charpoly(F, M) -> list:
     return polys[n]
 
 
+def _rational_function(F, A, b) -> tuple[list, list]:
+    """R(z) = P(z)/Q(z) of the tableau (A, b) over F: Q = det(I − zA), P = det(I − zA + z𝟙bᵀ), their common
+    factor cancelled and Q(0) = 1."""
+    P = _Poly(F)
+    s = len(b)
+    Q = _det_one_minus(F, A)
+    Pn = _det_one_minus(F, [[F.sub(A[i][j], b[j]) for j in range(s)] for i in range(s)])
+    g = P.gcd(Pn, Q)
+    if len(g) > 1:
+        Pn, Q = P.divmod(Pn, g)[0], P.divmod(Q, g)[0]
+    q0 = F.inv(Q[0])
+    return P.scale(Pn, q0), P.scale(Q, q0)
+
+
 def _det_one_minus(F, M) -> list:
     """det(I − zM) as a polynomial in z: the characteristic polynomial of M with its coefficients reversed."""
     return _Poly(F).trim(list(reversed(_charpoly(F, M))))
@@ -298,16 +313,8 @@ class StabilityReport:
     @cached_property
     def _pq(self):
         """(P, Q) as field-element coefficient lists, common factor cancelled, Q(0) = 1."""
-        F, P = self.F, self._P
         A, b, _ = self.tableau.exact
-        s = len(b)
-        Q = _det_one_minus(F, A)
-        Pn = _det_one_minus(F, [[F.sub(A[i][j], b[j]) for j in range(s)] for i in range(s)])
-        g = P.gcd(Pn, Q)
-        if len(g) > 1:
-            Pn, Q = P.divmod(Pn, g)[0], P.divmod(Q, g)[0]
-        q0 = F.inv(Q[0])
-        return P.scale(Pn, q0), P.scale(Q, q0)
+        return _rational_function(self.F, A, b)
 
     def _sympy_poly(self, coeffs, var=Z) -> sympy.Expr:
         return sympy.Add(*[self.F.to_sympy(c) * var**k for k, c in enumerate(coeffs)])
@@ -542,14 +549,9 @@ class StabilityReport:
     def algebraic(self) -> AlgebraicStability:
         """b ≥ 0 and M ⪰ 0, decided exactly (an LDLᵀ with diagonal pivots in the tableau's field)."""
         F = self.F
-        A, b, _ = self.tableau.exact
-        s = len(b)
-        negative = [i for i in range(s) if _sign(F, b[i]) < 0]
-        M = [
-            [F.sub(F.add(F.mul(b[i], A[i][j]), F.mul(b[j], A[j][i])), F.mul(b[i], b[j])) for j in range(s)]
-            for i in range(s)
-        ]
-        psd, rank, why = _psd(F, M)
+        _, b, _ = self.tableau.exact
+        negative = [i for i, x in enumerate(b) if _sign(F, x) < 0]
+        psd, rank, why = _psd(F, symplecticity_elements(self.tableau))
         if negative:
             reason = f"b_{negative[0] + 1} < 0"
         elif not psd:
@@ -570,19 +572,11 @@ class StabilityReport:
 
     @cached_property
     def _partner_pq(self):
-        F, P = self.F, self._P
-        A, b, _ = self.tableau.exact
-        s = len(b)
-        if any(x.is_zero() for x in b):
+        """The partner's (P̃, Q̃), from Ã of :mod:`rkgen.partner` (None when some b_i = 0)."""
+        if self.tableau.zero_weights:
             return None
-        At = [[F.sub(b[j], F.div(F.mul(b[j], A[j][i]), b[i])) for j in range(s)] for i in range(s)]
-        Q = _det_one_minus(F, At)
-        Pn = _det_one_minus(F, [[F.sub(At[i][j], b[j]) for j in range(s)] for i in range(s)])
-        g = P.gcd(Pn, Q)
-        if len(g) > 1:
-            Pn, Q = P.divmod(Pn, g)[0], P.divmod(Q, g)[0]
-        q0 = F.inv(Q[0])
-        return P.scale(Pn, q0), P.scale(Q, q0)
+        _, b, _ = self.tableau.exact
+        return _rational_function(self.F, _partner_elements(self.tableau), b)
 
     @cached_property
     def partner_identity(self) -> bool | None:
