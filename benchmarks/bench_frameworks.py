@@ -21,7 +21,9 @@ numba.set_num_threads both, one table per count in ``--threads``):
   gradient error is measured against rk38's exact gradient. The released torchdiffeq (0.2.5) has no implicit
   fixed-grid method (its GitHub master has Gauss-Legendre solvers, unreleased), so gauss2 has no torchdiffeq peer.
 - ``rkgen.jax`` and ``jax``: rkgen.jax.rk_block and the same stages in jax.numpy, each one jax.jit step
-  (JAX's own threads; XLA_FLAGS before start-up changes them).
+  (JAX's own threads; XLA_FLAGS before start-up changes them). ``rkgen.jax pure_cb``: rkgen.jax through
+  jax.pure_callback instead of buffer_callback (where JAX has buffer_callback), to show what the callback costs.
+  Per width, the JAX callback overhead is printed as well (:func:`callback_overhead`).
 
 The gradient error is max |g - g_exact| / max |g_exact| over K, beta and y0, g_exact the exact gradient of the
 discrete network: torch autograd through the explicit stages in float64 (exact differentiation of the discrete
@@ -217,16 +219,81 @@ def jax_steps(spec, P, A, b):
         d = K.shape[0]
         return rk_block(spec, y0, jnp.broadcast_to(K, (N, d, d)), jnp.broadcast_to(beta, (N, d)), h)
 
+    import rkgen.jax as rj
+
     out = {}
-    for name, fn in (("rkgen.jax", ours), ("jax", plain)):
+    variants = [("rkgen.jax", ours, rj.USE_BUFFER_CALLBACK), ("jax", plain, None)]
+    if rj.USE_BUFFER_CALLBACK:
+        variants.insert(1, ("rkgen.jax pure_cb", ours, False))
+    for name, fn, buffer in variants:
         g = jax.jit(jax.grad(lambda K, beta, y0, fn=fn: jnp.sum(fn(K, beta, y0, arrays["h"]) * arrays["W"]),
                              argnums=(0, 1, 2)))
 
-        def step(g=g):
-            return tuple(np.asarray(x) for x in jax.block_until_ready(g(arrays["K"], arrays["beta"], arrays["y0"])))
+        def step(g=g, buffer=buffer):
+            if buffer is not None:  # read when traced: the first call of each variant
+                rj.USE_BUFFER_CALLBACK = buffer
+            try:
+                grads = jax.block_until_ready(g(arrays["K"], arrays["beta"], arrays["y0"]))
+            finally:
+                rj.USE_BUFFER_CALLBACK = rj._buffer_callback is not None
+            return tuple(np.asarray(x) for x in grads)
 
         out[name] = step
     return out
+
+
+def callback_overhead(spec, P, repeats):
+    """Where a JAX step's time goes besides the kernels, in microseconds (median of ``repeats`` x 20 calls):
+    jit of a trivial function of the block's five arguments; the same with an empty jax.pure_callback, and with
+    an empty buffer_callback, in between (their round trip: the difference); rkgen.jax's host callbacks called
+    directly on numpy arrays (taped forward + backward: the Python work that is rkgen's), against the kernels
+    alone (forward + backward through the module's contract); and the numba threads the callback thread sees."""
+    import jax
+    import jax.numpy as jnp
+    import numba
+
+    import rkgen.jax as rj
+
+    m, d = P["y0"].shape
+    N = len(P["h"])
+    Kx = np.ascontiguousarray(np.broadcast_to(P["K"], (N, d, d)))
+    bx = np.ascontiguousarray(np.broadcast_to(P["beta"], (N, d)))
+    args = tuple(jnp.asarray(a) for a in (P["y0"], Kx, bx, P["h"], P["W"]))
+    sd = jax.ShapeDtypeStruct((m, d), jnp.float64)
+    seen = {}
+
+    def host(y0, K, beta, h, W):
+        seen["threads"] = numba.get_num_threads()
+        return np.asarray(y0)
+
+    def host_buffer(ctx, out, y0, K, beta, h, W):
+        np.asarray(out)[...] = np.asarray(y0)
+
+    fns = {"jit, no callback": jax.jit(lambda *a: a[0] * 2.0 + a[4]),
+           "jit + empty pure_callback": jax.jit(lambda *a: jax.pure_callback(host, sd, *a) * 2.0 + a[4])}
+    if rj._buffer_callback is not None:
+        empty = rj._buffer_callback(host_buffer, sd)
+        fns["jit + empty buffer_callback"] = jax.jit(lambda *a: empty(*a) * 2.0 + a[4])
+    times = {}
+    for name, f in fns.items():
+        times[name] = 1e3 * median_ms(lambda f=f: [jax.block_until_ready(f(*args)) for _ in range(20)],
+                                      repeats)[0] / 20
+    h = rj._host(spec)
+    y0, W = P["y0"], P["W"]
+
+    def direct():
+        for _ in range(20):
+            _, token = h.taped(y0, Kx, bx, P["h"])
+            h.backward(token, y0, Kx, bx, P["h"], W)
+
+    def kernels():
+        for _ in range(20):
+            _, tape = spec.net.forward(y0, Kx, bx, P["h"])
+            spec.net.backward(tape, W)
+
+    times["rkgen.jax host callbacks, called directly"] = 1e3 * median_ms(direct, repeats)[0] / 20
+    times["kernels alone (forward + backward)"] = 1e3 * median_ms(kernels, repeats)[0] / 20
+    return times, seen.get("threads")
 
 
 # -- the run -------------------------------------------------------------------------------------------------------
@@ -300,6 +367,10 @@ def run(args, nets, torch, odeint, Spec):
         if not args.no_jax:
             for name, step in jax_steps(specs["rk4"], P, A, b).items():
                 cases.append(("rk4", name, step, exact))
+            times, threads = callback_overhead(specs["rk4"], P, args.repeats)
+            print(f"d={d:<3} JAX callback overhead, us per call (numba threads in the callback thread: {threads}):")
+            for name, us in times.items():
+                print(f"      {name:<45} {us:9.1f}")
         # fully implicit: gauss2
         Ag, bg = TABLEAUX["gauss2"]
         exactg = torch_step(torch, torch_stages(torch, Ag, bg, iters=60), P)()
@@ -324,7 +395,8 @@ def ratios(args, rows):
     for d in args.widths:
         parts = []
         for method, peer, ours in (("rk4", "torch", "rkgen.torch"), ("rk38", "torchdiffeq rk4", "rkgen.torch"),
-                                   ("rk4", "jax", "rkgen.jax"), ("rk4", "rkgen.torch", "kernels"),
+                                   ("rk4", "jax", "rkgen.jax"), ("rk4", "jax", "rkgen.jax pure_cb"),
+                                   ("rk4", "rkgen.torch", "kernels"),
                                    ("rk4", "rkgen.jax", "kernels")):
             if (d, method, peer) in by and (d, method, ours) in by:
                 parts.append(f"{peer}/{ours} ({method}) {by[d, method, peer] / by[d, method, ours]:.2f}")

@@ -7,11 +7,21 @@
 >>> y = block(params, x)                                        # doctest: +SKIP
 
 :func:`rk_block` is a :func:`jax.custom_vjp` function whose forward and backward passes are the generated module's
-numba kernels (CPU), reached through :func:`jax.pure_callback`: it works under ``jit``, ``grad`` (reverse mode;
-there is no forward-mode rule) and ``vmap``, and its gradient is the exact adjoint of the discrete network.
+numba kernels (CPU), reached through host callbacks: it works under ``jit``, ``grad`` (reverse mode; there is no
+forward-mode rule) and ``vmap``, and its gradient is the exact adjoint of the discrete network.
 
+- Callbacks: ``jax.experimental.buffer_callback`` where JAX has it (the callback reads XLA's input buffers and
+  writes its results into XLA's output buffers, with no copies or array conversions by JAX), else
+  :func:`jax.pure_callback` (:data:`USE_BUFFER_CALLBACK`). A differentiated call makes two callbacks, the forward
+  pass with its tape and the backward pass; each block's callbacks are made once and reused, so JAX compiles them
+  once, in eager calls too. Measured on a loaded 2-core machine (docs/layers.md): a jit step with one empty
+  pure_callback took 0.46-0.76 ms, most of it JAX moving the arguments into device arrays, with one empty
+  buffer_callback 0.04-0.11 ms. XLA:CPU calls back on the calling thread, so numba's thread count
+  (``numba.set_num_threads``) applies to the kernels.
 - dtypes: float64 when x64 is on (``jax.config.update("jax_enable_x64", True)``); float32 otherwise, computed in
-  float64 by the kernels and rounded back (:func:`rkgen.layers.compute_dtype`).
+  float32 by the kernels (:func:`rkgen.layers.compute_dtype`: float32 stages, tape and gradients, the parameter
+  gradients summed in float64 across sample blocks; implicit tableaux solve their stages in float64 and round
+  back), so within float32 rounding of the float64 block.
 - The tape: the forward callback of a differentiated call keeps its tape (the stage values) on the Python side
   under a token that is a residual of the VJP; the backward callback takes it from there, once. When it is not
   there (the same VJP pulled back twice, or more than :data:`TAPES` tapes waiting), the backward callback runs
@@ -52,6 +62,14 @@ _LOCK = threading.Lock()
 _COUNTER = itertools.count(1)
 _STATS = {"kept": 0, "used": 0, "recomputed": 0}
 
+try:  # newer jax: the callback reads XLA's buffers and writes its results into them, without copies by jax
+    from jax.experimental.buffer_callback import buffer_callback as _buffer_callback
+except ImportError:  # older jax: jax.pure_callback
+    _buffer_callback = None
+#: whether the callbacks go through jax.experimental.buffer_callback (else jax.pure_callback); read when a call
+#: is traced
+USE_BUFFER_CALLBACK = _buffer_callback is not None
+
 
 def _split(spec, y0, K, beta, h):
     """(batch shape of the parameters, y0's batch shape) of a callback's arguments: ``expand_dims`` puts the
@@ -61,32 +79,12 @@ def _split(spec, y0, K, beta, h):
 
 
 def _run(spec, y0, K, beta, h, keep_tape):
-    """y_N (y0's shape and dtype) and the tape, from numpy arguments of one unbatched call."""
-    dtype = _layers.compute_dtype(y0.dtype)
-    flat = np.asarray(y0, dtype=dtype).reshape(-1, spec.width)
+    """y_N (y0's shape, in the compute dtype) and the tape, from numpy arguments of one unbatched call."""
+    flat = y0.reshape(-1, spec.width)
     if flat.shape[0] == 0:
         return np.zeros(y0.shape, y0.dtype), None
     yN, tape = _layers.forward(spec, flat, K, beta, h, keep_tape=keep_tape)
-    return yN.reshape(y0.shape).astype(y0.dtype, copy=False), tape
-
-
-def _forward_callback(spec, y0, K, beta, h):
-    """The primal pass, no tape; batched axes (``expand_dims``) fold into the samples when the parameters are not
-    batched, else run one call per batch element."""
-    y0, K, beta, h = (np.asarray(a) for a in (y0, K, beta, h))
-    pshape, yshape, extra = _split(spec, y0, K, beta, h)
-    if not extra:
-        return _run(spec, y0, K, beta, h, False)[0]
-    shape = np.broadcast_shapes(pshape, h.shape[:extra], beta.shape[:extra], yshape)
-    if math.prod(pshape) == 1 and math.prod(h.shape[:extra]) == 1 and math.prod(beta.shape[:extra]) == 1:
-        y = np.broadcast_to(y0, shape + y0.shape[extra:])  # the batch folds into the samples
-        return _run(spec, y, K.reshape(K.shape[extra:]), beta.reshape(beta.shape[extra:]),
-                    h.reshape(h.shape[extra:]), False)[0]
-    out = np.empty(shape + y0.shape[extra:], y0.dtype)
-    for idx in np.ndindex(*shape):
-        pick = [tuple(i if n > 1 else 0 for i, n in zip(idx, a.shape[:extra], strict=True)) for a in (y0, K, beta, h)]
-        out[idx] = _run(spec, y0[pick[0]], K[pick[1]], beta[pick[2]], h[pick[3]], False)[0]
-    return out
+    return yN.reshape(y0.shape), tape
 
 
 def _keep(tape) -> np.int32:
@@ -99,26 +97,93 @@ def _keep(tape) -> np.int32:
     return np.int32(token)
 
 
-def _taped_callback(spec, y0, K, beta, h):
-    y0 = np.asarray(y0)
-    yN, tape = _run(spec, y0, *(np.asarray(a) for a in (K, beta, h)), True)
-    return yN, (_keep(tape) if tape is not None else np.int32(0))
-
-
-def _backward_callback(spec, token, y0, K, beta, h, p):
-    y0, K, beta, h, p = (np.asarray(a) for a in (y0, K, beta, h, p))
-    dtypes = [a.dtype for a in (y0, K, beta, h)]
-    if y0.size == 0:
-        return tuple(np.zeros(a.shape, a.dtype) for a in (y0, K, beta, h))
+def _last_tape():
+    """The tape kept last (for tests), or None."""
     with _LOCK:
-        tape = _TAPES.pop(int(token), None)
-        _STATS["used" if tape is not None else "recomputed"] += 1
-    if tape is None:  # dropped, or already used: the same exact gradient from a new forward pass
-        tape = _run(spec, y0, K, beta, h, True)[1]
-    cdtype = _layers.compute_dtype(p.dtype)
-    grads = _layers.backward(spec, tape, np.asarray(p, dtype=cdtype).reshape(-1, spec.width))
-    grads = (grads[0].reshape(y0.shape), *grads[1:])
-    return tuple(np.asarray(g).astype(t, copy=False) for g, t in zip(grads, dtypes, strict=True))
+        return next(reversed(_TAPES.values()), None)
+
+
+class _Host:
+    """The host side of one block (one spec): the three callbacks, made once per spec (:func:`_host`), so that
+    JAX sees the same callables on every call and reuses what it compiled for them (eager calls included).
+
+    Each takes numpy arrays (views of JAX's buffers, not copies) and returns numpy arrays."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def forward(self, y0, K, beta, h):
+        """The primal pass, no tape; batched axes (``expand_dims``) fold into the samples when the parameters are
+        not batched, else run one call per batch element."""
+        spec = self.spec
+        pshape, yshape, extra = _split(spec, y0, K, beta, h)
+        if not extra:
+            return _run(spec, y0, K, beta, h, False)[0]
+        shape = np.broadcast_shapes(pshape, h.shape[:extra], beta.shape[:extra], yshape)
+        if math.prod(pshape) == 1 and math.prod(h.shape[:extra]) == 1 and math.prod(beta.shape[:extra]) == 1:
+            y = np.broadcast_to(y0, shape + y0.shape[extra:])  # the batch folds into the samples
+            return _run(spec, y, K.reshape(K.shape[extra:]), beta.reshape(beta.shape[extra:]),
+                        h.reshape(h.shape[extra:]), False)[0]
+        out = np.empty(shape + y0.shape[extra:], y0.dtype)
+        for idx in np.ndindex(*shape):
+            pick = [tuple(i if n > 1 else 0 for i, n in zip(idx, a.shape[:extra], strict=True))
+                    for a in (y0, K, beta, h)]
+            out[idx] = _run(spec, y0[pick[0]], K[pick[1]], beta[pick[2]], h[pick[3]], False)[0]
+        return out
+
+    def taped(self, y0, K, beta, h):
+        """y_N and the token of its tape (0: no samples, no tape). The module copies K, beta and h into the tape;
+        y0 is copied here, since the tape outlives the buffer it came in."""
+        yN, tape = _run(self.spec, np.array(y0), K, beta, h, True)
+        return yN, (_keep(tape) if tape is not None else np.int32(0))
+
+    def backward(self, token, y0, K, beta, h, p):
+        """The gradients (y0, K, beta, h) for the cotangent p, from the tape of ``token``; without it (used, or
+        dropped) from a new forward pass on the saved inputs: the same exact gradient."""
+        if y0.size == 0:
+            return tuple(np.zeros(a.shape, a.dtype) for a in (y0, K, beta, h))
+        with _LOCK:
+            tape = _TAPES.pop(int(token), None)
+            _STATS["used" if tape is not None else "recomputed"] += 1
+        if tape is None:
+            tape = _run(self.spec, y0, K, beta, h, True)[1]
+        grads = _layers.backward(self.spec, tape, p.reshape(-1, self.spec.width))
+        return (grads[0].reshape(y0.shape), *grads[1:])
+
+
+@functools.lru_cache(maxsize=256)
+def _host(spec) -> _Host:
+    return _Host(spec)
+
+
+def _in_place(fn):
+    """``fn`` (numpy arrays in, a tuple of arrays or one array out) as a buffer_callback body."""
+
+    @functools.wraps(fn)
+    def body(ctx, out, *args):
+        results = fn(*(np.asarray(a) for a in args))
+        outs = out if isinstance(out, tuple | list) else (out,)
+        results = results if isinstance(results, tuple) else (results,)
+        for o, r in zip(outs, results, strict=True):
+            np.asarray(o)[...] = r
+
+    return body
+
+
+@functools.lru_cache(maxsize=768)
+def _callback(fn, shapes, vmap_method, buffer):
+    """A function of JAX arrays that runs ``fn`` on the host (one per callback and setting, so that JAX caches)."""
+    if buffer:
+        return _buffer_callback(_in_place(fn), shapes, vmap_method=vmap_method)
+
+    def plain(*args):
+        return fn(*(np.asarray(a) for a in args))
+
+    return functools.partial(jax.pure_callback, plain, shapes, vmap_method=vmap_method)
+
+
+def _host_call(fn, shapes, *args, vmap_method):
+    return _callback(fn, shapes, vmap_method, USE_BUFFER_CALLBACK)(*args)
 
 
 def _shape(a):
@@ -140,27 +205,19 @@ def _checked(spec, y0, K, beta, h):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _block(spec, y0, K, beta, h):
-    return jax.pure_callback(
-        functools.partial(_forward_callback, spec), _shape(y0), y0, K, beta, h, vmap_method="expand_dims"
-    )
+    return _host_call(_host(spec).forward, _shape(y0), y0, K, beta, h, vmap_method="expand_dims")
 
 
 def _block_fwd(spec, y0, K, beta, h):
     token = jax.ShapeDtypeStruct((), jnp.int32)
-    yN, token = jax.pure_callback(
-        functools.partial(_taped_callback, spec), (_shape(y0), token), y0, K, beta, h, vmap_method="sequential"
-    )
+    yN, token = _host_call(_host(spec).taped, (_shape(y0), token), y0, K, beta, h, vmap_method="sequential")
     return yN, (token, y0, K, beta, h)
 
 
 def _block_bwd(spec, res, p):
     token, y0, K, beta, h = res
-    return jax.pure_callback(
-        functools.partial(_backward_callback, spec),
-        tuple(_shape(a) for a in (y0, K, beta, h)),
-        token, y0, K, beta, h, p,
-        vmap_method="sequential",
-    )
+    shapes = tuple(_shape(a) for a in (y0, K, beta, h))
+    return _host_call(_host(spec).backward, shapes, token, y0, K, beta, h, p, vmap_method="sequential")
 
 
 _block.defvjp(_block_fwd, _block_bwd)

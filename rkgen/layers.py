@@ -34,14 +34,17 @@ def network(tableau):
 
 
 def compute_dtype(dtype) -> np.dtype:
-    """The dtype the kernels compute in for arrays of ``dtype`` (the one place that decides it).
+    """The dtype the kernels compute in for arrays of ``dtype`` (the one place that decides it): float64 and
+    float32 each compute in their own dtype.
 
-    float64 computes in float64. float32 computes in float64 as well, for now: the generated modules take float64
-    only, so float32 inputs and parameters are converted to float64 for the kernels and the results (outputs and
-    gradients) back to float32. The gradient is then the exact adjoint of the float64 network rounded to float32."""
+    A float32 block is a float32 call of the generated module (:mod:`rkgen.runtime.api`, "the dtype contract"):
+    float32 stage values, tape and returned gradients; the parameter gradients are summed in float64 across
+    sample blocks and rounded once; implicit tableaux solve their stages in float64 and round the results back.
+    So a float32 block's output and gradient are within float32 rounding of the float64 block's, not equal to
+    them rounded."""
     dtype = np.dtype(dtype)
     if dtype == np.float64 or dtype == np.float32:
-        return np.dtype(np.float64)
+        return dtype
     raise TypeError(f"rkgen blocks take float32 or float64 arrays, got {dtype}")
 
 
@@ -111,7 +114,9 @@ def continuous_nodes(layers: int, final_time: float) -> tuple:
 
 
 def _arrays(y0, K, beta, h):
-    return tuple(np.ascontiguousarray(a, dtype=np.float64) for a in (y0, K, beta, h))
+    """The four arrays in y0's compute dtype, C-contiguous; no copy of an array that already is."""
+    dtype = compute_dtype(getattr(y0, "dtype", np.float64))
+    return tuple(np.ascontiguousarray(a, dtype=dtype) for a in (y0, K, beta, h))
 
 
 def _checked(spec: Spec, tape):
@@ -124,8 +129,9 @@ def _checked(spec: Spec, tape):
 
 
 def forward(spec: Spec, y0, K, beta, h, keep_tape=True):
-    """(y_N, tape) in float64, y0 of shape (m, d); raises :class:`SolveFailure` when a stage solve fails. Without
-    the tape (``keep_tape=False``: inference) the stage values are not kept and no backward pass is possible."""
+    """(y_N, tape), y0 of shape (m, d), in y0's dtype (float32 or float64, :func:`compute_dtype`); raises
+    :class:`SolveFailure` when a stage solve fails. Without the tape (``keep_tape=False``: inference) the stage
+    values are not kept and no backward pass is possible."""
     y0, K, beta, h = _arrays(y0, K, beta, h)
     if y0.ndim != 2 or y0.shape[1] != spec.width:
         raise ValueError(f"the input must have shape (..., {spec.width}), got {y0.shape}")
@@ -133,9 +139,13 @@ def forward(spec: Spec, y0, K, beta, h, keep_tape=True):
     if not keep_tape:
         options["keep_tape"] = False
     yN, tape = spec.net.forward(y0, K, beta, h, **options)
-    return yN, _checked(spec, tape)
+    # a module older than float32 support computed in float64: its result is rounded (no copy otherwise)
+    return yN.astype(y0.dtype, copy=False), _checked(spec, tape)
 
 
 def backward(spec: Spec, tape, p):
-    """(dJ/dy0, dJ/dK, dJ/dbeta, dJ/dh) for p = dJ/dy_N, in float64 and in the block's layout."""
-    return spec.net.backward(tape, np.ascontiguousarray(p, dtype=np.float64))
+    """(dJ/dy0, dJ/dK, dJ/dbeta, dJ/dh) for p = dJ/dy_N, in the dtype of the forward pass's y0 and in the block's
+    layout."""
+    dtype = compute_dtype(tape.y0.dtype)
+    grads = spec.net.backward(tape, np.ascontiguousarray(p, dtype=dtype))
+    return tuple(np.asarray(g).astype(dtype, copy=False) for g in grads)

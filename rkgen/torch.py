@@ -11,8 +11,11 @@ not differentiate through the stages, and the gradient is the exact gradient of 
 for explicit, diagonally implicit and fully implicit tableaux alike.
 
 - Devices: CPU tensors only; a tensor elsewhere gets a :class:`RuntimeError` that says so.
-- dtypes: float64, and float32 converted to float64 for the kernels and back (:func:`rkgen.layers.compute_dtype`,
-  until the generated modules compute in float32).
+- dtypes: float64 and float32, each computed in its own dtype (:func:`rkgen.layers.compute_dtype`): a float32
+  block runs the float32 kernels (float32 stages, tape and gradients; the parameter gradients are summed in
+  float64 across sample blocks and rounded once; implicit tableaux solve their stages in float64 and round back),
+  so its output and gradient are within float32 rounding of the float64 block's. The input and the parameters
+  must have the same dtype, as for torch.nn.Linear.
 - ``torch.no_grad()``: inference without a tape (the stage values are not kept).
 - Implicit tableaux: a stage solve that does not converge raises :class:`rkgen.layers.SolveFailure` in the
   forward pass; no output, and so never a wrong gradient, is returned.
@@ -61,7 +64,8 @@ def _check_tensors(spec, y0, K, beta, h):
 
 
 def _numpy(t, dtype):
-    """A float64 (compute dtype) numpy array of a CPU tensor, shared with it when the dtypes agree."""
+    """A numpy array in the compute dtype of a CPU tensor, sharing its memory when it is contiguous and the dtypes
+    agree (the generated module copies what its tape keeps)."""
     return np.ascontiguousarray(t.detach().numpy(), dtype=dtype)
 
 
@@ -73,14 +77,13 @@ class _Block(torch.autograd.Function):
         dtype = _layers.compute_dtype(_NUMPY[y0.dtype])
         yN, tape = _layers.forward(spec, *(_numpy(t, dtype) for t in (y0, K, beta, h)))
         ctx.spec, ctx.tape = spec, tape
-        return torch.from_numpy(yN).to(y0.dtype)
+        return torch.from_numpy(yN)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, p):
-        dtype = _layers.compute_dtype(_NUMPY[p.dtype])
-        grads = _layers.backward(ctx.spec, ctx.tape, _numpy(p, dtype))
-        return (*(torch.from_numpy(np.asarray(g)).to(p.dtype) for g in grads), None)
+        grads = _layers.backward(ctx.spec, ctx.tape, _numpy(p, _NUMPY[p.dtype]))
+        return (*(torch.from_numpy(g) for g in grads), None)
 
 
 @torch.compiler.disable
@@ -97,7 +100,7 @@ def rk_block(spec: _layers.Spec, y0, K, beta, h):
     else:  # inference: no tape
         dtype = _layers.compute_dtype(_NUMPY[y0.dtype])
         arrays = (_numpy(t, dtype) for t in (flat, K, beta, h))
-        yN = torch.from_numpy(_layers.forward(spec, *arrays, keep_tape=False)[0]).to(y0.dtype)
+        yN = torch.from_numpy(_layers.forward(spec, *arrays, keep_tape=False)[0])
     return yN if y0.ndim == 2 else yN.reshape(*lead, spec.width)
 
 
@@ -118,7 +121,7 @@ class RKBlock(torch.nn.Module):
         params: the parameter layout: "shared" (K (N, d, d), beta (N, d), one set per layer), "stage" (one set
             per stage: K (N, s, d, d), beta (N, s, d)) or "continuous" (nodal values K (N+1, d, d), beta (N+1, d)
             at the fixed times j T/N, linear in between, read at the stage times).
-        dtype: of the parameters (default torch's default dtype). float32 is computed in float64 for now.
+        dtype: of the parameters (default torch's default dtype); float32 blocks compute in float32.
 
     K and beta start uniform on [-1/sqrt(d), 1/sqrt(d)] (torch.nn.Linear's default, and rkgen's trainer's), drawn
     from torch's generator (torch.manual_seed makes them reproducible).

@@ -99,18 +99,82 @@ def test_vmap(net_rk4):
     np.testing.assert_allclose(total["K"], folded["K"], rtol=1e-13, atol=1e-14)
 
 
-def test_float32_without_x64(net_rk4):
-    block, p64, x64 = _setup(net_rk4)
-    y64 = np.asarray(block(p64, x64))
-    g64 = jax.grad(lambda q: block(q, x64).sum())(p64)
+U32 = 2.0**-24  # float32's unit roundoff (eps32 / 2)
+
+
+def f32_tolerances(N, s, d, m, K, h):
+    """(forward, gradient) tolerances of a float32 block against the float64 block on the same float32 inputs,
+    relative to the largest entry of each float64 array: C sqrt(n_ops) u (the derivation is in
+    tests/test_float32.py and tests/test_torch_layer.py's f32_tolerances): n_fwd = N s (d + 4) roundings on the
+    longest forward chain, n_grad = 2 n_fwd + m, random-walk accumulation (sqrt), and
+    C = prod_j (1 + |h_j| ||K_j||_2), the growth of an error carried through the layers (tanh' <= 1)."""
+    C = float(np.prod([1.0 + abs(hj) * np.linalg.norm(Kj, 2) for Kj, hj in zip(K, h, strict=True)]))
+    n_fwd = N * s * (d + 4)
+    return C * np.sqrt(n_fwd) * U32, C * np.sqrt(2 * n_fwd + m) * U32
+
+
+def _rel(got, want):
+    got, want = np.asarray(got, np.float64), np.asarray(want)
+    return float(np.max(np.abs(got - want)) / np.max(np.abs(want)))
+
+
+@pytest.mark.parametrize("d", [3, 18], ids=["narrow", "wide"])
+def test_float32_without_x64(net_rk4, d):
+    """With x64 off the block runs the float32 kernels (its tape holds float32) and agrees with the float64 block
+    on the same float32-rounded numbers within float32 rounding; output and gradients are float32."""
+    m, N = 20, 3
     with enable_x64(False):
-        p = {k: jnp.asarray(np.asarray(v, np.float32)) for k, v in p64.items()}
-        x = jnp.asarray(np.asarray(x64, np.float32))
-        y = block(p, x)
-        g = jax.jit(jax.grad(lambda q: block(q, x).sum()))(p)
-        assert y.dtype == jnp.float32 and g["K"].dtype == jnp.float32 and block.init(jax.random.key(0))["K"].dtype
-    np.testing.assert_allclose(np.asarray(y), y64, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(g["K"]), g64["K"], rtol=1e-4, atol=1e-5)
+        block = rj.RKBlock(net_rk4, d, N)
+        p = block.init(jax.random.key(0))
+        x = jax.random.normal(jax.random.key(1), (m, d))
+        w = jax.random.normal(jax.random.key(2), (m, d))
+        assert p["K"].dtype == x.dtype == jnp.float32
+        y, vjp = jax.vjp(lambda q, x: block(q, x), p, x)
+        assert y.dtype == jnp.float32 and rj._last_tape().stages[0].dtype == np.float32
+        g, gx = jax.jit(jax.grad(lambda q, x: jnp.sum(block(q, x) * w), argnums=(0, 1)))(p, x)
+        assert g["K"].dtype == g["h"].dtype == gx.dtype == jnp.float32
+    p64 = {k: jnp.asarray(np.asarray(v, np.float64)) for k, v in p.items()}  # the same numbers, widened exactly
+    x64, w64 = (jnp.asarray(np.asarray(a, np.float64)) for a in (x, w))
+    y64 = block(p64, x64)
+    g64, gx64 = jax.grad(lambda q, x: jnp.sum(block(q, x) * w64), argnums=(0, 1))(p64, x64)
+    tol_fwd, tol_grad = f32_tolerances(N, 4, d, m, np.asarray(p64["K"]), np.asarray(p64["h"]))
+    assert _rel(y, y64) <= tol_fwd
+    assert _rel(gx, gx64) <= tol_grad
+    for key in ("K", "beta", "h"):
+        assert _rel(g[key], g64[key]) <= tol_grad, key
+
+
+def test_pure_callback_path(net_sdirk2, monkeypatch):
+    """Without jax.experimental.buffer_callback (older JAX) the block runs through jax.pure_callback: the same
+    output and gradients, bit for bit, under jit, and the folded vmap."""
+    block, p, x = _setup(net_sdirk2, m=4)
+    xb = jax.random.normal(jax.random.key(3), (2, 4, 2))
+
+    def results():
+        y = jax.jit(lambda q: block(q, x))(p)
+        g = jax.jit(jax.grad(lambda q, x: jnp.sum(block(q, x) ** 2), argnums=(0, 1)))(p, x)
+        return y, g, jax.vmap(lambda xi: block(p, xi))(xb)
+
+    want = results()
+    monkeypatch.setattr(rj, "USE_BUFFER_CALLBACK", not rj.USE_BUFFER_CALLBACK)
+    got = results()
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_eager_calls_compile_once(net_rk4, caplog):
+    """Each block's callbacks are made once, so a second eager call (no jit) reuses what JAX compiled for the first
+    (before, every eager call compiled its callback again: 20 ms a call instead of 1-2 ms)."""
+    import logging
+
+    block, p, x = _setup(net_rk4)
+    grad = jax.grad(lambda q: jnp.sum(block(q, x) ** 2))
+    block(p, x), grad(p)  # the first calls compile
+    with jax.log_compiles(True), caplog.at_level(logging.DEBUG):
+        caplog.clear()
+        block(p, x), grad(p)
+        compiled = [r.getMessage() for r in caplog.records if "ompil" in r.getMessage()]
+    assert compiled == []
 
 
 def test_solve_failure_raises(net_gauss2):

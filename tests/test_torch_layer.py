@@ -77,20 +77,82 @@ def test_leading_batch_shape(net_rk4):
     np.testing.assert_array_equal(block(x).detach().numpy(), block(x.reshape(6, 2)).detach().reshape(2, 3, 2).numpy())
 
 
-def test_float32_is_computed_in_float64(net_rk4):
+U32 = 2.0**-24  # float32's unit roundoff (eps32 / 2)
+
+
+def f32_tolerances(N, s, d, m, C):
+    """(forward, gradient) tolerances of a float32 block against the float64 block on the same float32 inputs,
+    relative to the largest entry of each float64 array: C sqrt(n_ops) u, as tests/test_float32.py derives them
+    for the module itself (whose float32 kernels a float32 block calls).
+
+    n_ops is the number of roundings on the longest chain from the inputs to an output: per layer and stage the d
+    products and sums of K Y, the bias, the activation and the stage combination, n_fwd = N s (d + 4); the
+    gradient reads the forward's stages, runs as long a chain backwards and sums over the m samples,
+    n_grad = 2 n_fwd + m. Independent rounding errors add like a random walk, hence sqrt(n_ops) (the worst case
+    n_ops u is 10-25x looser than anything observed and would miss a real loss of precision). C is the growth of
+    an error carried through the layers (:func:`_growth`). A block that computed in float16, or rounded a stage
+    value twice, fails. Measured (rk4, widths 3 and 18, five seeds): errors 0.01-0.14 of the tolerance."""
+    n_fwd = N * s * (d + 4)
+    n_grad = 2 * n_fwd + m
+    return C * np.sqrt(n_fwd) * U32, C * np.sqrt(n_grad) * U32
+
+
+def _growth(K, h):
+    """prod_j (1 + |h_j| L_j), L_j = ||K_j||_2 >= the Lipschitz constant of tanh(K_j y + beta_j) (tanh' <= 1): how
+    much an error made in one layer can grow by the end, forwards and (the same norms) backwards."""
+    K, h = K.detach().double().numpy(), h.detach().double().numpy()
+    return float(np.prod([1.0 + abs(hj) * np.linalg.norm(Kj, 2) for Kj, hj in zip(K, h, strict=True)]))
+
+
+def _rel(got, want):
+    """max |got - want| / max |want| (each array on its own)."""
+    got, want = got.detach().double().numpy(), want.detach().numpy()
+    return float(np.max(np.abs(got - want)) / np.max(np.abs(want)))
+
+
+@pytest.mark.parametrize("d", [3, 18], ids=["narrow", "wide"])
+def test_float32_runs_in_float32(net_rk4, d):
+    """A float32 block calls the float32 kernels (its tape holds float32) and agrees with the float64 block on the
+    same float32-rounded numbers within float32 rounding (f32_tolerances); everything it returns is float32."""
     torch.manual_seed(0)
-    b32 = RKBlock(net_rk4, 3, 2, learn_steps=True)
-    b64 = RKBlock(net_rk4, 3, 2, learn_steps=True, dtype=torch.float64)
-    b64.load_state_dict({k: v.double() for k, v in b32.state_dict().items()})
-    x = torch.randn(4, 3)
-    y32, y64 = b32(x), b64(x.double())
-    assert y32.dtype == torch.float32 and b32.K.dtype == torch.float32
-    np.testing.assert_array_equal(y32.detach().numpy(), y64.detach().numpy().astype(np.float32))
-    y32.sum().backward()
-    y64.sum().backward()
-    for p32, p64 in ((b32.K, b64.K), (b32.beta, b64.beta), (b32.h, b64.h)):
-        assert p32.grad.dtype == torch.float32
-        np.testing.assert_array_equal(p32.grad.numpy(), p64.grad.numpy().astype(np.float32))
+    m, N = 20, 3
+    b32 = RKBlock(net_rk4, d, N, learn_steps=True, dtype=torch.float32)
+    b64 = RKBlock(net_rk4, d, N, learn_steps=True, dtype=torch.float64)
+    b64.load_state_dict({k: v.double() for k, v in b32.state_dict().items()})  # the same numbers, widened exactly
+    x = torch.randn(m, d)
+    w = torch.randn(m, d)
+    x32, x64 = x.clone().requires_grad_(), x.double().requires_grad_()
+    y32, y64 = b32(x32), b64(x64)
+    assert y32.dtype == torch.float32 and y32.grad_fn.tape.stages[0].dtype == np.float32
+    (y32 * w).sum().backward()
+    (y64 * w.double()).sum().backward()
+    tol_fwd, tol_grad = f32_tolerances(N, 4, d, m, _growth(b64.K, b64.h))
+    assert _rel(y32, y64) <= tol_fwd
+    for g32, g64 in ((x32.grad, x64.grad), (b32.K.grad, b64.K.grad), (b32.beta.grad, b64.beta.grad),
+                     (b32.h.grad, b64.h.grad)):
+        assert g32.dtype == torch.float32
+        assert _rel(g32, g64) <= tol_grad
+    with torch.no_grad():  # inference runs in float32 too, to the same output
+        assert torch.equal(b32(x), y32.detach())
+
+
+def test_float32_implicit_is_the_module_float32_call(net_gauss2):
+    """A float32 fully implicit block is the module's float32 call, bit for bit (which solves its stages in float64
+    and rounds back: tests/test_float32.py), output and gradients."""
+    torch.manual_seed(0)
+    block = RKBlock(net_gauss2, 3, 2, learn_steps=True, dtype=torch.float32)
+    x = torch.randn(5, 3, requires_grad=True)
+    w = torch.randn(5, 3)
+    y = block(x)
+    (y * w).sum().backward()
+    yN, tape = net_gauss2.forward(x.detach().numpy(), block.K.detach().numpy(), block.beta.detach().numpy(),
+                                  block.h.detach().numpy())
+    assert yN.dtype == np.float32
+    np.testing.assert_array_equal(y.detach().numpy(), yN)
+    for got, want in zip((x.grad, block.K.grad, block.beta.grad, block.h.grad), net_gauss2.backward(tape, w.numpy()),
+                         strict=True):
+        assert got.dtype == torch.float32
+        np.testing.assert_array_equal(got.numpy(), want)
 
 
 def test_mixed_dtypes_refused(net_rk4):
