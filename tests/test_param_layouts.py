@@ -44,9 +44,9 @@ import re
 import numpy as np
 import pytest
 import reference as ref
-from conftest import COMPILED
 from nojit_check import FD_STEP, RELU_MARGIN, central_gradient, relative_error, tableau_floats
 
+from conftest import COMPILED
 from rkgen import load
 
 FIELDS = ref.FIELDS
