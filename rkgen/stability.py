@@ -47,6 +47,7 @@ import numpy as np
 import sympy
 
 from .butcher import ButcherTableau
+from .numbers import sign
 from .partner import _partner_elements, symplecticity_elements
 
 __all__ = ["StabilityReport", "StabilityInterval", "AlgebraicStability", "analyse_stability", "Z"]
@@ -645,8 +646,8 @@ def _exact_root(poly: sympy.Expr, lo: Fraction, hi: Fraction, rational: bool):
             continue
         f = sympy.Poly(f.monic().as_expr() * sympy.lcm([c.q for c in f.monic().coeffs()]), _X)
         if f.degree() <= 2:
-            for r in sympy.roots(f, _X):
-                if r.is_real and lo_q < r <= hi_q:
+            for r in sympy.roots(f, _X):  # real roots of a rational quadratic: rationals and real surds
+                if r.is_real and sign(r - lo_q) > 0 and sign(hi_q - r) >= 0:  # exact, however large
                     return f.as_expr(), sympy.radsimp(r)
         below = sum(1 for r in f.real_roots() if r.evalf(40) <= lo_q)
         return f.as_expr(), sympy.CRootOf(f.as_expr(), below)

@@ -93,12 +93,12 @@ class Tableau(ButcherTableau):
     # The exact tableau and its key properties (rkgen.derive.notebook); exact, and nothing is compiled.  Jupyter
     # shows the Markdown (math typeset); nbconvert's LaTeX/PDF export takes the LaTeX.
     def _repr_markdown_(self) -> str:
-        from .derive.notebook import tableau_markdown
+        from .display import tableau_markdown
 
         return tableau_markdown(self)
 
     def _repr_latex_(self) -> str:
-        from .derive.notebook import tableau_latex
+        from .display import tableau_latex
 
         return tableau_latex(self)
 

@@ -12,18 +12,8 @@ from collections import Counter
 import sympy
 
 from ..adjoint import LayerEquations, Term
+from ..textfmt import float_tex, lx, sub  # noqa: F401 -- float_tex: re-exported for the sections
 from ..trees import Tree, tree
-
-
-def lx(x) -> str:
-    """LaTeX of an exact number (sympy's printer)."""
-    return sympy.latex(sympy.sympify(x))
-
-
-def sub(*indices: int) -> str:
-    """A LaTeX subscript of 1-based indices: ``{21}``, or ``{10,1}`` once an index has two digits."""
-    sep = "," if any(k >= 10 for k in indices) else ""
-    return "{" + sep.join(str(k) for k in indices) + "}"
 
 
 def coefficient_latex(name: str) -> str:
@@ -141,15 +131,6 @@ def phi_formula(t: Tree, consistent: bool) -> str:
             base = f"{base}^{{{m}}}" if base == "c" else f"({base})^{{{m}}}"
         factors.append(base)
     return r" \odot ".join(factors)
-
-
-def float_tex(x: float, digits: int = 6) -> str:
-    """A float to ``digits`` digits in LaTeX: ``0.0469101``, ``5.16141 \\times 10^{-5}``."""
-    text = f"{x:.{digits}g}"
-    if "e" not in text:
-        return text
-    mantissa, exponent = text.split("e")
-    return rf"{mantissa} \times 10^{{{int(exponent)}}}"
 
 
 def sci(x: float) -> str:

@@ -8,9 +8,9 @@ briefly, that ``-o`` writes the drawings.
 
 from __future__ import annotations
 
-import re
 from urllib.parse import quote
 
+from ..textfmt import md_text
 from .document import Code, Display, Figure, Heading, Items, Math, Para, Picture, Table, Text, drawings
 
 __all__ = ["md_text", "markdown_block", "markdown_document", "figure_files", "figures_folder", "SVG_MARK"]
@@ -24,16 +24,6 @@ FIGURE_NOTE = "(drawn in an SVG file beside the document when it is written with
 PICTURE_NOTE = "(`-o` draws it)"
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_$<>\[\]|#&])")
-
-
-def md_text(text: str) -> str:
-    """Plain text for Markdown: characters with a meaning there are escaped.
-
-    >>> md_text("a_b $5 <x> [1]")
-    'a\\\\_b \\\\$5 \\\\<x\\\\> \\\\[1\\\\]'
-    """
-    return _MD_SPECIAL.sub(r"\\\1", text)
 
 
 def figures_folder(stem: str) -> str:

@@ -12,9 +12,7 @@ cell's position, keys sorted as nbformat writes them; the same document gives th
 document (:class:`~rkgen.derive.document.Picture` spans and ``Figure`` blocks, when they have an SVG) are embedded
 in the Markdown as ``data:`` images, so the notebook is one self-contained file.
 
-:func:`tableau_markdown` and :func:`tableau_latex` are what a :class:`~rkgen.tableau.Tableau` shows in Jupyter
-(``_repr_markdown_`` and ``_repr_latex_``): the exact Butcher tableau and its key properties, computed exactly and
-without compiling anything.
+A :class:`~rkgen.tableau.Tableau`'s own display in Jupyter is :mod:`rkgen.display`.
 """
 
 from __future__ import annotations
@@ -22,23 +20,17 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
-import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-import sympy
-
 from . import document
-from .document import Bold, Code, Heading, Items, Math, Para, Table, Text
-from .formulas import float_tex, lx, sub
-from .markdown import markdown_block, markdown_spans, md_text
+from .document import Bold, Heading, Items, Para, Table, Text
+from .markdown import markdown_block, md_text
 
 if TYPE_CHECKING:
-    from ..tableau import Tableau
     from .derivation import Derivation
 
-__all__ = ["notebook", "notebook_json", "tableau_markdown", "tableau_latex", "tableau_facts"]
+__all__ = ["notebook", "notebook_json"]
 
 #: Exact entries whose LaTeX is longer than this are shown as ≈ floats (the document's convention for short cells).
 SHORT_ENTRY = 48
@@ -46,153 +38,6 @@ SHORT_ENTRY = 48
 MAX_FAILING_COMPARED = 8
 
 _KERNEL = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-
-
-# -- a Tableau in Jupyter --------------------------------------------------------------------------------------
-def _entry_tex(t: Tableau, value) -> str:
-    """The LaTeX of an exact entry, or ``\\approx`` its float when the LaTeX is long (as the document does)."""
-    text = lx(value)
-    if len(text) <= SHORT_ENTRY:
-        return text
-    F = t.number_field
-    return r"\approx " + float_tex(F.to_float(F.element(value)), 10)
-
-
-def _array(t: Tableau) -> str:
-    """The Butcher tableau c | A over b as a LaTeX array."""
-    s = t.stages
-    rows = [_entry_tex(t, t.c[i]) + " & " + " & ".join(_entry_tex(t, x) for x in t.A[i]) for i in range(s)]
-    rows.append(r"\hline" + " & " + " & ".join(_entry_tex(t, x) for x in t.b))
-    return f"\\begin{{array}}{{c|{'c' * s}}}\n" + " \\\\\n".join(rows) + "\n\\end{array}"
-
-
-def _stability(t: Tableau):
-    """The tableau's stability report when this rkgen has one (:mod:`rkgen.stability`), else None."""
-    if not hasattr(type(t), "stability"):
-        return None
-    return t.stability
-
-
-def _interval_math(interval) -> str:
-    """[left, 0]: exact when the end point is a short exact number, else ≈ to 10 digits.
-
-    >>> from rkgen import load
-    >>> print(*(_interval_math(load(name).stability.interval) for name in ("euler", "rk4", "gauss2")), sep="; ")
-    [-2, 0]; \\approx [-2.785293563, 0]; (-\\infty, 0]
-    """
-    left = float(interval.left)
-    if math.isinf(left):
-        return r"(-\infty, 0]"
-    exact = getattr(interval, "exact", None)
-    if exact is not None and not exact.has(sympy.CRootOf) and len(lx(exact)) <= SHORT_ENTRY:
-        return rf"[{lx(exact)}, 0]"
-    return rf"\approx [{float_tex(left, 10)}, 0]"
-
-
-def tableau_facts(t: Tableau) -> list[tuple[str, list]]:
-    """The key properties of a tableau as (label, spans): stages, structure, order, stage order, symplecticity,
-    the partner and, where :mod:`rkgen.stability` is there, linear stability.  All decided exactly.
-
-    >>> from rkgen import load
-    >>> [(label, markdown_spans(value)) for label, value in tableau_facts(load("heun3"))][2:6]
-    [('order', '3'), ('stage order', '1'), ('symplectic', 'no'), ('symplectic partner', 'none: $b_{2} = 0$')]
-    """
-    r = t.order_report
-    order = f"at least {r.order}" if r.order_is_lower_bound else str(r.order)
-    facts = [
-        ("stages", [Text(str(t.stages))]),
-        ("structure", [Text(t.structure_detail)]),
-        ("order", [Text(order)]),
-        ("stage order", [Text(str(r.stage_order))]),
-        ("symplectic", [Text("yes"), Text(" ("), Math("M = 0"), Text(")")] if t.is_symplectic else [Text("no")]),
-    ]
-    if t.is_symplectic:
-        partner = [Text("the method itself")]
-    elif t.zero_weights:
-        zeros = ", ".join(f"b_{sub(i + 1)}" for i in t.zero_weights)
-        partner = [Text("none: "), Math(f"{zeros} = 0")]
-    else:
-        same = t.pair_report(t.partner).c_matches
-        partner = [Text("exists, "), Math(r"\tilde c = c" if same else r"\tilde c \ne c")]
-    facts.append(("symplectic partner", partner))
-    st = _stability(t)
-    if st is not None:
-        facts.append(("A-stable", [Text("yes" if st.a_stable else "no")]))
-        facts.append(("L-stable", [Text("yes" if st.l_stable else "no")]))
-        facts.append(("stability interval", [Math(_interval_math(st.interval))]))
-    return facts
-
-
-def tableau_markdown(t: Tableau) -> str:
-    """A tableau in Markdown with math: its name and description, the exact tableau, a table of its properties.
-
-    >>> from rkgen import load
-    >>> print(tableau_markdown(load("euler")))  # doctest: +ELLIPSIS
-    **euler**: Explicit (forward) Euler method, 1 stage, order 1...
-    <BLANKLINE>
-    $$
-    \\begin{array}{c|c}
-    0 & 0 \\\\
-    \\hline & 1
-    \\end{array}
-    $$
-    <BLANKLINE>
-    | property | value |
-    |:---|:---|
-    | stages | 1 |
-    | structure | explicit |
-    ...
-    """
-    head = f"**{md_text(t.name)}**" + (f": {md_text(t.description)}" if t.description else "")
-    rows = "\n".join(f"| {label} | {markdown_spans(value)} |" for label, value in tableau_facts(t))
-    return f"{head}\n\n$$\n{_array(t)}\n$$\n\n| property | value |\n|:---|:---|\n{rows}\n"
-
-
-_SAFE_TEXT = re.compile(r"[A-Za-z0-9 ,.:;()/+=-]*")
-
-
-def _name_tex(name: str) -> str:
-    """A tableau's name in math mode, typewriter (MathJax and LaTeX alike read it); odd names are not echoed."""
-    if not re.fullmatch(r"[A-Za-z0-9_.+-]{1,40}", name):
-        return r"\text{this tableau}"
-    return r"\mathtt{" + re.sub(r"([_])|([+-])", lambda m: r"\_" if m.group(1) else "{" + m.group(2) + "}", name) + "}"
-
-
-def _tex_spans(spans: list) -> str:
-    """Spans inside a LaTeX array cell: text as \\text{} (rkgen's own words, plain ASCII), math as it is."""
-    out = []
-    for sp in spans:
-        if isinstance(sp, Math):
-            out.append(sp.tex)
-        else:
-            text = sp.text if isinstance(sp, Text | Code) else markdown_spans([sp])
-            out.append(r"\text{" + (text if _SAFE_TEXT.fullmatch(text) else "?") + "}")
-    return " ".join(out)
-
-
-def tableau_latex(t: Tableau) -> str:
-    """A tableau as one display of LaTeX math, for ``_repr_latex_`` (MathJax in a notebook, LaTeX in nbconvert's
-    PDF): the name, the exact tableau and an array of its properties.
-
-    >>> from rkgen import load
-    >>> print(tableau_latex(load("midpoint")))  # doctest: +ELLIPSIS
-    $$
-    \\mathtt{midpoint}\\qquad
-    \\begin{array}{c|c}
-    \\frac{1}{2} & \\frac{1}{2} \\\\
-    \\hline & 1
-    \\end{array}
-    \\qquad
-    \\begin{array}{ll}
-    \\text{stages} & \\text{1} \\\\
-    \\text{structure} & \\text{diagonally implicit (SDIRK: singly diagonal)} \\\\
-    ...
-    \\end{array}
-    $$
-    """
-    rows = " \\\\\n".join(rf"\text{{{label}}} & {_tex_spans(value)}" for label, value in tableau_facts(t))
-    facts = f"\\begin{{array}}{{ll}}\n{rows}\n\\end{{array}}"
-    return f"$$\n{_name_tex(t.name)}\\qquad\n{_array(t)}\n\\qquad\n{facts}\n$$"
 
 
 # -- Markdown cells ---------------------------------------------------------------------------------------------
@@ -454,9 +299,7 @@ def code_check_document(doc: Derivation) -> str:
 
 
 def code_stability(doc: Derivation) -> str | None:
-    st = _stability(doc.t)
-    if st is None:
-        return None
+    st = doc.t.stability
     lines = [
         "stability = tableau.stability  # exact: R(z) = P(z)/Q(z), A- and L-stability, the real interval",
         f"assert str(stability.R) == {str(st.R)!r}",
@@ -475,8 +318,6 @@ def code_stability(doc: Derivation) -> str | None:
 
 
 def code_stability_plot(doc: Derivation) -> str | None:
-    if _stability(doc.t) is None:
-        return None
     return "\n".join(
         [
             "from rkgen.plot import stability_plot",
