@@ -74,6 +74,11 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", help="override the spec's seed axis")
     p.add_argument("--no-dask", action="store_true", help="skip the Dask LocalCluster")
     p.add_argument("--no-compile", action="store_true", help="skip the compile-once measurement")
+    p.add_argument(
+        "--dask-only",
+        action="store_true",
+        help="only the pool of 2 and the Dask LocalCluster side by side (the Dask path's overhead per run)",
+    )
     args = p.parse_args(argv)
     spec = spec_of(args)
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; CPU: {cpu_model()}; {os.cpu_count()} logical CPUs; "
@@ -81,6 +86,12 @@ def main(argv=None) -> int:
     print(f"spec {args.spec}: {len(spec.runs)} runs, {spec.threads} thread(s) per run", flush=True)
     root = Path(tempfile.mkdtemp(prefix="rkgen-bench-sweep-"))
     try:
+        if args.dask_only:
+            two, _ = _pool(spec, root, 2)
+            dask, _ = timed("dask-2", spec, root, dask="local:2")
+            print(f"Dask LocalCluster(2) against the pool of 2: {(dask - two) / len(spec.runs) * 1e3:+.0f} ms per run "
+                  f"({dask / two:.2f}x the wall time, the cluster's start and stop included)")
+            return 0
         serial, res = timed("serial", spec, root, workers=1)
         runs_only = serial - res["compile_seconds"]
         one, _ = _pool(spec, root, 1)
