@@ -192,13 +192,6 @@ def _grid(box, resolution: int | None):
     return x, y, x[None, :] + 1j * y[:, None]
 
 
-def _log_abs_r(report, Z) -> np.ndarray:
-    """log|R(z)| on the grid, finite (zeros and poles clipped), from the report's float evaluation."""
-    with np.errstate(all="ignore"):
-        values = np.log(np.abs(np.asarray(report.evaluate(Z), dtype=complex)))
-    return np.nan_to_num(values, nan=60.0, posinf=60.0, neginf=-60.0).clip(-60.0, 60.0)
-
-
 def _figure(box):
     from matplotlib.figure import Figure
 
@@ -260,7 +253,7 @@ def stability_plot(tableau: Tableau | str, box=None, resolution: int | None = No
     report = t.stability
     box = default_box(t, "stability") if box is None else check_box(box)
     x, y, Z = _grid(box, resolution)
-    values = _log_abs_r(report, Z)
+    values = report.log_amplification(Z, "stability")
     fig, ax = _figure(box)
     X, Y = np.meshgrid(x, y)
     region = _shade(ax, X, Y, values, 0.0, below=True)
@@ -292,10 +285,10 @@ def order_star_plot(tableau: Tableau | str, box=None, resolution: int | None = N
     report = t.stability
     box = default_box(t, "order-star") if box is None else check_box(box)
     x, y, Z = _grid(box, resolution)
-    values = _log_abs_r(report, Z) - Z.real  # log|R(z) e^{-z}|
+    values = report.log_amplification(Z, "order-star")  # log|R(z) e^{-z}|
     fig, ax = _figure(box)
     X, Y = np.meshgrid(x, y)
-    region = _shade(ax, X, Y, values.clip(-60.0, 60.0), 0.0, below=False)
+    region = _shade(ax, X, Y, values, 0.0, below=False)
     handles = [Patch(facecolor=FILL, edgecolor=EDGE, label=r"$|R(z)\,e^{-z}| > 1$")]
     for roots, marker, face, label in (
         (report.poles(), "x", MARK, "poles of $R$"),

@@ -398,6 +398,20 @@ class StabilityReport:
         half = math.ceil((half + margin) * 2) / 2
         return (math.floor((xmin - margin) * 2) / 2, math.ceil((xmax + margin) * 2) / 2, -half, half)
 
+    def log_amplification(self, z, kind: str = "stability") -> np.ndarray:
+        """log|R(z)| (``kind="stability"``: the region is where it is ≤ 0) or log|R(z)e^{-z}| (``"order-star"``: the
+        star is where it is > 0) at the points z, finite: zeros and poles clipped to ±60. For drawing (`rkgen plot`
+        and the derivation's figure alike), never for a verdict."""
+        z = np.asarray(z, dtype=complex)
+        with np.errstate(all="ignore"):
+            values = np.log(np.abs(self.evaluate(z)))
+        values = np.nan_to_num(values, nan=60.0, posinf=60.0, neginf=-60.0).clip(-60.0, 60.0)
+        if kind == "order-star":
+            return (values - z.real).clip(-60.0, 60.0)
+        if kind != "stability":
+            raise ValueError(f"kind must be 'stability' or 'order-star', not {kind!r}")
+        return values
+
     @property
     def at_infinity(self) -> sympy.Expr | None:
         """lim R(z) as |z| → ∞ (None when deg P > deg Q: R is unbounded)."""

@@ -1,7 +1,7 @@
 """The stability region and the order star of a tableau as drawings for the derivation: one set of polygons, two
 writers (SVG for Markdown and notebooks, TikZ for LaTeX).
 
-The polygons come from :meth:`rkgen.stability.StabilityReport.evaluate` on a grid of the plot box
+The polygons come from :meth:`rkgen.stability.StabilityReport.log_amplification` on a grid of the plot box
 (:meth:`~rkgen.stability.StabilityReport.plot_box`), traced by contourpy (matplotlib's contouring engine);
 coordinates are rounded so that the text of a drawing is deterministic. The verdicts never come from these
 pictures: they are decided exactly in :mod:`rkgen.stability`.
@@ -18,21 +18,12 @@ __all__ = ["region_polygons", "region_svg", "region_tikz", "KINDS"]
 #: What can be drawn: the stability region {|R(z)| ≤ 1} and the order star {|R(z) e^{-z}| > 1}.
 KINDS = ("stability", "order-star")
 
-_CAP = 1e6  # |R| is capped here (poles) before contouring
-
-
 def _field(report, kind: str, box, n: int):
     x0, x1, y0, y1 = box
-    nx = n
     ny = max(3, int(round(n * (y1 - y0) / (x1 - x0))))
-    x = np.linspace(x0, x1, nx)
+    x = np.linspace(x0, x1, n)
     y = np.linspace(y0, y1, ny)
-    z = x[None, :] + 1j * y[:, None]
-    value = np.abs(report.evaluate(z))
-    if kind == "order-star":
-        value = value * np.exp(-z.real)
-    value = np.where(np.isfinite(value), np.minimum(value, _CAP), _CAP)
-    return x, y, value
+    return x, y, report.log_amplification(x[None, :] + 1j * y[:, None], kind)
 
 
 def _clean(points, digits: int) -> list[tuple[float, float]]:
@@ -57,7 +48,7 @@ def region_polygons(report, kind: str = "stability", box=None, n: int = 161, dig
     box = box or report.plot_box()
     x, y, value = _field(report, kind, box, n)
     gen = contourpy.contour_generator(x, y, value, fill_type="OuterCode", line_type="Separate")
-    lower, upper = (0.0, 1.0) if kind == "stability" else (1.0, 2 * _CAP)
+    lower, upper = (-61.0, 0.0) if kind == "stability" else (0.0, 61.0)  # log|R| ≤ 0, or log|R e^{-z}| > 0
     rings = []
     for points, codes in zip(*gen.filled(lower, upper), strict=True):
         starts = [i for i, c in enumerate(codes) if c == 1] + [len(codes)]
@@ -65,7 +56,7 @@ def region_polygons(report, kind: str = "stability", box=None, n: int = 161, dig
             ring = _clean(points[a:b], digits)
             if len(ring) >= 3:
                 rings.append(ring)
-    lines = [_clean(line, digits) for line in gen.lines(1.0)]
+    lines = [_clean(line, digits) for line in gen.lines(0.0)]
     return rings, [line for line in lines if len(line) >= 2]
 
 
