@@ -66,7 +66,7 @@ from numba import njit, prange
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_78409e32971464a1"
+MODULE_KEY = "rkgen_net_f7fbee5a2f445aa7"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -544,29 +544,41 @@ def _sigma(z, act):
 # A block holds the samples as columns (d, nw), nw a multiple of 8: loops over the sample index
 # vectorise.
 #
-# Wide layers (d >= WIDE) form the stage products of a block as matrix products through BLAS
-# (numba's np.dot on contiguous 2-D arrays calls the BLAS that scipy ships): Z = K Y, mu = K^T G, dK
-# += G Y^T. Their blocks are whole (nw = bs, :func:`rkgen.runtime.driver._columns`), so every
-# product runs on the arrays themselves, without copies; the padding columns hold zeros in y, p and
-# every eta_i (implicit stages: Y_i too), so they add nothing to the gradients. The bias and the
-# activation are applied in one pass after the product, the adjoint's D * xi and the sums for dbeta
-# and dh in one pass before it.
+# Wide blocks (:func:`_wide`: d >= WIDE, or d >= LONG_WIDTH in blocks of at least LONG_BLOCK
+# samples) form the stage products of a block as matrix products through BLAS (numba's np.dot on
+# contiguous 2-D arrays calls the BLAS that scipy ships): Z = K Y, mu = K^T G, dK += G Y^T. Their
+# blocks are whole (nw = bs, :func:`rkgen.runtime.driver._columns`), so every product runs on the
+# arrays themselves, without copies; the padding columns hold zeros in y, p and every eta_i
+# (implicit stages: Y_i too), so they add nothing to the gradients. The bias and the activation are
+# applied in one pass after the product, the adjoint's D * xi and the sums for dbeta and dh in one
+# pass before it.
 
 _FAST = {"reassoc", "contract"}  # sums may be reordered and fused: reductions vectorise
 # From this width on, the stage products go through BLAS (see _kx). Measured on 2 cores (AMD EPYC, RK4, 1500
-# samples, one gradient against the loops below): 0.55x the time at d = 17, 0.5x at 24 to 32, 0.37x at 64. At
-# d = 16 BLAS is faster for long batches too (0.6x), but 1.08x slower for 004's batches of 5, which stay here.
+# samples, one gradient against the loops below): 0.55x the time at d = 17, 0.5x at 24 to 32, 0.37x at 64.
 WIDE = 17
+# From LONG_WIDTH on, blocks of at least LONG_BLOCK samples go through BLAS too; short blocks keep the loops below.
+# At d = 16 BLAS took 0.6x the loops' time for 1500 samples, but 1.08x for 004's batches of 5 (AMD EPYC).
+LONG_WIDTH = 16
+LONG_BLOCK = 64
+
+
+@njit(cache=True, inline="always")
+def _wide(d, bs):
+    """Whether a block of bs columns (the work arrays' width, the same for every block of a pass) at width d
+    multiplies through BLAS. The layout (:func:`rkgen.runtime.layout._layout`) chooses bs, and with it the path,
+    once per call."""
+    return d >= WIDE or (d >= LONG_WIDTH and bs >= LONG_BLOCK)
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _kx(M, X, out, d, nw, transpose):
     """out = M X (or M^T X) for a block X (d, nw), nw a multiple of 8.
 
-    d < 8: one loop over the samples per (a, k), which vectorises. 8 <= d < WIDE: eight samples at a
+    d < 8: one loop over the samples per (a, k), which vectorises. 8 <= d, narrow: eight samples at a
     time in eight scalar accumulators, which stay in registers (1.3x faster than the first at d = 64,
-    before BLAS took the wide layers). d >= WIDE: one BLAS product on the whole arrays (nw = bs)."""
-    if d >= WIDE:
+    before BLAS took the wide layers). Wide (:func:`_wide`): one BLAS product on the whole arrays (nw = bs)."""
+    if _wide(d, X.shape[1]):
         if transpose:
             np.dot(M.T, X, out)
         else:
@@ -608,7 +620,7 @@ def _kx(M, X, out, d, nw, transpose):
 def _outer(G, Y, dK, scale, d, nb):
     """dK += scale * G Y^T over the nb samples of a block; four rows of dK at a time. Wide layers: one
     BLAS product over all the block's columns (G or Y is zero in the padding ones)."""
-    if d >= WIDE:
+    if _wide(d, G.shape[1]):
         W = np.dot(G, Y.T)
         for a in range(d):
             for k in range(d):
@@ -673,7 +685,7 @@ def _field(Kj, bj, Y, Z, S, F, field, act, d, nw):
             y0, y1 = Y[0, q], Y[1, q]
             S[0, q] = _tanh(b0 + k00 * y0 + k01 * y1)
             S[1, q] = _tanh(b1 + k10 * y0 + k11 * y1)
-    elif d >= WIDE:
+    elif _wide(d, Y.shape[1]):
         np.dot(Kj, Y, Z)
         _activate_shifted(Z, bj, S, act, d, nw)
     else:
@@ -954,7 +966,7 @@ def _shifted_solve(Kj, c, D, R, ws, status, field, transpose, d, nw):
     """R[:, q] <- (I - c J_q)^-1 R[:, q] (or with J_q^T) at every sample q < nw with status[q] == 0.
 
     d = 1 and d = 2 are solved for all nw columns in one vectorised pass (d = 2: Gaussian elimination with
-    partial pivoting written out, the row exchange by selects), narrow layers by :func:`_block_solve`, wide ones
+    partial pivoting written out, the row exchange by selects), narrow blocks by :func:`_block_solve`, wide ones
     one sample at a time. A singular matrix (a zero or non-finite pivot, as :func:`_solve` decides) leaves an
     infinite column, so that Newton's test fails that sample. ``ws`` is the driver's work tuple."""
     inf = math.inf
@@ -999,7 +1011,7 @@ def _shifted_solve(Kj, c, D, R, ws, status, field, transpose, d, nw):
             R[1, q] = x1 if ok else inf
         return
     Mb, piv, big, bad, r1 = ws[4], ws[7], ws[8], ws[9], ws[10]
-    if d < WIDE:  # the whole block at once
+    if not _wide(d, R.shape[1]):  # the whole block at once
         _jacobian_block(Kj, D, Mb, field, transpose, d, nw)
         for a in range(d):
             for k in range(d):
@@ -1009,7 +1021,7 @@ def _shifted_solve(Kj, c, D, R, ws, status, field, transpose, d, nw):
                 Mb[a, a, q] += 1.0
         _block_solve(Mb, R, piv, big, bad, d, nw)
         return
-    for q in range(nw):  # wide layers: one sample at a time, in a one-column block
+    for q in range(nw):  # wide blocks: one sample at a time, in a one-column block
         if status[q] != 0:
             continue
         _jacobian(Kj, D, q, Mb[:, :, 0], field, transpose, d)
@@ -1194,9 +1206,9 @@ def _dirk_adjoint(Kj, Di, etai, c, ws, field, d, nb):
 
 @njit(cache=True, inline="always")
 def _columns(nb, bs, d):
-    """The columns a block of nb samples is computed on: whole groups of 8 (narrow layers), or all bs columns (wide
-    layers, whose BLAS products run on the whole arrays). Padding columns start as zeros."""
-    return bs if d >= WIDE else (nb + 7) // 8 * 8
+    """The columns a block of nb samples is computed on: whole groups of 8 (narrow blocks), or all bs columns (wide
+    blocks, whose BLAS products run on the whole arrays). Padding columns start as zeros."""
+    return bs if _wide(d, bs) else (nb + 7) // 8 * 8
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -1206,14 +1218,14 @@ def _workspace(y, d, bs):
 
     base (d, bs) the explicit part of a DIRK stage; R (s, d, bs) residuals and Newton updates; D (s, d, bs)
     sigma' at the iterates; J (s, d, d, w) and M (n, n, w) the Jacobians and linear systems of w samples (n = d
-    for DIRK stages, s d for a fully implicit tableau's coupled stages), w = bs for narrow layers, which solve a
+    for DIRK stages, s d for a fully implicit tableau's coupled stages), w = bs for narrow blocks, which solve a
     whole block at once, and 1 for wide ones, which solve one sample at a time; status and prev each sample's
     Newton state; piv, big, bad the elimination's per-sample pivots; r1 (n, 1), p1 (d, 1) one sample's
     right-hand side and p. Explicit tableaux solve nothing and get empty ones."""
     n = 0 if STRUCTURE == "explicit" else d if STRUCTURE == "diagonally implicit" else STAGES * d
     e = min(n, 1) * d  # d where something is solved, else 0
     w = min(n, 1) * bs
-    wj = w if d < WIDE else min(n, 1)
+    wj = min(n, 1) if _wide(d, bs) else w
     return (
         np.empty((e, w), y.dtype),
         np.empty((STAGES, e, w), y.dtype),
@@ -1355,13 +1367,15 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 PARALLEL_WORK = 1_000_000  # below this many inner operations a call runs on one thread
 
 
-def _block_size(d):
-    """Samples per block: the sample index is innermost, so stage sums vectorise across samples.
+def _block_size(d, m):
+    """Samples per block for m samples: the sample index is innermost, so stage sums vectorise across samples.
     Narrow layers take long blocks, which amortise the calls per block (RK4, width 2: 256 samples a
-    block run forward 1.4x and backward 1.8x faster than 64)."""
-    if d >= WIDE:  # BLAS products: long blocks keep them efficient
+    block run forward 1.4x and backward 1.8x faster than 64). Blocks of 128 multiply through BLAS
+    (:func:`rkgen.runtime.products._wide`): from WIDE on always, from LONG_WIDTH on when the batch fills at least
+    LONG_BLOCK columns of a block."""
+    if d >= WIDE or (d >= LONG_WIDTH and m >= LONG_BLOCK):  # BLAS products: long blocks keep them efficient
         return 128
-    return 256 if d <= 2 else 128 if d <= 8 else 32 if d <= 16 else 16
+    return 256 if d <= 2 else 128 if d <= 8 else 32
 
 
 def _layout(m, d, N):
@@ -1374,11 +1388,13 @@ def _layout(m, d, N):
     key = (m, d, N, threads, PARALLEL_WORK)
     layout = _LAYOUTS.get(key)
     if layout is None:
-        bs = min(_block_size(d), max(8, (m + 7) // 8 * 8))  # small batches: no wasted columns
+        bs = min(_block_size(d, m), max(8, (m + 7) // 8 * 8))  # small batches: no wasted columns
         parallel = _parallel(m, d, N, threads)
         if parallel:
             per = -(-m // (2 * threads))
             bs = min(bs, max(8, (per + 7) // 8 * 8))
+        if not _wide.py_func(d, bs):  # split too short for BLAS: narrow blocks keep their own length
+            bs = min(bs, _block_size(d, 0))
         nblocks = (m + bs - 1) // bs
         layout = bs, nblocks, _chunks(nblocks, parallel, threads)
         if len(_LAYOUTS) >= 64:
@@ -1414,14 +1430,14 @@ def _work(m, d, N):
     return weight * m * N * STAGES * (d * d + 8 * d)
 
 
-def _single_blas(d):
+def _single_blas(d, bs):
     """A context in which the BLAS that numba's np.dot calls (scipy's) runs on one thread, for wide layers.
 
     The driver already runs one block per thread, and each block's products are small (d x d times d x bs): a
     threaded BLAS inside would oversubscribe the cores. Measured on 2 cores (AMD EPYC, d = 64, bs = 128): one
     block per thread with single-threaded BLAS 25 GFLOP/s in all, BLAS with its own 2 threads on each block
     1.2 GFLOP/s. Nothing is changed for narrow layers, nor when threadpoolctl is not installed."""
-    if d < WIDE:
+    if not _wide.py_func(d, bs):
         return contextlib.nullcontext()
     blas = _blas_controller()
     return blas.limit(limits=1) if blas is not None else contextlib.nullcontext()
@@ -1448,8 +1464,11 @@ def _blas_controller():
 # refers to it any more: no tape, and no view into one (a view's .base is the pooled array, so it
 # counts). CPython's reference count tells this exactly; the count of a free array is calibrated
 # below, on this interpreter, with the same function that tests it.
+# Wide networks have the largest tapes and gain the most: D (RK4, d = 64, 100 layers, 1500 samples) writes a
+# 614 MB tape, whose fresh pages cost about 100 ms of a 310 ms forward pass (Intel Xeon, 1 thread). The pool
+# holds at most POOL_BYTES in all, so a process keeps at most that much for reuse after its last call.
 POOL_BUFFERS = 4  # base arrays kept at most
-POOL_BYTES = 64 * 2**20  # larger tapes are allocated fresh and not kept
+POOL_BYTES = 2 * 2**30  # bytes kept at most, in all; a larger tape is allocated fresh and not kept
 _POOL = []
 
 
@@ -1471,15 +1490,21 @@ def _tape_arrays(shape, dtype=np.float64):
     else:
         base = np.empty(n, dtype)
     if base.nbytes <= POOL_BYTES:
-        if len(_POOL) >= POOL_BUFFERS:  # make room: drop the oldest free array, if any
-            for i in range(len(_POOL)):
-                if _refs(_POOL, i) == _FREE_REFS:
-                    del _POOL[i]
-                    break
-        if len(_POOL) < POOL_BUFFERS:
+        i = 0  # make room: drop the oldest free arrays, while the pool is full
+        while i < len(_POOL) and (len(_POOL) >= POOL_BUFFERS or _held() + base.nbytes > POOL_BYTES):
+            if _refs(_POOL, i) == _FREE_REFS:
+                del _POOL[i]
+            else:
+                i += 1
+        if len(_POOL) < POOL_BUFFERS and _held() + base.nbytes <= POOL_BYTES:
             _POOL.append(base)  # most recently used last
     both = base.reshape((2,) + shape)
     return both[0], both[1]
+
+
+def _held():
+    """Bytes the pool holds."""
+    return sum(a.nbytes for a in _POOL)
 
 
 # --- rkgen/runtime/params.py ----------------------------------------------------------------------
@@ -1738,7 +1763,7 @@ def forward(
     states = np.empty((N + 1, m, d), y0.dtype) if keep_states else np.empty((1, 1, 1), y0.dtype)
     yN = np.empty((m, d), y0.dtype)
     f, a = FIELDS.index(field), ACTIVATIONS.index(activation)
-    with _single_blas(d):
+    with _single_blas(d, bs):
         if bounds is None:
             failures, most = _forward_blocks(
                 0, nblocks, y0, yN, Kr, br, rows, h, f, a, tY, tS, -1 if keep_tape else 0, states, keep_states, bs
@@ -1785,7 +1810,7 @@ def backward(tape, p):
         dK = np.zeros((R, d, d))
         dbeta = np.zeros((R, d))
         dh = np.zeros(N)
-        with _single_blas(d):
+        with _single_blas(d, tape.block):
             _backward_blocks(
                 0, nblocks, p, dy0, tape.K, tape.beta, tape.rows, tape.h, f, a, tY, tS, dK, dbeta, dh, tape.block
             )
@@ -1794,7 +1819,7 @@ def backward(tape, p):
     dK = np.zeros((n, R, d, d))
     dbeta = np.zeros((n, R, d))
     dh = np.zeros((n, N))
-    with _single_blas(d):
+    with _single_blas(d, tape.block):
         _backward_parallel(
             bounds, p, dy0, tape.K, tape.beta, tape.rows, tape.h, f, a, tY, tS, dK, dbeta, dh, tape.block
         )

@@ -22,10 +22,10 @@ import jinja2
 import mpmath
 import pytest
 import sympy
-from conftest import GENERATED, ROOT, Background, golden_module
 
 import rkgen
 import rkgen.codegen as codegen
+from conftest import GENERATED, ROOT, Background, golden_module
 from rkgen import builtin_names, from_json, load
 from rkgen.cli import main as rkgen_main
 from rkgen.codegen import (

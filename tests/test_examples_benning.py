@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, Background
 from test_examples import assert_figures, rows
+
+from conftest import ROOT, Background
 
 pytest.importorskip("sklearn")  # digits08 comes with scikit-learn
 

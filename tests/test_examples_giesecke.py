@@ -12,8 +12,9 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
 from test_examples import assert_figures, rows, run_example
+
+from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "examples"))
 import _giesecke as g  # noqa: E402

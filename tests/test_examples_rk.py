@@ -12,8 +12,9 @@ from __future__ import annotations
 import importlib
 
 import pytest
-from conftest import ROOT
 from test_examples import assert_figures, rows, run_example
+
+from conftest import ROOT
 
 pytestmark = pytest.mark.numba
 

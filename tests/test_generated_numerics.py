@@ -30,7 +30,6 @@ import sys
 import numpy as np
 import pytest
 import reference as ref
-from conftest import COMPILED, GENERATED, ROOT, TESTS, Background, golden_module
 from nojit_check import (
     FD_STEP,
     RELU_MARGIN,
@@ -44,6 +43,7 @@ from nojit_check import (
     tableau_floats,
 )
 
+from conftest import COMPILED, GENERATED, ROOT, TESTS, Background, golden_module
 from rkgen import builtin_names, load
 
 FIELDS = ref.FIELDS

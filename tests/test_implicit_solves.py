@@ -50,7 +50,7 @@ def test_a_sample_gets_the_stages_it_gets_alone(net, d, field, monkeypatch):
     perm = np.random.default_rng(3).permutation(m)  # every sample in another column of another block
     yP, _ = _run(net, y0[perm], K, beta, h, field)
     assert np.array_equal(yP, yN[perm])
-    monkeypatch.setattr(net, "_block_size", lambda d: 8)  # blocks of 8 samples
+    monkeypatch.setattr(net, "_block_size", lambda d, m: 8)  # blocks of 8 samples
     net._LAYOUTS.clear()
     try:
         y8, t8 = _run(net, y0, K, beta, h, field)

@@ -661,6 +661,27 @@ def test_wide_layers_match_reference(net, layout, field):
             assert float(np.max(np.abs(got - want))) <= EXACT_TOL * float(np.max(np.abs(want)))
 
 
+LONG_CASES = [("rk4", "shared", "resnet"), ("gauss2", "stage", "stable"), ("sdirk2", "continuous-nodes", "resnet")]
+
+
+@pytest.mark.numba
+@pytest.mark.parametrize(
+    ("net", "layout", "field"), LONG_CASES, indirect=["net"], ids=["-".join(c) for c in LONG_CASES]
+)
+def test_long_batches_at_long_width_multiply_through_blas(net, layout, field):
+    """From LONG_WIDTH on, a batch long enough to fill blocks of LONG_BLOCK samples (on every thread) multiplies
+    through BLAS, a short one keeps the loops (the layout decides, once per call: products._wide); both are exact.
+    An explicit, a fully implicit (fixed point, then Newton per sample) and a DIRK tableau."""
+    k = LONG_CASES.index((net.NAME, layout, field))
+    d = net.LONG_WIDTH
+    assert d < net.WIDE
+    for m, wide in ((4 * net.LONG_BLOCK + 9, True), (11, False)):
+        P = Problem(net.NAME, layout, field, SMOOTH[k % 3], m=m, d=d, layers=N, seed=320 + k, scale=1 / np.sqrt(d))
+        bs, _, _ = net._layout(m, d, N)
+        assert net._wide.py_func(d, bs) is wide, (m, bs)
+        check_against_reference(P, net, 420 + k)
+
+
 WIDE_PARALLEL = [("rk4", "shared"), ("gauss2", "stage"), ("sdirk2", "continuous-nodes")]
 
 

@@ -12,9 +12,9 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import GENERATED
 
 import rkgen
+from conftest import GENERATED
 from rkgen.errors import RkgenError
 from rkgen.train import predict_cli
 from rkgen.train.predict import load_run

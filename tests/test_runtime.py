@@ -145,16 +145,18 @@ def test_newton_state_fails_on_nan_that_max_would_drop():
 
 
 @pytest.mark.numba
-@pytest.mark.parametrize("d", [1, 2, 3, 8, 13, 17, 40])
+@pytest.mark.parametrize(("d", "nw"), [(1, 16), (2, 16), (3, 16), (8, 16), (13, 16), (16, 16), (16, 64), (17, 16),
+                                      (40, 16)])
 @pytest.mark.parametrize("field", [0, 1])
-def test_field_and_adjoint_stage_against_numpy(rng, d, field):
-    """Every path of the products: d = 2 fused, d < 8 by rows, eight-column blocks, and d >= WIDE (17) through
-    BLAS (on all nw columns of the block, whose padding columns hold zeros in Y and eta)."""
+def test_field_and_adjoint_stage_against_numpy(rng, d, nw, field):
+    """Every path of the products: d = 2 fused, d < 8 by rows, eight-column blocks, and wide blocks through BLAS
+    (d >= WIDE = 17, or d >= LONG_WIDTH = 16 in blocks of LONG_BLOCK = 64 columns or more; on all nw columns of the
+    block, whose padding columns hold zeros in Y and eta)."""
     from rkgen.runtime.activations import _activate, _activate_shifted, _derivative
-    from rkgen.runtime.products import WIDE, _adjoint_stage, _field
+    from rkgen.runtime.products import _adjoint_stage, _field, _wide
 
-    assert (d >= WIDE) == (d >= 17)
-    nb, nw = 13, 16
+    assert _wide(d, nw) == (d >= 17 or (d >= 16 and nw >= 64))
+    nb = nw - 3
     K, b = rng.normal(size=(d, d)), rng.normal(size=d)
     Y = np.zeros((d, nw))
     Y[:, :nb] = rng.normal(size=(d, nb))

@@ -15,11 +15,11 @@ import warnings
 import numba
 import numpy as np
 import pytest
-from conftest import GENERATED
 from fake_net import fake
 
 import rkgen.train.models as models_mod
 import rkgen.train.trainer as trainer_mod
+from conftest import GENERATED
 from rkgen.cli import main
 from rkgen.errors import RkgenError
 from rkgen.train import TrainConfig, cli, memory, train

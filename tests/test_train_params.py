@@ -12,10 +12,10 @@ import json
 
 import numpy as np
 import pytest
-from conftest import GENERATED
 from fake_net import fake
 
 import rkgen.train.models as models_mod
+from conftest import GENERATED
 from rkgen.errors import RkgenError
 from rkgen.train import cli as train_cli
 from rkgen.train import evaluate_cli, memory, plots, predict_cli

@@ -95,7 +95,7 @@ def forward(
     states = np.empty((N + 1, m, d), y0.dtype) if keep_states else np.empty((1, 1, 1), y0.dtype)
     yN = np.empty((m, d), y0.dtype)
     f, a = FIELDS.index(field), ACTIVATIONS.index(activation)
-    with _single_blas(d):
+    with _single_blas(d, bs):
         if bounds is None:
             failures, most = _forward_blocks(
                 0, nblocks, y0, yN, Kr, br, rows, h, f, a, tY, tS, -1 if keep_tape else 0, states, keep_states, bs
@@ -142,7 +142,7 @@ def backward(tape, p):
         dK = np.zeros((R, d, d))
         dbeta = np.zeros((R, d))
         dh = np.zeros(N)
-        with _single_blas(d):
+        with _single_blas(d, tape.block):
             _backward_blocks(
                 0, nblocks, p, dy0, tape.K, tape.beta, tape.rows, tape.h, f, a, tY, tS, dK, dbeta, dh, tape.block
             )
@@ -151,7 +151,7 @@ def backward(tape, p):
     dK = np.zeros((n, R, d, d))
     dbeta = np.zeros((n, R, d))
     dh = np.zeros((n, N))
-    with _single_blas(d):
+    with _single_blas(d, tape.block):
         _backward_parallel(
             bounds, p, dy0, tape.K, tape.beta, tape.rows, tape.h, f, a, tY, tS, dK, dbeta, dh, tape.block
         )

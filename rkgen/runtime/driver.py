@@ -10,14 +10,14 @@ from numba import njit, prange
 
 from ._tableau import STAGES, STRUCTURE, _layer_backward, _layer_forward
 from .activations import _derivative
-from .products import _FAST, WIDE
+from .products import _FAST, _wide
 
 
 @njit(cache=True, inline="always")
 def _columns(nb, bs, d):
-    """The columns a block of nb samples is computed on: whole groups of 8 (narrow layers), or all bs columns (wide
-    layers, whose BLAS products run on the whole arrays). Padding columns start as zeros."""
-    return bs if d >= WIDE else (nb + 7) // 8 * 8
+    """The columns a block of nb samples is computed on: whole groups of 8 (narrow blocks), or all bs columns (wide
+    blocks, whose BLAS products run on the whole arrays). Padding columns start as zeros."""
+    return bs if _wide(d, bs) else (nb + 7) // 8 * 8
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -27,14 +27,14 @@ def _workspace(y, d, bs):
 
     base (d, bs) the explicit part of a DIRK stage; R (s, d, bs) residuals and Newton updates; D (s, d, bs)
     sigma' at the iterates; J (s, d, d, w) and M (n, n, w) the Jacobians and linear systems of w samples (n = d
-    for DIRK stages, s d for a fully implicit tableau's coupled stages), w = bs for narrow layers, which solve a
+    for DIRK stages, s d for a fully implicit tableau's coupled stages), w = bs for narrow blocks, which solve a
     whole block at once, and 1 for wide ones, which solve one sample at a time; status and prev each sample's
     Newton state; piv, big, bad the elimination's per-sample pivots; r1 (n, 1), p1 (d, 1) one sample's
     right-hand side and p. Explicit tableaux solve nothing and get empty ones."""
     n = 0 if STRUCTURE == "explicit" else d if STRUCTURE == "diagonally implicit" else STAGES * d
     e = min(n, 1) * d  # d where something is solved, else 0
     w = min(n, 1) * bs
-    wj = w if d < WIDE else min(n, 1)
+    wj = min(n, 1) if _wide(d, bs) else w
     return (
         np.empty((e, w), y.dtype),
         np.empty((STAGES, e, w), y.dtype),

@@ -19,7 +19,7 @@ from .implicit import (
     _newton_start,
     _newton_update,
 )
-from .products import _FAST, WIDE, _field
+from .products import _FAST, _field, _wide
 
 
 @njit(cache=True, error_model="numpy")
@@ -27,9 +27,9 @@ def _coupled_solve(K, beta, kj, hj, y, Y, Z, S, Fj, ws, field, act, d, nb, nw):
     """Newton for the coupled stages on a block: Y = y + h (A kron I) F(Y), stage i with the parameters
     K[kj[i]], beta[kj[i]], from Y_i = y.
 
-    Wide layers (d >= WIDE) first iterate the fixed point Y <- y + h (A kron I) F(Y), whose work is BLAS
-    products on the whole block, with the same per-sample freezing and a test to the same tolerance
-    (:func:`_fixed_point_state`); a sample whose iteration does not contract continues by Newton, solved one
+    Wide blocks (:func:`rkgen.runtime.products._wide`) first iterate the fixed point Y <- y + h (A kron I) F(Y),
+    whose work is BLAS products on the whole block, with the same per-sample freezing and a test to the same
+    tolerance (:func:`_fixed_point_state`); a sample whose iteration does not contract continues by Newton, solved one
     sample at a time. The iteration count then adds both.
 
     Every iteration evaluates f and sigma' of every stage on the whole block (vectorised) and the printed
@@ -51,7 +51,8 @@ def _coupled_solve(K, beta, kj, hj, y, Y, Z, S, Fj, ws, field, act, d, nb, nw):
     active = nb
     it = 0
     most = 0
-    if d >= WIDE:  # the fixed point first: its work is BLAS products on the block
+    wide = _wide(d, Y.shape[2])
+    if wide:  # the fixed point first: its work is BLAS products on the block
         while active > 0 and it < NEWTON_MAXITER:
             it += 1
             for i in range(STAGES):
@@ -67,7 +68,7 @@ def _coupled_solve(K, beta, kj, hj, y, Y, Z, S, Fj, ws, field, act, d, nb, nw):
         for i in range(STAGES):
             _f_and_jacobian(K[kj[i]], beta[kj[i]], Y[i], Z, S[i], D[i], Fj[i], field, act, d, nw)
         _newton_residual(y, Y, Fj, hj, R, d, nw)
-        if d < WIDE:  # the whole block at once
+        if not wide:  # the whole block at once
             for i in range(STAGES):
                 _jacobian_block(K[kj[i]], D[i], J[i], field, False, d, nw)
             _newton_jacobian(J, hj, M, d, nw)
@@ -82,7 +83,7 @@ def _coupled_solve(K, beta, kj, hj, y, Y, Z, S, Fj, ws, field, act, d, nb, nw):
 
 @njit(cache=True, error_model="numpy")
 def _coupled_sample_solves(K, kj, hj, D, dX, ws, status, field, d, nb):
-    """Wide layers: the Newton system of each sample still iterating, one at a time in a one-column block."""
+    """Wide blocks: the Newton system of each sample still iterating, one at a time in a one-column block."""
     n = STAGES * d
     J, M, r1 = ws[3], ws[4], ws[10]
     for q in range(nb):
@@ -109,14 +110,14 @@ def _stage_fields(K, beta, kj, Y, Z, S, Fj, field, act, d, nw):
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _coupled_adjoint(K, kj, D, P, eta, ws, hj, field, d, nb):
     """(I - h (A^T kron I) blockdiag(J_k^T)) eta = b kron p: one (s d) system per sample of the block, all of a
-    narrow block's at once (:func:`_block_solve`). Wide layers iterate the fixed point eta <- b kron p +
+    narrow block's at once (:func:`_block_solve`). Wide blocks iterate the fixed point eta <- b kron p +
     h (A^T kron I) blockdiag(J_k^T) eta (BLAS products on the block, each sample frozen once converged to the
     stage solves' tolerance) and solve the samples whose iteration does not contract one at a time. The padding
     columns of eta are not touched: they stay zero."""
     n = STAGES * d
     J, M = ws[3], ws[4]
     E = eta.reshape((n, eta.shape[2]))
-    if d < WIDE:
+    if not _wide(d, eta.shape[2]):
         for k in range(STAGES):
             _jacobian_block(K[kj[k]], D[k], J[k], field, True, d, nb)
         _adjoint_system(P, J, hj, M, E, d, nb)

@@ -14,7 +14,7 @@ import math
 from numba import njit
 
 from .activations import _activate, _derivative
-from .products import _FAST, WIDE, _affine, _kx
+from .products import _FAST, _affine, _kx, _wide
 
 NEWTON_TOL = 1e-13  # relative size of the last Newton update at which a stage solve has converged
 NEWTON_MAXITER = 50
@@ -204,7 +204,7 @@ def _shifted_solve(Kj, c, D, R, ws, status, field, transpose, d, nw):
     """R[:, q] <- (I - c J_q)^-1 R[:, q] (or with J_q^T) at every sample q < nw with status[q] == 0.
 
     d = 1 and d = 2 are solved for all nw columns in one vectorised pass (d = 2: Gaussian elimination with
-    partial pivoting written out, the row exchange by selects), narrow layers by :func:`_block_solve`, wide ones
+    partial pivoting written out, the row exchange by selects), narrow blocks by :func:`_block_solve`, wide ones
     one sample at a time. A singular matrix (a zero or non-finite pivot, as :func:`_solve` decides) leaves an
     infinite column, so that Newton's test fails that sample. ``ws`` is the driver's work tuple."""
     inf = math.inf
@@ -249,7 +249,7 @@ def _shifted_solve(Kj, c, D, R, ws, status, field, transpose, d, nw):
             R[1, q] = x1 if ok else inf
         return
     Mb, piv, big, bad, r1 = ws[4], ws[7], ws[8], ws[9], ws[10]
-    if d < WIDE:  # the whole block at once
+    if not _wide(d, R.shape[1]):  # the whole block at once
         _jacobian_block(Kj, D, Mb, field, transpose, d, nw)
         for a in range(d):
             for k in range(d):
@@ -259,7 +259,7 @@ def _shifted_solve(Kj, c, D, R, ws, status, field, transpose, d, nw):
                 Mb[a, a, q] += 1.0
         _block_solve(Mb, R, piv, big, bad, d, nw)
         return
-    for q in range(nw):  # wide layers: one sample at a time, in a one-column block
+    for q in range(nw):  # wide blocks: one sample at a time, in a one-column block
         if status[q] != 0:
             continue
         _jacobian(Kj, D, q, Mb[:, :, 0], field, transpose, d)

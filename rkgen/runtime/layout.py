@@ -17,20 +17,22 @@ import numba
 import numpy as np
 
 from ._tableau import STAGES, STRUCTURE
-from .products import WIDE
+from .products import LONG_BLOCK, LONG_WIDTH, WIDE, _wide
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 PARALLEL_WORK = 1_000_000  # below this many inner operations a call runs on one thread
 
 
-def _block_size(d):
-    """Samples per block: the sample index is innermost, so stage sums vectorise across samples.
+def _block_size(d, m):
+    """Samples per block for m samples: the sample index is innermost, so stage sums vectorise across samples.
     Narrow layers take long blocks, which amortise the calls per block (RK4, width 2: 256 samples a
-    block run forward 1.4x and backward 1.8x faster than 64)."""
-    if d >= WIDE:  # BLAS products: long blocks keep them efficient
+    block run forward 1.4x and backward 1.8x faster than 64). Blocks of 128 multiply through BLAS
+    (:func:`rkgen.runtime.products._wide`): from WIDE on always, from LONG_WIDTH on when the batch fills at least
+    LONG_BLOCK columns of a block."""
+    if d >= WIDE or (d >= LONG_WIDTH and m >= LONG_BLOCK):  # BLAS products: long blocks keep them efficient
         return 128
-    return 256 if d <= 2 else 128 if d <= 8 else 32 if d <= 16 else 16
+    return 256 if d <= 2 else 128 if d <= 8 else 32
 
 
 def _layout(m, d, N):
@@ -43,11 +45,13 @@ def _layout(m, d, N):
     key = (m, d, N, threads, PARALLEL_WORK)
     layout = _LAYOUTS.get(key)
     if layout is None:
-        bs = min(_block_size(d), max(8, (m + 7) // 8 * 8))  # small batches: no wasted columns
+        bs = min(_block_size(d, m), max(8, (m + 7) // 8 * 8))  # small batches: no wasted columns
         parallel = _parallel(m, d, N, threads)
         if parallel:
             per = -(-m // (2 * threads))
             bs = min(bs, max(8, (per + 7) // 8 * 8))
+        if not _wide.py_func(d, bs):  # split too short for BLAS: narrow blocks keep their own length
+            bs = min(bs, _block_size(d, 0))
         nblocks = (m + bs - 1) // bs
         layout = bs, nblocks, _chunks(nblocks, parallel, threads)
         if len(_LAYOUTS) >= 64:
@@ -83,14 +87,14 @@ def _work(m, d, N):
     return weight * m * N * STAGES * (d * d + 8 * d)
 
 
-def _single_blas(d):
+def _single_blas(d, bs):
     """A context in which the BLAS that numba's np.dot calls (scipy's) runs on one thread, for wide layers.
 
     The driver already runs one block per thread, and each block's products are small (d x d times d x bs): a
     threaded BLAS inside would oversubscribe the cores. Measured on 2 cores (AMD EPYC, d = 64, bs = 128): one
     block per thread with single-threaded BLAS 25 GFLOP/s in all, BLAS with its own 2 threads on each block
     1.2 GFLOP/s. Nothing is changed for narrow layers, nor when threadpoolctl is not installed."""
-    if d < WIDE:
+    if not _wide.py_func(d, bs):
         return contextlib.nullcontext()
     blas = _blas_controller()
     return blas.limit(limits=1) if blas is not None else contextlib.nullcontext()

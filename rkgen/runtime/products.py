@@ -2,9 +2,10 @@
 
 A block holds the samples as columns (d, nw), nw a multiple of 8: loops over the sample index vectorise.
 
-Wide layers (d >= WIDE) form the stage products of a block as matrix products through BLAS (numba's np.dot on
-contiguous 2-D arrays calls the BLAS that scipy ships): Z = K Y, mu = K^T G, dK += G Y^T. Their blocks are whole
-(nw = bs, :func:`rkgen.runtime.driver._columns`), so every product runs on the arrays themselves, without copies;
+Wide blocks (:func:`_wide`: d >= WIDE, or d >= LONG_WIDTH in blocks of at least LONG_BLOCK samples) form the stage
+products of a block as matrix products through BLAS (numba's np.dot on contiguous 2-D arrays calls the BLAS that
+scipy ships): Z = K Y, mu = K^T G, dK += G Y^T. Their blocks are whole (nw = bs,
+:func:`rkgen.runtime.driver._columns`), so every product runs on the arrays themselves, without copies;
 the padding columns hold zeros in y, p and every eta_i (implicit stages: Y_i too), so they add nothing to the
 gradients. The bias and the activation are
 applied in one pass after the product, the adjoint's D * xi and the sums for dbeta and dh in one pass before it.
@@ -18,19 +19,30 @@ from .fastmath import _tanh
 
 _FAST = {"reassoc", "contract"}  # sums may be reordered and fused: reductions vectorise
 # From this width on, the stage products go through BLAS (see _kx). Measured on 2 cores (AMD EPYC, RK4, 1500
-# samples, one gradient against the loops below): 0.55x the time at d = 17, 0.5x at 24 to 32, 0.37x at 64. At
-# d = 16 BLAS is faster for long batches too (0.6x), but 1.08x slower for 004's batches of 5, which stay here.
+# samples, one gradient against the loops below): 0.55x the time at d = 17, 0.5x at 24 to 32, 0.37x at 64.
 WIDE = 17
+# From LONG_WIDTH on, blocks of at least LONG_BLOCK samples go through BLAS too; short blocks keep the loops below.
+# At d = 16 BLAS took 0.6x the loops' time for 1500 samples, but 1.08x for 004's batches of 5 (AMD EPYC).
+LONG_WIDTH = 16
+LONG_BLOCK = 64
+
+
+@njit(cache=True, inline="always")
+def _wide(d, bs):
+    """Whether a block of bs columns (the work arrays' width, the same for every block of a pass) at width d
+    multiplies through BLAS. The layout (:func:`rkgen.runtime.layout._layout`) chooses bs, and with it the path,
+    once per call."""
+    return d >= WIDE or (d >= LONG_WIDTH and bs >= LONG_BLOCK)
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _kx(M, X, out, d, nw, transpose):
     """out = M X (or M^T X) for a block X (d, nw), nw a multiple of 8.
 
-    d < 8: one loop over the samples per (a, k), which vectorises. 8 <= d < WIDE: eight samples at a
+    d < 8: one loop over the samples per (a, k), which vectorises. 8 <= d, narrow: eight samples at a
     time in eight scalar accumulators, which stay in registers (1.3x faster than the first at d = 64,
-    before BLAS took the wide layers). d >= WIDE: one BLAS product on the whole arrays (nw = bs)."""
-    if d >= WIDE:
+    before BLAS took the wide layers). Wide (:func:`_wide`): one BLAS product on the whole arrays (nw = bs)."""
+    if _wide(d, X.shape[1]):
         if transpose:
             np.dot(M.T, X, out)
         else:
@@ -72,7 +84,7 @@ def _kx(M, X, out, d, nw, transpose):
 def _outer(G, Y, dK, scale, d, nb):
     """dK += scale * G Y^T over the nb samples of a block; four rows of dK at a time. Wide layers: one
     BLAS product over all the block's columns (G or Y is zero in the padding ones)."""
-    if d >= WIDE:
+    if _wide(d, G.shape[1]):
         W = np.dot(G, Y.T)
         for a in range(d):
             for k in range(d):
@@ -137,7 +149,7 @@ def _field(Kj, bj, Y, Z, S, F, field, act, d, nw):
             y0, y1 = Y[0, q], Y[1, q]
             S[0, q] = _tanh(b0 + k00 * y0 + k01 * y1)
             S[1, q] = _tanh(b1 + k10 * y0 + k11 * y1)
-    elif d >= WIDE:
+    elif _wide(d, Y.shape[1]):
         np.dot(Kj, Y, Z)
         _activate_shifted(Z, bj, S, act, d, nw)
     else:
