@@ -47,10 +47,10 @@ sample) stage solves that did not converge (always 0 for explicit tableaux); a c
 failures > 0 as an error. `tape.iterations` is the most Newton iterations any solve used. The tape
 keeps the stage values Y_i and sigma(K Y_i + beta): 2*N*s*m*d float64 numbers (RK4, N = 100,
 m = 1500, d = 16: 154 MB); forward(..., keep_tape=False) evaluates without them. The module
-imports only numpy, numba and the standard library (wide layers, d >= WIDE, multiply through
-numba's np.dot, which calls scipy's BLAS on one thread per block: scipy must be installed, and
-threadpoolctl keeps that BLAS single-threaded when it is); kernels are compiled with cache=True,
-so a second process does not compile again.
+imports only numpy, numba and the standard library (wide layers multiply through numba's np.dot,
+which calls scipy's BLAS on one thread per block: scipy must be installed, and threadpoolctl keeps
+that BLAS single-threaded when it is; see _wide for the widths, which depend on the vector unit);
+kernels are compiled with cache=True, so a second process does not compile again.
 
 Layout: first what this tableau makes of a layer (its constants and the functions printed from
 its equations), then the runtime that every module rkgen writes shares (rkgen/runtime/*.py).
@@ -67,11 +67,12 @@ from collections import namedtuple
 import numba
 import numpy as np
 from numba import njit, prange
+from numba.core.codegen import get_host_cpu_features
 
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_5035310edbd9d792"
+MODULE_KEY = "rkgen_net_19fff648b188cbb9"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -579,12 +580,17 @@ def _sigma(z, act):
 # pass before it.
 
 _FAST = {"reassoc", "contract"}  # sums may be reordered and fused: reductions vectorise
-# From this width on, the stage products go through BLAS (see _kx). Measured on 2 cores (AMD EPYC, RK4, 1500
-# samples, one gradient against the loops below): 0.55x the time at d = 17, 0.5x at 24 to 32, 0.37x at 64.
-WIDE = 17
-# From LONG_WIDTH on, blocks of at least LONG_BLOCK samples go through BLAS too; short blocks keep the loops below.
-# At d = 16 BLAS took 0.6x the loops' time for 1500 samples, but 1.08x for 004's batches of 5 (AMD EPYC).
-LONG_WIDTH = 16
+# Where BLAS takes the stage products over from the loops below (see _wide) depends on the vector unit, measured
+# as one gradient of RK4 against the loops, one thread:
+# - AMD EPYC, Zen 3 (AVX2): 1500 samples 0.55x the time at d = 17, 0.5x at 24 to 32, 0.37x at 64; at d = 16 0.6x
+#   for 1500 samples, but 1.08x for 004's batches of 5. So BLAS from d = 17, and from d = 16 in long blocks.
+# - Intel Xeon (Emerald Rapids, AVX-512): 100 layers, batches of 5: 0.76x at d = 16, 0.87x at 12, 1.0x at 8; 8
+#   layers, 256 samples: 0.49x at d = 12, 0.65x at 8. The loops reach a fraction of the vector unit there (short
+#   loops over 8 to 32 samples), OpenBLAS's small-matrix kernels most of it. So BLAS from d = 16, and from d = 8
+#   in long blocks.
+AVX512 = "+avx512f" in get_host_cpu_features().split(",")  # the CPU numba compiles for (NUMBA_CPU_FEATURES counts)
+WIDE = 16 if AVX512 else 17  # from this width on, every block multiplies through BLAS
+LONG_WIDTH = 8 if AVX512 else 16  # from this width on, blocks of at least LONG_BLOCK samples do too
 LONG_BLOCK = 64
 
 
@@ -959,6 +965,7 @@ def _backward_parallel(bounds, p, dy0, K, beta, rows, h, field, act, tY, tS, dK,
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+_is_wide = getattr(_wide, "py_func", _wide)  # products._wide, called from Python (numba's jit may be disabled)
 PARALLEL_WORK = 1_000_000  # below this many inner operations a call runs on one thread
 
 
@@ -988,7 +995,7 @@ def _layout(m, d, N):
         if parallel:
             per = -(-m // (2 * threads))
             bs = min(bs, max(8, (per + 7) // 8 * 8))
-        if not _wide.py_func(d, bs):  # split too short for BLAS: narrow blocks keep their own length
+        if not _is_wide(d, bs):  # split too short for BLAS: narrow blocks keep their own length
             bs = min(bs, _block_size(d, 0))
         nblocks = (m + bs - 1) // bs
         layout = bs, nblocks, _chunks(nblocks, parallel, threads)
@@ -1032,7 +1039,7 @@ def _single_blas(d, bs):
     threaded BLAS inside would oversubscribe the cores. Measured on 2 cores (AMD EPYC, d = 64, bs = 128): one
     block per thread with single-threaded BLAS 25 GFLOP/s in all, BLAS with its own 2 threads on each block
     1.2 GFLOP/s. Nothing is changed for narrow layers, nor when threadpoolctl is not installed."""
-    if not _wide.py_func(d, bs):
+    if not _is_wide(d, bs):
         return contextlib.nullcontext()
     blas = _blas_controller()
     return blas.limit(limits=1) if blas is not None else contextlib.nullcontext()

@@ -678,7 +678,7 @@ def test_long_batches_at_long_width_multiply_through_blas(net, layout, field):
     for m, wide in ((4 * net.LONG_BLOCK + 9, True), (11, False)):
         P = Problem(net.NAME, layout, field, SMOOTH[k % 3], m=m, d=d, layers=N, seed=320 + k, scale=1 / np.sqrt(d))
         bs, _, _ = net._layout(m, d, N)
-        assert net._wide.py_func(d, bs) is wide, (m, bs)
+        assert net._is_wide(d, bs) is wide, (m, bs)
         check_against_reference(P, net, 420 + k)
 
 

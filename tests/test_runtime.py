@@ -145,17 +145,19 @@ def test_newton_state_fails_on_nan_that_max_would_drop():
 
 
 @pytest.mark.numba
-@pytest.mark.parametrize(("d", "nw"), [(1, 16), (2, 16), (3, 16), (8, 16), (13, 16), (16, 16), (16, 64), (17, 16),
-                                      (40, 16)])
+@pytest.mark.parametrize(("d", "nw"), [(1, 16), (2, 16), (3, 16), (8, 16), (8, 64), (13, 16), (16, 16), (16, 64),
+                                      (17, 16), (40, 16)])
 @pytest.mark.parametrize("field", [0, 1])
 def test_field_and_adjoint_stage_against_numpy(rng, d, nw, field):
     """Every path of the products: d = 2 fused, d < 8 by rows, eight-column blocks, and wide blocks through BLAS
-    (d >= WIDE = 17, or d >= LONG_WIDTH = 16 in blocks of LONG_BLOCK = 64 columns or more; on all nw columns of the
-    block, whose padding columns hold zeros in Y and eta)."""
+    (d >= WIDE, or d >= LONG_WIDTH in blocks of LONG_BLOCK = 64 columns or more: 17 and 16 on AVX2, 16 and 8 on
+    AVX-512; on all nw columns of the block, whose padding columns hold zeros in Y and eta). Both machines run
+    both paths: d = 13 in 16 columns is narrow and d = 17 wide on either."""
     from rkgen.runtime.activations import _activate, _activate_shifted, _derivative
-    from rkgen.runtime.products import _adjoint_stage, _field, _wide
+    from rkgen.runtime.products import AVX512, _adjoint_stage, _field, _wide
 
-    assert _wide(d, nw) == (d >= 17 or (d >= 16 and nw >= 64))
+    wide, long_width = (16, 8) if AVX512 else (17, 16)
+    assert _wide(d, nw) == (d >= wide or (d >= long_width and nw >= 64))
     nb = nw - 3
     K, b = rng.normal(size=(d, d)), rng.normal(size=d)
     Y = np.zeros((d, nw))

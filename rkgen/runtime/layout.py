@@ -21,6 +21,7 @@ from .products import LONG_BLOCK, LONG_WIDTH, WIDE, _wide
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+_is_wide = getattr(_wide, "py_func", _wide)  # products._wide, called from Python (numba's jit may be disabled)
 PARALLEL_WORK = 1_000_000  # below this many inner operations a call runs on one thread
 
 
@@ -50,7 +51,7 @@ def _layout(m, d, N):
         if parallel:
             per = -(-m // (2 * threads))
             bs = min(bs, max(8, (per + 7) // 8 * 8))
-        if not _wide.py_func(d, bs):  # split too short for BLAS: narrow blocks keep their own length
+        if not _is_wide(d, bs):  # split too short for BLAS: narrow blocks keep their own length
             bs = min(bs, _block_size(d, 0))
         nblocks = (m + bs - 1) // bs
         layout = bs, nblocks, _chunks(nblocks, parallel, threads)
@@ -94,7 +95,7 @@ def _single_blas(d, bs):
     threaded BLAS inside would oversubscribe the cores. Measured on 2 cores (AMD EPYC, d = 64, bs = 128): one
     block per thread with single-threaded BLAS 25 GFLOP/s in all, BLAS with its own 2 threads on each block
     1.2 GFLOP/s. Nothing is changed for narrow layers, nor when threadpoolctl is not installed."""
-    if not _wide.py_func(d, bs):
+    if not _is_wide(d, bs):
         return contextlib.nullcontext()
     blas = _blas_controller()
     return blas.limit(limits=1) if blas is not None else contextlib.nullcontext()

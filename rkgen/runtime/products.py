@@ -13,17 +13,23 @@ applied in one pass after the product, the adjoint's D * xi and the sums for dbe
 
 import numpy as np
 from numba import njit
+from numba.core.codegen import get_host_cpu_features
 
 from .activations import _activate, _activate_shifted
 from .fastmath import _tanh
 
 _FAST = {"reassoc", "contract"}  # sums may be reordered and fused: reductions vectorise
-# From this width on, the stage products go through BLAS (see _kx). Measured on 2 cores (AMD EPYC, RK4, 1500
-# samples, one gradient against the loops below): 0.55x the time at d = 17, 0.5x at 24 to 32, 0.37x at 64.
-WIDE = 17
-# From LONG_WIDTH on, blocks of at least LONG_BLOCK samples go through BLAS too; short blocks keep the loops below.
-# At d = 16 BLAS took 0.6x the loops' time for 1500 samples, but 1.08x for 004's batches of 5 (AMD EPYC).
-LONG_WIDTH = 16
+# Where BLAS takes the stage products over from the loops below (see _wide) depends on the vector unit, measured
+# as one gradient of RK4 against the loops, one thread:
+# - AMD EPYC, Zen 3 (AVX2): 1500 samples 0.55x the time at d = 17, 0.5x at 24 to 32, 0.37x at 64; at d = 16 0.6x
+#   for 1500 samples, but 1.08x for 004's batches of 5. So BLAS from d = 17, and from d = 16 in long blocks.
+# - Intel Xeon (Emerald Rapids, AVX-512): 100 layers, batches of 5: 0.76x at d = 16, 0.87x at 12, 1.0x at 8; 8
+#   layers, 256 samples: 0.49x at d = 12, 0.65x at 8. The loops reach a fraction of the vector unit there (short
+#   loops over 8 to 32 samples), OpenBLAS's small-matrix kernels most of it. So BLAS from d = 16, and from d = 8
+#   in long blocks.
+AVX512 = "+avx512f" in get_host_cpu_features().split(",")  # the CPU numba compiles for (NUMBA_CPU_FEATURES counts)
+WIDE = 16 if AVX512 else 17  # from this width on, every block multiplies through BLAS
+LONG_WIDTH = 8 if AVX512 else 16  # from this width on, blocks of at least LONG_BLOCK samples do too
 LONG_BLOCK = 64
 
 
