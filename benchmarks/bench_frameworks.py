@@ -47,6 +47,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+try:  # before any generated module: torch's own OpenMP starts with this process's environment, as a user's would
+    import torch  # noqa: F401  (a generated module sets OMP_WAIT_POLICY and GOMP_SPINCOUNT where they are unset)
+except ImportError:
+    pass
+
 TABLEAUX = {
     "rk4": ([[0, 0, 0, 0], [0.5, 0, 0, 0], [0, 0.5, 0, 0], [0, 0, 1, 0]], [1 / 6, 1 / 3, 1 / 3, 1 / 6]),
     "rk38": ([[0, 0, 0, 0], [1 / 3, 0, 0, 0], [-1 / 3, 1, 0, 0], [1, -1, 1, 0]], [1 / 8, 3 / 8, 3 / 8, 1 / 8]),

@@ -553,7 +553,8 @@ def main(argv=None):
     init2 = train(network=net, epochs=0, **SETTING2, **QUIET).params
 
     # -- torch, in a process of its own -------------------------------------------------------------
-    # The generated module asks OpenMP to sleep when idle (OMP_WAIT_POLICY=PASSIVE, unless set), and
+    # The generated module asks OpenMP for a bounded spin, then sleep (OMP_WAIT_POLICY=PASSIVE and
+    # GOMP_SPINCOUNT=30000, unless set), and
     # torch shares that one libgomp when it runs in the same process: 2-thread torch then measured 24 s
     # instead of 13 s per 1000 iterations. Torch therefore runs in a fresh process with the
     # environment this benchmark started with, as a user would run it.

@@ -69,7 +69,7 @@ from numba.core.codegen import get_host_cpu_features
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_98bc43428a813f26"
+MODULE_KEY = "rkgen_net_989074093a4eb83f"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -1567,15 +1567,23 @@ def _backward_parallel(bounds, p, dy0, K, beta, rows, h, field, act, tY, tS, dK,
 # How a pass is cut into sample blocks and spread over threads, for every generated module
 # (runtime).
 #
-# Threads: numba picks its layer (OpenMP where the wheel has it). OpenMP threads are told to sleep
-# when idle, so a parallel region costs ~15 us and never spins against other work; the default
-# policy spins after each region and cost up to ~50 ms a region on a busy 2-core machine. Measured
-# on 2 cores (RK4, width 2, 15 layers, 1000 samples): forward 1.73 -> 0.95 ms, backward 0.75 -> 0.40
-# ms; numba's workqueue layer was erratic there (often no gain). Your own OMP_WAIT_POLICY and
-# NUMBA_THREADING_LAYER are respected; the policy must be set before OpenMP starts, that is before
-# the first parallel call.
+# Threads: numba picks its layer (OpenMP where the wheel has it). After a parallel region, OpenMP's
+# threads spin for a bounded time (GOMP_SPINCOUNT = 30000 iterations, about half a millisecond),
+# then sleep: the gap between a forward and a backward pass, or between two iterations of a training
+# loop, is spent spinning, and an idle process burns nothing. Waking a sleeping thread is what
+# costs, and how much depends on the machine: about 15 us on a 2-core AMD EPYC VM, 300-500 us on a
+# 2-core Intel Xeon VM, where RK4 (width 2, 15 layers, 1000 samples, forward) took 0.49 ms on 2
+# threads that slept between calls against 0.36 ms on one, and 0.18-0.20 ms with the bounded spin
+# (libgomp's default, 300000 iterations, about 5 ms, measured the same; never spinning,
+# OMP_WAIT_POLICY=PASSIVE alone, cost up to 50 ms a region on a busy machine, where an endless spin
+# competes with other work). numba's workqueue layer was erratic (often no gain). Your own
+# OMP_WAIT_POLICY, GOMP_SPINCOUNT and NUMBA_THREADING_LAYER are respected (either of the first two
+# set: nothing is changed); they must be set before OpenMP starts, that is before the first parallel
+# call.
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # sleep when idle (other OpenMP runtimes read only this) ...
+    os.environ["GOMP_SPINCOUNT"] = "30000"  # ... after a bounded spin (libgomp)
 
 _is_wide = getattr(_wide, "py_func", _wide)  # products._wide, called from Python (numba's jit may be disabled)
 PARALLEL_WORK = 1_000_000  # below this many inner operations a call runs on one thread

@@ -480,17 +480,19 @@ def test_imports_of_every_structure_are_the_same():
 
 
 def test_module_asks_openmp_to_sleep_but_respects_the_user():
-    """Importing a module sets OMP_WAIT_POLICY=PASSIVE only where the user set nothing."""
+    """Importing a module asks OpenMP for a bounded spin, then sleep (OMP_WAIT_POLICY=PASSIVE, GOMP_SPINCOUNT=30000),
+    only where the user set neither."""
     code = (
         f"import os, sys; sys.path.insert(0, {str(GENERATED)!r}); import rk4_net; "
-        "print(os.environ.get('OMP_WAIT_POLICY'))"
+        "print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))"
     )
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "PASSIVE"
-    env["OMP_WAIT_POLICY"] = "ACTIVE"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "ACTIVE"
+    assert out.stdout.split() == ["PASSIVE", "30000"]
+    for key, value, want in (("OMP_WAIT_POLICY", "ACTIVE", ["ACTIVE", "None"]), ("GOMP_SPINCOUNT", "0", ["None", "0"])):
+        out = subprocess.run([sys.executable, "-c", code], env={**env, key: value}, capture_output=True, text=True,
+                             check=True)
+        assert out.stdout.split() == want
 
 
 @pytest.mark.parametrize("name", NAMES)
