@@ -74,7 +74,7 @@ from numba.core.codegen import get_host_cpu_features
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_2b84317f03f6db42"
+MODULE_KEY = "rkgen_net_1ce1efe9bcd4f3fc"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -1071,11 +1071,29 @@ def _single_blas(d, bs):
     The driver already runs one block per thread, and each block's products are small (d x d times d x bs): a
     threaded BLAS inside would oversubscribe the cores. Measured on 2 cores (AMD EPYC, d = 64, bs = 128): one
     block per thread with single-threaded BLAS 25 GFLOP/s in all, BLAS with its own 2 threads on each block
-    1.2 GFLOP/s. Nothing is changed for narrow layers, nor when threadpoolctl is not installed."""
+    1.2 GFLOP/s. Nothing is changed for narrow layers, nor when threadpoolctl is not installed.
+
+    Each library's count is read and set directly (a few us; threadpoolctl's limit() context took about 75 us a
+    call, 0.15 ms of a 0.9 ms training step of 004's network), and set back on exit."""
     if not _is_wide(d, bs):
         return contextlib.nullcontext()
     blas = _blas_controller()
-    return blas.limit(limits=1) if blas is not None else contextlib.nullcontext()
+    return _one_thread(blas.lib_controllers) if blas is not None else contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _one_thread(libs):
+    """The BLAS libraries ``libs`` (threadpoolctl's controllers) on one thread inside, their own counts after."""
+    saved = [lib.get_num_threads() for lib in libs]
+    for lib, n in zip(libs, saved, strict=True):
+        if n != 1:
+            lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, n in zip(libs, saved, strict=True):
+            if n != 1:
+                lib.set_num_threads(n)
 
 
 @functools.lru_cache(maxsize=1)

@@ -218,6 +218,30 @@ def test_layout_covers_every_sample_once():
             assert len(bounds) - 1 == numba.get_num_threads()
 
 
+def test_wide_calls_hold_blas_to_one_thread_and_give_it_back():
+    """Inside a wide call every BLAS library threadpoolctl sees runs one thread; after it, its own count again (also
+    after an error); narrow calls leave BLAS alone."""
+    pytest.importorskip("threadpoolctl")
+    pytest.importorskip("scipy")
+    from rkgen.runtime import layout
+
+    libs = layout._blas_controller().lib_controllers
+    before = [lib.get_num_threads() for lib in libs]
+    libs[0].set_num_threads(2)
+    try:
+        with layout._single_blas(64, 128):
+            assert all(lib.get_num_threads() == 1 for lib in libs)
+        assert libs[0].get_num_threads() == 2
+        with pytest.raises(RuntimeError), layout._single_blas(64, 128):
+            raise RuntimeError("a failure inside")
+        assert libs[0].get_num_threads() == 2
+        with layout._single_blas(2, 256):
+            assert libs[0].get_num_threads() == 2
+    finally:
+        for lib, n in zip(libs, before, strict=True):
+            lib.set_num_threads(n)
+
+
 def test_tape_pool_reuses_only_free_arrays():
     from rkgen.runtime import tape
 
