@@ -74,7 +74,7 @@ from numba.core.codegen import get_host_cpu_features
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_f0264abe083aa0d1"
+MODULE_KEY = "rkgen_net_de97fca4e495adbf"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -1011,6 +1011,7 @@ if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["GOMP_SPINCOUNT"] = "30000"  # ... after a bounded spin (libgomp)
 
 _is_wide = getattr(_wide, "py_func", _wide)  # products._wide, called from Python (numba's jit may be disabled)
+BLAS_THREADED = 4 * 65536  # multiply-adds of a product from which a BLAS may use its threads (see _single_blas)
 PARALLEL_WORK = 1_000_000  # below this many inner operations a call runs on one thread
 
 
@@ -1085,9 +1086,11 @@ def _single_blas(d, bs):
     block per thread with single-threaded BLAS 25 GFLOP/s in all, BLAS with its own 2 threads on each block
     1.2 GFLOP/s. Nothing is changed for narrow layers, nor when threadpoolctl is not installed.
 
-    Each library's count is read and set directly (a few us; threadpoolctl's limit() context took about 75 us a
-    call, 0.15 ms of a 0.9 ms training step of 004's network), and set back on exit."""
-    if not _is_wide(d, bs):
+    Each library's count is read and set directly (threadpoolctl's limit() context took about 75 us a call, 0.15
+    ms of a 0.9 ms training step of 004's network), and set back on exit. Products smaller than BLAS_THREADED
+    multiply-adds (d x d times d x bs) are left alone: OpenBLAS runs a GEMM below 4 * 65536 of them on one thread
+    anyway (its GEMM_MULTITHREAD_THRESHOLD), and setting the counts still cost about 35 us a call."""
+    if not _is_wide(d, bs) or d * d * bs < BLAS_THREADED:
         return contextlib.nullcontext()
     blas = _blas_controller()
     return _one_thread(blas.lib_controllers) if blas is not None else contextlib.nullcontext()

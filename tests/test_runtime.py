@@ -235,8 +235,10 @@ def test_wide_calls_hold_blas_to_one_thread_and_give_it_back():
         with pytest.raises(RuntimeError), layout._single_blas(64, 128):
             raise RuntimeError("a failure inside")
         assert libs[0].get_num_threads() == 2
-        with layout._single_blas(2, 256):
+        with layout._single_blas(2, 256):  # narrow
             assert libs[0].get_num_threads() == 2
+        with layout._single_blas(16, 128):  # wide, but a product OpenBLAS keeps on one thread
+            assert 16 * 16 * 128 < layout.BLAS_THREADED and libs[0].get_num_threads() == 2
     finally:
         for lib, n in zip(libs, before, strict=True):
             lib.set_num_threads(n)
