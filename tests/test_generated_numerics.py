@@ -546,7 +546,9 @@ def test_block_layout(net_rk4, monkeypatch):
     bs, nblocks, bounds = layout(600, 2, 100)
     assert bs == 152 and nblocks == 4 and bounds.tolist() == [0, 2, 4]
     assert layout(200, 2, 15) == (200, 1, None)  # small work: one block, one thread
-    assert layout(1500, 16, 100)[0] == 32
+    assert layout(1500, 16, 100)[0] == 128  # width 16, a long batch: BLAS on every machine (products._wide)
+    assert layout(40, 16, 3)[0] == (40 if net_rk4.WIDE <= 16 else 32)  # a short one (serial): BLAS only on AVX-512
+    assert layout(1500, 12, 100)[0] == (128 if net_rk4.LONG_WIDTH <= 12 else 32)  # narrow loops: blocks of 32
     assert layout(1500, 64, 100)[:2] == (128, 12)  # wide layers (BLAS products): long blocks
     assert layout(10, 64, 3) == (16, 1, None)
     monkeypatch.setattr(numba, "get_num_threads", lambda: 1)
