@@ -134,6 +134,18 @@ def test_losses_values():
     assert cost == 0.0
 
 
+def test_losses_reject_labels_out_of_range():
+    """The compiled passes check each label before using it (an index in cross-entropy)."""
+    with pytest.raises(ValueError, match=r"labels must lie in 0\.\.1, got 0\.\.2"):
+        losses.squared(np.zeros((3, 1)), np.array([0, 2, 1]))
+    with pytest.raises(ValueError, match=r"labels must lie in 0\.\.2, got -1\.\.1"):
+        losses.cross_entropy(np.zeros((2, 3)), np.array([1, -1]))
+    with pytest.raises(ValueError, match=r"labels must lie in 0\.\.2, got 0\.\.3"):
+        losses.cross_entropy(np.zeros((2, 3)), np.array([0, 3]))
+    with pytest.raises(ValueError, match="one logit per sample"):
+        losses.squared(np.zeros((2, 2)), np.array([0, 1]))
+
+
 def test_losses_match_numpy_formulas():
     """The compiled losses against the same formulas written in numpy, on random logits."""
     rng = np.random.default_rng(3)

@@ -13,11 +13,13 @@ from numba import njit
 @njit(cache=True, error_model="numpy")
 def squared_pass(z, c, dz):
     """Sigmoid hypothesis with squared error on logits z (m, 1), labels c in {0, 1}: writes dcost/dz
-    into dz and returns (cost, number correct)."""
+    into dz and returns (cost, number correct); (nan, -1) at the first label outside {0, 1}."""
     m = z.shape[0]
     cost = 0.0
     correct = 0
     for i in range(m):
+        if c[i] < 0 or c[i] > 1:
+            return math.nan, -1
         # sigmoid(z) = 1/(1 + exp(-z)), written so that exp never overflows
         e = math.exp(-abs(z[i, 0]))
         hyp = 1.0 / (1.0 + e) if z[i, 0] >= 0.0 else e / (1.0 + e)
@@ -31,11 +33,13 @@ def squared_pass(z, c, dz):
 @njit(cache=True, error_model="numpy")
 def cross_entropy_pass(z, c, dz):
     """Softmax with cross-entropy on logits z (m, K), labels c in 0..K-1: writes dcost/dz into dz and
-    returns (cost, number correct)."""
+    returns (cost, number correct); (nan, -1) at the first label outside 0..K-1, before it is used as an index."""
     m, k = z.shape
     cost = 0.0
     correct = 0
     for i in range(m):
+        if c[i] < 0 or c[i] >= k:
+            return math.nan, -1
         zmax, best = z[i, 0], 0  # the first largest logit, as np.argmax
         for j in range(1, k):
             if z[i, j] > zmax:

@@ -21,40 +21,45 @@ def _sigmoid(z):
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-def _checked(z: np.ndarray, c: np.ndarray, n_classes: int):
-    """z as contiguous float32 (if it is float32: a float32 model's logits) or float64 (m, K) and c as int64 labels
-    in 0..n_classes-1 (the compiled passes do not check indices). The passes sum the cost in float64 either way;
-    dcost/dz has z's dtype."""
+def _checked(z: np.ndarray, c: np.ndarray):
+    """z as contiguous float32 (if it is float32: a float32 model's logits) or float64 (m, K) and c as int64 labels.
+    The passes check the labels' range as they go (:func:`_pass`), sum the cost in float64 either way; dcost/dz has
+    z's dtype."""
     z = np.ascontiguousarray(z, dtype=np.float32 if getattr(z, "dtype", None) == np.float32 else np.float64)
     c = np.asarray(c)
     if z.ndim != 2 or z.shape[0] == 0 or c.shape != (z.shape[0],):
         raise ValueError(f"logits must have shape (m, K) with m >= 1 and labels shape (m,); got {z.shape}, {c.shape}")
     if c.dtype.kind not in "iub":
         raise ValueError(f"labels must be integers, got dtype {c.dtype}")
-    c = np.ascontiguousarray(c, dtype=np.int64)
-    if c.min() < 0 or c.max() >= n_classes:
+    return z, np.ascontiguousarray(c, dtype=np.int64)
+
+
+def _pass(kernel, z, c, n_classes):
+    """(cost, dcost/dz, number correct) from a compiled pass, which returns correct = -1 at a label outside
+    0..n_classes-1 (a check in the pass itself: two reductions over the labels each call cost the trainer more)."""
+    dz = np.empty(z.shape, z.dtype)
+    cost, correct = kernel(z, c, dz)
+    if correct < 0:
         raise ValueError(f"labels must lie in 0..{n_classes - 1}, got {c.min()}..{c.max()}")
-    return z, c
+    return cost, dz, int(correct)
 
 
 def squared(z: np.ndarray, c: np.ndarray):
     """Sigmoid hypothesis with squared error; z has shape (m, 1), labels c in {0, 1}."""
     from rkgen.train._loss_kernels import squared_pass  # numba is imported on first use, not by `rkgen check`
 
-    z, c = _checked(z, c, 2)
-    dz = np.empty((z.shape[0], 1), z.dtype)
-    cost, correct = squared_pass(z, c, dz)
-    return cost, dz, int(correct)
+    z, c = _checked(z, c)
+    if z.shape[1] != 1:
+        raise ValueError(f"the squared loss takes one logit per sample, got shape {z.shape}")
+    return _pass(squared_pass, z, c, 2)
 
 
 def cross_entropy(z: np.ndarray, c: np.ndarray):
     """Softmax with cross-entropy; z has shape (m, K)."""
     from rkgen.train._loss_kernels import cross_entropy_pass
 
-    z, c = _checked(z, c, z.shape[1])
-    dz = np.empty(z.shape, z.dtype)
-    cost, correct = cross_entropy_pass(z, c, dz)
-    return cost, dz, int(correct)
+    z, c = _checked(z, c)
+    return _pass(cross_entropy_pass, z, c, z.shape[1])
 
 
 def probabilities(loss: str, z: np.ndarray) -> np.ndarray:
