@@ -69,7 +69,7 @@ from numba.core.codegen import get_host_cpu_features
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_6b6d9a94083590b6"
+MODULE_KEY = "rkgen_net_bf0aa5c71fc44a96"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -1594,10 +1594,9 @@ PARALLEL_WORK = 1_000_000  # below this many inner operations a call runs on one
 def _block_size(d, m):
     """Samples per block for m samples: the sample index is innermost, so stage sums vectorise across samples.
     Narrow layers take long blocks, which amortise the calls per block (RK4, width 2: 256 samples a
-    block run forward 1.4x and backward 1.8x faster than 64). Blocks of 128 multiply through BLAS
-    (:func:`rkgen.runtime.products._wide`): from WIDE on always, from LONG_WIDTH on when the batch fills at least
-    LONG_BLOCK columns of a block."""
-    if d >= WIDE or (d >= LONG_WIDTH and m >= LONG_BLOCK):  # BLAS products: long blocks keep them efficient
+    block run forward 1.4x and backward 1.8x faster than 64). Blocks of 128 multiply through BLAS where a batch of m
+    samples in one block would (:func:`rkgen.runtime.products._wide`); m = 0 gives the narrow length."""
+    if _is_wide(d, m):  # BLAS products: long blocks keep them efficient
         return 128
     return 256 if d <= 2 else 128 if d <= 8 else 32
 

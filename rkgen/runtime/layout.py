@@ -22,7 +22,7 @@ import numba
 import numpy as np
 
 from ._tableau import STAGES, STRUCTURE
-from .products import LONG_BLOCK, LONG_WIDTH, WIDE, _wide
+from .products import _wide
 
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # sleep when idle (other OpenMP runtimes read only this) ...
@@ -36,10 +36,9 @@ PARALLEL_WORK = 1_000_000  # below this many inner operations a call runs on one
 def _block_size(d, m):
     """Samples per block for m samples: the sample index is innermost, so stage sums vectorise across samples.
     Narrow layers take long blocks, which amortise the calls per block (RK4, width 2: 256 samples a
-    block run forward 1.4x and backward 1.8x faster than 64). Blocks of 128 multiply through BLAS
-    (:func:`rkgen.runtime.products._wide`): from WIDE on always, from LONG_WIDTH on when the batch fills at least
-    LONG_BLOCK columns of a block."""
-    if d >= WIDE or (d >= LONG_WIDTH and m >= LONG_BLOCK):  # BLAS products: long blocks keep them efficient
+    block run forward 1.4x and backward 1.8x faster than 64). Blocks of 128 multiply through BLAS where a batch of m
+    samples in one block would (:func:`rkgen.runtime.products._wide`); m = 0 gives the narrow length."""
+    if _is_wide(d, m):  # BLAS products: long blocks keep them efficient
         return 128
     return 256 if d <= 2 else 128 if d <= 8 else 32
 
