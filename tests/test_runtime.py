@@ -152,7 +152,8 @@ def test_field_and_adjoint_stage_against_numpy(rng, d, nw, field):
     """Every path of the products: d = 2 fused, d < 8 by rows, eight-column blocks, and wide blocks through BLAS
     (d >= WIDE, or d >= LONG_WIDTH in blocks of LONG_BLOCK = 64 columns or more: 17 and 16 on AVX2, 16 and 8 on
     AVX-512; on all nw columns of the block, whose padding columns hold zeros in Y and eta). Both machines run
-    both paths: d = 13 in 16 columns is narrow and d = 17 wide on either."""
+    both paths: d = 13 in 16 columns is narrow and d = 17 wide on either. Wide dK runs in row chunks of nw rows
+    through the scratch U: d = 17 and 40 in 16 columns end on a shorter chunk."""
     from rkgen.runtime.activations import _activate, _activate_shifted, _derivative
     from rkgen.runtime.products import AVX512, _adjoint_stage, _field, _wide
 
