@@ -28,7 +28,9 @@ numba.set_num_threads both, one table per count in ``--threads``):
 The gradient error is max |g - g_exact| / max |g_exact| over K, beta and y0, g_exact the exact gradient of the
 discrete network: torch autograd through the explicit stages in float64 (exact differentiation of the discrete
 map, to rounding), and for gauss2 autograd through 60 fixed-point sweeps (converged to rounding). Timings are the
-median of ``--repeats`` steps after a warm-up; figures taken on a loaded machine are upper bounds.
+median over ``--repeats`` samples after a warm-up, each sample a loop of back-to-back steps lasting at least 20 ms
+(one step per sample where a step takes longer): the steady state of a training loop; figures taken on a loaded
+machine are upper bounds.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ try:  # before any generated module: torch's own OpenMP starts with this process
 except ImportError:
     pass
 
+from baselines import calls_per_sample  # noqa: E402
+
 TABLEAUX = {
     "rk4": ([[0, 0, 0, 0], [0.5, 0, 0, 0], [0, 0.5, 0, 0], [0, 0, 1, 0]], [1 / 6, 1 / 3, 1 / 3, 1 / 6]),
     "rk38": ([[0, 0, 0, 0], [1 / 3, 0, 0, 0], [-1 / 3, 1, 0, 0], [1, -1, 1, 0]], [1 / 8, 3 / 8, 3 / 8, 1 / 8]),
@@ -67,12 +71,16 @@ def load():
 
 
 def median_ms(fn, repeats):
+    """(median, min) in ms of one call of fn() over ``repeats`` samples, after a warm-up call; each sample a loop of
+    back-to-back calls lasting at least baselines.MIN_SAMPLE (steady state, as a training loop runs)."""
     fn()
+    n = calls_per_sample(fn)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
+        for _ in range(n):
+            fn()
+        times.append((time.perf_counter() - t) / n)
     return 1e3 * statistics.median(times), 1e3 * min(times)
 
 

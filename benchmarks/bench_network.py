@@ -32,11 +32,12 @@ float32) side by side at equal thread counts, explicit tableaux in the shared la
 against numpy's float64 gradient of the rounded problem (``AGREE32``). The bound uses numpy's SGEMM rate and rkgen's
 tanh cost on float32 arrays; the targets are ``TARGETS32``.
 
-Every implementation and layout of a config is timed once per round (median of ``--repeats``
-calls), in alternating order over the rounds; the table gives the median over the rounds with its range, and the
-ratios other/rkgen and layout/shared computed within each round (median and range), which is what a shared,
-noisy machine lets one compare.  Also measured: the cold numba compile of a generated module (in a fresh process
-with an empty cache folder) and the first call in a new process with a warm cache.
+Every implementation and layout of a config is timed once per round (the median of ``--repeats`` samples, each a
+loop of back-to-back calls lasting at least 20 ms: baselines.time_it), in alternating order over the rounds; the
+table gives the median over the rounds with its range, and the ratios other/rkgen and layout/shared computed
+within each round (median and range), which is what a shared, noisy machine lets one compare. Also measured: the
+cold numba compile of a generated module (in a fresh process with an empty cache folder) and the first call in a
+new process with a warm cache.
 """
 
 from __future__ import annotations
@@ -491,7 +492,8 @@ def main(argv=None) -> int:
     print(f"rkgen, torch and numpy (BLAS limited by threadpoolctl) timed at {' and '.join(f'{n}' for n in threads)} "
           f"thread(s) each; JAX at its default (XLA_FLAGS={os.environ.get('XLA_FLAGS', 'unset')}) against "
           f"rkgen({threads[0]}t)")
-    print(f"per cell: median over {rounds} alternating rounds (range), each round the median of {repeats} calls")
+    print(f"per cell: median over {rounds} alternating rounds (range), each round the median of {repeats} "
+          "samples of back-to-back calls (at least 20 ms each)")
 
     if args.dtype == "float32":
         missed, failed = run_float32(configs, threads, peers, rounds, repeats)
