@@ -74,7 +74,7 @@ from numba.core.codegen import get_host_cpu_features
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_ded5c5c46b6c3ad4"
+MODULE_KEY = "rkgen_net_0c00a73e7fc7d2af"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -629,6 +629,7 @@ AVX512 = "+avx512f" in get_host_cpu_features().split(",")  # the CPU numba compi
 WIDE = 16 if AVX512 else 17  # from this width on, every block multiplies through BLAS
 LONG_WIDTH = 8 if AVX512 else 16  # from this width on, blocks of at least LONG_BLOCK samples do too
 LONG_BLOCK = 64
+SMALL_PRODUCT = 16384  # entries of a d x d product small enough to allocate each call (128 KB: glibc's mmap threshold)
 
 
 @njit(cache=True, inline="always")
@@ -687,17 +688,18 @@ def _kx(M, X, out, d, nw, transpose):
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _outer(G, Y, dK, scale, W, d, nb):
     """dK += scale * G Y^T over the nb samples of a block; four rows of dK at a time. Wide layers: BLAS products
-    over all the block's columns (G or Y is zero in the padding ones), min(d, bs) rows of dK at a time into the
-    scratch block W (d, bs), which is overwritten. A d x d product array made afresh every call would cost more
-    than the product at d = 256 (0.46 against 0.26 ms on an AVX-512 Xeon): arrays that large come from mmap, and
-    every call pays their page faults."""
+    over all the block's columns (G or Y is zero in the padding ones), into the scratch block W (d, bs), which is
+    overwritten: the whole d x d product where it fits W or is small (a fresh array from malloc's heap, one BLAS
+    call), else min(d, bs) rows of dK at a time. A large d x d array made afresh every call would come from mmap
+    and pay its page faults each time: at d = 256 that cost more than the product (0.46 against 0.26 ms on an
+    AVX-512 Xeon)."""
     bs = G.shape[1]
     if _wide(d, bs):
-        rows = min(d, bs)
+        rows = d if d <= bs or d * d <= SMALL_PRODUCT else bs
         flat = W.reshape(W.size)
         for a0 in range(0, d, rows):
             r = min(rows, d - a0)
-            Wr = flat[: r * d].reshape((r, d))
+            Wr = flat[: r * d].reshape((r, d)) if r <= bs else np.empty((r, d), W.dtype)
             np.dot(G[a0:a0 + r], Y.T, Wr)
             for a in range(r):
                 for k in range(d):

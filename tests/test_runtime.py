@@ -146,14 +146,15 @@ def test_newton_state_fails_on_nan_that_max_would_drop():
 
 @pytest.mark.numba
 @pytest.mark.parametrize(("d", "nw"), [(1, 16), (2, 16), (3, 16), (8, 16), (8, 64), (13, 16), (16, 16), (16, 64),
-                                      (17, 16), (40, 16)])
+                                      (17, 16), (40, 16), (136, 16)])
 @pytest.mark.parametrize("field", [0, 1])
 def test_field_and_adjoint_stage_against_numpy(rng, d, nw, field):
     """Every path of the products: d = 2 fused, d < 8 by rows, eight-column blocks, and wide blocks through BLAS
     (d >= WIDE, or d >= LONG_WIDTH in blocks of LONG_BLOCK = 64 columns or more: 17 and 16 on AVX2, 16 and 8 on
     AVX-512; on all nw columns of the block, whose padding columns hold zeros in Y and eta). Both machines run
-    both paths: d = 13 in 16 columns is narrow and d = 17 wide on either. Wide dK runs in row chunks of nw rows
-    through the scratch U: d = 17 and 40 in 16 columns end on a shorter chunk."""
+    both paths: d = 13 in 16 columns is narrow and d = 17 wide on either. Wide dK: a d x d product that fits the
+    scratch U or is small (d = 17, 40 in 16 columns) runs whole; a large one in chunks of nw rows through U, the
+    last one shorter (d = 136 > sqrt(SMALL_PRODUCT) in 16 columns)."""
     from rkgen.runtime.activations import _activate, _activate_shifted, _derivative
     from rkgen.runtime.products import AVX512, _adjoint_stage, _field, _wide
 
