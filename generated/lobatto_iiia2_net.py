@@ -62,13 +62,14 @@ from collections import namedtuple
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
 from numba.core.codegen import get_host_cpu_features
+from numba.extending import intrinsic
 
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_7fd1ab6a757e9a86"
+MODULE_KEY = "rkgen_net_ceb7c0988793f209"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -172,7 +173,8 @@ def _layer_backward(K, kj, hj, P, Y, S, D, eta, mu, G, U, dK, dbeta, ws, field, 
 # ------------------------------------------------------------------------------------------------
 # Vectorisable tanh, sigmoid and softplus (select-only, IEEE; FMA contraction allowed, nothing else).
 #
-# Its own names start with `_fm_` / `_FM_`. The public names are _tanh, _sigmoid and _softplus.
+# Its own names start with `_fm_` / `_FM_`. The public names are _tanh, _sigmoid and _softplus, and the vector
+# width of the kernels (AVX512, WIDE_VECTORS, _wide_vectors: the last section below).
 #
 # Why: glibc's tanh/exp/log1p are opaque calls to LLVM, so a loop over them stays scalar
 # (math.tanh ~26 ns). Everything here is straight-line arithmetic. A Python conditional
@@ -422,6 +424,38 @@ def _softplus(x):
     return m + (lp + ul * (1.0 - uh * (1.0 - 0.5 * uh)))
 
 
+# ------------------------------------------------------------------------------------------------
+# The vector width of the kernels.
+#
+# On CPUs with AVX-512, LLVM vectorises 256 bits wide unless a function asks for more ("prefer-vector-width"), since
+# 512-bit instructions lowered the clock of the first AVX-512 Xeons (Skylake-SP, Cascade Lake). Cores from Ice Lake
+# on (and AMD's Zen 4) run them without that penalty; they are told apart here by AVX512-VBMI2, which those have
+# and the first ones lack. Every runtime kernel with a hot loop calls _wide_vectors() first: where WIDE_VECTORS
+# holds, its loops (tanh, the stage sums, the products' loops) run 512 bits wide. Measured on an Intel Xeon
+# (Emerald Rapids, 2 vCPU), tanh(Z + b) on a block: 1.49 against 1.83 ns an element (16 x 128), 1.42 against
+# 1.79 (64 x 128), interleaved; the gradients of whole networks in benchmarks/ and README.
+# The features are numba's (NUMBA_CPU_FEATURES counts): those the kernels are compiled for.
+# ------------------------------------------------------------------------------------------------
+_FM_FEATURES = get_host_cpu_features().split(",")
+AVX512 = "+avx512f" in _FM_FEATURES
+WIDE_VECTORS = AVX512 and "+avx512vbmi2" in _FM_FEATURES
+
+
+@intrinsic
+def _wide_vectors(typingctx):
+    """Called first in a kernel: lets LLVM vectorise it 512 bits wide where WIDE_VECTORS holds; nothing elsewhere.
+    (Numba's lowering builds the kernel's LLVM function with this call in it, so the attribute lands on the kernel;
+    llvmlite's attribute set takes only LLVM's named attributes, and this string attribute is added to it as the set
+    it is.)"""
+
+    def codegen(context, builder, signature, args):
+        if WIDE_VECTORS:
+            set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
 # --- rkgen/runtime/activations.py -----------------------------------------------------------------
 # Activations on blocks of samples and their derivatives, for every generated module (runtime,
 # inlined at render).
@@ -437,6 +471,7 @@ def _activate(Z, S, act, d, nb):
     When the nb columns are the whole rows, the d rows are one contiguous vector and one loop runs over all of
     them. A loop over one short row does not vectorise: LLVM's vector body takes 16 values at a time and leaves a
     shorter loop to its scalar remainder, so a batch of 5 samples (one group of 8 columns) ran tanh in scalar code."""
+    _wide_vectors()
     if nb == Z.shape[1] and nb == S.shape[1]:  # whole rows: one long loop
         _activate_vector(Z.reshape(d * nb), S.reshape(d * nb), act, d * nb)
         return
@@ -480,6 +515,7 @@ def _activate_vector(z, s, act, n):
 @njit(cache=True, error_model="numpy")
 def _activate_shifted(Z, b, S, act, d, nb):
     """S = sigma(Z + b) on a block, b (d,) added to every column: the bias and the activation in one pass."""
+    _wide_vectors()
     if act == 0:
         for a in range(d):
             ba = b[a]
@@ -506,6 +542,7 @@ def _activate_shifted(Z, b, S, act, d, nb):
 @njit(cache=True, error_model="numpy")
 def _derivative(S, D, act, d, nb):
     """D = sigma'(Z) from S = sigma(Z), which the tape keeps (no activation is evaluated again)."""
+    _wide_vectors()
     if nb == S.shape[1] and nb == D.shape[1]:  # whole rows: one long loop (see _activate)
         s = S.reshape(d * nb)
         t = D.reshape(d * nb)
@@ -580,7 +617,6 @@ _FAST = {"reassoc", "contract"}  # sums may be reordered and fused: reductions v
 #   layers, 256 samples: 0.49x at d = 12, 0.65x at 8. The loops reach a fraction of the vector unit there (short
 #   loops over 8 to 32 samples), OpenBLAS's small-matrix kernels most of it. So BLAS from d = 16, and from d = 8
 #   in long blocks.
-AVX512 = "+avx512f" in get_host_cpu_features().split(",")  # the CPU numba compiles for (NUMBA_CPU_FEATURES counts)
 WIDE = 16 if AVX512 else 17  # from this width on, every block multiplies through BLAS
 LONG_WIDTH = 8 if AVX512 else 16  # from this width on, blocks of at least LONG_BLOCK samples do too
 LONG_BLOCK = 64
@@ -602,6 +638,7 @@ def _kx(M, X, out, d, nw, transpose):
     d < 8: one loop over the samples per (a, k), which vectorises. 8 <= d, narrow: eight samples at a
     time in eight scalar accumulators, which stay in registers (1.3x faster than the first at d = 64,
     before BLAS took the wide layers). Wide (:func:`_wide`): one BLAS product on the whole arrays (nw = bs)."""
+    _wide_vectors()
     if _wide(d, X.shape[1]):
         if transpose:
             np.dot(M.T, X, out)
@@ -648,6 +685,7 @@ def _outer(G, Y, dK, scale, W, d, nb):
     call), else min(d, bs) rows of dK at a time. A large d x d array made afresh every call would come from mmap
     and pay its page faults each time: at d = 256 that cost more than the product (0.46 against 0.26 ms on an
     AVX-512 Xeon)."""
+    _wide_vectors()
     bs = G.shape[1]
     if _wide(d, bs):
         rows = d if d <= bs or d * d <= SMALL_PRODUCT else bs
@@ -687,6 +725,7 @@ def _outer(G, Y, dK, scale, W, d, nb):
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _affine(Kj, bj, Y, Z, d, nw):
     """Z = K Y + beta on a block (d, nw)."""
+    _wide_vectors()
     if d == 2:  # one pass instead of six (the width of 000's examples)
         k00, k01, k10, k11, b0, b1 = Kj[0, 0], Kj[0, 1], Kj[1, 0], Kj[1, 1], bj[0], bj[1]
         for q in range(nw):
@@ -713,6 +752,7 @@ def _affine(Kj, bj, Y, Z, d, nw):
 def _field(Kj, bj, Y, Z, S, F, field, act, d, nw):
     """F = f(Y) on a block (d, nw); keeps S = sigma(K Y + beta). For the resnet field F is S itself:
     the caller passes the same array for both, and nothing is copied."""
+    _wide_vectors()
     if d == 2 and act == 0:
         k00, k01, k10, k11, b0, b1 = Kj[0, 0], Kj[0, 1], Kj[1, 0], Kj[1, 1], bj[0], bj[1]
         for q in range(nw):
@@ -738,6 +778,7 @@ def _adjoint_stage(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, d, nb, nw):
     samples, computed on nw >= nb columns). G and U (d, nw) are scratch.
 
     Returns the stage's share eta . F of dJ/dh_j (F = S, or -K^T S for the stable field)."""
+    _wide_vectors()
     dh = 0.0
     if field == 0 and d == 2:  # the same sums in one pass over the block (the width of 000's examples)
         k00, k01, k10, k11 = Kj[0, 0], Kj[0, 1], Kj[1, 0], Kj[1, 1]
@@ -824,6 +865,7 @@ def _f_and_jacobian(Kj, bj, Y, Z, S, D, F, field, act, d, nw):
     (stable); the solves below build what they need of it. For the resnet field F is S itself (the caller
     passes the same array). D is taken from S as the backward pass takes it (:func:`_derivative`), so both
     passes use one sigma'."""
+    _wide_vectors()
     _affine(Kj, bj, Y, Z, d, nw)
     _activate(Z, S, act, d, nw)
     _derivative(S, D, act, d, nw)
@@ -863,6 +905,7 @@ def _jacobian_t(Kj, Dk, q, Jt, field, d):
 def _jacobian_t_product(Kj, D, X, G, U, field, d, nw):
     """G = J_q^T X[:, q] for every column of a block, as products with K (BLAS for wide layers): K^T (D * X)
     (resnet) or -K^T (D * (K X)) (stable). U (d, nw) is scratch."""
+    _wide_vectors()
     if field == 0:
         for a in range(d):
             for q in range(nw):
@@ -883,6 +926,7 @@ def _jacobian_t_product(Kj, D, X, G, U, field, d, nw):
 def _jacobian_block(Kj, D, J, field, transpose, d, nw):
     """J[:, :, q] = J_q (or J_q^T) for every column q < nw of a block, J_q = diag(D_q) K (resnet) or
     -K^T diag(D_q) K (stable, symmetric); the sample index innermost, so every loop vectorises."""
+    _wide_vectors()
     if field == 0:
         for a in range(d):
             for k in range(d):
@@ -912,6 +956,7 @@ def _block_solve(M, R, piv, big, bad, n, nw):
     exchanged by selects, so every loop vectorises and each column's result is that of :func:`_solve` on it
     alone. A column whose matrix is singular to working precision (a zero or non-finite pivot, as
     :func:`_solve` decides) is set to inf, so that Newton's test fails that sample."""
+    _wide_vectors()
     inf = math.inf
     for q in range(nw):
         bad[q] = 0
@@ -1003,6 +1048,7 @@ def _shifted_solve(Kj, c, D, R, ws, status, field, transpose, d, nw):
     partial pivoting written out, the row exchange by selects), narrow blocks by :func:`_block_solve`, wide ones
     one sample at a time. A singular matrix (a zero or non-finite pivot, as :func:`_solve` decides) leaves an
     infinite column, so that Newton's test fails that sample. ``ws`` is the driver's work tuple."""
+    _wide_vectors()
     inf = math.inf
     if d == 1:
         k = Kj[0, 0]
@@ -1121,6 +1167,7 @@ def _newton_update(it, X, R, status, prev, n, nb, fixed=False):
     the test of a fixed-point iteration instead (:func:`_fixed_point_state`; -1 then hands the sample to Newton).
 
     Returns (samples still iterating, samples that converged at this iteration)."""
+    _wide_vectors()
     active = 0
     done = 0
     for q in range(nb):
@@ -1194,6 +1241,7 @@ def _dirk_solve(Kj, bj, c, base, Yi, Z, Si, Fi, ws, field, act, d, nb, nw):
     stage is the one it gets alone. Si and Fi are scratch here (the caller evaluates the field at the solved
     stage). Padding columns stay zero. Returns (failed solves, the iteration at which the last sample
     converged)."""
+    _wide_vectors()
     R = ws[1][0]
     D = ws[2][0]
     status, prev = ws[5], ws[6]
@@ -1223,6 +1271,7 @@ def _dirk_solve(Kj, bj, c, base, Yi, Z, Si, Fi, ws, field, act, d, nb, nw):
 def _dirk_adjoint(Kj, Di, etai, c, ws, field, d, nb):
     """eta_i <- (I - c J_i^T)^-1 eta_i, c = h a_ii: one d x d solve per sample of the block (d <= 2 vectorised
     over the block, see :func:`_shifted_solve`). The padding columns are not touched: they stay zero."""
+    _wide_vectors()
     status = ws[5]
     for q in range(nb):
         status[q] = 0
@@ -1282,6 +1331,7 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
     tY[blk], tS[blk] (or to tY[slot], tS[slot] when slot >= 0: evaluation without a tape).
 
     Returns (failed stage solves, most Newton iterations)."""
+    _wide_vectors()
     m, d = y0.shape
     N = h.shape[0]
     y = np.empty((d, bs), y0.dtype)  # work arrays in the network's dtype (float32 or float64)
@@ -1322,6 +1372,7 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, dbeta, dh, bs):
     """Backward pass over the sample blocks lo..hi-1; adds into dK, dbeta (by parameter row), dh, writes dy0."""
+    _wide_vectors()
     m, d = p.shape
     N = h.shape[0]
     t = p.dtype  # work arrays in the network's dtype; dK, dbeta and dh are float64 sums (api.backward)

@@ -235,3 +235,37 @@ def test_loop_vectorises(vec, name):
     assert re.search(r"fdiv (?:[a-z]+ )*<\d+ x double>", body), f"{name}: loop did not vectorise"
     call = re.search(r"call [^\n]*@_ZN[^\n(]*(_fm_|_tanh|_sigmoid|_softplus)", body)
     assert call is None, f"{name}: not inlined ({call and call.group(0)[:120]})"
+
+
+def test_wide_vectors(fm):
+    """_wide_vectors() asks for 512-bit vectors exactly where WIDE_VECTORS holds (AVX-512 with VBMI2, the cores
+    that run them at full speed), and the loop it is in computes the same values as one without it."""
+    from numba import njit
+    from numba.core.codegen import get_host_cpu_features
+
+    features = get_host_cpu_features().split(",")
+    assert fm.AVX512 == ("+avx512f" in features)
+    assert fm.WIDE_VECTORS == (fm.AVX512 and "+avx512vbmi2" in features)
+    tanh, wide = fm._tanh, fm._wide_vectors
+
+    @njit(error_model="numpy")
+    def plain(x, out):
+        for i in range(x.size):
+            out[i] = tanh(x[i])
+
+    @njit(error_model="numpy")
+    def widened(x, out):
+        wide()
+        for i in range(x.size):
+            out[i] = tanh(x[i])
+
+    x = np.linspace(-4.0, 4.0, 1001)
+    a, b = np.empty_like(x), np.empty_like(x)
+    plain(x, a)
+    widened(x, b)
+    np.testing.assert_array_equal(a, b)  # tanh is elementwise: the vector width changes no rounding
+    ir = widened.inspect_llvm(widened.signatures[0])
+    assert ('"prefer-vector-width"="512"' in ir) == fm.WIDE_VECTORS
+    asm = widened.inspect_asm(widened.signatures[0])
+    assert ("zmm" in asm) == fm.WIDE_VECTORS
+    assert "zmm" not in plain.inspect_asm(plain.signatures[0])

@@ -7,7 +7,7 @@ import math
 
 from numba import njit
 
-from .fastmath import _sigmoid, _softplus, _tanh
+from .fastmath import _sigmoid, _softplus, _tanh, _wide_vectors
 
 
 @njit(cache=True, error_model="numpy")
@@ -18,6 +18,7 @@ def _activate(Z, S, act, d, nb):
     When the nb columns are the whole rows, the d rows are one contiguous vector and one loop runs over all of
     them. A loop over one short row does not vectorise: LLVM's vector body takes 16 values at a time and leaves a
     shorter loop to its scalar remainder, so a batch of 5 samples (one group of 8 columns) ran tanh in scalar code."""
+    _wide_vectors()
     if nb == Z.shape[1] and nb == S.shape[1]:  # whole rows: one long loop
         _activate_vector(Z.reshape(d * nb), S.reshape(d * nb), act, d * nb)
         return
@@ -61,6 +62,7 @@ def _activate_vector(z, s, act, n):
 @njit(cache=True, error_model="numpy")
 def _activate_shifted(Z, b, S, act, d, nb):
     """S = sigma(Z + b) on a block, b (d,) added to every column: the bias and the activation in one pass."""
+    _wide_vectors()
     if act == 0:
         for a in range(d):
             ba = b[a]
@@ -87,6 +89,7 @@ def _activate_shifted(Z, b, S, act, d, nb):
 @njit(cache=True, error_model="numpy")
 def _derivative(S, D, act, d, nb):
     """D = sigma'(Z) from S = sigma(Z), which the tape keeps (no activation is evaluated again)."""
+    _wide_vectors()
     if nb == S.shape[1] and nb == D.shape[1]:  # whole rows: one long loop (see _activate)
         s = S.reshape(d * nb)
         t = D.reshape(d * nb)

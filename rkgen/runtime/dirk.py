@@ -7,6 +7,7 @@ explicit part of each stage (y + h sum_(l<i) a_il F_l) and of each adjoint right
 
 from numba import njit
 
+from .fastmath import _wide_vectors
 from .implicit import (
     NEWTON_MAXITER,
     _f_and_jacobian,
@@ -26,6 +27,7 @@ def _dirk_solve(Kj, bj, c, base, Yi, Z, Si, Fi, ws, field, act, d, nb, nw):
     stage is the one it gets alone. Si and Fi are scratch here (the caller evaluates the field at the solved
     stage). Padding columns stay zero. Returns (failed solves, the iteration at which the last sample
     converged)."""
+    _wide_vectors()
     R = ws[1][0]
     D = ws[2][0]
     status, prev = ws[5], ws[6]
@@ -55,6 +57,7 @@ def _dirk_solve(Kj, bj, c, base, Yi, Z, Si, Fi, ws, field, act, d, nb, nw):
 def _dirk_adjoint(Kj, Di, etai, c, ws, field, d, nb):
     """eta_i <- (I - c J_i^T)^-1 eta_i, c = h a_ii: one d x d solve per sample of the block (d <= 2 vectorised
     over the block, see :func:`_shifted_solve`). The padding columns are not touched: they stay zero."""
+    _wide_vectors()
     status = ws[5]
     for q in range(nb):
         status[q] = 0

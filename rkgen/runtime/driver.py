@@ -10,6 +10,7 @@ from numba import njit, prange
 
 from ._tableau import STAGES, STRUCTURE, _layer_backward, _layer_forward
 from .activations import _derivative
+from .fastmath import _wide_vectors
 from .products import _FAST, _wide
 
 
@@ -57,6 +58,7 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
     tY[blk], tS[blk] (or to tY[slot], tS[slot] when slot >= 0: evaluation without a tape).
 
     Returns (failed stage solves, most Newton iterations)."""
+    _wide_vectors()
     m, d = y0.shape
     N = h.shape[0]
     y = np.empty((d, bs), y0.dtype)  # work arrays in the network's dtype (float32 or float64)
@@ -97,6 +99,7 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, dbeta, dh, bs):
     """Backward pass over the sample blocks lo..hi-1; adds into dK, dbeta (by parameter row), dh, writes dy0."""
+    _wide_vectors()
     m, d = p.shape
     N = h.shape[0]
     t = p.dtype  # work arrays in the network's dtype; dK, dbeta and dh are float64 sums (api.backward)

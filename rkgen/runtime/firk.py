@@ -7,6 +7,7 @@ The residual, the Newton matrix and the adjoint system are printed from :mod:`rk
 from numba import njit
 
 from ._tableau import STAGES, _adjoint_fixed_point, _adjoint_system, _newton_jacobian, _newton_residual
+from .fastmath import _wide_vectors
 from .implicit import (
     NEWTON_MAXITER,
     _block_solve,
@@ -37,6 +38,7 @@ def _coupled_solve(K, beta, kj, hj, y, Y, Z, S, Fj, ws, field, act, d, nb, nw):
     or fails (:func:`_newton_update`), so its stages are the ones it gets alone. S and Fj are scratch here
     (:func:`_stage_fields` evaluates the field at the solved stages). Returns (failed solves, the iteration
     at which the last sample converged)."""
+    _wide_vectors()
     n = STAGES * d
     R, D, J, M, status, prev = ws[1], ws[2], ws[3], ws[4], ws[5], ws[6]
     for i in range(STAGES):
@@ -84,6 +86,7 @@ def _coupled_solve(K, beta, kj, hj, y, Y, Z, S, Fj, ws, field, act, d, nb, nw):
 @njit(cache=True, error_model="numpy")
 def _coupled_sample_solves(K, kj, hj, D, dX, ws, status, field, d, nb):
     """Wide blocks: the Newton system of each sample still iterating, one at a time in a one-column block."""
+    _wide_vectors()
     n = STAGES * d
     J, M, r1 = ws[3], ws[4], ws[10]
     for q in range(nb):
@@ -114,6 +117,7 @@ def _coupled_adjoint(K, kj, D, P, eta, ws, hj, field, d, nb):
     h (A^T kron I) blockdiag(J_k^T) eta (BLAS products on the block, each sample frozen once converged to the
     stage solves' tolerance) and solve the samples whose iteration does not contract one at a time. The padding
     columns of eta are not touched: they stay zero."""
+    _wide_vectors()
     n = STAGES * d
     J, M = ws[3], ws[4]
     E = eta.reshape((n, eta.shape[2]))

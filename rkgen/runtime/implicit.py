@@ -14,6 +14,7 @@ import math
 from numba import njit
 
 from .activations import _activate, _derivative
+from .fastmath import _wide_vectors
 from .products import _FAST, _affine, _kx, _wide
 
 NEWTON_TOL = 1e-13  # relative size of the last Newton update at which a stage solve has converged
@@ -28,6 +29,7 @@ def _f_and_jacobian(Kj, bj, Y, Z, S, D, F, field, act, d, nw):
     (stable); the solves below build what they need of it. For the resnet field F is S itself (the caller
     passes the same array). D is taken from S as the backward pass takes it (:func:`_derivative`), so both
     passes use one sigma'."""
+    _wide_vectors()
     _affine(Kj, bj, Y, Z, d, nw)
     _activate(Z, S, act, d, nw)
     _derivative(S, D, act, d, nw)
@@ -67,6 +69,7 @@ def _jacobian_t(Kj, Dk, q, Jt, field, d):
 def _jacobian_t_product(Kj, D, X, G, U, field, d, nw):
     """G = J_q^T X[:, q] for every column of a block, as products with K (BLAS for wide layers): K^T (D * X)
     (resnet) or -K^T (D * (K X)) (stable). U (d, nw) is scratch."""
+    _wide_vectors()
     if field == 0:
         for a in range(d):
             for q in range(nw):
@@ -87,6 +90,7 @@ def _jacobian_t_product(Kj, D, X, G, U, field, d, nw):
 def _jacobian_block(Kj, D, J, field, transpose, d, nw):
     """J[:, :, q] = J_q (or J_q^T) for every column q < nw of a block, J_q = diag(D_q) K (resnet) or
     -K^T diag(D_q) K (stable, symmetric); the sample index innermost, so every loop vectorises."""
+    _wide_vectors()
     if field == 0:
         for a in range(d):
             for k in range(d):
@@ -116,6 +120,7 @@ def _block_solve(M, R, piv, big, bad, n, nw):
     exchanged by selects, so every loop vectorises and each column's result is that of :func:`_solve` on it
     alone. A column whose matrix is singular to working precision (a zero or non-finite pivot, as
     :func:`_solve` decides) is set to inf, so that Newton's test fails that sample."""
+    _wide_vectors()
     inf = math.inf
     for q in range(nw):
         bad[q] = 0
@@ -207,6 +212,7 @@ def _shifted_solve(Kj, c, D, R, ws, status, field, transpose, d, nw):
     partial pivoting written out, the row exchange by selects), narrow blocks by :func:`_block_solve`, wide ones
     one sample at a time. A singular matrix (a zero or non-finite pivot, as :func:`_solve` decides) leaves an
     infinite column, so that Newton's test fails that sample. ``ws`` is the driver's work tuple."""
+    _wide_vectors()
     inf = math.inf
     if d == 1:
         k = Kj[0, 0]
@@ -325,6 +331,7 @@ def _newton_update(it, X, R, status, prev, n, nb, fixed=False):
     the test of a fixed-point iteration instead (:func:`_fixed_point_state`; -1 then hands the sample to Newton).
 
     Returns (samples still iterating, samples that converged at this iteration)."""
+    _wide_vectors()
     active = 0
     done = 0
     for q in range(nb):

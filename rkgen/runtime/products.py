@@ -13,10 +13,9 @@ applied in one pass after the product, the adjoint's D * xi and the sums for dbe
 
 import numpy as np
 from numba import njit
-from numba.core.codegen import get_host_cpu_features
 
 from .activations import _activate, _activate_shifted
-from .fastmath import _tanh
+from .fastmath import AVX512, _tanh, _wide_vectors
 
 _FAST = {"reassoc", "contract"}  # sums may be reordered and fused: reductions vectorise
 # Where BLAS takes the stage products over from the loops below (see _wide) depends on the vector unit, measured
@@ -27,7 +26,6 @@ _FAST = {"reassoc", "contract"}  # sums may be reordered and fused: reductions v
 #   layers, 256 samples: 0.49x at d = 12, 0.65x at 8. The loops reach a fraction of the vector unit there (short
 #   loops over 8 to 32 samples), OpenBLAS's small-matrix kernels most of it. So BLAS from d = 16, and from d = 8
 #   in long blocks.
-AVX512 = "+avx512f" in get_host_cpu_features().split(",")  # the CPU numba compiles for (NUMBA_CPU_FEATURES counts)
 WIDE = 16 if AVX512 else 17  # from this width on, every block multiplies through BLAS
 LONG_WIDTH = 8 if AVX512 else 16  # from this width on, blocks of at least LONG_BLOCK samples do too
 LONG_BLOCK = 64
@@ -49,6 +47,7 @@ def _kx(M, X, out, d, nw, transpose):
     d < 8: one loop over the samples per (a, k), which vectorises. 8 <= d, narrow: eight samples at a
     time in eight scalar accumulators, which stay in registers (1.3x faster than the first at d = 64,
     before BLAS took the wide layers). Wide (:func:`_wide`): one BLAS product on the whole arrays (nw = bs)."""
+    _wide_vectors()
     if _wide(d, X.shape[1]):
         if transpose:
             np.dot(M.T, X, out)
@@ -95,6 +94,7 @@ def _outer(G, Y, dK, scale, W, d, nb):
     call), else min(d, bs) rows of dK at a time. A large d x d array made afresh every call would come from mmap
     and pay its page faults each time: at d = 256 that cost more than the product (0.46 against 0.26 ms on an
     AVX-512 Xeon)."""
+    _wide_vectors()
     bs = G.shape[1]
     if _wide(d, bs):
         rows = d if d <= bs or d * d <= SMALL_PRODUCT else bs
@@ -134,6 +134,7 @@ def _outer(G, Y, dK, scale, W, d, nb):
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _affine(Kj, bj, Y, Z, d, nw):
     """Z = K Y + beta on a block (d, nw)."""
+    _wide_vectors()
     if d == 2:  # one pass instead of six (the width of 000's examples)
         k00, k01, k10, k11, b0, b1 = Kj[0, 0], Kj[0, 1], Kj[1, 0], Kj[1, 1], bj[0], bj[1]
         for q in range(nw):
@@ -160,6 +161,7 @@ def _affine(Kj, bj, Y, Z, d, nw):
 def _field(Kj, bj, Y, Z, S, F, field, act, d, nw):
     """F = f(Y) on a block (d, nw); keeps S = sigma(K Y + beta). For the resnet field F is S itself:
     the caller passes the same array for both, and nothing is copied."""
+    _wide_vectors()
     if d == 2 and act == 0:
         k00, k01, k10, k11, b0, b1 = Kj[0, 0], Kj[0, 1], Kj[1, 0], Kj[1, 1], bj[0], bj[1]
         for q in range(nw):
@@ -185,6 +187,7 @@ def _adjoint_stage(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, d, nb, nw):
     samples, computed on nw >= nb columns). G and U (d, nw) are scratch.
 
     Returns the stage's share eta . F of dJ/dh_j (F = S, or -K^T S for the stable field)."""
+    _wide_vectors()
     dh = 0.0
     if field == 0 and d == 2:  # the same sums in one pass over the block (the width of 000's examples)
         k00, k01, k10, k11 = Kj[0, 0], Kj[0, 1], Kj[1, 0], Kj[1, 1]
