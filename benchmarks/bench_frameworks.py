@@ -49,11 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-try:  # before any generated module: torch's own OpenMP starts with this process's environment, as a user's would
-    import torch  # noqa: F401  (a generated module sets OMP_WAIT_POLICY and GOMP_SPINCOUNT where they are unset)
-except ImportError:
-    pass
-
+import torch_first  # noqa: E402, F401  (torch before any generated module)
 from baselines import calls_per_sample  # noqa: E402
 
 TABLEAUX = {

@@ -57,14 +57,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-try:  # before any generated module: torch's own OpenMP starts with this process's environment, as a user's would
-    import torch  # noqa: F401  (a generated module sets OMP_WAIT_POLICY and GOMP_SPINCOUNT where they are unset)
-except ImportError:
-    pass
-
 import baselines  # noqa: E402
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
+import torch_first  # noqa: E402, F401  (torch before any generated module)
 from bench_builds import cpu_model  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 

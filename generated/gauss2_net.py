@@ -69,7 +69,7 @@ from numba.extending import intrinsic
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_604ab651a2caa97a"
+MODULE_KEY = "rkgen_net_6596a07df8a77a95"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -483,12 +483,16 @@ AVX512 = "+avx512f" in _FM_FEATURES
 WIDE_VECTORS = AVX512 and "+avx512vbmi2" in _FM_FEATURES
 
 
+def _wide_vectors():
+    """Called first in a kernel: lets LLVM vectorise it 512 bits wide where WIDE_VECTORS holds; nothing elsewhere,
+    and nothing in plain Python (NUMBA_DISABLE_JIT)."""
+
+
 @intrinsic
-def _wide_vectors(typingctx):
-    """Called first in a kernel: lets LLVM vectorise it 512 bits wide where WIDE_VECTORS holds; nothing elsewhere.
-    (Numba's lowering builds the kernel's LLVM function with this call in it, so the attribute lands on the kernel;
-    llvmlite's attribute set takes only LLVM's named attributes, and this string attribute is added to it as the set
-    it is.)"""
+def _fm_prefer_512(typingctx):
+    """The attribute on the LLVM function being built (numba's lowering of the kernel that calls _wide_vectors:
+    the overload below is inlined, so this call lands in the kernel itself). llvmlite's attribute set takes only
+    LLVM's named attributes; this string attribute is added to it as the set it is."""
 
     def codegen(context, builder, signature, args):
         if WIDE_VECTORS:
@@ -496,6 +500,12 @@ def _wide_vectors(typingctx):
         return context.get_dummy_value()
 
     return types.none(), codegen
+
+
+@numba.extending.overload(_wide_vectors, inline="always")
+def _wide_vectors_typed():
+    """_wide_vectors in compiled code."""
+    return lambda: _fm_prefer_512()
 
 
 # --- rkgen/runtime/activations.py -----------------------------------------------------------------
