@@ -22,9 +22,10 @@ import rkgen.train.trainer as trainer_mod
 from conftest import GENERATED
 from rkgen.cli import main
 from rkgen.errors import RkgenError
-from rkgen.train import TrainConfig, cli, memory, train
+from rkgen.train import TrainConfig, memory, train
 from rkgen.train.datasets import load_file
 from rkgen.train.runs import read_history
+from rkgen.train.trainer import summary_line
 
 NET = dict(model="net", dataset="donut1d", samples=40, layers=3, plots=False, progress=False)
 
@@ -295,12 +296,12 @@ def test_compile_time_is_reported_apart_from_training(tmp_path):
     res = train(tableau=str(module), dataset="donut1d", samples=40, layers=3, iterations=3, out=str(tmp_path / "r"))
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["compile_seconds"] == res.compile_seconds >= 0.0
-    line = cli.summary_line(res)
+    line = summary_line(res)
     assert " s (+ " in line and "network" in line.split(";")[0]
     assert f"network module: {module}" in line
     assert json.loads((tmp_path / "r" / "config.json").read_text())["network"]["module"] == str(module)
     net = train(**NET, iterations=2, out=False)
-    assert net.compile_seconds == 0.0 and "(+" not in cli.summary_line(net)
+    assert net.compile_seconds == 0.0 and "(+" not in summary_line(net)
 
 
 def test_threads_limit_numba_and_blas():

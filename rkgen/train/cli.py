@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from rkgen.errors import RkgenError, count
+from rkgen.errors import RkgenError
 from rkgen.train.config import DEFAULT_TABLEAU, DEFAULTS, TrainConfig
 from rkgen.train.datasets import dataset_names
 from rkgen.train.models import ACTIVATIONS, AUGMENTS, DTYPES, FIELDS, INITS, KINDS, PARAMS, REDUCTIONS
@@ -298,7 +297,7 @@ _KEYS = (
 
 def run(args: argparse.Namespace) -> int:
     """Train as the options say; 0 when done, 1 when training diverged, 130 when interrupted."""
-    from rkgen.train.trainer import Interrupted, train
+    from rkgen.train.trainer import Interrupted, summary_line, train
 
     given = {k: getattr(args, k) for k in _KEYS if getattr(args, k, None) is not None}
     try:
@@ -316,31 +315,6 @@ def run(args: argparse.Namespace) -> int:
     if res.signal:  # interrupted, or finished with its plots cut short: the user asked to stop
         return EXIT_SIGNAL.get(res.signal, EXIT_INTERRUPTED)
     return EXIT_OK
-
-
-def summary_line(res) -> str:
-    cfg = res.config
-    what = res.model.name
-    steps = count(res.iteration, "iteration") if cfg.optimizer != "adam" else count(res.epoch, "epoch")
-    extra = ""
-    if res.model.network is not None and (res.compile_seconds > 0.0 or res.compiled):
-        how = "compiling the network (first use)" if res.compiled else "loading the compiled network"
-        extra = f" (+ {res.compile_seconds:.1f} s {how})"
-    text = (
-        f"{res.status}: {what} on {res.dataset.name}, {steps} in {res.seconds:.1f} s{extra}; "
-        f"loss {res.final('train_loss'):.4g} (test {res.final('test_loss'):.4g}), accuracy "
-        f"{100 * res.final('train_accuracy'):.1f}% (test {100 * res.final('test_accuracy'):.1f}%)"
-    )
-    if "h" in res.params and cfg.model != "rk":
-        text += f", {int((res.params['h'] != 0).sum())} of {count(len(res.params['h']), 'step')} nonzero"
-    if res.run_dir is not None:
-        text += f"\n  -> {Path(res.run_dir).resolve()}"
-    module = getattr(res.model.network, "__file__", None)
-    if module:
-        text += f"\n  network module: {module}"
-    if res.message and (res.status != "completed" or res.signal):
-        text += f"\n  {res.message}"
-    return text
 
 
 def standalone(prog: str, description: str, add, run_command, argv=None) -> int:

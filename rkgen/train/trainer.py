@@ -74,6 +74,33 @@ class TrainResult:
         return float(self.history[key][-1]) if len(self.history[key]) else float("nan")
 
 
+def summary_line(res: TrainResult) -> str:
+    """The result in a line (and the run folder, the network module and any message on lines of their own): what
+    `rkgen train` prints at the end, also when a signal stops it while the network compiles."""
+    cfg = res.config
+    what = res.model.name
+    steps = count(res.iteration, "iteration") if cfg.optimizer != "adam" else count(res.epoch, "epoch")
+    extra = ""
+    if res.model.network is not None and (res.compile_seconds > 0.0 or res.compiled):
+        how = "compiling the network (first use)" if res.compiled else "loading the compiled network"
+        extra = f" (+ {res.compile_seconds:.1f} s {how})"
+    text = (
+        f"{res.status}: {what} on {res.dataset.name}, {steps} in {res.seconds:.1f} s{extra}; "
+        f"loss {res.final('train_loss'):.4g} (test {res.final('test_loss'):.4g}), accuracy "
+        f"{100 * res.final('train_accuracy'):.1f}% (test {100 * res.final('test_accuracy'):.1f}%)"
+    )
+    if "h" in res.params and cfg.model != "rk":
+        text += f", {int((res.params['h'] != 0).sum())} of {count(len(res.params['h']), 'step')} nonzero"
+    if res.run_dir is not None:
+        text += f"\n  -> {Path(res.run_dir).resolve()}"
+    module = getattr(res.model.network, "__file__", None)
+    if module:
+        text += f"\n  network module: {module}"
+    if res.message and (res.status != "completed" or res.signal):
+        text += f"\n  {res.message}"
+    return text
+
+
 class Interrupted(KeyboardInterrupt):
     """A signal that stops the run at once (a second Ctrl-C or SIGTERM, SIGTERM while the network
     compiles, any signal while the plots are drawn); ``signum`` says which."""
@@ -614,8 +641,6 @@ def _run(cfg, model, dataset, flat, state, opt_arrays, run_dir, shuffle_rng, int
                     )
                     if run_dir is not None:
                         _write_summary(res)
-                    from rkgen.train.cli import summary_line
-
                     print(summary_line(res), flush=True)
                     sys.stderr.flush()
                 finally:
