@@ -135,6 +135,11 @@ def test_newton_state_fails_on_nan_that_max_would_drop():
     assert state(1, 1e-20, math.inf, 1.0, ones) == 1
     small = 1e-2 * NEWTON_TOL  # contraction: the error left after it is far below the tolerance
     assert state(2, small, 100 * small, 1.0, ones) == 1
+    # a quadratic fall (theta <= 0.01): the error left is about theta^2 step (7e-20 here), although the linear
+    # estimate theta / (1 - theta) step (8e-15) is above the bound 1e-2 NEWTON_TOL (1 + size) = 2e-15
+    assert state(3, 9.4e-10, 1.08e-4, 1.0, ones) == 1
+    # theta = 0.02 is no quadratic fall: the linear estimate (2e-14) decides, and the iteration goes on
+    assert state(3, 1e-12, 5e-11, 1.0, ones) == 0
     assert state(1, math.inf, math.inf, 1.0, ones) == -1  # an infinite update
     for k in range(3):  # a NaN iterate, where max() dropped it and the rest says "converged"
         x = ones.copy()
