@@ -656,15 +656,12 @@ def calls_per_sample(fn, min_time=MIN_SAMPLE):
         n *= 10
 
 
-def time_it(fn, repeats=5, warmup=1, min_time=MIN_SAMPLE):
-    """Median wall time of one call of fn() in seconds, over ``repeats`` samples after ``warmup`` untimed calls.
-
-    A sample is a loop of back-to-back calls lasting at least ``min_time`` (:func:`calls_per_sample`), divided by
-    its count: steady state, as a training loop calls a gradient. Timing single calls of a sub-millisecond
-    function would measure its first calls after another implementation has run (cold caches, sleeping threads)
-    and the clock's granularity; on a 2-core VM that inflated one 0.23 ms gradient to a median of 0.57 ms."""
-    for _ in range(warmup):
-        fn()
+def sample_times(fn, repeats=5, min_time=MIN_SAMPLE):
+    """Seconds per call of fn() in each of ``repeats`` samples, a sample being a loop of back-to-back calls lasting
+    at least ``min_time`` (:func:`calls_per_sample`), divided by its count: steady state, as a training loop calls a
+    gradient. Timing single calls of a sub-millisecond function would measure its first calls after another
+    implementation has run (cold caches, sleeping threads) and the clock's granularity; on a 2-core VM that
+    inflated one 0.23 ms gradient to a median of 0.57 ms."""
     n = calls_per_sample(fn, min_time)
     times = []
     for _ in range(repeats):
@@ -672,7 +669,15 @@ def time_it(fn, repeats=5, warmup=1, min_time=MIN_SAMPLE):
         for _ in range(n):
             fn()
         times.append((time.perf_counter() - t0) / n)
-    return statistics.median(times)
+    return times
+
+
+def time_it(fn, repeats=5, warmup=1, min_time=MIN_SAMPLE):
+    """Median wall time of one call of fn() in seconds, over ``repeats`` samples (:func:`sample_times`) after
+    ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    return statistics.median(sample_times(fn, repeats, min_time))
 
 
 def relative_difference(g1: Gradient, g2: Gradient) -> float:

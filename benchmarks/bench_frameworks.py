@@ -40,7 +40,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import torch_first  # noqa: E402, F401  (torch before any generated module)
-from baselines import calls_per_sample  # noqa: E402
+from baselines import sample_times  # noqa: E402
 
 TABLEAUX = {
     "rk4": ([[0, 0, 0, 0], [0.5, 0, 0, 0], [0, 0.5, 0, 0], [0, 0, 1, 0]], [1 / 6, 1 / 3, 1 / 3, 1 / 6]),
@@ -67,16 +66,10 @@ def load():
 
 
 def median_ms(fn, repeats):
-    """(median, min) in ms of one call of fn() over ``repeats`` samples, after a warm-up call; each sample a loop of
-    back-to-back calls lasting at least baselines.MIN_SAMPLE (steady state, as a training loop runs)."""
+    """(median, min) in ms of one call of fn() over ``repeats`` samples of back-to-back calls lasting at least
+    baselines.MIN_SAMPLE (baselines.sample_times: steady state, as a training loop runs), after a warm-up call."""
     fn()
-    n = calls_per_sample(fn)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(n):
-            fn()
-        times.append((time.perf_counter() - t) / n)
+    times = sample_times(fn, repeats)
     return 1e3 * statistics.median(times), 1e3 * min(times)
 
 
