@@ -69,7 +69,7 @@ from numba.extending import intrinsic
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_f295a30174b5d04d"
+MODULE_KEY = "rkgen_net_3f684e43dc2f6099"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -1167,6 +1167,15 @@ def _shifted_solve(Kj, c, D, R, ws, status, field, transpose, d, nw):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def _stop_state(x, n):
+    """The state of an iteration whose test says stop: 1 (converged) when all n iterates x are finite, else -1."""
+    for a in range(n):
+        if not abs(x[a]) < math.inf:
+            return -1
+    return 1
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _newton_state(it, step, prev, size, x, n):
     """Newton's one convergence test, after the update of iteration ``it``: 1 converged, 0 not yet, -1 failed.
 
@@ -1178,19 +1187,15 @@ def _newton_state(it, step, prev, size, x, n):
     a quadratic rate (step^3 / prev^2). The quadratic estimate saves the last iteration where its update would be
     at rounding: implicit midpoint, width 2, 5 layers, h = 0.1, 1000 samples, stops after 3 iterations instead of
     4 (the fourth update, in a numpy model of its first layer, was at most 1.2e-16 relative). Every iterate must
-    be finite. An infinite update fails at once. A NaN never
-    leaves the iteration again (it reaches f, and so the next update), so it is enough to look for one when the
-    iteration would stop."""
+    be finite. An infinite update fails at once. A NaN never leaves the iteration again (it reaches f, and so the
+    next update), so it is enough to look for one when the iteration would stop (:func:`_stop_state`)."""
     if not step < math.inf:
         return -1
     theta = step / prev
     tol = NEWTON_TOL * 1e-2 * (1.0 + size)
     left = theta / (1.0 - theta) * step if theta > 0.01 else theta * theta * step
     if step <= NEWTON_TOL * (1.0 + size) or (it > 1 and theta < 0.5 and left <= tol):
-        for a in range(n):
-            if not abs(x[a]) < math.inf:
-                return -1
-        return 1
+        return _stop_state(x, n)
     return 0
 
 
@@ -1208,10 +1213,7 @@ def _fixed_point_state(it, step, prev, size, x, n):
     theta = step / prev
     tol = NEWTON_TOL * 1e-2 * (1.0 + size)
     if step <= tol or (it > 1 and theta < 0.5 and theta / (1.0 - theta) * step <= tol):
-        for a in range(n):
-            if not abs(x[a]) < math.inf:
-                return -1
-        return 1
+        return _stop_state(x, n)
     if it > 2 and not theta < 0.5:
         return -1
     return 0
