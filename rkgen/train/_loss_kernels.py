@@ -1,12 +1,15 @@
-"""Compiled loss passes for the trainer (downstream of the chain; numba, imported on first use).
+"""Compiled passes of the classifier head for the trainer (downstream of the chain; numba, imported on first use).
 
 Single passes for the losses of :mod:`rkgen.train.losses`, imported there on first use so
-that commands which do not train never import numba)."""
+that commands which do not train never import numba. The heads (``*_head``, ``head_backward``) run the affine
+classifier, the loss and the classifier's gradients in one compiled call each: in numpy the same work was five to
+eight small calls per pass, about a tenth of an iteration of 000's setting 1 (15 layers of width 2, 1000 points)."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 
@@ -54,3 +57,48 @@ def cross_entropy_pass(z, c, dz):
             dz[i, j] = (dz[i, j] / tot - (1.0 if j == c[i] else 0.0)) / m
         correct += best == c[i]
     return cost / m, correct
+
+
+@njit(cache=True, error_model="numpy")
+def _logits(y, W, mu, z):
+    """z = y W^T + mu (the product through BLAS, as numpy's y @ W.T + mu)."""
+    np.dot(y, W.T, z)
+    for i in range(z.shape[0]):
+        for k in range(z.shape[1]):
+            z[i, k] += mu[k]
+
+
+@njit(cache=True, error_model="numpy")
+def squared_head(y, W, mu, c, z, dz):
+    """The logits z = y W^T + mu (one column) and :func:`squared_pass` on them."""
+    _logits(y, W, mu, z)
+    return squared_pass(z, c, dz)
+
+
+@njit(cache=True, error_model="numpy")
+def cross_entropy_head(y, W, mu, c, z, dz):
+    """The logits z = y W^T + mu and :func:`cross_entropy_pass` on them."""
+    _logits(y, W, mu, z)
+    return cross_entropy_pass(z, c, dz)
+
+
+@njit(cache=True, error_model="numpy")
+def head_backward(dz, y, W, gW, gmu, p):
+    """The classifier's share of the gradient from dz = dcost/dz: gW = dz^T y, gmu = the column sums of dz, and
+    p = dz W = dcost/dy (the adjoint's start)."""
+    np.dot(dz.T, y, gW)
+    np.dot(dz, W, p)
+    for k in range(dz.shape[1]):
+        gmu[k] = 0.0
+    for i in range(dz.shape[0]):
+        for k in range(dz.shape[1]):
+            gmu[k] += dz[i, k]
+
+
+@njit(cache=True, error_model="numpy")
+def all_finite(a):
+    """Whether every entry of the 1-D array a is finite."""
+    for i in range(a.shape[0]):
+        if not math.isfinite(a[i]):
+            return False
+    return True

@@ -62,6 +62,30 @@ def cross_entropy(z: np.ndarray, c: np.ndarray):
     return _pass(cross_entropy_pass, z, c, z.shape[1])
 
 
+def classify(loss: str, y: np.ndarray, W: np.ndarray, mu: np.ndarray, c: np.ndarray):
+    """The logits z = y W^T + mu of the features y (m, d) and the loss on them, in one compiled pass:
+    (z, cost, dcost/dz, number correct). y, W and mu share one float dtype, which z and dcost/dz take."""
+    from rkgen.train import _loss_kernels  # numba is imported on first use
+
+    y = np.ascontiguousarray(y)
+    m, n_out = y.shape[0], W.shape[0]
+    if loss == "squared" and n_out != 1:
+        raise ValueError(f"the squared loss takes one logit per sample, got {n_out}")
+    c = np.asarray(c)
+    if m == 0 or c.shape != (m,):
+        raise ValueError(f"features must have shape (m, d) with m >= 1 and labels shape (m,); got {y.shape}, {c.shape}")
+    if c.dtype.kind not in "iub":
+        raise ValueError(f"labels must be integers, got dtype {c.dtype}")
+    c = np.ascontiguousarray(c, dtype=np.int64)
+    z = np.empty((m, n_out), y.dtype)
+    dz = np.empty((m, n_out), y.dtype)
+    head = _loss_kernels.squared_head if loss == "squared" else _loss_kernels.cross_entropy_head
+    cost, correct = head(y, np.ascontiguousarray(W, y.dtype), np.ascontiguousarray(mu, y.dtype), c, z, dz)
+    if correct < 0:
+        raise ValueError(f"labels must lie in 0..{max(n_out, 2) - 1}, got {c.min()}..{c.max()}")
+    return z, cost, dz, int(correct)
+
+
 def probabilities(loss: str, z: np.ndarray) -> np.ndarray:
     """Class probabilities (m, K) from logits: K = 2 columns for the sigmoid hypothesis."""
     if loss == "squared":

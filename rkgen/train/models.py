@@ -377,24 +377,24 @@ class Model:
                     f"{tape.failures} implicit stage solve(s) did not converge "
                     f"(largest iteration count {tape.iterations})"
                 )
-        logits = yN @ v["W"].T + v["mu"]
-        fw = Forward(logits, yN, tape)
-        if c is not None:
-            fw.cost, fw.dlogits, fw.correct = self._loss_fn(logits, c)
-            if self.reduction == "sum":  # the losses average over the samples; "sum" undoes it
-                fw.cost *= len(logits)
-                fw.dlogits *= len(logits)
-        return fw
+        if c is None:
+            return Forward(yN @ v["W"].T + v["mu"], yN, tape)
+        logits, cost, dlogits, correct = losses.classify(self.loss, yN, v["W"], v["mu"], c)
+        if self.reduction == "sum":  # the losses average over the samples; "sum" undoes it
+            cost *= len(logits)
+            dlogits *= len(logits)
+        return Forward(logits, yN, tape, cost, correct, dlogits)
 
     def backward(self, flat, fw: Forward, grad: np.ndarray) -> None:
         """Write the gradient of fw's cost with respect to all parameters into grad (zero where
         fixed)."""
+        from rkgen.train._loss_kernels import head_backward  # numba on first use
+
         v = self.views(flat)
         g = self.views(grad)
-        dz = fw.dlogits
-        g["W"][...] = dz.T @ fw.y_final
-        g["mu"][...] = dz.sum(axis=0)
-        p = dz @ v["W"]
+        y = np.ascontiguousarray(fw.y_final)
+        p = np.empty(y.shape, y.dtype)
+        head_backward(fw.dlogits, y, v["W"], g["W"], g["mu"], p)  # the classifier's gradients, and p = dJ/dy_N
         if self.network is None:
             self._net_backward(fw.tape, p, v["K"], g["K"], g["beta"])
         else:
