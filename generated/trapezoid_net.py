@@ -69,7 +69,7 @@ from numba.extending import intrinsic
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_e28e4706908ab81c"
+MODULE_KEY = "rkgen_net_4e2150e4fc7517cc"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -631,6 +631,11 @@ WIDE = 16 if AVX512 else 17  # from this width on, every block multiplies throug
 LONG_WIDTH = 8 if AVX512 else 16  # from this width on, blocks of at least LONG_BLOCK samples do too
 LONG_BLOCK = 64
 SMALL_PRODUCT = 16384  # entries of a d x d product small enough to allocate each call (128 KB: glibc's mmap threshold)
+# The dK products of the smallest wide blocks stay in the loops: a BLAS call with its d x d product array and the
+# sum into dK cost more than the d d nb multiply-adds themselves. Measured (Intel Xeon, Emerald Rapids, one thread,
+# RK4 gradients, 100 layers): d = 16, batches of 5 (8 columns) 0.82-0.91x the time with the loops, 16 columns
+# 0.90x, 8 x 8 x 64 0.96x; but 16 x 16 x 40 1.10x, 32 x 32 x 8 1.14x, 64 x 64 x 8 1.32x.
+OUTER_LOOPS = 4096  # multiply-adds (d d bs) of a wide block's dK product up to which the loops form it
 
 
 @njit(cache=True, inline="always")
@@ -689,7 +694,8 @@ def _kx(M, X, out, d, nw, transpose):
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _outer(G, Y, dK, scale, W, d, nb):
-    """dK += scale * G Y^T over the nb samples of a block; four rows of dK at a time. Wide layers: BLAS products
+    """dK += scale * G Y^T over the nb samples of a block; four rows of dK at a time. Wide layers (but the smallest
+    products, up to OUTER_LOOPS multiply-adds): BLAS products
     over all the block's columns (G or Y is zero in the padding ones), into the scratch block W (d, bs), which is
     overwritten: the whole d x d product where it fits W or is small (a fresh array from malloc's heap, one BLAS
     call), else min(d, bs) rows of dK at a time. A large d x d array made afresh every call would come from mmap
@@ -697,7 +703,7 @@ def _outer(G, Y, dK, scale, W, d, nb):
     AVX-512 Xeon)."""
     _wide_vectors()
     bs = G.shape[1]
-    if _wide(d, bs):
+    if _wide(d, bs) and d * d * bs > OUTER_LOOPS:
         rows = d if d <= bs or d * d <= SMALL_PRODUCT else bs
         flat = W.reshape(W.size)
         for a0 in range(0, d, rows):

@@ -150,8 +150,8 @@ def test_newton_state_fails_on_nan_that_max_would_drop():
 
 
 @pytest.mark.numba
-@pytest.mark.parametrize(("d", "nw"), [(1, 16), (2, 16), (3, 16), (8, 16), (8, 64), (13, 16), (16, 16), (16, 64),
-                                      (17, 16), (40, 16), (136, 16)])
+@pytest.mark.parametrize(("d", "nw"), [(1, 16), (2, 16), (3, 16), (8, 16), (8, 64), (13, 16), (16, 8), (16, 16),
+                                      (16, 64), (17, 16), (40, 16), (136, 16)])
 @pytest.mark.parametrize("field", [0, 1])
 def test_field_and_adjoint_stage_against_numpy(rng, d, nw, field):
     """Every path of the products: d = 2 fused, d < 8 by rows, eight-column blocks, and wide blocks through BLAS
@@ -159,7 +159,8 @@ def test_field_and_adjoint_stage_against_numpy(rng, d, nw, field):
     AVX-512; on all nw columns of the block, whose padding columns hold zeros in Y and eta). Both machines run
     both paths: d = 13 in 16 columns is narrow and d = 17 wide on either. Wide dK: a d x d product that fits the
     scratch U or is small (d = 17, 40 in 16 columns) runs whole; a large one in chunks of nw rows through U, the
-    last one shorter (d = 136 > sqrt(SMALL_PRODUCT) in 16 columns)."""
+    last one shorter (d = 136 > sqrt(SMALL_PRODUCT) in 16 columns); the smallest wide products (d d nw <= OUTER_LOOPS:
+    d = 16 in 8 or 16 columns, 8 in 64, on AVX-512) in the loops, on the block's nb samples."""
     from rkgen.runtime.activations import _activate, _activate_shifted, _derivative
     from rkgen.runtime.products import AVX512, _adjoint_stage, _field, _wide
 
