@@ -128,6 +128,31 @@ def test_armijo_test_and_adam_step():
     assert u == pytest.approx([-0.1, 0.1])  # the first Adam step is lr * sign(g)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_adam_steps_match_the_textbook_formulas(dtype):
+    """Ten compiled Adam steps against Kingma and Ba's algorithm written out in numpy in float64 (an independent
+    oracle): equal to float64 rounding; in float32 within one rounding of u and one of the step per step (each step
+    rounds u + step, |u| about 1, and computes the step, about lr, in float32)."""
+    rng = np.random.default_rng(4)
+    lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-8
+    n = 37
+    u = rng.normal(size=n).astype(dtype)
+    opt = Adam(n, lr=lr, dtype=dtype)
+    ref_u, m, v = u.astype(np.float64), np.zeros(n), np.zeros(n)
+    for t in range(1, 11):
+        g = rng.normal(size=n).astype(dtype)
+        opt.step(u, g)
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g.astype(np.float64) ** 2
+        ref_u = ref_u - lr / (1 - b1**t) * m / (np.sqrt(v) / np.sqrt(1 - b2**t) + eps)
+    assert u.dtype == dtype and opt.m.dtype == dtype
+    if dtype == np.float64:
+        np.testing.assert_allclose(u, ref_u, rtol=0, atol=1e-15)
+    else:
+        bound = 10 * np.finfo(np.float32).eps * (np.abs(ref_u).max() + lr)
+        np.testing.assert_allclose(u, ref_u, rtol=0, atol=bound)
+
+
 def test_backtracking_accepts_only_decreasing_steps():
     res = train(
         tableau="rk4",

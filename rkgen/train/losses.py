@@ -46,7 +46,7 @@ def _pass(kernel, z, c, n_classes):
 
 def squared(z: np.ndarray, c: np.ndarray):
     """Sigmoid hypothesis with squared error; z has shape (m, 1), labels c in {0, 1}."""
-    from rkgen.train._loss_kernels import squared_pass  # numba is imported on first use, not by `rkgen check`
+    from rkgen.train._kernels import squared_pass  # numba is imported on first use, not by `rkgen check`
 
     z, c = _checked(z, c)
     if z.shape[1] != 1:
@@ -56,7 +56,7 @@ def squared(z: np.ndarray, c: np.ndarray):
 
 def cross_entropy(z: np.ndarray, c: np.ndarray):
     """Softmax with cross-entropy; z has shape (m, K)."""
-    from rkgen.train._loss_kernels import cross_entropy_pass
+    from rkgen.train._kernels import cross_entropy_pass
 
     z, c = _checked(z, c)
     return _pass(cross_entropy_pass, z, c, z.shape[1])
@@ -65,7 +65,7 @@ def cross_entropy(z: np.ndarray, c: np.ndarray):
 def classify(loss: str, y: np.ndarray, W: np.ndarray, mu: np.ndarray, c: np.ndarray):
     """The logits z = y W^T + mu of the features y (m, d) and the loss on them, in one compiled pass:
     (z, cost, dcost/dz, number correct). y, W and mu share one float dtype, which z and dcost/dz take."""
-    from rkgen.train import _loss_kernels  # numba is imported on first use
+    from rkgen.train import _kernels  # numba is imported on first use
 
     y = np.ascontiguousarray(y)
     m, n_out = y.shape[0], W.shape[0]
@@ -79,7 +79,7 @@ def classify(loss: str, y: np.ndarray, W: np.ndarray, mu: np.ndarray, c: np.ndar
     c = np.ascontiguousarray(c, dtype=np.int64)
     z = np.empty((m, n_out), y.dtype)
     dz = np.empty((m, n_out), y.dtype)
-    head = _loss_kernels.squared_head if loss == "squared" else _loss_kernels.cross_entropy_head
+    head = _kernels.squared_head if loss == "squared" else _kernels.cross_entropy_head
     cost, correct = head(y, np.ascontiguousarray(W, y.dtype), np.ascontiguousarray(mu, y.dtype), c, z, dz)
     if correct < 0:
         raise ValueError(f"labels must lie in 0..{max(n_out, 2) - 1}, got {c.min()}..{c.max()}")

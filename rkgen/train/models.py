@@ -388,7 +388,7 @@ class Model:
     def backward(self, flat, fw: Forward, grad: np.ndarray) -> None:
         """Write the gradient of fw's cost with respect to all parameters into grad (zero where
         fixed)."""
-        from rkgen.train._loss_kernels import head_backward  # numba on first use
+        from rkgen.train._kernels import head_backward  # numba on first use
 
         v = self.views(flat)
         g = self.views(grad)

@@ -23,32 +23,23 @@ ARMIJO_DECREASE, ARMIJO_GROWTH, ARMIJO_MAX_STEP = 0.4, 2.0, 10.0
 
 
 class Adam:
-    """Adam on a flat vector, updating in place with preallocated work arrays."""
+    """Adam on a flat vector, updating in place in one compiled pass (:func:`rkgen.train._kernels.adam_update`)."""
 
     def __init__(self, size, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, dtype=np.float64):
         self.lr, self.beta1, self.beta2, self.eps = float(lr), beta1, beta2, eps
         self.m = np.zeros(size, dtype)  # the moments in the parameters' dtype
         self.v = np.zeros(size, dtype)
         self.t = 0
-        self._w = np.empty(size, dtype)
 
     def step(self, u: np.ndarray, g: np.ndarray) -> None:
+        from rkgen.train._kernels import adam_update  # numba on first use
+
         self.t += 1
-        b1, b2, w = self.beta1, self.beta2, self._w
-        self.m *= b1
-        self.m += (1.0 - b1) * g
-        np.multiply(g, g, out=w)
-        self.v *= b2
-        w *= 1.0 - b2
-        self.v += w
+        b1, b2, t = self.beta1, self.beta2, self.m.dtype.type  # the constants in the moments' dtype
         c1 = 1.0 - b1**self.t
         c2 = 1.0 - b2**self.t
-        np.sqrt(self.v, out=w)
-        w /= np.sqrt(c2)
-        w += self.eps
-        np.divide(self.m, w, out=w)
-        w *= self.lr / c1
-        u -= w
+        adam_update(u, g, self.m, self.v, t(b1), t(1.0 - b1), t(b2), t(1.0 - b2), t(np.sqrt(c2)), t(self.eps),
+                    t(self.lr / c1))
 
     def state(self) -> dict:
         return {"adam_m": self.m, "adam_v": self.v}, {"adam_t": self.t}

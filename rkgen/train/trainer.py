@@ -800,9 +800,11 @@ def _write_summary(res: TrainResult):
 
 
 def _finite(fw, grad=None):
+    from rkgen.train._kernels import all_finite  # numba on first use
+
     if not np.isfinite(fw.cost):
         return False
-    return grad is None or bool(np.all(np.isfinite(grad)))
+    return grad is None or all_finite(grad)
 
 
 def _trial(model, u, grad, step, work, x, c):
@@ -820,7 +822,7 @@ def _trial(model, u, grad, step, work, x, c):
 def _full_batch(cfg, model, u, x, c, grad, work, st, total, first_record, stop, interrupt_at, record, bar):
     """gd, gd-backtracking and gd-armijo (000 Algorithms 1 and 2, section 5.3) on the whole training
     set. The state's "L" is backtracking's L, or gd-armijo's last accepted step alpha."""
-    from rkgen.train._loss_kernels import all_finite  # numba on first use
+    from rkgen.train._kernels import all_finite  # numba on first use
 
     try:
         fw = model.loss_and_grad(u, x, c, grad)

@@ -1,9 +1,13 @@
-"""Compiled passes of the classifier head for the trainer (downstream of the chain; numba, imported on first use).
+"""The trainer's compiled passes (downstream of the chain; numba, imported on first use, so that commands which do
+not train never import it).
 
-Single passes for the losses of :mod:`rkgen.train.losses`, imported there on first use so
-that commands which do not train never import numba. The heads (``*_head``, ``head_backward``) run the affine
-classifier, the loss and the classifier's gradients in one compiled call each: in numpy the same work was five to
-eight small calls per pass, about a tenth of an iteration of 000's setting 1 (15 layers of width 2, 1000 points)."""
+- Single passes for the losses of :mod:`rkgen.train.losses`.
+- The heads (``*_head``, ``head_backward``) run the affine classifier, the loss and the classifier's gradients in one
+  compiled call each: in numpy the same work was five to eight small calls per pass, about a tenth of an iteration of
+  000's setting 1 (15 layers of width 2, 1000 points).
+- ``adam_update``, Adam's step in one pass (fourteen numpy calls over the parameters before: about 0.1 ms a batch of
+  004's setting, 100 layers of width 16); ``all_finite``.
+"""
 
 from __future__ import annotations
 
@@ -102,3 +106,18 @@ def all_finite(a):
         if not math.isfinite(a[i]):
             return False
     return True
+
+
+@njit(cache=True, error_model="numpy")
+def adam_update(u, g, m, v, b1, c_b1, b2, c_b2, root_c2, eps, rate):
+    """One Adam step in place: m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2, u -= rate m / (sqrt(v) / sqrt(c2) +
+    eps), with rate = lr / c1 and c_b1, c_b2 = 1 - b1, 1 - b2. The constants come in the arrays' dtype, so a float32
+    run computes in float32; the operations and their order are those of the numpy expressions they replace, element
+    by element, without contraction into fused multiply-adds (numba's default): a float64 step gives the same bits."""
+    for i in range(u.shape[0]):
+        gi = g[i]
+        mi = m[i] * b1 + c_b1 * gi
+        vi = v[i] * b2 + (gi * gi) * c_b2
+        m[i] = mi
+        v[i] = vi
+        u[i] -= mi / (np.sqrt(vi) / root_c2 + eps) * rate
