@@ -399,7 +399,7 @@ def profile_setting2(net):
     bwd = pick(netfile, "backward")
     mfwd = pick(models_mod.__file__, "forward")
     mbwd = pick(models_mod.__file__, "backward")
-    loss = pick(losses_mod.__file__, "cross_entropy")
+    loss = pick(losses_mod.__file__, "classify")  # the classifier's logits and the loss, one compiled call
     adam = pick(opt_mod.__file__, "step")
     trainer = sys.modules["rkgen.train.trainer"].__file__
     record = pick(trainer, "record")
@@ -425,8 +425,8 @@ def profile_setting2(net):
         f"  numba kernels together                                     {kernel:7.3f} s",
         f"  numpy/Python in the network wrappers (checks, copies)      {wrapper:7.3f} s",
         f"  Model.forward/backward outside network and loss            {model_rest:7.3f} s"
-        "  (views, padding, classifier, gradient scatter)",
-        f"  loss (softmax + cross-entropy)                             {loss[1]:7.3f} s  ({int(loss[2])} calls)",
+        "  (views, padding, the classifier's gradient, gradient scatter)",
+        f"  logits and loss (softmax + cross-entropy)                  {loss[1]:7.3f} s  ({int(loss[2])} calls)",
         f"  Adam step                                                  {adam[1]:7.3f} s  ({int(adam[2])} calls)",
         f"  the rest of the loop (batch slicing, finiteness checks)    {total - model - adam[1]:7.3f} s",
         f"  of all the above, the evaluations of both sets (record)    {record[1]:7.3f} s"
