@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import sympy
+from cli_run import run
 
 from rkgen import __version__, builtin_names
 from rkgen.cli import main
@@ -20,16 +21,6 @@ CHECK_KEYS = {
     "name", "stages", "structure", "consistent", "order", "order_tolerant", "max_residual", "stage_order",
     "symplectic", "zero_weights", "partner",
 }  # fmt: skip
-
-
-def run(capsys, *argv):
-    """main(argv) -> (exit status, stdout, stderr); argparse exits become statuses too."""
-    try:
-        status = main(list(argv))
-    except SystemExit as exc:
-        status = exc.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def check_json(capsys, *argv) -> dict:

@@ -16,9 +16,9 @@ import re
 
 import numpy as np
 import pytest
+from cli_run import run
 
 from rkgen import load
-from rkgen.cli import main
 from rkgen.compare import (
     FIT_POINTS,
     ROUNDING_FLOOR,
@@ -262,15 +262,6 @@ def test_a_pre_asymptotic_order_is_said_to_be_on_its_way():
 
 
 # -- the command --------------------------------------------------------------------------------------------------
-
-
-def run(capsys, *argv):
-    try:
-        status = main(list(argv))
-    except SystemExit as exc:
-        status = exc.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def test_cli_prints_the_table_and_writes_the_plot(capsys, tmp_path):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from cli_run import run
 
-from rkgen.cli import main as rkgen_main
 from rkgen.codegen import load_network
 from rkgen.errors import RkgenError
 from rkgen.train.models import resolve_network
@@ -51,12 +51,6 @@ def bad(request, tmp_path, monkeypatch):
     path.write_text(json.dumps(data))
     why = ROUNDS if value == "1e-400" else BEYOND
     return "big.json", f"big.json: {label} = {value} {why}"
-
-
-def run(capsys, *argv):
-    code = rkgen_main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_check_accepts_it(bad, capsys):
