@@ -170,6 +170,36 @@ def test_losses_match_numpy_formulas():
     assert correct == np.count_nonzero(np.argmax(z, axis=1) == c)
 
 
+@pytest.mark.parametrize(("loss", "classes"), [("squared", 1), ("cross-entropy", 4)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_classifier_head_matches_numpy(loss, classes, dtype):
+    """The compiled head (logits, loss and the classifier's gradients, one call each way) against numpy's
+    y W^T + mu, the loss passes on those logits, and dz^T y, the column sums of dz and dz W."""
+    from rkgen.train._kernels import head_backward
+
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=(131, 6)).astype(dtype)
+    W, mu = rng.normal(size=(classes, 6)).astype(dtype), rng.normal(size=classes).astype(dtype)
+    c = rng.integers(0, max(classes, 2), 131)
+    z, cost, dz, correct = losses.classify(loss, y, W, mu, c)
+    ref = (y @ W.T + mu).astype(np.float64)
+    tol = 10 * np.finfo(dtype).eps
+    assert z.dtype == dz.dtype == dtype
+    np.testing.assert_allclose(z, ref, rtol=tol, atol=tol * np.abs(ref).max())
+    ref_cost, ref_dz, ref_correct = losses.get(loss)(z, c)
+    assert (cost, correct) == (ref_cost, ref_correct)  # the same pass on the same logits
+    np.testing.assert_array_equal(dz, ref_dz)
+    gW, gmu, p = np.empty_like(W), np.empty_like(mu), np.empty_like(y)
+    head_backward(dz, y, W, gW, gmu, p)
+    d64, y64 = dz.astype(np.float64), y.astype(np.float64)
+    for got, want in ((gW, d64.T @ y64), (gmu, d64.sum(axis=0)), (p, d64 @ W.astype(np.float64))):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+    with pytest.raises(ValueError, match="one logit per sample"):
+        losses.classify("squared", y, np.zeros((2, 6), dtype), np.zeros(2, dtype), c)
+    with pytest.raises(ValueError, match="labels must lie"):
+        losses.classify(loss, y, W, mu, np.full(131, 7))
+
+
 def test_losses_reject_bad_labels():
     z = np.zeros((3, 2))
     for c, msg in (([0, 1, 5], "0..1"), ([0, -1, 1], "0..1"), ([0.0, 1.0, 1.0], "integers"), ([0, 1], "shape")):

@@ -5,7 +5,8 @@
   depend on the size of the data set (backtracking is indifferent to the scale).
 - ``cross-entropy`` (004): K outputs, softmax, cost -1/m sum_i log softmax(z_i)[c_i].
 
-Each function returns (cost, dcost/dZ, number of correct predictions). Each is one compiled pass
+Each function returns (cost, dcost/dZ, number of correct predictions); ``classify`` computes the logits
+from the features first and returns them too (the trainer's path). Each is one compiled pass
 over the samples: they run once per forward pass of the trainer, and in numpy they took longer
 (about 90 us for 1000 samples) than the rest of the trainer's own work per iteration.
 """
