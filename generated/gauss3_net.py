@@ -70,7 +70,7 @@ from numba.extending import intrinsic
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_54a9b60162784173"
+MODULE_KEY = "rkgen_net_83bbf6e3e38162f0"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -1307,6 +1307,49 @@ def _newton_update(it, X, R, status, prev, n, nb, fixed=False):
             state = _fixed_point_state(it, step, prev[q], size, X[:, q], n)
         else:
             state = _newton_state(it, step, prev[q], size, X[:, q], n)
+        if state == 0:
+            prev[q] = step
+            active += 1
+        else:
+            status[q] = state
+            done += state > 0
+    return active, done
+
+
+@njit(cache=True, error_model="numpy")
+def _newton_update_block(it, X, R, status, prev, n, nb):
+    """:func:`_newton_update` (Newton's test) in passes over the whole block that vectorise, for a caller whose R
+    is scratch recomputed every iteration (a DIRK stage's residual and update): the same iterates, states and
+    return values. The update goes to every sample still iterating (a select, not a branch); each sample's largest
+    |update| and |iterate| are then written over R's first two rows (n >= 2), taken with max() in the same order as
+    there, so that a NaN is dropped alike; only the test itself runs per sample. Implicit midpoint, width 2, 5
+    layers, 1000 samples (Intel Xeon, one thread): the per-sample update was 39% of the forward pass."""
+    _wide_vectors()
+    for a in range(n):
+        for q in range(nb):
+            x = X[a, q] + R[a, q]
+            X[a, q] = x if status[q] == 0 else X[a, q]
+    if n >= 2:
+        for q in range(nb):
+            R[0, q] = max(0.0, abs(R[0, q]))
+        for a in range(1, n):
+            for q in range(nb):
+                R[0, q] = max(R[0, q], abs(R[a, q]))
+        for q in range(nb):
+            R[1, q] = max(0.0, abs(X[0, q]))
+        for a in range(1, n):
+            for q in range(nb):
+                R[1, q] = max(R[1, q], abs(X[a, q]))
+    active = 0
+    done = 0
+    for q in range(nb):
+        if status[q] != 0:
+            continue
+        if n >= 2:
+            step, size = R[0, q], R[1, q]
+        else:
+            step, size = max(0.0, abs(R[0, q])), max(0.0, abs(X[0, q]))
+        state = _newton_state(it, step, prev[q], size, X[:, q], n)
         if state == 0:
             prev[q] = step
             active += 1

@@ -121,6 +121,37 @@ def test_solve_against_numpy(rng, n):
 
 
 @pytest.mark.numba
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_block_newton_update_equals_the_per_sample_one(n):
+    """_newton_update_block (DIRK stages: vectorised passes, R used as scratch) against _newton_update: the same
+    iterates, states, previous steps and counts, on samples that converge, go on, fail on an infinite update,
+    carry a NaN, or were frozen before (whose garbage update must not move them)."""
+    from rkgen.runtime.implicit import _newton_update, _newton_update_block
+
+    rng = np.random.default_rng(n)
+    nb, nw = 29, 32
+    for it in (1, 2, 3):
+        X = rng.normal(size=(n, nw))
+        R = rng.normal(size=(n, nw)) * 10.0 ** rng.integers(-18, 1, nw)  # from converged to far off
+        R[:, 3] = np.inf
+        R[0, 4] = np.nan
+        X[n - 1, 5] = np.nan
+        R[:, 6] = np.nan  # a frozen sample's garbage
+        status = rng.choice([0, 0, 0, 1, -1], nb).astype(np.int64)
+        status[3:6] = 0
+        status[6] = 1
+        prev = 10.0 ** rng.integers(-16, 0, nb).astype(float)
+        X2, R2, status2, prev2 = X.copy(), R.copy(), status.copy(), prev.copy()
+        got = _newton_update_block(it, X, R, status, prev, n, nb)
+        want = _newton_update(it, X2, R2, status2, prev2, n, nb)
+        assert got == want
+        np.testing.assert_array_equal(X, X2)
+        np.testing.assert_array_equal(status, status2)
+        np.testing.assert_array_equal(prev, prev2)
+        assert status[3] == -1 and status[6] == 1 and not np.isnan(X[0, 6])
+
+
+@pytest.mark.numba
 def test_newton_state_fails_on_nan_that_max_would_drop():
     from numba import njit
 
