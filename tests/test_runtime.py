@@ -120,14 +120,40 @@ def test_solve_against_numpy(rng, n):
     assert not _solve(bad, r.copy(), n)
 
 
-@pytest.mark.numba
-@pytest.mark.parametrize("n", [1, 2, 3])
-def test_block_newton_update_equals_the_per_sample_one(n):
-    """_newton_update_block (DIRK stages: vectorised passes, R used as scratch) against _newton_update: the same
-    iterates, states, previous steps and counts, on samples that converge, go on, fail on an infinite update,
-    carry a NaN, or were frozen before (whose garbage update must not move them)."""
-    from rkgen.runtime.implicit import _newton_update, _newton_update_block
+def _per_sample_update(it, X, R, status, prev, n, nb, fixed, state_of):
+    """The oracle: Newton's update and test written per sample, as the runtime once did (the state functions are
+    the runtime's: this checks the passes around them)."""
+    active = done = 0
+    for q in range(nb):
+        if status[q] != 0:
+            continue
+        size = step = 0.0
+        for a in range(n):
+            X[a, q] += R[a, q]
+            size = max(size, abs(X[a, q]))
+            step = max(step, abs(R[a, q]))
+        state = state_of(it, step, prev[q], size, X[:, q], n)
+        if state == 0:
+            prev[q] = step
+            active += 1
+        else:
+            status[q] = state
+            done += state > 0
+    return active, done
 
+
+@pytest.mark.numba
+@pytest.mark.parametrize("fixed", [False, True])
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_block_newton_update_equals_the_per_sample_one(n, fixed):
+    """_newton_update (vectorised passes, R used as scratch) against the update written per sample: the same
+    iterates, states, previous steps and counts, on samples that converge, go on, fail on an infinite update,
+    carry a NaN, or were frozen before (whose garbage update must not move them); Newton's test and the fixed
+    point's."""
+    from rkgen.runtime.implicit import _fixed_point_state, _newton_state, _newton_update
+
+    state_of = getattr(_fixed_point_state if fixed else _newton_state, "py_func",
+                       _fixed_point_state if fixed else _newton_state)
     rng = np.random.default_rng(n)
     nb, nw = 29, 32
     for it in (1, 2, 3):
@@ -142,8 +168,8 @@ def test_block_newton_update_equals_the_per_sample_one(n):
         status[6] = 1
         prev = 10.0 ** rng.integers(-16, 0, nb).astype(float)
         X2, R2, status2, prev2 = X.copy(), R.copy(), status.copy(), prev.copy()
-        got = _newton_update_block(it, X, R, status, prev, n, nb)
-        want = _newton_update(it, X2, R2, status2, prev2, n, nb)
+        got = _newton_update(it, X, R, status, prev, n, nb, fixed)
+        want = _per_sample_update(it, X2, R2, status2, prev2, n, nb, fixed, state_of)
         assert got == want
         np.testing.assert_array_equal(X, X2)
         np.testing.assert_array_equal(status, status2)

@@ -13,7 +13,7 @@ from .implicit import (
     _f_and_jacobian,
     _newton_failures,
     _newton_start,
-    _newton_update_block,
+    _newton_update,
     _shifted_solve,
 )
 
@@ -23,7 +23,7 @@ def _dirk_solve(Kj, bj, c, base, Yi, Z, Si, Fi, ws, field, act, d, nb, nw):
     """Newton for one DIRK stage on a block: Yi = base + c f(Yi), c = h a_ii, from Yi = base.
 
     Every iteration evaluates f and sigma' on the whole block (vectorised), then solves (I - c J) dY = R for
-    each sample still iterating; a sample stops once it converges or fails (:func:`_newton_update_block`), so its
+    each sample still iterating; a sample stops once it converges or fails (:func:`_newton_update`), so its
     stage is the one it gets alone. Si and Fi are scratch here (the caller evaluates the field at the solved
     stage). Padding columns stay zero. Returns (failed solves, the iteration at which the last sample
     converged)."""
@@ -47,7 +47,7 @@ def _dirk_solve(Kj, bj, c, base, Yi, Z, Si, Fi, ws, field, act, d, nb, nw):
             for q in range(nw):
                 R[a, q] = base[a, q] + c * Fi[a, q] - Yi[a, q]
         _shifted_solve(Kj, c, D, R, ws, status, field, False, d, nw)
-        active, done = _newton_update_block(it, Yi, R, status, prev, d, nb)  # R is scratch from here on
+        active, done = _newton_update(it, Yi, R, status, prev, d, nb)  # R is scratch from here on
         if done > 0:
             most = it
     return _newton_failures(status, nb), most
