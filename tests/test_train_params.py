@@ -18,7 +18,7 @@ import rkgen.train.models as models_mod
 from conftest import GENERATED
 from rkgen.errors import RkgenError
 from rkgen.train import cli as train_cli
-from rkgen.train import evaluate_cli, memory, plots, predict_cli
+from rkgen.train import evaluate_cli, losses, memory, plots, predict_cli
 from rkgen.train.evaluate import evaluate_run, swapped
 from rkgen.train.models import Model
 from rkgen.train.predict import load_run
@@ -193,7 +193,7 @@ def test_continuous_gradient_in_h_includes_the_motion_of_the_stage_times():
             u = flat.copy()
             Kk, bk = _stage_values(stage, hk, model.nodes, v["K"]), _stage_values(stage, hk, model.nodes, v["beta"])
             yN = stage.forward(model.pad(x), Kk, bk, h, params="stage")[0]
-            costs.append(model._loss_fn(yN @ model.views(u)["W"].T + model.views(u)["mu"], c)[0])
+            costs.append(losses.get(model.loss)(yN @ model.views(u)["W"].T + model.views(u)["mu"], c)[0])
         motion[k] = (costs[0] - costs[1]) / (2 * eps)
     assert np.allclose(model.views(grad)["h"] - dh_stage, motion, rtol=1e-6, atol=1e-9)
 

@@ -22,27 +22,38 @@ def _sigmoid(z):
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-def _checked(z: np.ndarray, c: np.ndarray):
-    """z as contiguous float32 (if it is float32: a float32 model's logits) or float64 (m, K) and c as int64 labels.
-    The passes check the labels' range as they go (:func:`_pass`), sum the cost in float64 either way; dcost/dz has
-    z's dtype."""
-    z = np.ascontiguousarray(z, dtype=np.float32 if getattr(z, "dtype", None) == np.float32 else np.float64)
+def _labels(c, x: np.ndarray, what: str) -> np.ndarray:
+    """c as contiguous int64 labels, one per row of the 2-D array x (at least one row); ``what`` says what x must
+    be in the error."""
     c = np.asarray(c)
-    if z.ndim != 2 or z.shape[0] == 0 or c.shape != (z.shape[0],):
-        raise ValueError(f"logits must have shape (m, K) with m >= 1 and labels shape (m,); got {z.shape}, {c.shape}")
+    if x.ndim != 2 or x.shape[0] == 0 or c.shape != (x.shape[0],):
+        raise ValueError(f"{what} with m >= 1 and labels shape (m,); got {x.shape}, {c.shape}")
     if c.dtype.kind not in "iub":
         raise ValueError(f"labels must be integers, got dtype {c.dtype}")
-    return z, np.ascontiguousarray(c, dtype=np.int64)
+    return np.ascontiguousarray(c, dtype=np.int64)
+
+
+def _checked(z: np.ndarray, c: np.ndarray):
+    """z as contiguous float32 (if it is float32: a float32 model's logits) or float64 (m, K) and c as int64 labels.
+    The passes check the labels' range as they go (:func:`_counted`), sum the cost in float64 either way; dcost/dz
+    has z's dtype."""
+    z = np.ascontiguousarray(z, dtype=np.float32 if getattr(z, "dtype", None) == np.float32 else np.float64)
+    return z, _labels(c, z, "logits must have shape (m, K)")
+
+
+def _counted(correct, c: np.ndarray, n_classes: int) -> int:
+    """A compiled pass's count of correct predictions; the pass returns -1 at a label outside 0..n_classes-1 (a check
+    in the pass itself: two reductions over the labels each call cost the trainer more)."""
+    if correct < 0:
+        raise ValueError(f"labels must lie in 0..{n_classes - 1}, got {c.min()}..{c.max()}")
+    return int(correct)
 
 
 def _pass(kernel, z, c, n_classes):
-    """(cost, dcost/dz, number correct) from a compiled pass, which returns correct = -1 at a label outside
-    0..n_classes-1 (a check in the pass itself: two reductions over the labels each call cost the trainer more)."""
+    """(cost, dcost/dz, number correct) from a compiled pass on the logits z."""
     dz = np.empty(z.shape, z.dtype)
     cost, correct = kernel(z, c, dz)
-    if correct < 0:
-        raise ValueError(f"labels must lie in 0..{n_classes - 1}, got {c.min()}..{c.max()}")
-    return cost, dz, int(correct)
+    return cost, dz, _counted(correct, c, n_classes)
 
 
 def squared(z: np.ndarray, c: np.ndarray):
@@ -72,19 +83,12 @@ def classify(loss: str, y: np.ndarray, W: np.ndarray, mu: np.ndarray, c: np.ndar
     m, n_out = y.shape[0], W.shape[0]
     if loss == "squared" and n_out != 1:
         raise ValueError(f"the squared loss takes one logit per sample, got {n_out}")
-    c = np.asarray(c)
-    if m == 0 or c.shape != (m,):
-        raise ValueError(f"features must have shape (m, d) with m >= 1 and labels shape (m,); got {y.shape}, {c.shape}")
-    if c.dtype.kind not in "iub":
-        raise ValueError(f"labels must be integers, got dtype {c.dtype}")
-    c = np.ascontiguousarray(c, dtype=np.int64)
+    c = _labels(c, y, "features must have shape (m, d)")
     z = np.empty((m, n_out), y.dtype)
     dz = np.empty((m, n_out), y.dtype)
     head = _kernels.squared_head if loss == "squared" else _kernels.cross_entropy_head
     cost, correct = head(y, np.ascontiguousarray(W, y.dtype), np.ascontiguousarray(mu, y.dtype), c, z, dz)
-    if correct < 0:
-        raise ValueError(f"labels must lie in 0..{max(n_out, 2) - 1}, got {c.min()}..{c.max()}")
-    return z, cost, dz, int(correct)
+    return z, cost, dz, _counted(correct, c, max(n_out, 2))
 
 
 def probabilities(loss: str, z: np.ndarray) -> np.ndarray:

@@ -179,7 +179,6 @@ class Model:
         self.reduction = reduction
         self.dtype = np.dtype(str(dtype))
         self.nodes = None
-        self._loss_fn = losses.get(loss)
         if kind == "net":
             self.network = None
             self.final_time = None

@@ -822,8 +822,6 @@ def _trial(model, u, grad, step, work, x, c):
 def _full_batch(cfg, model, u, x, c, grad, work, st, total, first_record, stop, interrupt_at, record, bar):
     """gd, gd-backtracking and gd-armijo (000 Algorithms 1 and 2, section 5.3) on the whole training
     set. The state's "L" is backtracking's L, or gd-armijo's last accepted step alpha."""
-    from rkgen.train._kernels import all_finite  # numba on first use
-
     try:
         fw = model.loss_and_grad(u, x, c, grad)
     except SolveFailure as e:
@@ -905,7 +903,7 @@ def _full_batch(cfg, model, u, x, c, grad, work, st, total, first_record, stop, 
             fw = trial
         model.backward(u, fw, grad)
         st["iteration"] += 1
-        if not all_finite(grad):
+        if not _finite(fw, grad):  # the cost is finite here: the step was accepted
             return "diverged", f"the gradient became non-finite at iteration {st['iteration']}", u
         if st["iteration"] % cfg.eval_every == 0 or st["iteration"] == total:
             try:
