@@ -73,7 +73,7 @@ from numba.extending import intrinsic
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_c73e625081b9b9bc"
+MODULE_KEY = "rkgen_net_3ac6fd2dad4e736a"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -619,12 +619,12 @@ def _sigma(z, act):
 #
 # Wide blocks (:func:`_wide`: d >= WIDE, or d >= LONG_WIDTH in blocks of at least LONG_BLOCK
 # samples) form the stage products of a block as matrix products through BLAS (numba's np.dot on
-# contiguous 2-D arrays calls the BLAS that scipy ships): Z = K Y, mu = K^T G, dK += G Y^T. Their
-# blocks are whole (nw = bs, :func:`rkgen.runtime.driver._columns`), so every product runs on the
-# arrays themselves, without copies; the padding columns hold zeros in y, p and every eta_i
-# (implicit stages: Y_i too), so they add nothing to the gradients. The bias and the activation are
-# applied in one pass after the product, the adjoint's D * xi and the sums for dbeta and dh in one
-# pass before it.
+# contiguous 2-D arrays calls the BLAS that scipy ships): Z = K Y, mu = K^T G, and dK += G Y^T,
+# which BLAS adds into dK itself (:func:`_outer_blas`). Their blocks are whole (nw = bs,
+# :func:`rkgen.runtime.driver._columns`), so every product runs on the arrays themselves, without
+# copies; the padding columns hold zeros in y, p and every eta_i (implicit stages: Y_i too), so they
+# add nothing to the gradients. The bias and the activation are applied in one pass after the
+# product, the adjoint's D * xi and the sums for dbeta and dh in one pass before it.
 
 _FAST = {"reassoc", "contract"}  # sums may be reordered and fused: reductions vectorise
 # Where BLAS takes the stage products over from the loops below (see _wide) depends on the vector unit, measured
@@ -703,24 +703,10 @@ def _kx(M, X, out, d, nw, transpose):
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _outer(G, Y, dK, scale, W, d, nb):
     """dK += scale * G Y^T over the nb samples of a block; four rows of dK at a time. Wide layers (but the smallest
-    products, up to OUTER_LOOPS multiply-adds): BLAS products
-    over all the block's columns (G or Y is zero in the padding ones), into the scratch block W (d, bs), which is
-    overwritten: the whole d x d product where it fits W or is small (a fresh array from malloc's heap, one BLAS
-    call), else min(d, bs) rows of dK at a time. A large d x d array made afresh every call would come from mmap
-    and pay its page faults each time: at d = 256 that cost more than the product (0.46 against 0.26 ms on an
-    AVX-512 Xeon)."""
+    products, up to OUTER_LOOPS multiply-adds): one BLAS product (:func:`_outer_blas`)."""
     _wide_vectors()
-    bs = G.shape[1]
-    if _wide(d, bs) and d * d * bs > OUTER_LOOPS:
-        rows = d if d <= bs or d * d <= SMALL_PRODUCT else bs
-        flat = W.reshape(W.size)
-        for a0 in range(0, d, rows):
-            r = min(rows, d - a0)
-            Wr = flat[: r * d].reshape((r, d)) if r <= bs else np.empty((r, d), W.dtype)
-            np.dot(G[a0:a0 + r], Y.T, Wr)
-            for a in range(r):
-                for k in range(d):
-                    dK[a0 + a, k] += scale * Wr[a, k]
+    if _wide(d, G.shape[1]) and d * d * G.shape[1] > OUTER_LOOPS:
+        _outer_blas(G, Y, dK, scale, W, d, nb)
         return
     a = 0
     while a + 4 <= d:
@@ -744,6 +730,65 @@ def _outer(G, Y, dK, scale, W, d, nb):
                 s0 += G[a, q] * Y[k, q]
             dK[a, k] += scale * s0
         a += 1
+
+
+# BLAS's C = alpha op(A) op(B) + beta C, as numba's np.dot calls it (numba's helper numba_xxgemm, which finds
+# scipy's dgemm or sgemm): with beta = 1 a product is added into dK where it lies, with no scratch array, no pass
+# adding it in, and no zeroing of C (BLAS's own pass for beta = 0). numba_xxgemm takes column-major arrays; a
+# C-ordered array (r, c) is its transpose there, (c x r) with leading dimension c.
+_XXGEMM = types.ExternalFunction("numba_xxgemm", types.intc(
+    types.char, types.char, types.char, types.intp, types.intp, types.intp,
+    types.CPointer(types.float64), types.CPointer(types.float64), types.intp,
+    types.CPointer(types.float64), types.intp, types.CPointer(types.float64),
+    types.CPointer(types.float64), types.intp,
+))
+
+
+def _outer_blas(G, Y, dK, scale, W, d, nb):
+    """dK += scale * G[:, :nb] Y[:, :nb]^T through BLAS, for wide blocks (G, Y (d, bs), dK (d, d), C-ordered).
+
+    float64: one GEMM that adds into dK (beta = 1; in column-major terms dK^T += scale Y G^T, k = nb).
+    float32 (dK is a float64 sum, which SGEMM cannot add into): the product into the scratch block W (d, bs),
+    overwritten, then added: the whole d x d product where it fits W or is small (a fresh array from malloc's
+    heap), else min(d, bs) rows of dK at a time. A large d x d array made afresh every call would come from mmap
+    and pay its page faults each time: at d = 256 that cost more than the product (0.46 against 0.26 ms on an
+    AVX-512 Xeon). Plain Python (NUMBA_DISABLE_JIT): numpy."""
+    dK += scale * (G[:, :nb].astype(np.float64) @ Y[:, :nb].T.astype(np.float64))
+
+
+@numba.extending.overload(_outer_blas, inline="always")
+def _outer_blas_typed(G, Y, dK, scale, W, d, nb):
+    """_outer_blas in compiled code, chosen by the blocks' dtype when a caller is compiled."""
+    if G.dtype == types.float64 and dK.dtype == types.float64:
+
+        def gemm(G, Y, dK, scale, W, d, nb):
+            if G.strides[1] != 8 or Y.strides[1] != 8 or dK.strides[1] != 8 or dK.strides[0] != 8 * d:
+                raise ValueError("_outer_blas: G, Y and dK must be C-contiguous")
+            if nb == 0:
+                return
+            ab = np.empty(2)
+            ab[0] = scale
+            ab[1] = 1.0
+            status = _XXGEMM(ord("d"), ord("t"), ord("n"), d, d, nb, ab[0:].ctypes, Y.ctypes, Y.strides[0] // 8,
+                             G.ctypes, G.strides[0] // 8, ab[1:].ctypes, dK.ctypes, d)
+            if status != 0:
+                raise RuntimeError("BLAS's dgemm (scipy's) could not be called")
+
+        return gemm
+
+    def scratch(G, Y, dK, scale, W, d, nb):
+        bs = G.shape[1]
+        rows = d if d <= bs or d * d <= SMALL_PRODUCT else bs
+        flat = W.reshape(W.size)
+        for a0 in range(0, d, rows):
+            r = min(rows, d - a0)
+            Wr = flat[: r * d].reshape((r, d)) if r <= bs else np.empty((r, d), W.dtype)
+            np.dot(G[a0:a0 + r], Y.T, Wr)
+            for a in range(r):
+                for k in range(d):
+                    dK[a0 + a, k] += scale * Wr[a, k]
+
+    return scratch
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
@@ -830,18 +875,20 @@ def _adjoint_stage(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, d, nb, nw):
         dbj[0] += g0
         dbj[1] += g1
     elif field == 0:
-        # J = diag(D) K:  J^T xi = K^T (D * xi);  dK += (D * xi) Y^T;  dbeta += D * xi
-        for a in range(d):
-            for q in range(nw):
-                G[a, q] = hj * D[a, q] * eta[a, q]
-        _kx(Kj, G, mu, d, nw, True)
-        _outer(G, Y, dKj, 1.0, U, d, nb)
+        # J = diag(D) K:  J^T xi = K^T (D * xi);  dK += (D * xi) Y^T;  dbeta += D * xi; one pass forms D * xi and
+        # the sums for dbeta and dh
         for a in range(d):
             acc = 0.0
             for q in range(nb):
-                acc += G[a, q]
+                g = hj * D[a, q] * eta[a, q]
+                G[a, q] = g
+                acc += g
                 dh += eta[a, q] * S[a, q]
+            for q in range(nb, nw):
+                G[a, q] = hj * D[a, q] * eta[a, q]
             dbj[a] += acc
+        _kx(Kj, G, mu, d, nw, True)
+        _outer(G, Y, dKj, 1.0, U, d, nb)
     else:
         # f = -K^T S:  J^T xi = -K^T (D * (K xi));
         # dK -= S xi^T + (D * K xi) Y^T;  dbeta -= D * K xi;  eta . F = -(K eta) . S
@@ -989,10 +1036,12 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
             # dJ/dh_j = sum_i eta_i . F_i ;  dJ/dy_j = p + sum_i mu_i
             dh[j] += _layer_backward(K, rows[j], h[j], P, tY[blk, j], S, D, eta, mu, G, U, dK, dbeta, ws, field,
                                      d, nb, nw)
-            for i in range(STAGES):
-                for a in range(d):
-                    for q in range(nw):
-                        P[a, q] += mu[i, a, q]
+            for a in range(d):  # one pass over P (the stages' loop is unrolled)
+                for q in range(nw):
+                    acc = P[a, q]
+                    for i in range(STAGES):
+                        acc += mu[i, a, q]
+                    P[a, q] = acc
         for q in range(nb):
             for a in range(d):
                 dy0[col0 + q, a] = P[a, q]

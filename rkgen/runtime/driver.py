@@ -130,10 +130,12 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
             # dJ/dh_j = sum_i eta_i . F_i ;  dJ/dy_j = p + sum_i mu_i
             dh[j] += _layer_backward(K, rows[j], h[j], P, tY[blk, j], S, D, eta, mu, G, U, dK, dbeta, ws, field,
                                      d, nb, nw)
-            for i in range(STAGES):
-                for a in range(d):
-                    for q in range(nw):
-                        P[a, q] += mu[i, a, q]
+            for a in range(d):  # one pass over P (the stages' loop is unrolled)
+                for q in range(nw):
+                    acc = P[a, q]
+                    for i in range(STAGES):
+                        acc += mu[i, a, q]
+                    P[a, q] = acc
         for q in range(nb):
             for a in range(d):
                 dy0[col0 + q, a] = P[a, q]
