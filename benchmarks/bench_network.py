@@ -25,6 +25,8 @@ config's product shapes, m x d times d x d and d x d times d x m) and the cost o
 kernel, one thread), and prints the time below which no implementation of the same arithmetic can go: the flops
 of the stage products (6 d^2 m per stage and layer: K Y forward, K^T G and G Y^T backward) at the DGEMM rate,
 plus s N m d activations at the tanh cost divided by the threads; and rkgen's distance to it (``BOUND_TARGETS``).
+Beside it, not part of it: the time to write the tape (2 s N m d stage values) and read it back at the measured
+memory copy rate, which every reverse pass that keeps its stage values pays, and rkgen's distance to the sum.
 
 float32 (``--dtype float32``, default configs D and E): the same problems rounded to float32; rkgen (a float32
 y0 runs the module in float32), torch float32 and numpy float32 (the same hand-written backward as numpy_grad, kept in
@@ -225,30 +227,51 @@ def tanh_cost(net, repeats=7):
     return best
 
 
+def copy_rate(size=2**25, repeats=5):
+    """Bytes per second that numpy moves on one thread copying a large float64 array (``size`` values, 256 MB: far
+    beyond the caches) into another, read and written counted: the memory bandwidth a tape meets."""
+    a, b = np.ones(size), np.zeros(size)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.copyto(b, a)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * a.nbytes / best
+
+
 def lower_bounds(config, threads):
-    """{threads: (bound in s, DGEMM flop/s, tanh s per element)}: the stage products at numpy's DGEMM rate plus the
-    activations at rkgen's tanh cost (explicit tableaux: one tanh per stage, layer, sample and row)."""
+    """{threads: (bound in s, DGEMM flop/s, tanh s per element, tape traffic in s, copy bytes/s)}: the stage products
+    at numpy's DGEMM rate plus the activations at rkgen's tanh cost (explicit tableaux: one tanh per stage, layer,
+    sample and row). Not in the bound, printed beside it: the time to write the tape of a reverse pass (the stage
+    values Y_i and S_i, 2 s N m d numbers, which any implementation that keeps them stores) and read it back, at
+    the measured copy rate (numpy copies on one thread: the rate at n threads is taken as n times it at most)."""
     d, N, m, _, tableau = baselines.CONFIGS[config]
     s = baselines.TABLEAUX[tableau][1].shape[0]
     net = import_path(ROOT / "generated" / f"{tableau}_net.py")
     tanh = tanh_cost(net)
     flops = 6.0 * d * d * m * s * N
+    tape = 2 * 2 * s * N * m * d * 8  # bytes written, then read
+    copy = copy_rate()
     out = {}
     for n in threads:
         rate = dgemm_rate(m, d, n)
-        out[n] = flops / rate + s * N * m * d * tanh / n, rate, tanh
+        out[n] = flops / rate + s * N * m * d * tanh / n, rate, tanh, tape / (n * copy), copy
     return out
 
 
 def report_bound(config, times, bounds, threads):
-    """rkgen's distance to the lower bound at each thread count; the targets of BOUND_TARGETS met or missed."""
+    """rkgen's distance to the lower bound at each thread count; the targets of BOUND_TARGETS met or missed; and
+    the tape's memory traffic, which the bound leaves out."""
     for n in threads:
-        bound, rate, tanh = bounds[n]
+        bound, rate, tanh, traffic, copy = bounds[n]
         t = statistics.median(times["shared", f"rkgen({n}t)"])
         target = BOUND_TARGETS.get(config)
         verdict = "" if target is None else f"  (target <= {target}x: {'met' if t / bound <= target else 'missed'})"
         print(f"        bound {n}t: DGEMM {rate / 1e9:.1f} GFLOP/s, tanh {tanh * 1e9:.2f} ns -> {bound * 1e3:.1f} ms; "
               f"rkgen({n}t) {t * 1e3:.1f} ms = {t / bound:.2f}x the bound{verdict}")
+        print(f"          not in the bound: the tape written and read back at {copy / 1e9:.1f} GB/s (one thread's "
+              f"copy rate, times {n}) {traffic * 1e3:.1f} ms; bound + tape {(bound + traffic) * 1e3:.1f} ms, "
+              f"rkgen {t / (bound + traffic):.2f}x that")
 
 
 # ----------------------------------------------------------------------------------------------
