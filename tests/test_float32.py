@@ -187,6 +187,34 @@ def test_float32_implicit_runs_in_float64(net):
         assert np.array_equal(g, g64.astype(np.float32))
 
 
+@pytest.mark.numba
+@pytest.mark.parametrize("net", ["rk4"], indirect=True)
+@pytest.mark.parametrize("field", ref.FIELDS)
+def test_long_wide_blocks(net, field, monkeypatch):
+    """Layers of d >= 128 run in blocks of d columns (layout._block_size; 128 below): d = 136 with 300 samples,
+    serial, is two blocks of 136 columns and one of 28 samples padded to 136. float64 against the reference,
+    float32 within its rounding of both (the tolerances above)."""
+    monkeypatch.setattr(net, "PARALLEL_WORK", 10**18)  # one thread's layout on any machine
+    m, d = 300, 136
+    A, b = tableau_floats("rk4")
+    (y0, K, beta, h, W), wide = f32_problem(A, b, m, d, field, "tanh")
+    yN64, tape64 = net.forward(*wide[:4], field, "tanh")
+    assert tape64.block == d and tape64.stages[0].shape[0] == 3
+    grads64 = net.backward(tape64, wide[4])
+    want = ref.rk_forward(A, b, *wide[:4], field, "tanh")
+    rev = ref.hand_reverse_gradient(A, b, *wide, field, "tanh")
+    assert np.max(np.abs(yN64 - want)) <= FORWARD_TOL * np.max(np.abs(want))
+    assert relative_error(grads64, rev) <= EXACT_TOL
+    yN, tape = net.forward(y0, K, beta, h, field, "tanh")
+    grads = net.backward(tape, W)
+    assert tape.block == d
+    assert_float32(yN, *grads, *tape.stages)
+    tol_fwd, tol_grad = tolerances(len(STEPS), len(b), d, m)
+    assert rel(yN, want) <= tol_fwd
+    for g, r in zip(grads, rev, strict=True):
+        assert rel(g, r) <= tol_grad
+
+
 @pytest.mark.slow  # compiles the parallel kernels for float32 (tens of seconds)
 @pytest.mark.numba
 @pytest.mark.parametrize("net", ["euler"], indirect=True)
