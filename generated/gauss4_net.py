@@ -102,7 +102,7 @@ from numba.extending import intrinsic
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_b77fcf12fd3c0ff8"
+MODULE_KEY = "rkgen_net_9574384612a382a6"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -839,11 +839,14 @@ WIDE = 16 if AVX512 else 17  # from this width on, every block multiplies throug
 LONG_WIDTH = 8 if AVX512 else 16  # from this width on, blocks of at least LONG_BLOCK samples do too
 LONG_BLOCK = 64
 SMALL_PRODUCT = 16384  # entries of a d x d product small enough to allocate each call (128 KB: glibc's mmap threshold)
-# The dK products of the smallest wide blocks stay in the loops: a BLAS call with its d x d product array and the
-# sum into dK cost more than the d d nb multiply-adds themselves. Measured (Intel Xeon, Emerald Rapids, one thread,
-# RK4 gradients, 100 layers): d = 16, batches of 5 (8 columns) 0.82-0.91x the time with the loops, 16 columns
-# 0.90x, 8 x 8 x 64 0.96x; but 16 x 16 x 40 1.10x, 32 x 32 x 8 1.14x, 64 x 64 x 8 1.32x.
-OUTER_LOOPS = 4096  # multiply-adds (d d bs) of a wide block's dK product up to which the loops form it
+# float32 blocks: the dK products of the smallest wide blocks stay in the loops: a BLAS call with its d x d product
+# array and the sum into dK cost more than the d d nb multiply-adds themselves. Measured (Intel Xeon, Emerald
+# Rapids, one thread, RK4 gradients, 100 layers, with that product array in float64 then): d = 16, batches of 5 (8
+# columns) 0.82-0.91x the time with the loops, 16 columns 0.90x, 8 x 8 x 64 0.96x; but 16 x 16 x 40 1.10x, 32 x 32
+# x 8 1.14x, 64 x 64 x 8 1.32x. float64 blocks add the product into dK in one BLAS call, which beats the loops at
+# every wide size: 280 against 395 ns at d = 16 in 8 columns (5 samples), 366 against 527 in 16, 256 against 439
+# at 8 x 8 x 64 (one call each, same machine).
+OUTER_LOOPS = 4096  # multiply-adds (d d bs) of a wide float32 block's dK product up to which the loops form it
 
 
 @njit(cache=True, inline="always")
@@ -902,10 +905,10 @@ def _kx(M, X, out, d, nw, transpose):
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _outer(G, Y, dK, scale, W, d, nb):
-    """dK += scale * G Y^T over the nb samples of a block; four rows of dK at a time. Wide layers (but the smallest
-    products, up to OUTER_LOOPS multiply-adds): one BLAS product (:func:`_outer_blas`)."""
+    """dK += scale * G Y^T over the nb samples of a block; four rows of dK at a time. Wide layers (float32: but the
+    smallest products, up to OUTER_LOOPS multiply-adds): one BLAS product (:func:`_outer_blas`)."""
     _wide_vectors()
-    if _wide(d, G.shape[1]) and d * d * G.shape[1] > OUTER_LOOPS:
+    if _wide(d, G.shape[1]) and (_adds_in_place(G, dK) or d * d * G.shape[1] > OUTER_LOOPS):
         _outer_blas(G, Y, dK, scale, W, d, nb)
         return
     a = 0
@@ -942,6 +945,19 @@ _XXGEMM = types.ExternalFunction("numba_xxgemm", types.intc(
     types.CPointer(types.float64), types.intp, types.CPointer(types.float64),
     types.CPointer(types.float64), types.intp,
 ))
+
+
+def _adds_in_place(G, dK):
+    """Whether :func:`_outer_blas` adds its product into dK with one BLAS call (float64 blocks), known when a caller
+    is compiled."""
+    return G.dtype == np.float64 and dK.dtype == np.float64
+
+
+@numba.extending.overload(_adds_in_place, inline="always")
+def _adds_in_place_typed(G, dK):
+    """_adds_in_place in compiled code: a constant."""
+    answer = G.dtype == types.float64 and dK.dtype == types.float64
+    return lambda G, dK: answer
 
 
 def _outer_blas(G, Y, dK, scale, W, d, nb):

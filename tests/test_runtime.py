@@ -214,9 +214,8 @@ def test_field_and_adjoint_stage_against_numpy(rng, d, nw, field):
     """Every path of the products: d = 2 fused, d < 8 by rows, eight-column blocks, and wide blocks through BLAS
     (d >= WIDE, or d >= LONG_WIDTH in blocks of LONG_BLOCK = 64 columns or more: 17 and 16 on AVX2, 16 and 8 on
     AVX-512; on all nw columns of the block, whose padding columns hold zeros in Y and eta). Both machines run
-    both paths: d = 13 in 16 columns is narrow and d = 17 wide on either. Wide dK: one GEMM adding into dK (float64;
-    float32's scratch path: test_outer_products_in_both_precisions); the smallest wide products (d d nw <=
-    OUTER_LOOPS: d = 16 in 8 or 16 columns, 8 in 64, on AVX-512) in the loops, on the block's nb samples."""
+    both paths: d = 13 in 16 columns is narrow and d = 17 wide on either. Wide dK: one GEMM adding into dK, on the
+    block's nb samples (float32's paths: test_outer_products_in_both_precisions)."""
     from rkgen.runtime.activations import _activate, _activate_shifted, _derivative
     from rkgen.runtime.products import AVX512, _adjoint_stage, _field, _wide
 
@@ -265,13 +264,14 @@ def test_field_and_adjoint_stage_against_numpy(rng, d, nw, field):
 
 
 @pytest.mark.numba
-@pytest.mark.parametrize(("d", "nw"), [(8, 16), (17, 16), (40, 16), (136, 16), (64, 128)])
+@pytest.mark.parametrize(("d", "nw"), [(8, 16), (16, 8), (17, 16), (40, 16), (136, 16), (64, 128)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_outer_products_in_both_precisions(rng, d, nw, dtype):
     """dK += scale G Y^T on a block's nb samples, into a float64 dK, against numpy in float64 on the same numbers.
     Wide float64 blocks add one GEMM into dK (BLAS's beta = 1, k = nb); float32 ones form the product in float32
     through the scratch W, whole (d = 17, 40 in 16 columns; 64 in 128) or in chunks of nw rows, the last one shorter
-    (d = 136 > sqrt(SMALL_PRODUCT) in 16 columns); d = 8 in 16 columns is narrow (the loops). The float32 product
+    (d = 136 > sqrt(SMALL_PRODUCT) in 16 columns), but the smallest (d d nw <= OUTER_LOOPS: d = 16 in 8 columns on
+    AVX-512) in the loops; d = 8 in 16 columns is narrow (the loops). The float32 product
     sums nw terms in float32: its error is within nw u32 of the sum of |terms| (u32 = 2^-24)."""
     from rkgen.runtime.products import _outer
 
