@@ -272,8 +272,9 @@ def test_outer_products_in_both_precisions(rng, d, nw, dtype):
     through the scratch W, whole (d = 17, 40 in 16 columns; 64 in 128) or in chunks of nw rows, the last one shorter
     (d = 136 > sqrt(SMALL_PRODUCT) in 16 columns), but the smallest (d d nw <= OUTER_LOOPS: d = 16 in 8 columns on
     AVX-512) in the loops; d = 8 in 16 columns is narrow (the loops). The float32 product
-    sums nw terms in float32: its error is within nw u32 of the sum of |terms| (u32 = 2^-24)."""
-    from rkgen.runtime.products import _outer
+    sums nw terms in float32: its error is within nw u32 of the sum of |terms| (u32 = 2^-24). The plain-Python
+    _outer_blas (what NUMBA_DISABLE_JIT runs) meets the same bound."""
+    from rkgen.runtime.products import _adds_in_place, _outer, _outer_blas
 
     nb = nw - 3
     G, Y = np.zeros((d, nw), dtype), np.zeros((d, nw), dtype)
@@ -287,6 +288,10 @@ def test_outer_products_in_both_precisions(rng, d, nw, dtype):
     bound = (np.finfo(dtype).eps * nw + 1e-15) * (0.7 * (np.abs(g) @ np.abs(y).T) + np.abs(start))
     assert np.all(np.abs(dK - expected) <= bound)
     assert W.dtype == dtype and dK.dtype == np.float64
+    plain = start.copy()
+    _outer_blas(G, Y, plain, -0.7, W, d, nb)  # the Python function itself, not the compiled overload
+    assert np.all(np.abs(plain - expected) <= bound)
+    assert _adds_in_place(G, plain) == (dtype == np.float64)
 
 
 # --------------------------------------------------------------------------------------------------
