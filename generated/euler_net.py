@@ -69,7 +69,7 @@ from numba.extending import intrinsic
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_934c5ffdc18042bf"
+MODULE_KEY = "rkgen_net_f8490f78c04448cb"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -716,10 +716,16 @@ def _adds_in_place(G, dK):
     return G.dtype == np.float64 and dK.dtype == np.float64
 
 
+def _in_place_types(G, dK):
+    """_adds_in_place on numba's types of G and dK, when a caller is compiled (the compiled _adds_in_place and
+    _outer_blas both ask it)."""
+    return G.dtype == types.float64 and dK.dtype == types.float64
+
+
 @numba.extending.overload(_adds_in_place, inline="always")
 def _adds_in_place_typed(G, dK):
     """_adds_in_place in compiled code: a constant."""
-    answer = G.dtype == types.float64 and dK.dtype == types.float64
+    answer = _in_place_types(G, dK)
     return lambda G, dK: answer
 
 
@@ -738,7 +744,7 @@ def _outer_blas(G, Y, dK, scale, W, d, nb):
 @numba.extending.overload(_outer_blas, inline="always")
 def _outer_blas_typed(G, Y, dK, scale, W, d, nb):
     """_outer_blas in compiled code, chosen by the blocks' dtype when a caller is compiled."""
-    if G.dtype == types.float64 and dK.dtype == types.float64:
+    if _in_place_types(G, dK):
 
         def gemm(G, Y, dK, scale, W, d, nb):
             if G.strides[1] != 8 or Y.strides[1] != 8 or dK.strides[1] != 8 or dK.strides[0] != 8 * d:
@@ -1083,7 +1089,7 @@ def _block_size(d, m):
     batch of m samples in one block would (:func:`rkgen.runtime.products._wide`), and no fewer than d columns up to
     512, so that each product of K (d x d) with a block reuses K over as many columns as K has (RK4 gradients at
     d = 256, 20 layers, 512 samples, one thread, Intel Xeon: 256 columns 0.955x the time of 128 in float64, 0.975x
-    in float32; at d = 64 the longer block's larger tape block cost 1.1x); m = 0 gives the narrow length."""
+    in float32; at d = 64, float32, 256 columns cost 1.1x the time of 128); m = 0 gives the narrow length."""
     if _is_wide(d, m):  # BLAS products: long blocks keep them efficient
         return min(512, max(128, d))
     return 256 if d <= 2 else 128 if d <= 8 else 32

@@ -40,7 +40,7 @@ def _block_size(d, m):
     batch of m samples in one block would (:func:`rkgen.runtime.products._wide`), and no fewer than d columns up to
     512, so that each product of K (d x d) with a block reuses K over as many columns as K has (RK4 gradients at
     d = 256, 20 layers, 512 samples, one thread, Intel Xeon: 256 columns 0.955x the time of 128 in float64, 0.975x
-    in float32; at d = 64 the longer block's larger tape block cost 1.1x); m = 0 gives the narrow length."""
+    in float32; at d = 64, float32, 256 columns cost 1.1x the time of 128); m = 0 gives the narrow length."""
     if _is_wide(d, m):  # BLAS products: long blocks keep them efficient
         return min(512, max(128, d))
     return 256 if d <= 2 else 128 if d <= 8 else 32

@@ -145,10 +145,16 @@ def _adds_in_place(G, dK):
     return G.dtype == np.float64 and dK.dtype == np.float64
 
 
+def _in_place_types(G, dK):
+    """_adds_in_place on numba's types of G and dK, when a caller is compiled (the compiled _adds_in_place and
+    _outer_blas both ask it)."""
+    return G.dtype == types.float64 and dK.dtype == types.float64
+
+
 @numba.extending.overload(_adds_in_place, inline="always")
 def _adds_in_place_typed(G, dK):
     """_adds_in_place in compiled code: a constant."""
-    answer = G.dtype == types.float64 and dK.dtype == types.float64
+    answer = _in_place_types(G, dK)
     return lambda G, dK: answer
 
 
@@ -167,7 +173,7 @@ def _outer_blas(G, Y, dK, scale, W, d, nb):
 @numba.extending.overload(_outer_blas, inline="always")
 def _outer_blas_typed(G, Y, dK, scale, W, d, nb):
     """_outer_blas in compiled code, chosen by the blocks' dtype when a caller is compiled."""
-    if G.dtype == types.float64 and dK.dtype == types.float64:
+    if _in_place_types(G, dK):
 
         def gemm(G, Y, dK, scale, W, d, nb):
             if G.strides[1] != 8 or Y.strides[1] != 8 or dK.strides[1] != 8 or dK.strides[0] != 8 * d:
