@@ -656,13 +656,14 @@ def calls_per_sample(fn, min_time=MIN_SAMPLE):
         n *= 10
 
 
-def sample_times(fn, repeats=5, min_time=MIN_SAMPLE):
+def sample_times(fn, repeats=5, min_time=MIN_SAMPLE, calls=None):
     """Seconds per call of fn() in each of ``repeats`` samples, a sample being a loop of back-to-back calls lasting
-    at least ``min_time`` (:func:`calls_per_sample`), divided by its count: steady state, as a training loop calls a
+    at least ``min_time`` (:func:`calls_per_sample`; ``calls``, when given, is that count, found once by the caller
+    for samples taken one at a time), divided by its count: steady state, as a training loop calls a
     gradient. Timing single calls of a sub-millisecond function would measure its first calls after another
     implementation has run (cold caches, sleeping threads) and the clock's granularity; on a 2-core VM that
     inflated one 0.23 ms gradient to a median of 0.57 ms."""
-    n = calls_per_sample(fn, min_time)
+    n = calls or calls_per_sample(fn, min_time)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()

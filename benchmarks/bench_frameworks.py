@@ -5,10 +5,12 @@ beta (d) for all layers, a neural ODE on a fixed grid, step h = T/N), the loss J
 random W (m, d), and the gradient of J with respect to K, beta and y0. Run from the repository root:
 
     flock /tmp/rkgen-bench.lock python benchmarks/bench_frameworks.py [--widths 2 16 64] [--samples 256]
-        [--layers 8] [--threads 1 2] [--repeats 5] [--quick]
+        [--layers 8] [--threads 1 2] [--repeats 7] [--quick]
 
-Implementations, all float64, side by side in one process, at equal thread counts (torch.set_num_threads and
-numba.set_num_threads both, one table per count in ``--threads``):
+Implementations, all float64, side by side in one process, at equal thread counts: one table per count in
+``--threads``, each measured in its own process whose CPU affinity is that many cores (torch.set_num_threads and
+numba.set_num_threads set to it as well; JAX sizes its thread pool by the cores it may use, and XLA_FLAGS do not
+limit it, so the affinity is what holds JAX to the same count):
 
 - ``rkgen.torch``: rkgen.torch.rk_block (the generated module's forward and exact adjoint, through a
   torch.autograd.Function); K is expanded to the shared layout's (N, d, d), whose gradient torch sums.
@@ -21,16 +23,22 @@ numba.set_num_threads both, one table per count in ``--threads``):
   gradient error is measured against rk38's exact gradient. The released torchdiffeq (0.2.5) has no implicit
   fixed-grid method (its GitHub master has Gauss-Legendre solvers, unreleased), so gauss2 has no torchdiffeq peer.
 - ``rkgen.jax`` and ``jax``: rkgen.jax.rk_block and the same stages in jax.numpy, each one jax.jit step
-  (JAX's own threads; XLA_FLAGS before start-up changes them). ``rkgen.jax pure_cb``: rkgen.jax through
+  (on the table's cores). ``rkgen.jax pure_cb``: rkgen.jax through
   jax.pure_callback instead of buffer_callback (where JAX has buffer_callback), to show what the callback costs.
   Per width, the JAX callback overhead is printed as well (:func:`callback_overhead`).
 
 The gradient error is max |g - g_exact| / max |g_exact| over K, beta and y0, g_exact the exact gradient of the
 discrete network: torch autograd through the explicit stages in float64 (exact differentiation of the discrete
-map, to rounding), and for gauss2 autograd through 60 fixed-point sweeps (converged to rounding). Timings are the
-median over ``--repeats`` samples after a warm-up, each sample a loop of back-to-back steps lasting at least 20 ms
-(one step per sample where a step takes longer): the steady state of a training loop; figures taken on a loaded
-machine are upper bounds.
+map, to rounding), and for gauss2 autograd through 60 fixed-point sweeps (converged to rounding).
+
+Timings: after a warm-up, ``--repeats`` rounds, each round one sample of every implementation of a width in turn
+(interleaved, so that a change in the machine's speed during the run reaches all of them alike), a sample being a
+loop of back-to-back steps lasting at least 20 ms (one step where a step takes longer): the steady state of a
+training loop. Each row gives the median and the minimum over the rounds; each ratio is the median of the ratios
+within rounds, with their range. The targets (rkgen's issue 16) are printed last, met or missed: rkgen.torch at
+least 3x plain torch for rk4 at widths 2 and 16; gauss2's rkgen.torch at least 3x torch's fixed-point sweeps at
+equal accuracy (the fewest sweeps whose gradient error is within 10x rkgen's, or 1e-14); rkgen.jax at least 1.5x
+jax at widths 2 and 16. Figures taken on a loaded machine are upper bounds.
 """
 
 from __future__ import annotations
@@ -49,7 +57,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import torch_first  # noqa: E402, F401  (torch before any generated module)
-from baselines import sample_times  # noqa: E402
+from baselines import calls_per_sample, sample_times  # noqa: E402
 
 TABLEAUX = {
     "rk4": ([[0, 0, 0, 0], [0.5, 0, 0, 0], [0, 0.5, 0, 0], [0, 0, 1, 0]], [1 / 6, 1 / 3, 1 / 3, 1 / 6]),
@@ -301,23 +309,60 @@ def callback_overhead(spec, P, repeats):
 # -- the run -------------------------------------------------------------------------------------------------------
 
 
+TARGETS = (  # (what, peer, ours, method, widths, at least): issue 16's targets
+    ("rk4: rkgen.torch vs plain torch", "torch", "rkgen.torch", "rk4", (2, 16), 3.0),
+    ("gauss2: rkgen.torch vs torch's sweeps at equal accuracy", None, "rkgen.torch", "gauss2", None, 3.0),
+    ("rk4: rkgen.jax vs jax.jit", "jax", "rkgen.jax", "rk4", (2, 16), 1.5),
+)
+PAIRS = (  # (method, peer, ours): the ratios printed per width
+    ("rk4", "torch", "rkgen.torch"), ("rk38", "torchdiffeq rk4", "rkgen.torch"), ("rk4", "jax", "rkgen.jax"),
+    ("rk4", "jax", "rkgen.jax pure_cb"), ("rk4", "rkgen.torch", "kernels"), ("rk4", "rkgen.jax", "kernels"),
+)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--widths", type=int, nargs="+", default=[2, 16, 64])
     p.add_argument("--samples", type=int, default=256)
     p.add_argument("--layers", type=int, default=8)
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts, each a table")
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                   help="thread counts, each a table measured in a process pinned to that many cores")
+    p.add_argument("--repeats", type=int, default=7, help="interleaved rounds")
     p.add_argument("--iters", type=int, nargs="+", default=[3, 6, 12], help="fixed-point sweeps of torch's gauss2")
     p.add_argument("--no-jax", action="store_true")
-    p.add_argument("--quick", action="store_true", help="widths 2 and 16, 3 repeats")
+    p.add_argument("--quick", action="store_true", help="widths 2 and 16, 3 rounds")
+    p.add_argument("--pinned", action="store_true", help=argparse.SUPPRESS)  # a child: this process is the table
     args = p.parse_args(argv)
     if args.quick:
         args.widths, args.repeats = [2, 16], 3
+    cores = sorted(os.sched_getaffinity(0))
+    if not args.pinned:
+        from bench_builds import cpu_model
+
+        print(f"CPU: {cpu_model()}; {os.cpu_count()} logical cores", flush=True)
+        verdicts = []
+        for threads in args.threads:
+            if threads > len(cores):
+                print(f"== {threads} threads: this process may use {len(cores)} cores; skipped\n")
+                continue
+            rest = _without_threads(sys.argv[1:] if argv is None else list(argv))
+            child = subprocess.run(
+                [sys.executable, str(Path(__file__).resolve()), *rest, "--threads", str(threads), "--pinned"],
+                preexec_fn=lambda n=threads: os.sched_setaffinity(0, cores[:n]),
+                stdout=subprocess.PIPE, text=True, check=True,
+            )
+            print(child.stdout, end="", flush=True)
+            verdicts += [line for line in child.stdout.splitlines() if line.startswith(("  met", "  MISSED"))]
+        met = sum(v.startswith("  met") for v in verdicts)
+        print(f"targets: {met} of {len(verdicts)} met" + ("" if met == len(verdicts) else "; missed:"))
+        for v in verdicts:
+            if v.startswith("  MISSED"):
+                print(v)
+        return 0
+    (threads,) = args.threads
 
     import numba
     import torch
-    from bench_builds import cpu_model
 
     from rkgen.layers import Spec, network
 
@@ -326,30 +371,44 @@ def main(argv=None):
     except ImportError:
         odeint = None
     torch.set_default_dtype(torch.float64)
-    print(f"CPU: {cpu_model()}; {os.cpu_count()} logical cores")
+    torch.set_num_threads(threads)
+    numba.set_num_threads(threads)
     print(f"torch {torch.__version__}, numba {numba.__version__}", end="")
     if odeint is not None:
         from importlib.metadata import version
 
         print(f", torchdiffeq {version('torchdiffeq')}", end="")
-    print(f"; m = {args.samples} samples, N = {args.layers} layers, h = 1/{args.layers}, float64\n")
+    print(f"; m = {args.samples} samples, N = {args.layers} layers, h = 1/{args.layers}, float64")
     nets = {name: network(name) for name in ("rk4", "rk38", "gauss2")}
-    for threads in args.threads:
-        torch.set_num_threads(threads)
-        numba.set_num_threads(threads)
-        before = load()
-        print(f"== {threads} thread(s), torch and numba; load average before: {before[0]:.2f} {before[1]:.2f} "
-              f"{before[2]:.2f}")
-        rows = run(args, nets, torch, odeint, Spec)
-        after = load()
-        print(f"load average after: {after[0]:.2f} {after[1]:.2f} {after[2]:.2f}")
-        ratios(args, rows)
-        print()
+    before = load()
+    print(f"== {threads} thread(s) on cores {cores} (torch, numba and JAX); load average before: "
+          f"{before[0]:.2f} {before[1]:.2f} {before[2]:.2f}")
+    rows = run(args, nets, torch, odeint, Spec)
+    after = load()
+    print(f"load average after: {after[0]:.2f} {after[1]:.2f} {after[2]:.2f}")
+    report(args, rows, threads)
+    print()
     return 0
 
 
+def _without_threads(argv):
+    """argv without its --threads option and values."""
+    out, skip = [], False
+    for a in argv:
+        if a == "--threads":
+            skip = True
+            continue
+        if skip and not a.startswith("-"):
+            continue
+        skip = False
+        out.append(a)
+    return out
+
+
 def run(args, nets, torch, odeint, Spec):
-    rows = []
+    """{(d, method, implementation): (seconds per step in each round, gradient error)}, the implementations of a
+    width measured in interleaved rounds."""
+    rows = {}
     for d in args.widths:
         P = problem(d, args.samples, args.layers)
         specs = {k: Spec(v, d, args.layers) for k, v in nets.items()}
@@ -381,36 +440,69 @@ def run(args, nets, torch, odeint, Spec):
         for k in args.iters:
             cases.append(("gauss2", f"torch {k} sweeps", torch_step(torch, torch_stages(torch, Ag, bg, iters=k), P),
                           exactg))
-        for method, impl, step, ref in cases:
-            err = rel_error(step(), ref)
-            med, best = median_ms(step, args.repeats)
-            rows.append((d, method, impl, med, best, err))
-            print(f"d={d:<3} {method:<7} {impl:<18} {med:10.3f} ms (min {best:9.3f})   gradient error {err:.1e}",
-                  flush=True)
+        errors = [rel_error(step(), ref) for _, _, step, ref in cases]  # also the warm-up
+        calls = [calls_per_sample(step) for _, _, step, _ in cases]
+        times = [[] for _ in cases]
+        for _ in range(args.repeats):
+            for c, (_, _, step, _) in enumerate(cases):
+                times[c] += sample_times(step, 1, calls=calls[c])
+        for (method, impl, _, _), t, err in zip(cases, times, errors, strict=True):
+            rows[d, method, impl] = t, err
+            print(f"d={d:<3} {method:<7} {impl:<18} {1e3 * statistics.median(t):10.3f} ms (min {1e3 * min(t):9.3f})"
+                  f"   gradient error {err:.1e}", flush=True)
         print()
     return rows
 
 
-def ratios(args, rows):
-    print("ratios per width (time of the peer / time of rkgen's layer in the same framework):")
-    by = {(d, m, i): t for d, m, i, t, _, _ in rows}
+def _ratio(rows, peer, ours):
+    """(median, min, max) over the rounds of the peer's time over ours."""
+    r = [a / b for a, b in zip(rows[peer][0], rows[ours][0], strict=True)]
+    return statistics.median(r), min(r), max(r)
+
+
+def _equal_accuracy(rows, d, iters):
+    """The fewest torch sweeps of gauss2 whose gradient error is within 10x rkgen's (or 1e-14), or None."""
+    ours = rows[d, "gauss2", "rkgen.torch"][1]
+    for k in sorted(iters):
+        key = (d, "gauss2", f"torch {k} sweeps")
+        if key in rows and rows[key][1] <= max(10 * ours, 1e-14):
+            return key
+    return None
+
+
+def report(args, rows, threads):
+    print("ratios per width (time of the peer / time of rkgen's layer in the same framework; median of the rounds' "
+          "ratios, their range in brackets):")
     for d in args.widths:
         parts = []
-        for method, peer, ours in (("rk4", "torch", "rkgen.torch"), ("rk38", "torchdiffeq rk4", "rkgen.torch"),
-                                   ("rk4", "jax", "rkgen.jax"), ("rk4", "jax", "rkgen.jax pure_cb"),
-                                   ("rk4", "rkgen.torch", "kernels"),
-                                   ("rk4", "rkgen.jax", "kernels")):
-            if (d, method, peer) in by and (d, method, ours) in by:
-                parts.append(f"{peer}/{ours} ({method}) {by[d, method, peer] / by[d, method, ours]:.2f}")
+        for method, peer, ours in PAIRS:
+            if (d, method, peer) in rows and (d, method, ours) in rows:
+                r = _ratio(rows, (d, method, peer), (d, method, ours))
+                parts.append(f"{peer}/{ours} ({method}) {r[0]:.2f} [{r[1]:.2f}-{r[2]:.2f}]")
         for k in args.iters:
             key = (d, "gauss2", f"torch {k} sweeps")
-            if key in by:
-                parts.append(f"torch {k} sweeps/rkgen.torch (gauss2) {by[key] / by[d, 'gauss2', 'rkgen.torch']:.2f}")
+            if key in rows:
+                r = _ratio(rows, key, (d, "gauss2", "rkgen.torch"))
+                parts.append(f"torch {k} sweeps/rkgen.torch (gauss2) {r[0]:.2f} [{r[1]:.2f}-{r[2]:.2f}]")
         print(f"d={d}: " + "; ".join(parts))
+    print(f"targets, {threads} thread(s):")
+    for what, peer, ours, method, widths, least in TARGETS:
+        for d in args.widths if widths is None else [w for w in widths if w in args.widths]:
+            key = _equal_accuracy(rows, d, args.iters) if peer is None else (d, method, peer)
+            if key is None or key not in rows or (d, method, ours) not in rows:
+                continue
+            r = _ratio(rows, key, (d, method, ours))
+            name = key[2]
+            verdict = "met" if r[0] >= least else "MISSED"
+            print(f"  {verdict:<6} {what}, d = {d}, {threads} thread(s): {name}/{ours} {r[0]:.2f} "
+                  f"[{r[1]:.2f}-{r[2]:.2f}], target >= {least}")
 
 
 if __name__ == "__main__":
-    subprocess.run(["uptime"], check=False)
+    child = "--pinned" in sys.argv
+    if not child:
+        subprocess.run(["uptime"], check=False)
     code = main()
-    subprocess.run(["uptime"], check=False)
+    if not child:
+        subprocess.run(["uptime"], check=False)
     sys.exit(code)
