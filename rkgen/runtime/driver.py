@@ -125,11 +125,12 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
                     eta[i, a, q] = 0.0
         for j in range(N - 1, -1, -1):
             S = tS[blk, j]
-            for i in range(STAGES):
-                _derivative(S[i], D[i], act, d, nw)
+            if act != 0 or STRUCTURE != "explicit":  # tanh: explicit stages take sigma' = 1 - S^2 from S itself
+                for i in range(STAGES):
+                    _derivative(S[i], D[i], act, d, nw)
             # dJ/dh_j = sum_i eta_i . F_i ;  dJ/dy_j = p + sum_i mu_i
             dh[j] += _layer_backward(K, rows[j], h[j], P, tY[blk, j], S, D, eta, mu, G, U, dK, dbeta, ws, field,
-                                     d, nb, nw)
+                                     act, d, nb, nw)
             for a in range(d):  # one pass over P (the stages' loop is unrolled)
                 for q in range(nw):
                     acc = P[a, q]
