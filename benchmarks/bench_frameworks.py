@@ -31,8 +31,9 @@ The gradient error is max |g - g_exact| / max |g_exact| over K, beta and y0, g_e
 discrete network: torch autograd through the explicit stages in float64 (exact differentiation of the discrete
 map, to rounding), and for gauss2 autograd through 60 fixed-point sweeps (converged to rounding).
 
-Timings: after a warm-up, ``--repeats`` rounds, each round one sample of every implementation of a width in turn
-(interleaved, so that a change in the machine's speed during the run reaches all of them alike), a sample being a
+Timings: after a warm-up, ``--repeats`` rounds, each round one sample of every implementation of a width in turn,
+each round starting one implementation later (interleaved, so that a change in the machine's speed during the run
+reaches all of them alike, and no implementation always follows the same one), a sample being a
 loop of back-to-back steps lasting at least 20 ms (one step where a step takes longer): the steady state of a
 training loop. Each row gives the median and the minimum over the rounds; each ratio is the median of the ratios
 within rounds, with their range. The targets (rkgen's issue 16) are printed last, met or missed: rkgen.torch at
@@ -50,7 +51,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
+# A child measuring one thread count runs on the cores its parent names (set here, before numpy, torch or JAX start
+# any thread, which then inherit them).
+CORES_VARIABLE = "RKGEN_BENCH_CORES"
+if os.environ.get(CORES_VARIABLE) and hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, {int(c) for c in os.environ[CORES_VARIABLE].split(",")})
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -335,28 +342,29 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.quick:
         args.widths, args.repeats = [2, 16], 3
-    cores = sorted(os.sched_getaffinity(0))
+    if min(args.threads) < 1:
+        p.error("--threads takes counts of at least 1")
+    pinnable = hasattr(os, "sched_getaffinity")
+    cores = sorted(os.sched_getaffinity(0)) if pinnable else list(range(os.cpu_count() or 1))
     if not args.pinned:
         from bench_builds import cpu_model
 
         print(f"CPU: {cpu_model()}; {os.cpu_count()} logical cores", flush=True)
+        if not pinnable:
+            print("(this system cannot pin a process to cores: JAX uses its own thread count in every table)")
         verdicts = []
         for threads in args.threads:
             if threads > len(cores):
                 print(f"== {threads} threads: this process may use {len(cores)} cores; skipped\n")
                 continue
-            rest = _without_threads(sys.argv[1:] if argv is None else list(argv))
-            child = subprocess.run(
-                [sys.executable, str(Path(__file__).resolve()), *rest, "--threads", str(threads), "--pinned"],
-                preexec_fn=lambda n=threads: os.sched_setaffinity(0, cores[:n]),
-                stdout=subprocess.PIPE, text=True, check=True,
-            )
-            print(child.stdout, end="", flush=True)
-            verdicts += [line for line in child.stdout.splitlines() if line.startswith(("  met", "  MISSED"))]
+            verdicts += _child(argv, threads, cores[:threads])
         met = sum(v.startswith("  met") for v in verdicts)
-        print(f"targets: {met} of {len(verdicts)} met" + ("" if met == len(verdicts) else "; missed:"))
+        if not verdicts:
+            print("targets: none assessed (no target width among --widths, or every thread count skipped)")
+        else:
+            print(f"targets: {met} of {len(verdicts)} met" + ("" if met == len(verdicts) else "; missed:"))
         for v in verdicts:
-            if v.startswith("  MISSED"):
+            if not v.startswith("  met"):
                 print(v)
         return 0
     (threads,) = args.threads
@@ -381,7 +389,8 @@ def main(argv=None):
     print(f"; m = {args.samples} samples, N = {args.layers} layers, h = 1/{args.layers}, float64")
     nets = {name: network(name) for name in ("rk4", "rk38", "gauss2")}
     before = load()
-    print(f"== {threads} thread(s) on cores {cores} (torch, numba and JAX); load average before: "
+    where = cores if pinnable else "all cores"
+    print(f"== {threads} thread(s) on cores {where} (torch, numba and JAX); load average before: "
           f"{before[0]:.2f} {before[1]:.2f} {before[2]:.2f}")
     rows = run(args, nets, torch, odeint, Spec)
     after = load()
@@ -389,6 +398,23 @@ def main(argv=None):
     report(args, rows, threads)
     print()
     return 0
+
+
+def _child(argv, threads, cores):
+    """Run one thread count's table in a child process pinned to ``cores``, echoing its output as it comes; returns
+    its verdict lines."""
+    rest = _without_threads(sys.argv[1:] if argv is None else list(argv))
+    env = dict(os.environ, **{CORES_VARIABLE: ",".join(map(str, cores))})
+    command = [sys.executable, str(Path(__file__).resolve()), *rest, "--threads", str(threads), "--pinned"]
+    verdicts = []
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) as child:
+        for line in child.stdout:
+            print(line, end="", flush=True)
+            if line.startswith(("  met", "  MISSED")):
+                verdicts.append(line.rstrip("\n"))
+    if child.returncode != 0:
+        raise SystemExit(f"the {threads}-thread table failed (exit status {child.returncode})")
+    return verdicts
 
 
 def _without_threads(argv):
@@ -443,9 +469,10 @@ def run(args, nets, torch, odeint, Spec):
         errors = [rel_error(step(), ref) for _, _, step, ref in cases]  # also the warm-up
         calls = [calls_per_sample(step) for _, _, step, _ in cases]
         times = [[] for _ in cases]
-        for _ in range(args.repeats):
-            for c, (_, _, step, _) in enumerate(cases):
-                times[c] += sample_times(step, 1, calls=calls[c])
+        for r in range(args.repeats):  # each round starts one case later: no case always follows the same one
+            for k in range(len(cases)):
+                c = (k + r) % len(cases)
+                times[c] += sample_times(cases[c][2], 1, calls=calls[c])
         for (method, impl, _, _), t, err in zip(cases, times, errors, strict=True):
             rows[d, method, impl] = t, err
             print(f"d={d:<3} {method:<7} {impl:<18} {1e3 * statistics.median(t):10.3f} ms (min {1e3 * min(t):9.3f})"
@@ -489,7 +516,11 @@ def report(args, rows, threads):
     for what, peer, ours, method, widths, least in TARGETS:
         for d in args.widths if widths is None else [w for w in widths if w in args.widths]:
             key = _equal_accuracy(rows, d, args.iters) if peer is None else (d, method, peer)
-            if key is None or key not in rows or (d, method, ours) not in rows:
+            if key is None and (d, method, ours) in rows:
+                print(f"  MISSED {what}, d = {d}, {threads} thread(s): not assessed, no sweep count in --iters "
+                      f"reaches rkgen's accuracy")
+                continue
+            if key not in rows or (d, method, ours) not in rows:
                 continue
             r = _ratio(rows, key, (d, method, ours))
             name = key[2]

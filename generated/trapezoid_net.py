@@ -69,7 +69,7 @@ from numba.extending import intrinsic
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_194cd1dc34b1f0d1"
+MODULE_KEY = "rkgen_net_3776dc9790375d7d"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -134,7 +134,7 @@ def _layer_forward(K, beta, kj, hj, y, Y, S, F, Z, ws, field, act, d, nb, nw):
 
 
 @njit(cache=True, error_model="numpy", inline="always", fastmath={"reassoc", "contract"})
-def _layer_backward(K, kj, hj, P, Y, S, D, eta, mu, G, U, dK, dbeta, ws, field, act, d, nb, nw):
+def _layer_backward(K, kj, hj, P, Y, S, D, eta, mu, G, U, dK, dbeta, ws, field, slope, d, nb, nw):
     """The adjoint of one layer on a block: eta_i for i = s..1, a d x d solve where a_ii != 0, each
     with its share of the gradients.
 
@@ -147,16 +147,16 @@ def _layer_backward(K, kj, hj, P, Y, S, D, eta, mu, G, U, dK, dbeta, ws, field, 
             eta[1, a, q] = b_2 * P[a, q]
     _dirk_adjoint(K[kj[1]], D[1], eta[1], hj * a_2_2, ws, field, d, nb)
     dhj += _adjoint_stage(
-        K[kj[1]], Y[1], S[1], D[1], eta[1], mu[1], G, U, dK[kj[1]], dbeta[kj[1]], hj, field, act, d,
-        nb, nw,
+        K[kj[1]], Y[1], S[1], D[1], eta[1], mu[1], G, U, dK[kj[1]], dbeta[kj[1]], hj, field, slope,
+        d, nb, nw,
     )
     # eta_1 = b_1*p + a_2_1*mu_2
     for a in range(d):
         for q in range(nw):
             eta[0, a, q] = b_1 * P[a, q] + a_2_1 * mu[1, a, q]
     dhj += _adjoint_stage(
-        K[kj[0]], Y[0], S[0], D[0], eta[0], mu[0], G, U, dK[kj[0]], dbeta[kj[0]], hj, field, act, d,
-        nb, nw,
+        K[kj[0]], Y[0], S[0], D[0], eta[0], mu[0], G, U, dK[kj[0]], dbeta[kj[0]], hj, field, slope,
+        d, nb, nw,
     )
     return dhj
 
@@ -476,7 +476,8 @@ def _wide_vectors_typed():
 @njit(cache=True, error_model="numpy")
 def _activate(Z, S, act, d, nb):
     """S = sigma(Z) on a block; act: 0 tanh, 1 relu, 2 softplus, 3 sigmoid. The backward pass takes
-    sigma'(Z) from S (_derivative), so the forward pass computes no derivative.
+    sigma'(Z) from S (_derivative, or 1 - S^2 in the adjoint's own pass for an explicit tableau's tanh), so the
+    forward pass computes no derivative.
 
     When the nb columns are the whole rows, the d rows are one contiguous vector and one loop runs over all of
     them. A loop over one short row does not vectorise: LLVM's vector body takes 16 values at a time and leaves a
@@ -616,7 +617,7 @@ def _sigma(z, act):
 # :func:`rkgen.runtime.driver._columns`), so every product runs on the arrays themselves, without
 # copies; the padding columns hold zeros in y, p and every eta_i (implicit stages: Y_i too), so they
 # add nothing to the gradients. The bias and the activation are applied in one pass after the
-# product, the adjoint's D * xi and the sums for dbeta and dh in one pass before it.
+# product, the adjoint's sigma' * xi and the sums for dbeta and dh in one pass before it.
 
 _FAST = {"reassoc", "contract"}  # sums may be reordered and fused: reductions vectorise
 # Where BLAS takes the stage products over from the loops below (see _wide) depends on the vector unit, measured
@@ -855,26 +856,41 @@ def _field(Kj, bj, Y, Z, S, F, field, act, d, nw):
                 F[a, q] = -F[a, q]
 
 
+def _unit(a):
+    """1 in the dtype of the array a (compiled code: a constant of that type; :func:`_unit_typed`)."""
+    return a.dtype.type(1)
+
+
+@numba.extending.overload(_unit, inline="always")
+def _unit_typed(a):
+    """_unit in compiled code."""
+    one = numba.np.numpy_support.as_dtype(a.dtype).type(1)
+    return lambda a: one
+
+
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
-def _adjoint_stage(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, act, d, nb, nw):
+def _adjoint_stage(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, slope, d, nb, nw):
     """mu = J^T xi with xi = h eta, and the stage's share of dJ/dK_j, dJ/dbeta_j (a block of nb
     samples, computed on nw >= nb columns). G and U (d, nw) are scratch.
 
-    sigma'(K Y + beta): tanh (act 0) takes 1 - S^2 from S itself, so the backward pass of a tanh network writes no
-    array of sigma' (one pass over the stage values less: RK4 gradients at d = 16, 8 layers, 256 samples, one
-    thread, about 0.9x the backward pass's time); the other activations read it from D
-    (:func:`rkgen.runtime.activations._derivative`). The choice is a select in the loops (act is the same for every
-    element): a helper function holding two versions of the loop, inlined, made the backward pass 2x slower.
+    sigma'(K Y + beta): with slope 0 (an explicit tableau's tanh stages) it is 1 - S^2, from S itself, so the
+    backward pass writes no array of sigma' (one pass over the stage values less: RK4 gradients at d = 16, 8
+    layers, 256 samples, one thread, 0.92x the time); with slope 1 it is read from D
+    (:func:`rkgen.runtime.activations._derivative`: other activations, and implicit stages, whose solves read the
+    same D). The choice is a select in the loops (slope is the same for every element): a helper function holding
+    two versions of the loop, inlined, made the backward pass 2x slower. The 1 of 1 - S^2 has S's dtype
+    (:func:`_unit`): a float64 literal would widen a float32 block's loop.
 
     Returns the stage's share eta . F of dJ/dh_j (F = S, or -K^T S for the stable field)."""
     _wide_vectors()
+    one = _unit(S)
     dh = 0.0
     if field == 0 and d == 2:  # the same sums in one pass over the block (the width of 000's examples)
         k00, k01, k10, k11 = Kj[0, 0], Kj[0, 1], Kj[1, 0], Kj[1, 1]
         s00 = s01 = s10 = s11 = g0 = g1 = 0.0
         for q in range(nb):
-            x0 = hj * (1.0 - S[0, q] * S[0, q] if act == 0 else D[0, q]) * eta[0, q]
-            x1 = hj * (1.0 - S[1, q] * S[1, q] if act == 0 else D[1, q]) * eta[1, q]
+            x0 = hj * (one - S[0, q] * S[0, q] if slope == 0 else D[0, q]) * eta[0, q]
+            x1 = hj * (one - S[1, q] * S[1, q] if slope == 0 else D[1, q]) * eta[1, q]
             mu[0, q] = k00 * x0 + k10 * x1
             mu[1, q] = k01 * x0 + k11 * x1
             y0, y1 = Y[0, q], Y[1, q]
@@ -900,12 +916,12 @@ def _adjoint_stage(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, act, d, nb, 
         for a in range(d):
             acc = 0.0
             for q in range(nb):
-                g = hj * (1.0 - S[a, q] * S[a, q] if act == 0 else D[a, q]) * eta[a, q]
+                g = hj * (one - S[a, q] * S[a, q] if slope == 0 else D[a, q]) * eta[a, q]
                 G[a, q] = g
                 acc += g
                 dh += eta[a, q] * S[a, q]
             for q in range(nb, nw):
-                G[a, q] = hj * (1.0 - S[a, q] * S[a, q] if act == 0 else D[a, q]) * eta[a, q]
+                G[a, q] = hj * (one - S[a, q] * S[a, q] if slope == 0 else D[a, q]) * eta[a, q]
             dbj[a] += acc
         _kx(Kj, G, mu, d, nw, True)
         _outer(G, Y, dKj, 1.0, U, d, nb)
@@ -916,12 +932,12 @@ def _adjoint_stage(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, act, d, nb, 
         for a in range(d):
             acc = 0.0
             for q in range(nb):
-                g = hj * (1.0 - S[a, q] * S[a, q] if act == 0 else D[a, q]) * U[a, q]
+                g = hj * (one - S[a, q] * S[a, q] if slope == 0 else D[a, q]) * U[a, q]
                 G[a, q] = g
                 acc += g
                 dh -= U[a, q] * S[a, q]
             for q in range(nb, nw):
-                G[a, q] = hj * (1.0 - S[a, q] * S[a, q] if act == 0 else D[a, q]) * U[a, q]
+                G[a, q] = hj * (one - S[a, q] * S[a, q] if slope == 0 else D[a, q]) * U[a, q]
             dbj[a] -= acc
         _kx(Kj, G, mu, d, nw, True)
         for a in range(d):
@@ -1504,6 +1520,9 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
     eta = np.zeros((STAGES, d, bs), t)
     mu = np.zeros((STAGES, d, bs), t)
     ws = _workspace(P, d, bs)
+    # sigma' of the stages: explicit tanh stages take 1 - S^2 from S in the adjoint's own pass (slope 0); other
+    # activations, and implicit stages (whose solves read it too), from D, written here (slope 1)
+    slope = 0 if act == 0 and STRUCTURE == "explicit" else 1
     for blk in range(lo, hi):
         col0 = blk * bs
         nb = min(bs, m - col0)
@@ -1519,12 +1538,12 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
                     eta[i, a, q] = 0.0
         for j in range(N - 1, -1, -1):
             S = tS[blk, j]
-            if act != 0 or STRUCTURE != "explicit":  # tanh: explicit stages take sigma' = 1 - S^2 from S itself
+            if slope != 0:
                 for i in range(STAGES):
                     _derivative(S[i], D[i], act, d, nw)
             # dJ/dh_j = sum_i eta_i . F_i ;  dJ/dy_j = p + sum_i mu_i
             dh[j] += _layer_backward(K, rows[j], h[j], P, tY[blk, j], S, D, eta, mu, G, U, dK, dbeta, ws, field,
-                                     act, d, nb, nw)
+                                     slope, d, nb, nw)
             for a in range(d):  # one pass over P (the stages' loop is unrolled)
                 for q in range(nw):
                     acc = P[a, q]

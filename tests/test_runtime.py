@@ -231,9 +231,10 @@ def test_field_and_adjoint_stage_against_numpy(rng, d, nw, field):
     np.testing.assert_allclose(S[:, :nb], s, rtol=1e-14, atol=1e-15)
     f = s if field == 0 else -K.T @ s
     np.testing.assert_allclose((S if field == 0 else F)[:, :nb], f, rtol=1e-13, atol=1e-14)
-    # one stage's adjoint: mu = h J^T eta, dK, dbeta and eta . F, against the formulas of the contract. tanh (act 0)
-    # takes sigma' = 1 - S^2 from S: D holds NaN, which must not reach a result; act 1 with D = 1 - S^2 (what
-    # _derivative gives for tanh) is the path of every other activation, the same numbers read from D
+    # one stage's adjoint: mu = h J^T eta, dK, dbeta and eta . F, against the formulas of the contract. slope 0
+    # (explicit tanh stages) takes sigma' = 1 - S^2 from S: D holds NaN, which must not reach a result; slope 1
+    # with D = 1 - S^2 (what _derivative gives for tanh) is the path of every other activation and of implicit
+    # stages, the same numbers read from D
     D = np.full((d, nw), np.nan)
     eta = np.zeros((d, nw))
     eta[:, :nb] = rng.normal(size=(d, nb))

@@ -292,7 +292,7 @@ def _firk_forward(eq: LayerEquations) -> tuple:
 def _adjoint_stage(i: int) -> Call:
     K, _ = _stage_parameters(i)
     dK, dbeta = _stage_parameters(i, ("dK", "dbeta"))
-    args = (K, f"Y[{i}]", f"S[{i}]", f"D[{i}]", f"eta[{i}]", f"mu[{i}]", "G", "U", dK, dbeta, "hj", "field", "act")
+    args = (K, f"Y[{i}]", f"S[{i}]", f"D[{i}]", f"eta[{i}]", f"mu[{i}]", "G", "U", dK, dbeta, "hj", "field", "slope")
     return Call("_adjoint_stage", (*args, "d", "nb", "nw"), "dhj", "+=")
 
 
@@ -390,8 +390,8 @@ def _adjoint_fixed_point(eq: LayerEquations) -> Function:
 
 FORWARD_PARAMS = ("K", "beta", "kj", "hj", "y", "Y", "S", "F", "Z", "ws", "field", "act", "d", "nb", "nw")
 BACKWARD_PARAMS = (
-    *("K", "kj", "hj", "P", "Y", "S", "D", "eta", "mu", "G", "U", "dK", "dbeta", "ws", "field", "act", "d", "nb"),
-    "nw",
+    *("K", "kj", "hj", "P", "Y", "S", "D", "eta", "mu", "G", "U", "dK", "dbeta", "ws", "field", "slope"),
+    *("d", "nb", "nw"),
 )
 
 

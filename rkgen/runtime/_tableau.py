@@ -22,11 +22,11 @@ def _layer_forward(K, beta, kj, hj, y, Y, S, F, Z, ws, field, act, d, nb, nw):
     raise NotImplementedError
 
 
-def _layer_backward(K, kj, hj, P, Y, S, D, eta, mu, G, U, dK, dbeta, ws, field, act, d, nb, nw):
+def _layer_backward(K, kj, hj, P, Y, S, D, eta, mu, G, U, dK, dbeta, ws, field, slope, d, nb, nw):
     """The adjoint of one layer on a block: eta_i and mu_i for every stage, each stage's gradient added into the
     rows dK[kj[i]] and dbeta[kj[i]] of its parameters.
 
-    D[i] holds sigma' at stage i, except for an explicit tableau's tanh stages, which take it from S[i] (act 0;
+    sigma' at stage i is 1 - S[i]^2 (slope 0: an explicit tableau's tanh stages) or D[i] (slope 1; see
     :func:`rkgen.runtime.products._adjoint_stage`).  Returns the layer's dJ/dh_j.
     """
     raise NotImplementedError

@@ -13,7 +13,8 @@ from .fastmath import _sigmoid, _softplus, _tanh, _wide_vectors
 @njit(cache=True, error_model="numpy")
 def _activate(Z, S, act, d, nb):
     """S = sigma(Z) on a block; act: 0 tanh, 1 relu, 2 softplus, 3 sigmoid. The backward pass takes
-    sigma'(Z) from S (_derivative), so the forward pass computes no derivative.
+    sigma'(Z) from S (_derivative, or 1 - S^2 in the adjoint's own pass for an explicit tableau's tanh), so the
+    forward pass computes no derivative.
 
     When the nb columns are the whole rows, the d rows are one contiguous vector and one loop runs over all of
     them. A loop over one short row does not vectorise: LLVM's vector body takes 16 values at a time and leaves a

@@ -110,6 +110,9 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
     eta = np.zeros((STAGES, d, bs), t)
     mu = np.zeros((STAGES, d, bs), t)
     ws = _workspace(P, d, bs)
+    # sigma' of the stages: explicit tanh stages take 1 - S^2 from S in the adjoint's own pass (slope 0); other
+    # activations, and implicit stages (whose solves read it too), from D, written here (slope 1)
+    slope = 0 if act == 0 and STRUCTURE == "explicit" else 1
     for blk in range(lo, hi):
         col0 = blk * bs
         nb = min(bs, m - col0)
@@ -125,12 +128,12 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
                     eta[i, a, q] = 0.0
         for j in range(N - 1, -1, -1):
             S = tS[blk, j]
-            if act != 0 or STRUCTURE != "explicit":  # tanh: explicit stages take sigma' = 1 - S^2 from S itself
+            if slope != 0:
                 for i in range(STAGES):
                     _derivative(S[i], D[i], act, d, nw)
             # dJ/dh_j = sum_i eta_i . F_i ;  dJ/dy_j = p + sum_i mu_i
             dh[j] += _layer_backward(K, rows[j], h[j], P, tY[blk, j], S, D, eta, mu, G, U, dK, dbeta, ws, field,
-                                     act, d, nb, nw)
+                                     slope, d, nb, nw)
             for a in range(d):  # one pass over P (the stages' loop is unrolled)
                 for q in range(nw):
                     acc = P[a, q]

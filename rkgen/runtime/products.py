@@ -8,7 +8,7 @@ scipy ships): Z = K Y, mu = K^T G, and dK += G Y^T, which BLAS adds into dK itse
 blocks are whole (nw = bs, :func:`rkgen.runtime.driver._columns`), so every product runs on the arrays themselves,
 without copies; the padding columns hold zeros in y, p and every eta_i (implicit stages: Y_i too), so they add
 nothing to the gradients. The bias and the activation are applied in one pass after the product, the adjoint's
-D * xi and the sums for dbeta and dh in one pass before it.
+sigma' * xi and the sums for dbeta and dh in one pass before it.
 """
 
 import numba
@@ -255,26 +255,41 @@ def _field(Kj, bj, Y, Z, S, F, field, act, d, nw):
                 F[a, q] = -F[a, q]
 
 
+def _unit(a):
+    """1 in the dtype of the array a (compiled code: a constant of that type; :func:`_unit_typed`)."""
+    return a.dtype.type(1)
+
+
+@numba.extending.overload(_unit, inline="always")
+def _unit_typed(a):
+    """_unit in compiled code."""
+    one = numba.np.numpy_support.as_dtype(a.dtype).type(1)
+    return lambda a: one
+
+
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
-def _adjoint_stage(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, act, d, nb, nw):
+def _adjoint_stage(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, slope, d, nb, nw):
     """mu = J^T xi with xi = h eta, and the stage's share of dJ/dK_j, dJ/dbeta_j (a block of nb
     samples, computed on nw >= nb columns). G and U (d, nw) are scratch.
 
-    sigma'(K Y + beta): tanh (act 0) takes 1 - S^2 from S itself, so the backward pass of a tanh network writes no
-    array of sigma' (one pass over the stage values less: RK4 gradients at d = 16, 8 layers, 256 samples, one
-    thread, about 0.9x the backward pass's time); the other activations read it from D
-    (:func:`rkgen.runtime.activations._derivative`). The choice is a select in the loops (act is the same for every
-    element): a helper function holding two versions of the loop, inlined, made the backward pass 2x slower.
+    sigma'(K Y + beta): with slope 0 (an explicit tableau's tanh stages) it is 1 - S^2, from S itself, so the
+    backward pass writes no array of sigma' (one pass over the stage values less: RK4 gradients at d = 16, 8
+    layers, 256 samples, one thread, 0.92x the time); with slope 1 it is read from D
+    (:func:`rkgen.runtime.activations._derivative`: other activations, and implicit stages, whose solves read the
+    same D). The choice is a select in the loops (slope is the same for every element): a helper function holding
+    two versions of the loop, inlined, made the backward pass 2x slower. The 1 of 1 - S^2 has S's dtype
+    (:func:`_unit`): a float64 literal would widen a float32 block's loop.
 
     Returns the stage's share eta . F of dJ/dh_j (F = S, or -K^T S for the stable field)."""
     _wide_vectors()
+    one = _unit(S)
     dh = 0.0
     if field == 0 and d == 2:  # the same sums in one pass over the block (the width of 000's examples)
         k00, k01, k10, k11 = Kj[0, 0], Kj[0, 1], Kj[1, 0], Kj[1, 1]
         s00 = s01 = s10 = s11 = g0 = g1 = 0.0
         for q in range(nb):
-            x0 = hj * (1.0 - S[0, q] * S[0, q] if act == 0 else D[0, q]) * eta[0, q]
-            x1 = hj * (1.0 - S[1, q] * S[1, q] if act == 0 else D[1, q]) * eta[1, q]
+            x0 = hj * (one - S[0, q] * S[0, q] if slope == 0 else D[0, q]) * eta[0, q]
+            x1 = hj * (one - S[1, q] * S[1, q] if slope == 0 else D[1, q]) * eta[1, q]
             mu[0, q] = k00 * x0 + k10 * x1
             mu[1, q] = k01 * x0 + k11 * x1
             y0, y1 = Y[0, q], Y[1, q]
@@ -300,12 +315,12 @@ def _adjoint_stage(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, act, d, nb, 
         for a in range(d):
             acc = 0.0
             for q in range(nb):
-                g = hj * (1.0 - S[a, q] * S[a, q] if act == 0 else D[a, q]) * eta[a, q]
+                g = hj * (one - S[a, q] * S[a, q] if slope == 0 else D[a, q]) * eta[a, q]
                 G[a, q] = g
                 acc += g
                 dh += eta[a, q] * S[a, q]
             for q in range(nb, nw):
-                G[a, q] = hj * (1.0 - S[a, q] * S[a, q] if act == 0 else D[a, q]) * eta[a, q]
+                G[a, q] = hj * (one - S[a, q] * S[a, q] if slope == 0 else D[a, q]) * eta[a, q]
             dbj[a] += acc
         _kx(Kj, G, mu, d, nw, True)
         _outer(G, Y, dKj, 1.0, U, d, nb)
@@ -316,12 +331,12 @@ def _adjoint_stage(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, act, d, nb, 
         for a in range(d):
             acc = 0.0
             for q in range(nb):
-                g = hj * (1.0 - S[a, q] * S[a, q] if act == 0 else D[a, q]) * U[a, q]
+                g = hj * (one - S[a, q] * S[a, q] if slope == 0 else D[a, q]) * U[a, q]
                 G[a, q] = g
                 acc += g
                 dh -= U[a, q] * S[a, q]
             for q in range(nb, nw):
-                G[a, q] = hj * (1.0 - S[a, q] * S[a, q] if act == 0 else D[a, q]) * U[a, q]
+                G[a, q] = hj * (one - S[a, q] * S[a, q] if slope == 0 else D[a, q]) * U[a, q]
             dbj[a] -= acc
         _kx(Kj, G, mu, d, nw, True)
         for a in range(d):
