@@ -487,6 +487,11 @@ def _ratio(rows, peer, ours):
     return statistics.median(r), min(r), max(r)
 
 
+def _shown(r):
+    """A ratio as the report prints it: the median, the range over the rounds in brackets."""
+    return f"{r[0]:.2f} [{r[1]:.2f}-{r[2]:.2f}]"
+
+
 def _equal_accuracy(rows, d, iters):
     """The fewest torch sweeps of gauss2 whose gradient error is within 10x rkgen's (or 1e-14), or None."""
     ours = rows[d, "gauss2", "rkgen.torch"][1]
@@ -504,13 +509,12 @@ def report(args, rows, threads):
         parts = []
         for method, peer, ours in PAIRS:
             if (d, method, peer) in rows and (d, method, ours) in rows:
-                r = _ratio(rows, (d, method, peer), (d, method, ours))
-                parts.append(f"{peer}/{ours} ({method}) {r[0]:.2f} [{r[1]:.2f}-{r[2]:.2f}]")
+                parts.append(f"{peer}/{ours} ({method}) {_shown(_ratio(rows, (d, method, peer), (d, method, ours)))}")
         for k in args.iters:
             key = (d, "gauss2", f"torch {k} sweeps")
             if key in rows:
                 r = _ratio(rows, key, (d, "gauss2", "rkgen.torch"))
-                parts.append(f"torch {k} sweeps/rkgen.torch (gauss2) {r[0]:.2f} [{r[1]:.2f}-{r[2]:.2f}]")
+                parts.append(f"torch {k} sweeps/rkgen.torch (gauss2) {_shown(r)}")
         print(f"d={d}: " + "; ".join(parts))
     print(f"targets, {threads} thread(s):")
     for what, peer, ours, method, widths, least in TARGETS:
@@ -525,8 +529,7 @@ def report(args, rows, threads):
             r = _ratio(rows, key, (d, method, ours))
             name = key[2]
             verdict = "met" if r[0] >= least else "MISSED"
-            print(f"  {verdict:<6} {what}, d = {d}, {threads} thread(s): {name}/{ours} {r[0]:.2f} "
-                  f"[{r[1]:.2f}-{r[2]:.2f}], target >= {least}")
+            print(f"  {verdict:<6} {what}, d = {d}, {threads} thread(s): {name}/{ours} {_shown(r)}, target >= {least}")
 
 
 if __name__ == "__main__":
