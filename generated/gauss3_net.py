@@ -44,8 +44,8 @@ sample) stage solves that did not converge (always 0 for explicit tableaux); a c
 failures > 0 as an error. `tape.iterations` is the most Newton iterations any solve used. The tape
 keeps the stage values Y_i and sigma(K Y_i + beta): 2*N*s*m*d float64 numbers (RK4, N = 100,
 m = 1500, d = 16: 154 MB); forward(..., keep_tape=False) evaluates without them. The module
-imports only numpy, numba and the standard library (wide layers multiply through numba's np.dot,
-which calls scipy's BLAS on one thread per block: scipy must be installed, and threadpoolctl keeps
+imports only numpy, numba and the standard library (wide layers multiply through scipy's BLAS,
+called through numba's helper, one thread per block: scipy must be installed, and threadpoolctl keeps
 that BLAS single-threaded when it is; see _wide for the widths, which depend on the vector unit);
 kernels are compiled with cache=True, so a second process does not compile again.
 
@@ -64,13 +64,14 @@ from collections import namedtuple
 import numba
 import numpy as np
 from numba import njit, prange, types
+from numba.core import cgutils
 from numba.core.codegen import get_host_cpu_features
 from numba.extending import intrinsic
 
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_b4114167d984bb6d"
+MODULE_KEY = "rkgen_net_2d3d98952cca3cf1"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -711,13 +712,13 @@ def _sigma(z, act):
 # vectorise.
 #
 # Wide blocks (:func:`_wide`: d >= WIDE, or d >= LONG_WIDTH in blocks of at least LONG_BLOCK
-# samples) form the stage products of a block as matrix products through BLAS (numba's np.dot on
-# contiguous 2-D arrays calls the BLAS that scipy ships): Z = K Y, mu = K^T G, and dK += G Y^T,
-# which BLAS adds into dK itself (:func:`_outer_blas`). Their blocks are whole (nw = bs,
-# :func:`rkgen.runtime.driver._columns`), so every product runs on the arrays themselves, without
-# copies; the padding columns hold zeros in y, p and every eta_i (implicit stages: Y_i too), so they
-# add nothing to the gradients. The bias and the activation are applied in one pass after the
-# product, the adjoint's sigma' * xi and the sums for dbeta and dh in one pass before it.
+# samples) form the stage products of a block as matrix products through BLAS (scipy's dgemm and
+# sgemm, :func:`_matmul`): Z = K Y, mu = K^T G, and dK += G Y^T, which BLAS adds into dK itself
+# (:func:`_outer_blas`). Their blocks are whole (nw = bs, :func:`rkgen.runtime.driver._columns`), so
+# every product runs on the arrays themselves, without copies; the padding columns hold zeros in y,
+# p and every eta_i (implicit stages: Y_i too), so they add nothing to the gradients. The bias and
+# the activation are applied in one pass after the product, the adjoint's sigma' * xi and the sums
+# for dbeta and dh in one pass before it.
 
 _FAST = {"reassoc", "contract"}  # sums may be reordered and fused: reductions vectorise
 # Where BLAS takes the stage products over from the loops below (see _wide) depends on the vector unit, measured
@@ -759,10 +760,7 @@ def _kx(M, X, out, d, nw, transpose):
     before BLAS took the wide layers). Wide (:func:`_wide`): one BLAS product on the whole arrays (nw = bs)."""
     _wide_vectors()
     if _wide(d, X.shape[1]):
-        if transpose:
-            np.dot(M.T, X, out)
-        else:
-            np.dot(M, X, out)
+        _matmul(M, transpose, X, False, out, 1.0, 0.0, d, X.shape[1], d)
         return
     if d < 8:
         for a in range(d):
@@ -828,16 +826,66 @@ def _outer(G, Y, dK, scale, W, d, nb):
         a += 1
 
 
-# BLAS's C = alpha op(A) op(B) + beta C, as numba's np.dot calls it (numba's helper numba_xxgemm, which finds
-# scipy's dgemm or sgemm): with beta = 1 a product is added into dK where it lies, with no scratch array, no pass
-# adding it in, and no zeroing of C (BLAS's own pass for beta = 0). numba_xxgemm takes column-major arrays; a
-# C-ordered array (r, c) is its transpose there, (c x r) with leading dimension c.
+# BLAS's C = alpha op(A) op(B) + beta C through numba's helper numba_xxgemm (the function numba's np.dot calls, which
+# finds scipy's dgemm or sgemm), called directly (:func:`_matmul`). np.dot checks its arguments first, and a check
+# that can raise keeps numba from pruning the reference counts of the array views that live across it (K[kj[i]],
+# Y[i], S[i] and the others, each view an atomic increment and decrement of its parent's count): with np.dot, those
+# atomics took about a fifth of the time of 004's batches of 5 at d = 16 (a perf profile, Intel Xeon). Every array
+# given to _matmul is the kernels' own, 2-D with unit column stride, so there is nothing to check.
+# numba_xxgemm takes column-major arrays: a C-ordered array (r, c) is its transpose there, (c x r) with leading
+# dimension c, so the row-major C = op(A) op(B) is the column-major C^T = op(B)^T op(A)^T, with the same flags.
 _XXGEMM = types.ExternalFunction("numba_xxgemm", types.intc(
     types.char, types.char, types.char, types.intp, types.intp, types.intp,
-    types.CPointer(types.float64), types.CPointer(types.float64), types.intp,
-    types.CPointer(types.float64), types.intp, types.CPointer(types.float64),
-    types.CPointer(types.float64), types.intp,
+    types.voidptr, types.voidptr, types.intp, types.voidptr, types.intp, types.voidptr, types.voidptr, types.intp,
 ))
+
+
+@intrinsic
+def _address(typingctx, a):
+    """The address of the first element of the array a."""
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        return builder.bitcast(data, context.get_value_type(types.voidptr))
+
+    return types.voidptr(a), codegen
+
+
+@intrinsic
+def _scalar_address(typingctx, x, a):
+    """The address of the number x, converted to the dtype of the array a, in a slot on the caller's stack."""
+
+    def codegen(context, builder, signature, args):
+        value = context.cast(builder, args[0], signature.args[0], signature.args[1].dtype)
+        slot = cgutils.alloca_once_value(builder, value)
+        return builder.bitcast(slot, context.get_value_type(types.voidptr))
+
+    return types.voidptr(x, a), codegen
+
+
+def _matmul(A, ta, B, tb, C, alpha, beta, m, n, k):
+    """C[:m, :n] = alpha op(A) op(B) + beta C[:m, :n], op(A) (m x k) and op(B) (k x n) being A and B or, where ta and
+    tb hold, their transposes: one BLAS call (:data:`_XXGEMM`) on C-ordered 2-D arrays with unit column stride
+    (views of the kernels' own arrays). beta = 0 ignores what C held, as BLAS does. Plain Python
+    (NUMBA_DISABLE_JIT): numpy."""
+    a = (A.T if ta else A)[:m, :k]
+    b = (B.T if tb else B)[:k, :n]
+    product = alpha * (a @ b)
+    C[:m, :n] = product if beta == 0 else product + beta * C[:m, :n]
+
+
+@numba.extending.overload(_matmul, inline="always")
+def _matmul_typed(A, ta, B, tb, C, alpha, beta, m, n, k):
+    """_matmul in compiled code: dgemm or sgemm by C's dtype."""
+    kind = ord("d") if C.dtype == types.float64 else ord("s")
+
+    def gemm(A, ta, B, tb, C, alpha, beta, m, n, k):
+        size = C.itemsize
+        _XXGEMM(kind, ord("t") if tb else ord("n"), ord("t") if ta else ord("n"), n, m, k,
+                _scalar_address(alpha, C), _address(B), B.strides[0] // size, _address(A), A.strides[0] // size,
+                _scalar_address(beta, C), _address(C), C.strides[0] // size)
+
+    return gemm
 
 
 def _adds_in_place(G, dK):
@@ -877,17 +925,7 @@ def _outer_blas_typed(G, Y, dK, scale, W, d, nb):
     if _in_place_types(G, dK):
 
         def gemm(G, Y, dK, scale, W, d, nb):
-            if G.strides[1] != 8 or Y.strides[1] != 8 or dK.strides[1] != 8 or dK.strides[0] != 8 * d:
-                raise ValueError("_outer_blas: G, Y and dK must be C-contiguous")
-            if nb == 0:
-                return
-            ab = np.empty(2)
-            ab[0] = scale
-            ab[1] = 1.0
-            status = _XXGEMM(ord("d"), ord("t"), ord("n"), d, d, nb, ab[0:].ctypes, Y.ctypes, Y.strides[0] // 8,
-                             G.ctypes, G.strides[0] // 8, ab[1:].ctypes, dK.ctypes, d)
-            if status != 0:
-                raise RuntimeError("BLAS's dgemm (scipy's) could not be called")
+            _matmul(G, False, Y, True, dK, scale, 1.0, d, d, nb)
 
         return gemm
 
@@ -898,7 +936,7 @@ def _outer_blas_typed(G, Y, dK, scale, W, d, nb):
         for a0 in range(0, d, rows):
             r = min(rows, d - a0)
             Wr = flat[: r * d].reshape((r, d)) if r <= bs else np.empty((r, d), W.dtype)
-            np.dot(G[a0:a0 + r], Y.T, Wr)
+            _matmul(G[a0:a0 + r], False, Y, True, Wr, 1.0, 0.0, r, d, nb)
             for a in range(r):
                 for k in range(d):
                     dK[a0 + a, k] += scale * Wr[a, k]
@@ -944,7 +982,7 @@ def _field(Kj, bj, Y, Z, S, F, field, act, d, nw):
             S[0, q] = _tanh(b0 + k00 * y0 + k01 * y1)
             S[1, q] = _tanh(b1 + k10 * y0 + k11 * y1)
     elif _wide(d, Y.shape[1]):
-        np.dot(Kj, Y, Z)
+        _matmul(Kj, False, Y, False, Z, 1.0, 0.0, d, Y.shape[1], d)
         _activate_shifted(Z, bj, S, act, d, nw)
     else:
         _affine(Kj, bj, Y, Z, d, nw)
@@ -1616,6 +1654,70 @@ def _coupled_adjoint(K, kj, D, P, eta, ws, hj, field, d, nb):
 # row stage i of layer j uses (see :mod:`rkgen.runtime.params`), so one compiled kernel serves every
 # parameter layout.
 
+# Borrowed views. Every view of an array that numba makes (K[kj[i]], Y[i], tY[blk, j], ...) holds a reference to its
+# parent's memory, taken and dropped with an atomic increment and decrement of the parent's count. numba prunes
+# such pairs where it can prove them balanced, but not across the calls of these kernels, and in the layer loops
+# they cost a fifth of the time of 004's batches of 5 at d = 16 (a perf profile, Intel Xeon), more when two
+# threads count the same array. The kernels therefore work on borrowed arrays: the same data, shape and strides,
+# no reference (a null one, which the counting functions skip), so views of them cost no atomics either. Borrowing
+# is sound while someone else holds the array: the kernels' arguments are held by their caller, and the work
+# arrays a kernel allocates are held by it until its _alive call after the last loop. Nothing borrowed is
+# returned or kept.
+
+
+def _borrowed(a):
+    """The array a (or each array of the tuple a) as a view that holds no reference to its memory (compiled code;
+    :func:`_borrowed_typed`). Plain Python (NUMBA_DISABLE_JIT): a itself."""
+    return a
+
+
+def _alive(a):
+    """Holds the array (or tuple) a up to this point of a kernel, so that borrowed views of it stay valid (compiled
+    code: no instruction; numba drops a variable after its last use)."""
+
+
+def _unreferenced(context, builder, ty, value):
+    """The value of an array (or of a tuple's arrays) of numba type ty, with a null reference to its memory."""
+    if isinstance(ty, types.Array):
+        view = context.make_array(ty)(context, builder, value=value)
+        view.meminfo = cgutils.get_null_value(view.meminfo.type)
+        view.parent = cgutils.get_null_value(view.parent.type)
+        return view._getvalue()
+    if isinstance(ty, types.BaseTuple):
+        for i, item in enumerate(ty):
+            inner = _unreferenced(context, builder, item, builder.extract_value(value, i))
+            value = builder.insert_value(value, inner, i)
+    return value
+
+
+@intrinsic
+def _null_reference(typingctx, a):
+    def codegen(context, builder, signature, args):
+        return _unreferenced(context, builder, signature.args[0], args[0])
+
+    return a(a), codegen
+
+
+@intrinsic
+def _use(typingctx, a):
+    def codegen(context, builder, signature, args):
+        return context.get_dummy_value()
+
+    return types.none(a), codegen
+
+
+@numba.extending.overload(_borrowed, inline="always")
+def _borrowed_typed(a):
+    """_borrowed in compiled code."""
+    return lambda a: _null_reference(a)
+
+
+@numba.extending.overload(_alive, inline="always")
+def _alive_typed(a):
+    """_alive in compiled code."""
+    return lambda a: _use(a)
+
+
 @njit(cache=True, inline="always")
 def _columns(nb, bs, d):
     """The columns a block of nb samples is computed on: whole groups of 8 (narrow blocks), or all bs columns (wide
@@ -1663,10 +1765,12 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
     _wide_vectors()
     m, d = y0.shape
     N = h.shape[0]
-    y = np.empty((d, bs), y0.dtype)  # work arrays in the network's dtype (float32 or float64)
-    Z = np.empty((d, bs), y0.dtype)
-    F = np.zeros((STAGES, d, bs), y0.dtype)  # the stable field only (the resnet field uses S)
-    ws = _workspace(y, d, bs)
+    y_, Z_ = np.empty((d, bs), y0.dtype), np.empty((d, bs), y0.dtype)  # work arrays in the network's dtype
+    F_ = np.zeros((STAGES, d, bs), y0.dtype)  # the stable field only (the resnet field uses S)
+    ws_ = _workspace(y_, d, bs)
+    y, Z, F, ws = _borrowed(y_), _borrowed(Z_), _borrowed(F_), _borrowed(ws_)
+    y0, yN, K, beta, rows, h = _borrowed(y0), _borrowed(yN), _borrowed(K), _borrowed(beta), _borrowed(rows), h
+    h, tY, tS, states = _borrowed(h), _borrowed(tY), _borrowed(tS), _borrowed(states)
     failures = 0
     most = 0
     for blk in range(lo, hi):
@@ -1695,6 +1799,7 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
         for q in range(nb):
             for a in range(d):
                 yN[col0 + q, a] = y[a, q]
+    _alive((y_, Z_, F_, ws_))
     return failures, most
 
 
@@ -1705,13 +1810,14 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
     m, d = p.shape
     N = h.shape[0]
     t = p.dtype  # work arrays in the network's dtype; dK, dbeta and dh are float64 sums (api.backward)
-    P = np.empty((d, bs), t)
-    G = np.empty((d, bs), t)
-    U = np.empty((d, bs), t)
-    D = np.zeros((STAGES, d, bs), t)
-    eta = np.zeros((STAGES, d, bs), t)
-    mu = np.zeros((STAGES, d, bs), t)
-    ws = _workspace(P, d, bs)
+    P_, G_, U_ = np.empty((d, bs), t), np.empty((d, bs), t), np.empty((d, bs), t)
+    D_, eta_, mu_ = np.zeros((STAGES, d, bs), t), np.zeros((STAGES, d, bs), t), np.zeros((STAGES, d, bs), t)
+    ws_ = _workspace(P_, d, bs)
+    ws = _borrowed(ws_)
+    P, G, U, D, eta, mu = _borrowed(P_), _borrowed(G_), _borrowed(U_), _borrowed(D_), _borrowed(eta_), _borrowed(mu_)
+    p, dy0, K, beta, rows, h = _borrowed(p), _borrowed(dy0), _borrowed(K), _borrowed(beta), _borrowed(rows), h
+    h, tY, tS = _borrowed(h), _borrowed(tY), _borrowed(tS)
+    dK, dbeta, dh = _borrowed(dK), _borrowed(dbeta), _borrowed(dh)
     # sigma' of the stages: explicit tanh stages take 1 - S^2 from S in the adjoint's own pass (slope 0); other
     # activations, and implicit stages (whose solves read it too), from D, written here (slope 1)
     slope = 0 if act == 0 and STRUCTURE == "explicit" else 1
@@ -1745,6 +1851,7 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
         for q in range(nb):
             for a in range(d):
                 dy0[col0 + q, a] = P[a, q]
+    _alive((P_, G_, U_, D_, eta_, mu_, ws_))
 
 
 @njit(cache=True, parallel=True)
@@ -1863,7 +1970,8 @@ def _work(m, d, N):
 
 
 def _single_blas(d, bs):
-    """A context in which the BLAS that numba's np.dot calls (scipy's) runs on one thread, for wide layers.
+    """A context in which scipy's BLAS, which the products of wide blocks call (:func:`_blas_loaded`), runs on one
+    thread.
 
     The driver already runs one block per thread, and each block's products are small (d x d times d x bs): a
     threaded BLAS inside would oversubscribe the cores. Measured on 2 cores (AMD EPYC, d = 64, bs = 128): one
@@ -1874,7 +1982,10 @@ def _single_blas(d, bs):
     ms of a 0.9 ms training step of 004's network), and set back on exit. Products smaller than BLAS_THREADED
     multiply-adds (d x d times d x bs) are left alone: OpenBLAS runs a GEMM below 4 * 65536 of them on one thread
     anyway (its GEMM_MULTITHREAD_THRESHOLD), and setting the counts still cost about 35 us a call."""
-    if not _is_wide(d, bs) or d * d * bs < BLAS_THREADED:
+    if not _is_wide(d, bs):
+        return contextlib.nullcontext()
+    _blas_loaded()
+    if d * d * bs < BLAS_THREADED:
         return contextlib.nullcontext()
     blas = _blas_controller()
     return _one_thread(blas.lib_controllers) if blas is not None else contextlib.nullcontext()
@@ -1896,10 +2007,23 @@ def _one_thread(libs):
 
 
 @functools.lru_cache(maxsize=1)
-def _blas_controller():
-    """threadpoolctl's handle on the BLAS libraries loaded, scipy's among them, or None without threadpoolctl."""
+def _blas_loaded():
+    """Loads scipy's BLAS, once per process, before a wide block needs it: the kernels call its dgemm and sgemm
+    through numba's helper numba_xxgemm (:func:`rkgen.runtime.products._matmul`), which finds them there. Without
+    scipy this is a clear error, never a product left undone: the kernels do not look at BLAS's status (a check
+    that can raise would keep numba from pruning the reference counts of their views)."""
     try:
-        importlib.import_module("scipy.linalg.cython_blas")  # loads the BLAS numba calls, so that it is found
+        importlib.import_module("scipy.linalg.cython_blas")
+    except ImportError:
+        raise ImportError("wide layers multiply through scipy's BLAS: install scipy") from None
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    """threadpoolctl's handle on the BLAS libraries loaded (scipy's among them, :func:`_blas_loaded`), or None
+    without threadpoolctl."""
+    try:
         controller = importlib.import_module("threadpoolctl").ThreadpoolController
     except ImportError:
         return None

@@ -465,8 +465,8 @@ def test_imports_only_numpy_numba_and_the_standard_library(name):
         assert top in {"numpy", "numba"} or top in sys.stdlib_module_names, module
     assert not {m for m in modules if m.split(".")[0] in {"sympy", "rkgen", "jinja2", "flint"}}
     assert "__import__" not in source
-    # the one dynamic import: scipy's BLAS (which numba's np.dot calls) and threadpoolctl, to hold that BLAS to one
-    # thread in wide layers; optional, a module without them runs all the same
+    # the one dynamic import: scipy's BLAS (the wide blocks' products call it; a clear error without scipy) and
+    # threadpoolctl, to hold that BLAS to one thread in wide layers (optional)
     dynamic = re.findall(r"importlib\.\w+\([^)]*\)", source)
     wanted = ("scipy.linalg.cython_blas", "threadpoolctl")
     assert dynamic == [f'importlib.import_module("{m}")' for m in wanted]
@@ -475,10 +475,11 @@ def test_imports_only_numpy_numba_and_the_standard_library(name):
 def test_imports_of_every_structure_are_the_same():
     assert imported_modules(golden("rk4")) == imported_modules(golden("gauss3"))
     # numba.core.codegen: the host CPU's features (the BLAS widths, the vector width); numba.extending: the
-    # intrinsic that sets the vector width
+    # intrinsics that set the vector width, take an array's address and borrow views; numba.core: cgutils, which
+    # those intrinsics build with
     assert imported_modules(golden("rk4")) == {
-        "contextlib", "functools", "importlib", "math", "os", "sys", "collections", "numba", "numba.core.codegen",
-        "numba.extending", "numpy",
+        "contextlib", "functools", "importlib", "math", "os", "sys", "collections", "numba", "numba.core",
+        "numba.core.codegen", "numba.extending", "numpy",
     }
 
 

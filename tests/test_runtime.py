@@ -8,7 +8,9 @@ module: a generated module carries a copy of the same source.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import math
+import os
 import pathlib
 import subprocess
 import sys
@@ -299,6 +301,98 @@ def test_outer_products_in_both_precisions(rng, d, nw, dtype):
     _outer_blas(G, Y, plain, -0.7, W, d, nb)  # the Python function itself, not the compiled overload
     assert np.all(np.abs(plain - expected) <= bound)
     assert _adds_in_place(G, plain) == (dtype == np.float64)
+
+
+
+@pytest.mark.numba
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_matmul_every_transposition_against_numpy(rng, dtype):
+    """_matmul, the kernels' one BLAS call (numba_xxgemm, without np.dot's checks): C[:m, :n] = alpha op(A) op(B) +
+    beta C for every pair of transpositions, on views with leading dimensions larger than their rows (parts of
+    bigger arrays, as the float32 scratch takes rows of a block); beta = 0 ignores NaN in C, as BLAS does; the
+    entries of C outside [:m, :n] stay as they were. Compiled and plain Python (what NUMBA_DISABLE_JIT runs)."""
+    import numba
+
+    from rkgen.runtime.products import _matmul
+
+    compiled = numba.njit(lambda A, ta, B, tb, C, alpha, beta, m, n, k: _matmul(A, ta, B, tb, C, alpha, beta, m, n, k))
+    m, n, k = 5, 7, 3
+    tol = 1e-13 if dtype == np.float64 else 1e-5
+    for ta in (False, True):
+        for tb in (False, True):
+            A = rng.normal(size=(k + 2, m + 3) if ta else (m + 2, k + 3)).astype(dtype)
+            B = rng.normal(size=(n + 1, k + 4) if tb else (k + 1, n + 4)).astype(dtype)
+            a = (A.T if ta else A)[:m, :k].astype(np.float64)
+            b = (B.T if tb else B)[:k, :n].astype(np.float64)
+            for beta in (0.0, 0.5):
+                for run in (compiled, _matmul):
+                    C = rng.normal(size=(m + 1, n + 2)).astype(dtype)
+                    if beta == 0.0:
+                        C[:m, :n] = np.nan
+                    start = C.copy()
+                    run(A, ta, B, tb, C, -1.5, beta, m, n, k)
+                    expected = -1.5 * (a @ b) + (beta * start[:m, :n].astype(np.float64) if beta else 0.0)
+                    np.testing.assert_allclose(C[:m, :n], expected, rtol=tol, atol=tol)
+                    outside = np.ones(C.shape, bool)
+                    outside[:m, :n] = False
+                    assert np.array_equal(C[outside], start[outside])
+
+
+BORROWING = """
+import numba
+import numpy as np
+from numba.core.runtime import rtsys
+
+from rkgen.runtime.driver import _alive, _borrowed
+
+
+@numba.njit
+def views(X, rounds):
+    work_ = np.zeros((3, 4))
+    X, work, pair = _borrowed(X), _borrowed(work_), _borrowed((X, work_))
+    total = 0.0
+    for _ in range(rounds):
+        for i in range(X.shape[0]):
+            row, part = X[i], work[i % 3]
+            for c in range(4):
+                part[c] += row[:4][c]
+            total += row.sum() + pair[0][i, 0] + pair[1][i % 3, 1]
+    _alive(work_)
+    return total, work.sum()
+
+
+if __name__ == "__main__":
+    owned = numba.njit(lambda: np.arange(40.0).reshape(8, 5))()  # memory numba allocated: its count is visible
+    before = owned.base.refcount
+    views(owned, 1)  # compiled
+    stats = rtsys.get_allocation_stats()
+    views(owned, 50)
+    after = rtsys.get_allocation_stats()
+    print(before, owned.base.refcount, after.alloc - stats.alloc, after.free - stats.free)
+"""
+
+
+@pytest.mark.numba
+def test_borrowed_views_take_no_references_and_free_nothing(tmp_path):
+    """The driver's borrowed arrays (_borrowed) are the same data, shape and strides, with no reference: views of
+    them change no reference count, however many a kernel makes; what the kernel allocates is held to its _alive
+    call and freed after it, neither leaked nor freed twice (numba's allocation statistics, which NUMBA_NRT_STATS
+    turns on when a process starts, balance). A tuple's arrays are borrowed each. Plain Python: _borrowed is the
+    identity, and the same loops give the same numbers."""
+    from rkgen.runtime.driver import _alive, _borrowed
+
+    script = tmp_path / "borrowing.py"
+    script.write_text(BORROWING)
+    env = {**os.environ, "NUMBA_NRT_STATS": "1", "NUMBA_CACHE_DIR": str(tmp_path)}
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, check=True)
+    before, after, allocated, freed = map(int, run.stdout.split())
+    assert before == after and allocated == freed >= 1
+    spec = importlib.util.spec_from_file_location("borrowing", script)  # the kernel, in this process
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    views, X = module.views, np.arange(40.0).reshape(8, 5)
+    assert views(X, 50) == pytest.approx(views.py_func(X, 50), rel=1e-13)  # plain Python: the same loops
+    assert _borrowed(X) is X and _alive(X) is None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -5,13 +5,79 @@ The parameters arrive as rows K[r], beta[r]; ``rows[j, i]`` is the row stage i o
 :mod:`rkgen.runtime.params`), so one compiled kernel serves every parameter layout.
 """
 
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from ._tableau import STAGES, STRUCTURE, _layer_backward, _layer_forward
 from .activations import _derivative
 from .fastmath import _wide_vectors
 from .products import _FAST, _wide
+
+# Borrowed views. Every view of an array that numba makes (K[kj[i]], Y[i], tY[blk, j], ...) holds a reference to its
+# parent's memory, taken and dropped with an atomic increment and decrement of the parent's count. numba prunes
+# such pairs where it can prove them balanced, but not across the calls of these kernels, and in the layer loops
+# they cost a fifth of the time of 004's batches of 5 at d = 16 (a perf profile, Intel Xeon), more when two
+# threads count the same array. The kernels therefore work on borrowed arrays: the same data, shape and strides,
+# no reference (a null one, which the counting functions skip), so views of them cost no atomics either. Borrowing
+# is sound while someone else holds the array: the kernels' arguments are held by their caller, and the work
+# arrays a kernel allocates are held by it until its _alive call after the last loop. Nothing borrowed is
+# returned or kept.
+
+
+def _borrowed(a):
+    """The array a (or each array of the tuple a) as a view that holds no reference to its memory (compiled code;
+    :func:`_borrowed_typed`). Plain Python (NUMBA_DISABLE_JIT): a itself."""
+    return a
+
+
+def _alive(a):
+    """Holds the array (or tuple) a up to this point of a kernel, so that borrowed views of it stay valid (compiled
+    code: no instruction; numba drops a variable after its last use)."""
+
+
+def _unreferenced(context, builder, ty, value):
+    """The value of an array (or of a tuple's arrays) of numba type ty, with a null reference to its memory."""
+    if isinstance(ty, types.Array):
+        view = context.make_array(ty)(context, builder, value=value)
+        view.meminfo = cgutils.get_null_value(view.meminfo.type)
+        view.parent = cgutils.get_null_value(view.parent.type)
+        return view._getvalue()
+    if isinstance(ty, types.BaseTuple):
+        for i, item in enumerate(ty):
+            inner = _unreferenced(context, builder, item, builder.extract_value(value, i))
+            value = builder.insert_value(value, inner, i)
+    return value
+
+
+@intrinsic
+def _null_reference(typingctx, a):
+    def codegen(context, builder, signature, args):
+        return _unreferenced(context, builder, signature.args[0], args[0])
+
+    return a(a), codegen
+
+
+@intrinsic
+def _use(typingctx, a):
+    def codegen(context, builder, signature, args):
+        return context.get_dummy_value()
+
+    return types.none(a), codegen
+
+
+@numba.extending.overload(_borrowed, inline="always")
+def _borrowed_typed(a):
+    """_borrowed in compiled code."""
+    return lambda a: _null_reference(a)
+
+
+@numba.extending.overload(_alive, inline="always")
+def _alive_typed(a):
+    """_alive in compiled code."""
+    return lambda a: _use(a)
 
 
 @njit(cache=True, inline="always")
@@ -61,10 +127,12 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
     _wide_vectors()
     m, d = y0.shape
     N = h.shape[0]
-    y = np.empty((d, bs), y0.dtype)  # work arrays in the network's dtype (float32 or float64)
-    Z = np.empty((d, bs), y0.dtype)
-    F = np.zeros((STAGES, d, bs), y0.dtype)  # the stable field only (the resnet field uses S)
-    ws = _workspace(y, d, bs)
+    y_, Z_ = np.empty((d, bs), y0.dtype), np.empty((d, bs), y0.dtype)  # work arrays in the network's dtype
+    F_ = np.zeros((STAGES, d, bs), y0.dtype)  # the stable field only (the resnet field uses S)
+    ws_ = _workspace(y_, d, bs)
+    y, Z, F, ws = _borrowed(y_), _borrowed(Z_), _borrowed(F_), _borrowed(ws_)
+    y0, yN, K, beta, rows, h = _borrowed(y0), _borrowed(yN), _borrowed(K), _borrowed(beta), _borrowed(rows), h
+    h, tY, tS, states = _borrowed(h), _borrowed(tY), _borrowed(tS), _borrowed(states)
     failures = 0
     most = 0
     for blk in range(lo, hi):
@@ -93,6 +161,7 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
         for q in range(nb):
             for a in range(d):
                 yN[col0 + q, a] = y[a, q]
+    _alive((y_, Z_, F_, ws_))
     return failures, most
 
 
@@ -103,13 +172,14 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
     m, d = p.shape
     N = h.shape[0]
     t = p.dtype  # work arrays in the network's dtype; dK, dbeta and dh are float64 sums (api.backward)
-    P = np.empty((d, bs), t)
-    G = np.empty((d, bs), t)
-    U = np.empty((d, bs), t)
-    D = np.zeros((STAGES, d, bs), t)
-    eta = np.zeros((STAGES, d, bs), t)
-    mu = np.zeros((STAGES, d, bs), t)
-    ws = _workspace(P, d, bs)
+    P_, G_, U_ = np.empty((d, bs), t), np.empty((d, bs), t), np.empty((d, bs), t)
+    D_, eta_, mu_ = np.zeros((STAGES, d, bs), t), np.zeros((STAGES, d, bs), t), np.zeros((STAGES, d, bs), t)
+    ws_ = _workspace(P_, d, bs)
+    ws = _borrowed(ws_)
+    P, G, U, D, eta, mu = _borrowed(P_), _borrowed(G_), _borrowed(U_), _borrowed(D_), _borrowed(eta_), _borrowed(mu_)
+    p, dy0, K, beta, rows, h = _borrowed(p), _borrowed(dy0), _borrowed(K), _borrowed(beta), _borrowed(rows), h
+    h, tY, tS = _borrowed(h), _borrowed(tY), _borrowed(tS)
+    dK, dbeta, dh = _borrowed(dK), _borrowed(dbeta), _borrowed(dh)
     # sigma' of the stages: explicit tanh stages take 1 - S^2 from S in the adjoint's own pass (slope 0); other
     # activations, and implicit stages (whose solves read it too), from D, written here (slope 1)
     slope = 0 if act == 0 and STRUCTURE == "explicit" else 1
@@ -143,6 +213,7 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
         for q in range(nb):
             for a in range(d):
                 dy0[col0 + q, a] = P[a, q]
+    _alive((P_, G_, U_, D_, eta_, mu_, ws_))
 
 
 @njit(cache=True, parallel=True)

@@ -99,7 +99,8 @@ def _work(m, d, N):
 
 
 def _single_blas(d, bs):
-    """A context in which the BLAS that numba's np.dot calls (scipy's) runs on one thread, for wide layers.
+    """A context in which scipy's BLAS, which the products of wide blocks call (:func:`_blas_loaded`), runs on one
+    thread.
 
     The driver already runs one block per thread, and each block's products are small (d x d times d x bs): a
     threaded BLAS inside would oversubscribe the cores. Measured on 2 cores (AMD EPYC, d = 64, bs = 128): one
@@ -110,7 +111,10 @@ def _single_blas(d, bs):
     ms of a 0.9 ms training step of 004's network), and set back on exit. Products smaller than BLAS_THREADED
     multiply-adds (d x d times d x bs) are left alone: OpenBLAS runs a GEMM below 4 * 65536 of them on one thread
     anyway (its GEMM_MULTITHREAD_THRESHOLD), and setting the counts still cost about 35 us a call."""
-    if not _is_wide(d, bs) or d * d * bs < BLAS_THREADED:
+    if not _is_wide(d, bs):
+        return contextlib.nullcontext()
+    _blas_loaded()
+    if d * d * bs < BLAS_THREADED:
         return contextlib.nullcontext()
     blas = _blas_controller()
     return _one_thread(blas.lib_controllers) if blas is not None else contextlib.nullcontext()
@@ -132,10 +136,23 @@ def _one_thread(libs):
 
 
 @functools.lru_cache(maxsize=1)
-def _blas_controller():
-    """threadpoolctl's handle on the BLAS libraries loaded, scipy's among them, or None without threadpoolctl."""
+def _blas_loaded():
+    """Loads scipy's BLAS, once per process, before a wide block needs it: the kernels call its dgemm and sgemm
+    through numba's helper numba_xxgemm (:func:`rkgen.runtime.products._matmul`), which finds them there. Without
+    scipy this is a clear error, never a product left undone: the kernels do not look at BLAS's status (a check
+    that can raise would keep numba from pruning the reference counts of their views)."""
     try:
-        importlib.import_module("scipy.linalg.cython_blas")  # loads the BLAS numba calls, so that it is found
+        importlib.import_module("scipy.linalg.cython_blas")
+    except ImportError:
+        raise ImportError("wide layers multiply through scipy's BLAS: install scipy") from None
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    """threadpoolctl's handle on the BLAS libraries loaded (scipy's among them, :func:`_blas_loaded`), or None
+    without threadpoolctl."""
+    try:
         controller = importlib.import_module("threadpoolctl").ThreadpoolController
     except ImportError:
         return None

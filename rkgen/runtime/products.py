@@ -3,8 +3,8 @@
 A block holds the samples as columns (d, nw), nw a multiple of 8: loops over the sample index vectorise.
 
 Wide blocks (:func:`_wide`: d >= WIDE, or d >= LONG_WIDTH in blocks of at least LONG_BLOCK samples) form the stage
-products of a block as matrix products through BLAS (numba's np.dot on contiguous 2-D arrays calls the BLAS that
-scipy ships): Z = K Y, mu = K^T G, and dK += G Y^T, which BLAS adds into dK itself (:func:`_outer_blas`). Their
+products of a block as matrix products through BLAS (scipy's dgemm and sgemm, :func:`_matmul`): Z = K Y,
+mu = K^T G, and dK += G Y^T, which BLAS adds into dK itself (:func:`_outer_blas`). Their
 blocks are whole (nw = bs, :func:`rkgen.runtime.driver._columns`), so every product runs on the arrays themselves,
 without copies; the padding columns hold zeros in y, p and every eta_i (implicit stages: Y_i too), so they add
 nothing to the gradients. The bias and the activation are applied in one pass after the product, the adjoint's
@@ -14,6 +14,8 @@ sigma' * xi and the sums for dbeta and dh in one pass before it.
 import numba
 import numpy as np
 from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from .activations import _activate, _activate_shifted
 from .fastmath import AVX512, _tanh, _wide_vectors
@@ -58,10 +60,7 @@ def _kx(M, X, out, d, nw, transpose):
     before BLAS took the wide layers). Wide (:func:`_wide`): one BLAS product on the whole arrays (nw = bs)."""
     _wide_vectors()
     if _wide(d, X.shape[1]):
-        if transpose:
-            np.dot(M.T, X, out)
-        else:
-            np.dot(M, X, out)
+        _matmul(M, transpose, X, False, out, 1.0, 0.0, d, X.shape[1], d)
         return
     if d < 8:
         for a in range(d):
@@ -127,16 +126,66 @@ def _outer(G, Y, dK, scale, W, d, nb):
         a += 1
 
 
-# BLAS's C = alpha op(A) op(B) + beta C, as numba's np.dot calls it (numba's helper numba_xxgemm, which finds
-# scipy's dgemm or sgemm): with beta = 1 a product is added into dK where it lies, with no scratch array, no pass
-# adding it in, and no zeroing of C (BLAS's own pass for beta = 0). numba_xxgemm takes column-major arrays; a
-# C-ordered array (r, c) is its transpose there, (c x r) with leading dimension c.
+# BLAS's C = alpha op(A) op(B) + beta C through numba's helper numba_xxgemm (the function numba's np.dot calls, which
+# finds scipy's dgemm or sgemm), called directly (:func:`_matmul`). np.dot checks its arguments first, and a check
+# that can raise keeps numba from pruning the reference counts of the array views that live across it (K[kj[i]],
+# Y[i], S[i] and the others, each view an atomic increment and decrement of its parent's count): with np.dot, those
+# atomics took about a fifth of the time of 004's batches of 5 at d = 16 (a perf profile, Intel Xeon). Every array
+# given to _matmul is the kernels' own, 2-D with unit column stride, so there is nothing to check.
+# numba_xxgemm takes column-major arrays: a C-ordered array (r, c) is its transpose there, (c x r) with leading
+# dimension c, so the row-major C = op(A) op(B) is the column-major C^T = op(B)^T op(A)^T, with the same flags.
 _XXGEMM = types.ExternalFunction("numba_xxgemm", types.intc(
     types.char, types.char, types.char, types.intp, types.intp, types.intp,
-    types.CPointer(types.float64), types.CPointer(types.float64), types.intp,
-    types.CPointer(types.float64), types.intp, types.CPointer(types.float64),
-    types.CPointer(types.float64), types.intp,
+    types.voidptr, types.voidptr, types.intp, types.voidptr, types.intp, types.voidptr, types.voidptr, types.intp,
 ))
+
+
+@intrinsic
+def _address(typingctx, a):
+    """The address of the first element of the array a."""
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        return builder.bitcast(data, context.get_value_type(types.voidptr))
+
+    return types.voidptr(a), codegen
+
+
+@intrinsic
+def _scalar_address(typingctx, x, a):
+    """The address of the number x, converted to the dtype of the array a, in a slot on the caller's stack."""
+
+    def codegen(context, builder, signature, args):
+        value = context.cast(builder, args[0], signature.args[0], signature.args[1].dtype)
+        slot = cgutils.alloca_once_value(builder, value)
+        return builder.bitcast(slot, context.get_value_type(types.voidptr))
+
+    return types.voidptr(x, a), codegen
+
+
+def _matmul(A, ta, B, tb, C, alpha, beta, m, n, k):
+    """C[:m, :n] = alpha op(A) op(B) + beta C[:m, :n], op(A) (m x k) and op(B) (k x n) being A and B or, where ta and
+    tb hold, their transposes: one BLAS call (:data:`_XXGEMM`) on C-ordered 2-D arrays with unit column stride
+    (views of the kernels' own arrays). beta = 0 ignores what C held, as BLAS does. Plain Python
+    (NUMBA_DISABLE_JIT): numpy."""
+    a = (A.T if ta else A)[:m, :k]
+    b = (B.T if tb else B)[:k, :n]
+    product = alpha * (a @ b)
+    C[:m, :n] = product if beta == 0 else product + beta * C[:m, :n]
+
+
+@numba.extending.overload(_matmul, inline="always")
+def _matmul_typed(A, ta, B, tb, C, alpha, beta, m, n, k):
+    """_matmul in compiled code: dgemm or sgemm by C's dtype."""
+    kind = ord("d") if C.dtype == types.float64 else ord("s")
+
+    def gemm(A, ta, B, tb, C, alpha, beta, m, n, k):
+        size = C.itemsize
+        _XXGEMM(kind, ord("t") if tb else ord("n"), ord("t") if ta else ord("n"), n, m, k,
+                _scalar_address(alpha, C), _address(B), B.strides[0] // size, _address(A), A.strides[0] // size,
+                _scalar_address(beta, C), _address(C), C.strides[0] // size)
+
+    return gemm
 
 
 def _adds_in_place(G, dK):
@@ -176,17 +225,7 @@ def _outer_blas_typed(G, Y, dK, scale, W, d, nb):
     if _in_place_types(G, dK):
 
         def gemm(G, Y, dK, scale, W, d, nb):
-            if G.strides[1] != 8 or Y.strides[1] != 8 or dK.strides[1] != 8 or dK.strides[0] != 8 * d:
-                raise ValueError("_outer_blas: G, Y and dK must be C-contiguous")
-            if nb == 0:
-                return
-            ab = np.empty(2)
-            ab[0] = scale
-            ab[1] = 1.0
-            status = _XXGEMM(ord("d"), ord("t"), ord("n"), d, d, nb, ab[0:].ctypes, Y.ctypes, Y.strides[0] // 8,
-                             G.ctypes, G.strides[0] // 8, ab[1:].ctypes, dK.ctypes, d)
-            if status != 0:
-                raise RuntimeError("BLAS's dgemm (scipy's) could not be called")
+            _matmul(G, False, Y, True, dK, scale, 1.0, d, d, nb)
 
         return gemm
 
@@ -197,7 +236,7 @@ def _outer_blas_typed(G, Y, dK, scale, W, d, nb):
         for a0 in range(0, d, rows):
             r = min(rows, d - a0)
             Wr = flat[: r * d].reshape((r, d)) if r <= bs else np.empty((r, d), W.dtype)
-            np.dot(G[a0:a0 + r], Y.T, Wr)
+            _matmul(G[a0:a0 + r], False, Y, True, Wr, 1.0, 0.0, r, d, nb)
             for a in range(r):
                 for k in range(d):
                     dK[a0 + a, k] += scale * Wr[a, k]
@@ -243,7 +282,7 @@ def _field(Kj, bj, Y, Z, S, F, field, act, d, nw):
             S[0, q] = _tanh(b0 + k00 * y0 + k01 * y1)
             S[1, q] = _tanh(b1 + k10 * y0 + k11 * y1)
     elif _wide(d, Y.shape[1]):
-        np.dot(Kj, Y, Z)
+        _matmul(Kj, False, Y, False, Z, 1.0, 0.0, d, Y.shape[1], d)
         _activate_shifted(Z, bj, S, act, d, nw)
     else:
         _affine(Kj, bj, Y, Z, d, nw)
