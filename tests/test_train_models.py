@@ -156,7 +156,14 @@ def test_losses_match_numpy_formulas():
     r = hyp - c
     cost, dz, correct = losses.squared(z, c)
     assert cost == pytest.approx(0.5 * (r @ r) / 257, rel=1e-14)
-    np.testing.assert_allclose(dz[:, 0], r * hyp * (1 - hyp) / 257, rtol=1e-13, atol=1e-300)
+    # dz = r hyp (1 - hyp) / m against long double: r = hyp - c and 1 - hyp cancel where hyp is near 0 or 1, so
+    # each carries an absolute error of a few roundings of hyp (<= 1), and dz's is within a few eps (hyp (1 - hyp)
+    # + |r|) / m (0.39 eps of that on these numbers; 0.62 for numpy's 1 / (1 + exp(-z)) in float64)
+    wide = np.clip(z[:, 0], -700, 700).astype(np.longdouble)
+    hyp_wide = 1 / (1 + np.exp(-wide))
+    exact = (hyp_wide - c) * hyp_wide * (1 - hyp_wide) / 257
+    bound = 8 * np.finfo(float).eps * (hyp * (1 - hyp) + np.abs(r)) / 257
+    assert np.all(np.abs(dz[:, 0] - exact) <= bound + 1e-300)
     assert correct == np.count_nonzero((hyp > 0.5) == (c == 1))
     z = rng.normal(0.0, 4.0, (101, 4))
     z[0] = [3.0, 3.0, 1.0, -1.0]  # a tie: the first largest logit wins, as np.argmax
