@@ -341,9 +341,27 @@ def test_matmul_every_transposition_against_numpy(rng, dtype):
 BORROWING = """
 import numba
 import numpy as np
+from numba import types
 from numba.core.runtime import rtsys
+from numba.extending import intrinsic
 
 from rkgen.runtime.driver import _alive, _borrowed
+
+
+@intrinsic
+def reference(typingctx, a):
+    # the address of the array's reference to its memory (its meminfo): 0 for a borrowed array
+    def codegen(context, builder, signature, args):
+        meminfo = context.make_array(signature.args[0])(context, builder, args[0]).meminfo
+        return builder.ptrtoint(meminfo, context.get_value_type(types.intp))
+
+    return types.intp(a), codegen
+
+
+@numba.njit
+def references(X, W):
+    B, pair = _borrowed(X), _borrowed((X, W))
+    return reference(X), reference(B), reference(B[1]), reference(B[1:3]), reference(pair[0]), reference(pair[1][2])
 
 
 @numba.njit
@@ -356,7 +374,8 @@ def views(X, rounds):
             row, part = X[i], work[i % 3]
             for c in range(4):
                 part[c] += row[:4][c]
-            total += row.sum() + pair[0][i, 0] + pair[1][i % 3, 1]
+            junk = np.full((3, 4), -1e300)  # would take work_'s memory, were work_ freed before _alive
+            total += row.sum() + pair[0][i, 0] + pair[1][i % 3, 1] + 0.0 * junk[i % 3, 0]
     _alive(work_)
     return total, work.sum()
 
@@ -374,11 +393,13 @@ if __name__ == "__main__":
 
 @pytest.mark.numba
 def test_borrowed_views_take_no_references_and_free_nothing(tmp_path):
-    """The driver's borrowed arrays (_borrowed) are the same data, shape and strides, with no reference: views of
-    them change no reference count, however many a kernel makes; what the kernel allocates is held to its _alive
-    call and freed after it, neither leaked nor freed twice (numba's allocation statistics, which NUMBA_NRT_STATS
-    turns on when a process starts, balance). A tuple's arrays are borrowed each. Plain Python: _borrowed is the
-    identity, and the same loops give the same numbers."""
+    """The driver's borrowed arrays (_borrowed) are the same data, shape and strides, with no reference: a borrowed
+    array, its views and each array of a borrowed tuple hold a null reference (the array given holds one), so
+    views of them count nothing; what the kernel allocates is held to its _alive call (arrays allocated in the
+    loop would take its memory were it freed early, and the sums would differ from plain Python's) and freed
+    after it, neither leaked nor freed twice (numba's allocation statistics, which NUMBA_NRT_STATS turns on when
+    a process starts, balance). Plain Python: _borrowed is the identity, and the same loops give the same
+    numbers."""
     from rkgen.runtime.driver import _alive, _borrowed
 
     script = tmp_path / "borrowing.py"
@@ -391,6 +412,8 @@ def test_borrowed_views_take_no_references_and_free_nothing(tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     views, X = module.views, np.arange(40.0).reshape(8, 5)
+    given, *borrowed = module.references(X, np.zeros((3, 4)))
+    assert given != 0 and borrowed == [0] * 5
     assert views(X, 50) == pytest.approx(views.py_func(X, 50), rel=1e-13)  # plain Python: the same loops
     assert _borrowed(X) is X and _alive(X) is None
 

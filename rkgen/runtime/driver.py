@@ -24,7 +24,7 @@ from .products import _FAST, _wide
 # no reference (a null one, which the counting functions skip), so views of them cost no atomics either. Borrowing
 # is sound while someone else holds the array: the kernels' arguments are held by their caller, and the work
 # arrays a kernel allocates are held by it until its _alive call after the last loop. Nothing borrowed is
-# returned or kept.
+# returned or kept. A kernel given a new way out (a return before the end) must pass its _alive call first.
 
 
 def _borrowed(a):
@@ -131,7 +131,7 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
     F_ = np.zeros((STAGES, d, bs), y0.dtype)  # the stable field only (the resnet field uses S)
     ws_ = _workspace(y_, d, bs)
     y, Z, F, ws = _borrowed(y_), _borrowed(Z_), _borrowed(F_), _borrowed(ws_)
-    y0, yN, K, beta, rows, h = _borrowed(y0), _borrowed(yN), _borrowed(K), _borrowed(beta), _borrowed(rows), h
+    y0, yN, K, beta, rows = _borrowed(y0), _borrowed(yN), _borrowed(K), _borrowed(beta), _borrowed(rows)
     h, tY, tS, states = _borrowed(h), _borrowed(tY), _borrowed(tS), _borrowed(states)
     failures = 0
     most = 0
@@ -177,7 +177,7 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
     ws_ = _workspace(P_, d, bs)
     ws = _borrowed(ws_)
     P, G, U, D, eta, mu = _borrowed(P_), _borrowed(G_), _borrowed(U_), _borrowed(D_), _borrowed(eta_), _borrowed(mu_)
-    p, dy0, K, beta, rows, h = _borrowed(p), _borrowed(dy0), _borrowed(K), _borrowed(beta), _borrowed(rows), h
+    p, dy0, K, beta, rows = _borrowed(p), _borrowed(dy0), _borrowed(K), _borrowed(beta), _borrowed(rows)
     h, tY, tS = _borrowed(h), _borrowed(tY), _borrowed(tS)
     dK, dbeta, dh = _borrowed(dK), _borrowed(dbeta), _borrowed(dh)
     # sigma' of the stages: explicit tanh stages take 1 - S^2 from S in the adjoint's own pass (slope 0); other

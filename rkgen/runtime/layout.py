@@ -137,10 +137,10 @@ def _one_thread(libs):
 
 @functools.lru_cache(maxsize=1)
 def _blas_loaded():
-    """Loads scipy's BLAS, once per process, before a wide block needs it: the kernels call its dgemm and sgemm
-    through numba's helper numba_xxgemm (:func:`rkgen.runtime.products._matmul`), which finds them there. Without
-    scipy this is a clear error, never a product left undone: the kernels do not look at BLAS's status (a check
-    that can raise would keep numba from pruning the reference counts of their views)."""
+    """Loads scipy's BLAS, once per process, before a wide block runs through forward or backward: the kernels call
+    its dgemm and sgemm through numba's helper numba_xxgemm (:func:`rkgen.runtime.products._matmul`), which would
+    import it on its first call too. Loading it here turns a missing scipy into a clear error before any kernel
+    runs, where the kernels, which do not read BLAS's status, would leave the product undone."""
     try:
         importlib.import_module("scipy.linalg.cython_blas")
     except ImportError:

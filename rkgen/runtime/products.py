@@ -130,8 +130,11 @@ def _outer(G, Y, dK, scale, W, d, nb):
 # finds scipy's dgemm or sgemm), called directly (:func:`_matmul`). np.dot checks its arguments first, and a check
 # that can raise keeps numba from pruning the reference counts of the array views that live across it (K[kj[i]],
 # Y[i], S[i] and the others, each view an atomic increment and decrement of its parent's count): with np.dot, those
-# atomics took about a fifth of the time of 004's batches of 5 at d = 16 (a perf profile, Intel Xeon). Every array
-# given to _matmul is the kernels' own, 2-D with unit column stride, so there is nothing to check.
+# atomics took about a fifth of the time of 004's batches of 5 at d = 16 (a perf profile, Intel Xeon); the driver
+# now also borrows its arrays (:func:`rkgen.runtime.driver._borrowed`), whose views count nothing. Every array
+# given to _matmul is the kernels' own, 2-D with unit column stride, of one dtype (checked when a caller is
+# compiled), so the call checks nothing; BLAS's status is not read either (scipy's BLAS is loaded before any wide
+# block runs, :func:`rkgen.runtime.layout._blas_loaded`).
 # numba_xxgemm takes column-major arrays: a C-ordered array (r, c) is its transpose there, (c x r) with leading
 # dimension c, so the row-major C = op(A) op(B) is the column-major C^T = op(B)^T op(A)^T, with the same flags.
 _XXGEMM = types.ExternalFunction("numba_xxgemm", types.intc(
@@ -176,7 +179,13 @@ def _matmul(A, ta, B, tb, C, alpha, beta, m, n, k):
 
 @numba.extending.overload(_matmul, inline="always")
 def _matmul_typed(A, ta, B, tb, C, alpha, beta, m, n, k):
-    """_matmul in compiled code: dgemm or sgemm by C's dtype."""
+    """_matmul in compiled code: dgemm or sgemm by C's dtype, for 2-D arrays of one float dtype (checked when a
+    caller is compiled: the call itself checks nothing)."""
+    arrays = (A, B, C)
+    if any(not isinstance(a, types.Array) or a.ndim != 2 or a.dtype != C.dtype for a in arrays) or C.dtype not in (
+        types.float32, types.float64
+    ):
+        raise numba.core.errors.TypingError(f"_matmul takes 2-D float32 or float64 arrays of one dtype, got {arrays}")
     kind = ord("d") if C.dtype == types.float64 else ord("s")
 
     def gemm(A, ta, B, tb, C, alpha, beta, m, n, k):
