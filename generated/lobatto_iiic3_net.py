@@ -71,7 +71,7 @@ from numba.extending import intrinsic
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_4fd2ef79d2416892"
+MODULE_KEY = "rkgen_net_d826d6f1dfa20432"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -829,8 +829,11 @@ def _outer(G, Y, dK, scale, W, d, nb):
 # finds scipy's dgemm or sgemm), called directly (:func:`_matmul`). np.dot checks its arguments first, and a check
 # that can raise keeps numba from pruning the reference counts of the array views that live across it (K[kj[i]],
 # Y[i], S[i] and the others, each view an atomic increment and decrement of its parent's count): with np.dot, those
-# atomics took about a fifth of the time of 004's batches of 5 at d = 16 (a perf profile, Intel Xeon). Every array
-# given to _matmul is the kernels' own, 2-D with unit column stride, so there is nothing to check.
+# atomics took about a fifth of the time of 004's batches of 5 at d = 16 (a perf profile, Intel Xeon); the driver
+# now also borrows its arrays (:func:`rkgen.runtime.driver._borrowed`), whose views count nothing. Every array
+# given to _matmul is the kernels' own, 2-D with unit column stride, of one dtype (checked when a caller is
+# compiled), so the call checks nothing; BLAS's status is not read either (scipy's BLAS is loaded before any wide
+# block runs, :func:`rkgen.runtime.layout._blas_loaded`).
 # numba_xxgemm takes column-major arrays: a C-ordered array (r, c) is its transpose there, (c x r) with leading
 # dimension c, so the row-major C = op(A) op(B) is the column-major C^T = op(B)^T op(A)^T, with the same flags.
 _XXGEMM = types.ExternalFunction("numba_xxgemm", types.intc(
@@ -875,7 +878,13 @@ def _matmul(A, ta, B, tb, C, alpha, beta, m, n, k):
 
 @numba.extending.overload(_matmul, inline="always")
 def _matmul_typed(A, ta, B, tb, C, alpha, beta, m, n, k):
-    """_matmul in compiled code: dgemm or sgemm by C's dtype."""
+    """_matmul in compiled code: dgemm or sgemm by C's dtype, for 2-D arrays of one float dtype (checked when a
+    caller is compiled: the call itself checks nothing)."""
+    arrays = (A, B, C)
+    if any(not isinstance(a, types.Array) or a.ndim != 2 or a.dtype != C.dtype for a in arrays) or C.dtype not in (
+        types.float32, types.float64
+    ):
+        raise numba.core.errors.TypingError(f"_matmul takes 2-D float32 or float64 arrays of one dtype, got {arrays}")
     kind = ord("d") if C.dtype == types.float64 else ord("s")
 
     def gemm(A, ta, B, tb, C, alpha, beta, m, n, k):
@@ -1661,7 +1670,7 @@ def _coupled_adjoint(K, kj, D, P, eta, ws, hj, field, d, nb):
 # no reference (a null one, which the counting functions skip), so views of them cost no atomics either. Borrowing
 # is sound while someone else holds the array: the kernels' arguments are held by their caller, and the work
 # arrays a kernel allocates are held by it until its _alive call after the last loop. Nothing borrowed is
-# returned or kept.
+# returned or kept. A kernel given a new way out (a return before the end) must pass its _alive call first.
 
 
 def _borrowed(a):
@@ -1768,7 +1777,7 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
     F_ = np.zeros((STAGES, d, bs), y0.dtype)  # the stable field only (the resnet field uses S)
     ws_ = _workspace(y_, d, bs)
     y, Z, F, ws = _borrowed(y_), _borrowed(Z_), _borrowed(F_), _borrowed(ws_)
-    y0, yN, K, beta, rows, h = _borrowed(y0), _borrowed(yN), _borrowed(K), _borrowed(beta), _borrowed(rows), h
+    y0, yN, K, beta, rows = _borrowed(y0), _borrowed(yN), _borrowed(K), _borrowed(beta), _borrowed(rows)
     h, tY, tS, states = _borrowed(h), _borrowed(tY), _borrowed(tS), _borrowed(states)
     failures = 0
     most = 0
@@ -1814,7 +1823,7 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
     ws_ = _workspace(P_, d, bs)
     ws = _borrowed(ws_)
     P, G, U, D, eta, mu = _borrowed(P_), _borrowed(G_), _borrowed(U_), _borrowed(D_), _borrowed(eta_), _borrowed(mu_)
-    p, dy0, K, beta, rows, h = _borrowed(p), _borrowed(dy0), _borrowed(K), _borrowed(beta), _borrowed(rows), h
+    p, dy0, K, beta, rows = _borrowed(p), _borrowed(dy0), _borrowed(K), _borrowed(beta), _borrowed(rows)
     h, tY, tS = _borrowed(h), _borrowed(tY), _borrowed(tS)
     dK, dbeta, dh = _borrowed(dK), _borrowed(dbeta), _borrowed(dh)
     # sigma' of the stages: explicit tanh stages take 1 - S^2 from S in the adjoint's own pass (slope 0); other
@@ -2007,10 +2016,10 @@ def _one_thread(libs):
 
 @functools.lru_cache(maxsize=1)
 def _blas_loaded():
-    """Loads scipy's BLAS, once per process, before a wide block needs it: the kernels call its dgemm and sgemm
-    through numba's helper numba_xxgemm (:func:`rkgen.runtime.products._matmul`), which finds them there. Without
-    scipy this is a clear error, never a product left undone: the kernels do not look at BLAS's status (a check
-    that can raise would keep numba from pruning the reference counts of their views)."""
+    """Loads scipy's BLAS, once per process, before a wide block runs through forward or backward: the kernels call
+    its dgemm and sgemm through numba's helper numba_xxgemm (:func:`rkgen.runtime.products._matmul`), which would
+    import it on its first call too. Loading it here turns a missing scipy into a clear error before any kernel
+    runs, where the kernels, which do not read BLAS's status, would leave the product undone."""
     try:
         importlib.import_module("scipy.linalg.cython_blas")
     except ImportError:
