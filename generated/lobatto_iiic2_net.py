@@ -70,7 +70,7 @@ from numba.extending import intrinsic
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_f8bfcf6136f05ae6"
+MODULE_KEY = "rkgen_net_e6cf9ada77544db3"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -1718,9 +1718,8 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
     y_, Z_ = np.empty((d, bs), y0.dtype), np.empty((d, bs), y0.dtype)  # work arrays in the network's dtype
     F_ = np.zeros((STAGES, d, bs), y0.dtype)  # the stable field only (the resnet field uses S)
     ws_ = _workspace(y_, d, bs)
-    y, Z, F, ws = _borrowed(y_), _borrowed(Z_), _borrowed(F_), _borrowed(ws_)
-    y0, yN, K, beta, rows = _borrowed(y0), _borrowed(yN), _borrowed(K), _borrowed(beta), _borrowed(rows)
-    h, tY, tS, states = _borrowed(h), _borrowed(tY), _borrowed(tS), _borrowed(states)
+    y, Z, F, ws = _borrowed((y_, Z_, F_, ws_))
+    y0, yN, K, beta, rows, h, tY, tS, states = _borrowed((y0, yN, K, beta, rows, h, tY, tS, states))
     failures = 0
     most = 0
     for blk in range(lo, hi):
@@ -1763,11 +1762,8 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
     P_, G_, U_ = np.empty((d, bs), t), np.empty((d, bs), t), np.empty((d, bs), t)
     D_, eta_, mu_ = np.zeros((STAGES, d, bs), t), np.zeros((STAGES, d, bs), t), np.zeros((STAGES, d, bs), t)
     ws_ = _workspace(P_, d, bs)
-    ws = _borrowed(ws_)
-    P, G, U, D, eta, mu = _borrowed(P_), _borrowed(G_), _borrowed(U_), _borrowed(D_), _borrowed(eta_), _borrowed(mu_)
-    p, dy0, K, beta, rows = _borrowed(p), _borrowed(dy0), _borrowed(K), _borrowed(beta), _borrowed(rows)
-    h, tY, tS = _borrowed(h), _borrowed(tY), _borrowed(tS)
-    dK, dbeta, dh = _borrowed(dK), _borrowed(dbeta), _borrowed(dh)
+    P, G, U, D, eta, mu, ws = _borrowed((P_, G_, U_, D_, eta_, mu_, ws_))
+    p, dy0, K, beta, rows, h, tY, tS, dK, dbeta, dh = _borrowed((p, dy0, K, beta, rows, h, tY, tS, dK, dbeta, dh))
     # sigma' of the stages: explicit tanh stages take 1 - S^2 from S in the adjoint's own pass (slope 0); other
     # activations, and implicit stages (whose solves read it too), from D, written here (slope 1)
     slope = 0 if act == 0 and STRUCTURE == "explicit" else 1
