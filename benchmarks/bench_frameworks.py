@@ -388,6 +388,8 @@ def main(argv=None):
         print(f", torchdiffeq {version('torchdiffeq')}", end="")
     print(f"; m = {args.samples} samples, N = {args.layers} layers, h = 1/{args.layers}, float64")
     nets = {name: network(name) for name in ("rk4", "rk38", "gauss2")}
+    print(f"rkgen's products from {nets['rk4'].LARGE_PRODUCT} multiply-adds: {nets['rk4'].BLAS_LIBRARY} (torch is "
+          "imported first); smaller ones: scipy's OpenBLAS")
     before = load()
     where = cores if pinnable else "all cores"
     print(f"== {threads} thread(s) on cores {where} (torch, numba and JAX); load average before: "

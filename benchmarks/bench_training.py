@@ -534,6 +534,8 @@ def main(argv=None):
     t0 = time.perf_counter()
     net = load_rk4(cache)
     t1 = time.perf_counter()
+    print(f"rkgen's products: scipy's OpenBLAS below {net.LARGE_PRODUCT} multiply-adds (every product of these "
+          f"settings), {net.BLAS_LIBRARY} from it")
     warm = any(Path(net.__file__).parent.glob("__pycache__/*.nbi"))  # numba's cache index files
     rkgen_backtracking(net, 2)
     t2 = time.perf_counter()

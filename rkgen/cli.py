@@ -162,7 +162,8 @@ def _add_generate(sub):
         help="write <name>_net.py: numba forward pass and exact adjoint (the default command)",
         description="Write a Python module with numba-compiled forward and backward (exact discrete adjoint) "
         "passes of the Runge-Kutta network of TABLEAU. The module imports numpy, numba and the standard library (wide "
-        "layers multiply through scipy's BLAS, which numba calls).",
+        "layers multiply through scipy's OpenBLAS, their large products through MKL where the process has it: "
+        "RKGEN_BLAS=auto|openblas|mkl).",
     )
     p.add_argument("tableau", help="a JSON file or a built-in name")
     p.add_argument("-o", "--output", metavar="PATH", help="output file or directory (default ./<name>_net.py)")

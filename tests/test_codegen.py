@@ -457,18 +457,20 @@ def imported_modules(source: str) -> set[str]:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_imports_only_numpy_numba_and_the_standard_library(name):
+    """... and llvmlite.binding, numba's own dependency, whose add_symbol binds the BLAS (rkgen.runtime.blas)."""
     source = golden(name)
     modules = imported_modules(source)
     assert {"numpy", "numba"} <= modules
     for module in modules:
         top = module.split(".")[0]
-        assert top in {"numpy", "numba"} or top in sys.stdlib_module_names, module
+        assert top in {"numpy", "numba"} or module == "llvmlite.binding" or top in sys.stdlib_module_names, module
     assert not {m for m in modules if m.split(".")[0] in {"sympy", "rkgen", "jinja2", "flint"}}
     assert "__import__" not in source
-    # the one dynamic import: scipy's BLAS (the wide blocks' products call it; a clear error without scipy) and
-    # threadpoolctl, to hold that BLAS to one thread in wide layers (optional)
+    # the dynamic imports: scipy's BLAS, where the binding of the large products falls back to it (a scipy not
+    # from the wheels) and before any wide block runs (the wide blocks' products call it; a clear error without
+    # scipy), and threadpoolctl, to hold that BLAS to one thread in wide layers (optional)
     dynamic = re.findall(r"importlib\.\w+\([^)]*\)", source)
-    wanted = ("scipy.linalg.cython_blas", "threadpoolctl")
+    wanted = ("scipy.linalg.cython_blas", "scipy.linalg.cython_blas", "threadpoolctl")
     assert dynamic == [f'importlib.import_module("{m}")' for m in wanted]
 
 
@@ -476,10 +478,11 @@ def test_imports_of_every_structure_are_the_same():
     assert imported_modules(golden("rk4")) == imported_modules(golden("gauss3"))
     # numba.core.codegen: the host CPU's features (the BLAS widths, the vector width); numba.extending: the
     # intrinsics that set the vector width, take an array's address and borrow views; numba.core: cgutils, which
-    # those intrinsics build with
+    # those intrinsics build with; ctypes, importlib.util, re and llvmlite.binding: the binding of the large
+    # products' BLAS (rkgen.runtime.blas)
     assert imported_modules(golden("rk4")) == {
-        "contextlib", "functools", "importlib", "math", "os", "sys", "collections", "numba", "numba.core",
-        "numba.core.codegen", "numba.extending", "numpy",
+        "contextlib", "ctypes", "functools", "importlib", "importlib.util", "math", "os", "re", "sys", "collections",
+        "llvmlite.binding", "numba", "numba.core", "numba.core.codegen", "numba.extending", "numpy",
     }
 
 

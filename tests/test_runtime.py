@@ -306,18 +306,22 @@ def test_outer_products_in_both_precisions(rng, d, nw, dtype):
 
 @pytest.mark.numba
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_matmul_every_transposition_against_numpy(rng, dtype):
-    """_matmul, the kernels' one BLAS call (numba_xxgemm, without np.dot's checks): C[:m, :n] = alpha op(A) op(B) +
-    beta C for every pair of transpositions, on views with leading dimensions larger than their rows (parts of
-    bigger arrays, as the float32 scratch takes rows of a block); beta = 0 ignores NaN in C, as BLAS does; the
-    entries of C outside [:m, :n] stay as they were. Compiled and plain Python (what NUMBA_DISABLE_JIT runs)."""
+@pytest.mark.parametrize("size", [(5, 7, 3), (70, 65, 60)], ids=["small", "large"])
+def test_matmul_every_transposition_against_numpy(rng, dtype, size):
+    """_matmul, the kernels' one BLAS call (numba_xxgemm, without np.dot's checks; from LARGE_PRODUCT multiply-adds
+    on, the large-product symbol of rkgen.runtime.blas): C[:m, :n] = alpha op(A) op(B) + beta C for every pair of
+    transpositions, on views with leading dimensions larger than their rows (parts of bigger arrays, as the float32
+    scratch takes rows of a block); beta = 0 ignores NaN in C, as BLAS does; the entries of C outside [:m, :n] stay
+    as they were. Compiled and plain Python (what NUMBA_DISABLE_JIT runs)."""
     import numba
 
+    from rkgen.runtime.blas import LARGE_PRODUCT
     from rkgen.runtime.products import _matmul
 
     compiled = numba.njit(lambda A, ta, B, tb, C, alpha, beta, m, n, k: _matmul(A, ta, B, tb, C, alpha, beta, m, n, k))
-    m, n, k = 5, 7, 3
-    tol = 1e-13 if dtype == np.float64 else 1e-5
+    m, n, k = size
+    assert (m * n * k >= LARGE_PRODUCT) == (size[0] == 70)  # each path once
+    tol = (1e-13 if dtype == np.float64 else 1e-5) * np.sqrt(k)
     for ta in (False, True):
         for tb in (False, True):
             A = rng.normal(size=(k + 2, m + 3) if ta else (m + 2, k + 3)).astype(dtype)
@@ -570,3 +574,61 @@ def test_layout_shapes_are_checked(params_module):
         params_module._kernel_parameters(np.zeros((3, 3, 3)), np.zeros((2, 3)), np.ones(2), 3, "continuous", None)
     with pytest.raises(ValueError, match="increasing"):
         params_module._kernel_parameters(np.zeros((3, 3, 3)), np.zeros((3, 3)), np.ones(2), 3, "continuous", [0, 1, 1])
+
+
+BLAS_CHOICE = """
+import ctypes, os, sys
+if os.environ["RKGEN_BLAS"] == "mkl":
+    import torch  # before the module, as a torch user's process has it
+import numpy as np
+from rkgen.layers import network
+
+net = network("rk4")
+rng = np.random.default_rng(5)
+d, N, m = 64, 3, 300  # products of 64 x 64 x 128 and more: the large-product symbols
+y0, K, beta = rng.normal(size=(m, d)), rng.normal(size=(N, d, d)) / 8, rng.normal(size=(N, d))
+h, p = np.full(N, 0.2), rng.normal(size=(m, d))
+threads = None
+if "torch" in sys.modules:  # MKL's thread count in this thread, before and after the passes
+    import torch
+    lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"))
+    threads = [lib.MKL_Get_Max_Threads()]
+yN, tape = net.forward(y0, K, beta, h)
+grads = net.backward(tape, p)
+if threads is not None:
+    threads.append(lib.MKL_Get_Max_Threads())
+np.savez(sys.argv[1], yN, *grads)
+print(net.BLAS_LIBRARY)
+print(threads)
+"""
+
+
+@pytest.mark.parametrize("choice", ["mkl", "openblas"])
+def test_wide_products_under_either_blas(tmp_path, choice):
+    """RKGEN_BLAS picks the library of the large products (rkgen.runtime.blas): MKL (PyTorch's, which the test
+    dependencies install) or scipy's OpenBLAS. A wide RK4 gradient computed with each agrees with the other to
+    rounding (here often bit for bit: both sum along k in order), the module names the library it bound, and
+    MKL's thread count in the calling thread is what it was after the passes (the kernels set it to one only
+    while they run)."""
+    runs = {}
+    for name in (choice, "openblas" if choice == "mkl" else "mkl"):
+        script = tmp_path / "choice.py"
+        script.write_text(BLAS_CHOICE)
+        env = {**os.environ, "RKGEN_BLAS": name}
+        out = tmp_path / f"{name}.npz"
+        run = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, env=env,
+                             check=True)
+        library, threads = run.stdout.split("\n")[:2]
+        runs[name] = library, threads, [a for _, a in sorted(np.load(out).items())]
+    assert runs["mkl"][0].startswith("MKL ") and runs["openblas"][0].startswith("OpenBLAS ")
+    before, after = _two_integers(runs["mkl"][1])
+    assert before == after >= 1
+    for a, b in zip(runs["mkl"][2], runs["openblas"][2], strict=True):
+        scale = np.abs(b).max()
+        assert np.abs(a - b).max() <= 1e-12 * scale  # the same numbers, to the libraries' roundings
+
+
+def _two_integers(text):
+    """The two integers of a printed list '[a, b]'."""
+    a, b = text.strip("[] ").split(",")
+    return int(a), int(b)

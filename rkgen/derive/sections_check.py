@@ -134,7 +134,7 @@ def section_code(doc: Context) -> list:
         Para(
             rich(
                 "The network module imports numpy, numba and the standard library (wide layers multiply through "
-                "scipy's BLAS, which numba calls); "
+                "scipy's OpenBLAS, their large products through MKL where the process has it); "
                 "its coefficients are float64 constants with the exact value beside each. ",
                 where,
                 f" Line numbers are those of the module rkgen {__version__} writes for this tableau "

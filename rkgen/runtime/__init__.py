@@ -4,7 +4,7 @@ Code that is the same for every tableau lives in these modules; the printer (:mo
 only what a tableau changes, as the functions that :mod:`rkgen.runtime._tableau` describes.  The renderer
 (:mod:`rkgen.codegen.renderer`) copies the modules a structure needs into the generated file, in the order of
 :func:`modules_for`, without their docstrings and imports, so a generated module still imports only numpy, numba
-and the standard library.  Importing this package imports neither numba nor numpy.
+(with its llvmlite) and the standard library.  Importing this package imports neither numba nor numpy.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ __all__ = ["modules_for", "COMMON", "IMPLICIT", "BY_STRUCTURE"]
 
 #: every module needs these, in this order (a module may use names of the modules before it and after it:
 #: numba resolves globals when a kernel is compiled, but decorators and constants must come first)
-COMMON = ("fastmath", "activations", "products")
+COMMON = ("fastmath", "activations", "blas", "products")
 IMPLICIT = ("implicit",)
 BY_STRUCTURE = {"explicit": (), "diagonally implicit": ("dirk",), "fully implicit": ("firk",)}
 TAIL = ("driver", "layout", "tape", "params", "api")
@@ -23,8 +23,8 @@ def modules_for(structure: str) -> tuple[str, ...]:
     """The runtime modules a generated module of this structure contains, in file order.
 
     >>> modules_for("explicit")
-    ('fastmath', 'activations', 'products', 'driver', 'layout', 'tape', 'params', 'api')
-    >>> modules_for("fully implicit")[3:5]
+    ('fastmath', 'activations', 'blas', 'products', 'driver', 'layout', 'tape', 'params', 'api')
+    >>> modules_for("fully implicit")[4:6]
     ('implicit', 'firk')
     """
     extra = BY_STRUCTURE[structure]

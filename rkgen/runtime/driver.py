@@ -13,6 +13,7 @@ from numba.extending import intrinsic
 
 from ._tableau import STAGES, STRUCTURE, _layer_backward, _layer_forward
 from .activations import _derivative
+from .blas import _BLAS_LOCAL_THREADS
 from .fastmath import _wide_vectors
 from .products import _FAST, _wide
 
@@ -132,6 +133,8 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
     ws_ = _workspace(y_, d, bs)
     y, Z, F, ws = _borrowed((y_, Z_, F_, ws_))
     y0, yN, K, beta, rows, h, tY, tS, states = _borrowed((y0, yN, K, beta, rows, h, tY, tS, states))
+    wide = _wide(d, bs)
+    threads = _BLAS_LOCAL_THREADS(1) if wide else 0  # this thread's products on one thread, until the end
     failures = 0
     most = 0
     for blk in range(lo, hi):
@@ -160,6 +163,8 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
         for q in range(nb):
             for a in range(d):
                 yN[col0 + q, a] = y[a, q]
+    if wide:
+        _BLAS_LOCAL_THREADS(threads)
     _alive((y_, Z_, F_, ws_))
     return failures, most
 
@@ -176,6 +181,8 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
     ws_ = _workspace(P_, d, bs)
     P, G, U, D, eta, mu, ws = _borrowed((P_, G_, U_, D_, eta_, mu_, ws_))
     p, dy0, K, beta, rows, h, tY, tS, dK, dbeta, dh = _borrowed((p, dy0, K, beta, rows, h, tY, tS, dK, dbeta, dh))
+    wide = _wide(d, bs)
+    threads = _BLAS_LOCAL_THREADS(1) if wide else 0  # this thread's products on one thread, until the end
     # sigma' of the stages: explicit tanh stages take 1 - S^2 from S in the adjoint's own pass (slope 0); other
     # activations, and implicit stages (whose solves read it too), from D, written here (slope 1)
     slope = 0 if act == 0 and STRUCTURE == "explicit" else 1
@@ -209,6 +216,8 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
         for q in range(nb):
             for a in range(d):
                 dy0[col0 + q, a] = P[a, q]
+    if wide:
+        _BLAS_LOCAL_THREADS(threads)
     _alive((P_, G_, U_, D_, eta_, mu_, ws_))
 
 

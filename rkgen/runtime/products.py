@@ -18,6 +18,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .activations import _activate, _activate_shifted
+from .blas import _LARGE_DGEMM, _LARGE_SGEMM, LARGE_PRODUCT
 from .fastmath import AVX512, _tanh, _wide_vectors
 
 _FAST = {"reassoc", "contract"}  # sums may be reordered and fused: reductions vectorise
@@ -154,6 +155,26 @@ def _address(typingctx, a):
     return types.voidptr(a), codegen
 
 
+def _slot(kind):
+    """An intrinsic: the address of an integer, as a ``kind`` (int8: a Fortran character; int32: an LP64 integer),
+    in a slot on the caller's stack."""
+
+    @intrinsic
+    def slot(typingctx, x):
+        def codegen(context, builder, signature, args):
+            value = context.cast(builder, args[0], signature.args[0], kind)
+            cell = cgutils.alloca_once_value(builder, value)
+            return builder.bitcast(cell, context.get_value_type(types.voidptr))
+
+        return types.voidptr(x), codegen
+
+    return slot
+
+
+_char = _slot(types.int8)
+_int32 = _slot(types.int32)
+
+
 @intrinsic
 def _scalar_address(typingctx, x, a):
     """The address of the number x, converted to the dtype of the array a, in a slot on the caller's stack."""
@@ -187,12 +208,18 @@ def _matmul_typed(A, ta, B, tb, C, alpha, beta, m, n, k):
     ):
         raise numba.core.errors.TypingError(f"_matmul takes 2-D float32 or float64 arrays of one dtype, got {arrays}")
     kind = ord("d") if C.dtype == types.float64 else ord("s")
+    large = _LARGE_DGEMM if C.dtype == types.float64 else _LARGE_SGEMM
 
     def gemm(A, ta, B, tb, C, alpha, beta, m, n, k):
         size = C.itemsize
-        _XXGEMM(kind, ord("t") if tb else ord("n"), ord("t") if ta else ord("n"), n, m, k,
-                _scalar_address(alpha, C), _address(B), B.strides[0] // size, _address(A), A.strides[0] // size,
-                _scalar_address(beta, C), _address(C), C.strides[0] // size)
+        flag_b, flag_a = ord("t") if tb else ord("n"), ord("t") if ta else ord("n")
+        if m * n * k >= LARGE_PRODUCT:  # MKL where the process has it (rkgen.runtime.blas)
+            large(_char(flag_b), _char(flag_a), _int32(n), _int32(m), _int32(k), _scalar_address(alpha, C),
+                  _address(B), _int32(B.strides[0] // size), _address(A), _int32(A.strides[0] // size),
+                  _scalar_address(beta, C), _address(C), _int32(C.strides[0] // size))
+        else:
+            _XXGEMM(kind, flag_b, flag_a, n, m, k, _scalar_address(alpha, C), _address(B), B.strides[0] // size,
+                    _address(A), A.strides[0] // size, _scalar_address(beta, C), _address(C), C.strides[0] // size)
 
     return gemm
 
