@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
 import math
 import os
 import pathlib
@@ -576,59 +577,64 @@ def test_layout_shapes_are_checked(params_module):
         params_module._kernel_parameters(np.zeros((3, 3, 3)), np.zeros((3, 3)), np.ones(2), 3, "continuous", [0, 1, 1])
 
 
+
 BLAS_CHOICE = """
-import ctypes, os, sys
+import json, os, sys
 if os.environ["RKGEN_BLAS"] == "mkl":
     import torch  # before the module, as a torch user's process has it
+import ctypes
+import numba
 import numpy as np
 from rkgen.layers import network
 
 net = network("rk4")
 rng = np.random.default_rng(5)
-d, N, m = 64, 3, 300  # products of 64 x 64 x 128 and more: the large-product symbols
+d, N, m = 64, 3, 300
 y0, K, beta = rng.normal(size=(m, d)), rng.normal(size=(N, d, d)) / 8, rng.normal(size=(N, d))
 h, p = np.full(N, 0.2), rng.normal(size=(m, d))
-threads = None
-if "torch" in sys.modules:  # MKL's thread count in this thread, before and after the passes
-    import torch
-    lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"))
-    threads = [lib.MKL_Get_Max_Threads()]
-yN, tape = net.forward(y0, K, beta, h)
-grads = net.backward(tape, p)
-if threads is not None:
-    threads.append(lib.MKL_Get_Max_Threads())
-np.savez(sys.argv[1], yN, *grads)
-print(net.BLAS_LIBRARY)
-print(threads)
+report = {"library": net.BLAS_LIBRARY}
+openblas = net._scipy_openblas()
+for threads in (1, 2):
+    numba.set_num_threads(threads)
+    bs = net._layout(m, d, N)[0]
+    assert d * d * bs >= net.LARGE_PRODUCT, bs  # the large-product symbols are called
+    mkl = ctypes.CDLL(net._torch_library(False)) if "torch" in sys.modules else None
+    if mkl is not None:  # a count of this thread's own, which the passes must give back
+        mkl.MKL_Set_Num_Threads_Local(3)
+    before = openblas.scipy_openblas_get_num_threads()
+    yN, tape = net.forward(y0, K, beta, h)
+    grads = net.backward(tape, p)
+    report[f"openblas {threads}"] = [before, openblas.scipy_openblas_get_num_threads()]
+    if mkl is not None:
+        report[f"mkl {threads}"] = mkl.MKL_Set_Num_Threads_Local(0)
+    np.savez(sys.argv[1] + f"-{threads}.npz", yN, *grads)
+print(json.dumps(report))
 """
 
 
-@pytest.mark.parametrize("choice", ["mkl", "openblas"])
-def test_wide_products_under_either_blas(tmp_path, choice):
-    """RKGEN_BLAS picks the library of the large products (rkgen.runtime.blas): MKL (PyTorch's, which the test
-    dependencies install) or scipy's OpenBLAS. A wide RK4 gradient computed with each agrees with the other to
-    rounding (here often bit for bit: both sum along k in order), the module names the library it bound, and
-    MKL's thread count in the calling thread is what it was after the passes (the kernels set it to one only
-    while they run)."""
+def test_wide_products_under_either_blas(tmp_path):
+    """RKGEN_BLAS picks the library of the large products (rkgen.runtime.blas): MKL (PyTorch's) or scipy's OpenBLAS,
+    each bound in a process of its own. A wide RK4 gradient (every product large, serial and on two threads)
+    computed with each agrees with the other to rounding (here often bit for bit: both sum along k in order); the
+    module names the library it bound; MKL's own count of the calling thread (set to 3 before the passes) is 3
+    after them (the kernels set it to one only while they run), and OpenBLAS's process-wide count is what it was
+    in both processes."""
+    pytest.importorskip("torch", reason="MKL comes with PyTorch here (the README's test command installs it)")
+    script = tmp_path / "choice.py"
+    script.write_text(BLAS_CHOICE)
     runs = {}
-    for name in (choice, "openblas" if choice == "mkl" else "mkl"):
-        script = tmp_path / "choice.py"
-        script.write_text(BLAS_CHOICE)
-        env = {**os.environ, "RKGEN_BLAS": name}
-        out = tmp_path / f"{name}.npz"
-        run = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, env=env,
-                             check=True)
-        library, threads = run.stdout.split("\n")[:2]
-        runs[name] = library, threads, [a for _, a in sorted(np.load(out).items())]
-    assert runs["mkl"][0].startswith("MKL ") and runs["openblas"][0].startswith("OpenBLAS ")
-    before, after = _two_integers(runs["mkl"][1])
-    assert before == after >= 1
-    for a, b in zip(runs["mkl"][2], runs["openblas"][2], strict=True):
-        scale = np.abs(b).max()
-        assert np.abs(a - b).max() <= 1e-12 * scale  # the same numbers, to the libraries' roundings
-
-
-def _two_integers(text):
-    """The two integers of a printed list '[a, b]'."""
-    a, b = text.strip("[] ").split(",")
-    return int(a), int(b)
+    for name in ("mkl", "openblas"):
+        out = tmp_path / name
+        run = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True,
+                             env={**os.environ, "RKGEN_BLAS": name}, check=True)
+        runs[name] = json.loads(run.stdout)
+        runs[name]["arrays"] = {t: [a for _, a in sorted(np.load(f"{out}-{t}.npz").items())] for t in (1, 2)}
+    assert runs["mkl"]["library"].startswith("MKL ") and not runs["openblas"]["library"].startswith("MKL")
+    assert runs["mkl"]["mkl 1"] == runs["mkl"]["mkl 2"] == 3
+    for name in runs:
+        for t in (1, 2):
+            before, after = runs[name][f"openblas {t}"]
+            assert before == after >= 1
+    for t in (1, 2):
+        for a, b in zip(runs["mkl"]["arrays"][t], runs["openblas"]["arrays"][t], strict=True):
+            assert np.abs(a - b).max() <= 1e-12 * np.abs(b).max()  # the same numbers, to the libraries' roundings

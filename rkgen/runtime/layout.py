@@ -22,6 +22,7 @@ import numba
 import numpy as np
 
 from ._tableau import STAGES, STRUCTURE
+from .blas import BLAS_LIBRARY
 from .products import _wide
 
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
@@ -99,8 +100,8 @@ def _work(m, d, N):
 
 
 def _single_blas(d, bs):
-    """A context in which scipy's BLAS, which the products of wide blocks call (:func:`_blas_loaded`), runs on one
-    thread.
+    """A context in which scipy's OpenBLAS, which the products of wide blocks call (:func:`_blas_loaded`; the large
+    ones where :mod:`rkgen.runtime.blas` bound no MKL), runs on one thread.
 
     The driver already runs one block per thread, and each block's products are small (d x d times d x bs): a
     threaded BLAS inside would oversubscribe the cores. Measured on 2 cores (AMD EPYC, d = 64, bs = 128): one
@@ -114,7 +115,9 @@ def _single_blas(d, bs):
     if not _is_wide(d, bs):
         return contextlib.nullcontext()
     _blas_loaded()
-    if d * d * bs < BLAS_THREADED:
+    if d * d * bs < BLAS_THREADED or BLAS_LIBRARY.startswith("MKL"):
+        # with MKL bound, every product of BLAS_THREADED multiply-adds or more (= LARGE_PRODUCT) calls it, and the
+        # kernels hold it to one thread themselves (rkgen.runtime.blas)
         return contextlib.nullcontext()
     blas = _blas_controller()
     return _one_thread(blas.lib_controllers) if blas is not None else contextlib.nullcontext()

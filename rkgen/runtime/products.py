@@ -3,7 +3,8 @@
 A block holds the samples as columns (d, nw), nw a multiple of 8: loops over the sample index vectorise.
 
 Wide blocks (:func:`_wide`: d >= WIDE, or d >= LONG_WIDTH in blocks of at least LONG_BLOCK samples) form the stage
-products of a block as matrix products through BLAS (scipy's dgemm and sgemm, :func:`_matmul`): Z = K Y,
+products of a block as matrix products through BLAS (scipy's OpenBLAS, the large ones MKL where the process has it:
+:func:`_matmul`, :mod:`rkgen.runtime.blas`): Z = K Y,
 mu = K^T G, and dK += G Y^T, which BLAS adds into dK itself (:func:`_outer_blas`). Their
 blocks are whole (nw = bs, :func:`rkgen.runtime.driver._columns`), so every product runs on the arrays themselves,
 without copies; the padding columns hold zeros in y, p and every eta_i (implicit stages: Y_i too), so they add
@@ -189,7 +190,8 @@ def _scalar_address(typingctx, x, a):
 
 def _matmul(A, ta, B, tb, C, alpha, beta, m, n, k):
     """C[:m, :n] = alpha op(A) op(B) + beta C[:m, :n], op(A) (m x k) and op(B) (k x n) being A and B or, where ta and
-    tb hold, their transposes: one BLAS call (:data:`_XXGEMM`) on C-ordered 2-D arrays with unit column stride
+    tb hold, their transposes: one BLAS call (:data:`_XXGEMM`, or from LARGE_PRODUCT multiply-adds on the large-product
+    symbol that :mod:`rkgen.runtime.blas` binds) on C-ordered 2-D arrays with unit column stride
     (views of the kernels' own arrays). beta = 0 ignores what C held, as BLAS does. Plain Python
     (NUMBA_DISABLE_JIT): numpy."""
     a = (A.T if ta else A)[:m, :k]
@@ -213,13 +215,14 @@ def _matmul_typed(A, ta, B, tb, C, alpha, beta, m, n, k):
     def gemm(A, ta, B, tb, C, alpha, beta, m, n, k):
         size = C.itemsize
         flag_b, flag_a = ord("t") if tb else ord("n"), ord("t") if ta else ord("n")
+        ldb, lda, ldc = B.strides[0] // size, A.strides[0] // size, C.strides[0] // size
+        pb, pa, pc = _address(B), _address(A), _address(C)
+        palpha, pbeta = _scalar_address(alpha, C), _scalar_address(beta, C)
         if m * n * k >= LARGE_PRODUCT:  # MKL where the process has it (rkgen.runtime.blas)
-            large(_char(flag_b), _char(flag_a), _int32(n), _int32(m), _int32(k), _scalar_address(alpha, C),
-                  _address(B), _int32(B.strides[0] // size), _address(A), _int32(A.strides[0] // size),
-                  _scalar_address(beta, C), _address(C), _int32(C.strides[0] // size))
+            large(_char(flag_b), _char(flag_a), _int32(n), _int32(m), _int32(k), palpha, pb, _int32(ldb), pa,
+                  _int32(lda), pbeta, pc, _int32(ldc))
         else:
-            _XXGEMM(kind, flag_b, flag_a, n, m, k, _scalar_address(alpha, C), _address(B), B.strides[0] // size,
-                    _address(A), A.strides[0] // size, _scalar_address(beta, C), _address(C), C.strides[0] // size)
+            _XXGEMM(kind, flag_b, flag_a, n, m, k, palpha, pb, ldb, pa, lda, pbeta, pc, ldc)
 
     return gemm
 
