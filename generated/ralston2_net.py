@@ -47,9 +47,9 @@ keeps the stage values Y_i and sigma(K Y_i + beta): 2*N*s*m*d float64 numbers (R
 m = 1500, d = 16: 154 MB); forward(..., keep_tape=False) evaluates without them. The module
 imports only numpy, numba (with its llvmlite) and the standard library. Wide layers multiply through
 BLAS, one thread per block (see _wide for the widths, which depend on the vector unit): scipy's
-OpenBLAS, and for products of LARGE_PRODUCT multiply-adds or more MKL where the process has it
-(PyTorch's, when torch is imported first, or the mkl package's; RKGEN_BLAS=openblas|mkl chooses;
-BLAS_LIBRARY names the one bound). scipy must be installed for wide layers. Kernels are compiled
+OpenBLAS, and for products of LARGE_PRODUCT multiply-adds or more, on Intel CPUs, MKL where the
+process has it (PyTorch's, when torch is imported first, or the mkl package's; RKGEN_BLAS=openblas|mkl
+chooses; BLAS_LIBRARY names the one bound). scipy must be installed for wide layers. Kernels are compiled
 with cache=True, so a second process does not compile again.
 
 Layout: first what this tableau makes of a layer (its constants and the functions printed from
@@ -66,6 +66,7 @@ import os
 import re
 import sys
 from collections import namedtuple
+from typing import NamedTuple
 
 import llvmlite.binding as llvm
 import numba
@@ -78,7 +79,7 @@ from numba.extending import intrinsic
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_f58165df4341ae43"
+MODULE_KEY = "rkgen_net_844627b3d685b91b"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -607,26 +608,36 @@ def _sigma(z, act):
 # Every product of a wide block goes through :func:`rkgen.runtime.products._matmul`. Small ones call
 # numba's helper numba_xxgemm (scipy's OpenBLAS); products of at least LARGE_PRODUCT multiply-adds
 # call the symbol ``rkgen_large_dgemm`` / ``rkgen_large_sgemm`` (BLAS's Fortran interface, 32-bit
-# integers), which this module binds once per process, before any kernel is linked:
+# integers), which this module binds once per process, before any kernel is linked (kernels compile
+# on their first call, never on import):
 #
-# - ``RKGEN_BLAS=auto`` (the default): MKL when the process has loaded it, that is PyTorch's
-# (``torch`` imported before the module: its libtorch_cpu exports MKL's dgemm_ and sgemm_) or the
-# ``mkl`` package's libmkl_rt (``pip install mkl``); else scipy's OpenBLAS, the library numba_xxgemm
-# calls. - ``RKGEN_BLAS=openblas``: scipy's OpenBLAS always. ``RKGEN_BLAS=mkl``: MKL (PyTorch's
-# libtorch_cpu is loaded if torch is installed but not imported), or an ImportError.
+# - ``RKGEN_BLAS=auto`` (the default), on Intel CPUs: MKL where the process can reach it without
+# loading PyTorch, that is PyTorch's (``torch`` imported before the module: its libtorch_cpu exports
+# MKL's dgemm_ and sgemm_) or the ``mkl`` package's libmkl_rt (``pip install mkl``, in this
+# environment's lib/); else scipy's OpenBLAS, the library numba_xxgemm calls. Other CPUs take
+# OpenBLAS (MKL was measured on Intel only). - ``RKGEN_BLAS=openblas``: scipy's OpenBLAS always.
+# ``RKGEN_BLAS=mkl``: MKL on any CPU (PyTorch's libtorch_cpu is loaded if torch is installed but not
+# imported), or an ImportError.
 #
-# The two libraries round differently, so a wide layer's results depend on the choice at the level
-# of rounding (:data:`BLAS_LIBRARY` names it); the gradient is the exact adjoint of the network
-# computed, either way. Measured side by side, one gradient of RK4 on an Intel Xeon (Emerald Rapids,
-# AVX-512; MKL 2024.2 from torch 2.13 against OpenBLAS 0.3.30): d = 256, 20 layers, 512 samples
-# 0.81x the time with MKL on one thread, 0.84x on two, 0.86x in float32; d = 64, 100 layers, 1500
-# samples 0.90x; but d = 16 (products of 16 x 16 x 128, 33k multiply-adds) 1.09x and 004's batches
-# of 5 1.2x: OpenBLAS's small-matrix kernels are faster there, so small products stay with it.
+# So in ``auto`` the library depends on the process: a script that imports torch before its first
+# rkgen module gets MKL, ``rkgen train`` OpenBLAS. The two round differently, so a wide layer's
+# results differ between them at the level of rounding (:data:`BLAS_LIBRARY` names the one bound;
+# MKL, without its conditional-reproducibility mode, may also round differently for differently
+# aligned arrays); the gradient is the exact adjoint of the network computed, either way. Measured
+# side by side, one gradient of RK4 on an Intel Xeon (Emerald Rapids, AVX-512; MKL 2024.2 from torch
+# 2.13 against OpenBLAS 0.3.30): d = 256, 20 layers, 512 samples 0.90x the time with MKL on one
+# thread, 0.80x on two, 0.89x / 0.81x in float32; d = 64, 100 layers, 1500 samples 0.89x / 0.90x; d
+# = 16 (products of 16 x 16 x 128, 33k multiply-adds) 1.09x with MKL and 004's batches of 5 1.2x:
+# OpenBLAS's small-matrix kernels are faster there, so small products stay with it.
 #
-# Threads: the kernels ask the BLAS for one thread in the thread that calls it
-# (``rkgen_blas_local_threads``: MKL's MKL_Set_Num_Threads_Local, OpenBLAS's
-# openblas_set_num_threads_local) and give the previous count back at the end of each pass; the
-# driver runs one block per numba thread already.
+# Threads: with MKL, the kernels set MKL's count of the calling thread to one while they run
+# (``rkgen_blas_local_threads``, MKL_Set_Num_Threads_Local: a thread-local count, so numba's worker
+# threads and the caller's thread each hold their own) and give the previous count back at the end
+# of each pass (a pass that raises, e.g. out of memory, leaves that thread's count at one).
+# OpenBLAS's counts are process-wide (its openblas_set_num_threads_local sets the global count too),
+# so the kernels leave them alone (the symbol is bound to libc's abs, a call that changes nothing)
+# and the module's Python side holds OpenBLAS to one thread around a parallel pass
+# (:func:`rkgen.runtime.layout._single_blas`).
 
 LARGE_PRODUCT = 1 << 18  # multiply-adds (m n k) from which a product calls the large-product symbols
 
@@ -634,58 +645,84 @@ LARGE_PRODUCT = 1 << 18  # multiply-adds (m n k) from which a product calls the 
 _LARGE_DGEMM = types.ExternalFunction("rkgen_large_dgemm", types.void(*(types.voidptr,) * 13))
 _LARGE_SGEMM = types.ExternalFunction("rkgen_large_sgemm", types.void(*(types.voidptr,) * 13))
 _BLAS_LOCAL_THREADS = types.ExternalFunction("rkgen_blas_local_threads", types.intc(types.intc))
+_SYMBOLS = ("rkgen_large_dgemm", "rkgen_large_sgemm", "rkgen_blas_local_threads")
 
 
-def _address(function) -> int:
+class _Library(NamedTuple):
+    """The addresses bound to _SYMBOLS, and what they are."""
+
+    dgemm: int
+    sgemm: int
+    local_threads: int
+    name: str
+
+
+def _function_address(function) -> int:
     return ctypes.cast(function, ctypes.c_void_p).value
 
 
+def _no_op():
+    """libc's abs: an int(int) call that changes nothing, bound where the BLAS has no thread-local count."""
+    return _function_address(ctypes.CDLL(None).abs)
+
+
 def _mkl_in(path, what):
-    """(dgemm, sgemm, thread setter, description) of the MKL in the shared library ``path``, or None."""
+    """The MKL in the shared library ``path`` (its Fortran gemm with 32-bit integers), or None."""
     try:
         lib = ctypes.CDLL(path)
-        functions = lib.dgemm_, lib.sgemm_, lib.MKL_Set_Num_Threads_Local, lib.MKL_Get_Version_String
+        dgemm, sgemm, local, version = lib.dgemm_, lib.sgemm_, lib.MKL_Set_Num_Threads_Local, lib.MKL_Get_Version_String
     except (OSError, AttributeError):
         return None
     text = ctypes.create_string_buffer(256)
-    functions[3](text, ctypes.c_int(len(text)))
-    version = re.search(r"Version ([0-9.]+)", text.value.decode(errors="replace"))
-    return (*(_address(f) for f in functions[:3]), f"MKL {version.group(1) if version else '?'} ({what})")
+    version(text, ctypes.c_int(len(text)))
+    number = re.search(r"Version ([0-9.]+)", text.value.decode(errors="replace"))
+    name = f"MKL {number.group(1) if number else '?'} ({what})"
+    return _Library(_function_address(dgemm), _function_address(sgemm), _function_address(local), name)
 
 
 def _torch_library(load):
     """The path of PyTorch's libtorch_cpu when torch is imported (or, ``load``, merely installed), else None."""
     torch = sys.modules.get("torch")
     if torch is not None:
-        folder = os.path.dirname(getattr(torch, "__file__", "") or "")
+        folder = os.path.dirname(getattr(torch, "__file__", None) or "")
     elif load:
         spec = importlib.util.find_spec("torch")
         folder = os.path.dirname(spec.origin) if spec is not None and spec.origin else ""
     else:
         return None
     path = os.path.join(folder, "lib", "libtorch_cpu.so")
-    return path if os.path.exists(path) else None
+    return path if folder and os.path.exists(path) else None
 
 
 def _mkl(load):
-    """MKL's (dgemm, sgemm, thread setter, description): PyTorch's, then the ``mkl`` package's; or None."""
+    """MKL: PyTorch's, then the ``mkl`` package's libmkl_rt (unless told to use 64-bit integers,
+    MKL_INTERFACE_LAYER=ILP64, which the bound calls cannot pass); or None."""
     torch = _torch_library(load)
     found = _mkl_in(torch, "PyTorch's libtorch_cpu") if torch else None
-    if found is None:
-        rt = os.path.join(sys.prefix, "lib", "libmkl_rt.so.2")
-        found = _mkl_in(rt, "libmkl_rt") if os.path.exists(rt) else None
+    rt = os.path.join(sys.prefix, "lib", "libmkl_rt.so.2")
+    if found is None and os.path.exists(rt) and "ILP64" not in os.environ.get("MKL_INTERFACE_LAYER", "").upper():
+        found = _mkl_in(rt, "libmkl_rt")
     return found
 
 
+def _intel():
+    """Whether the CPU is Intel's (Linux's /proc/cpuinfo; False where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return any(line.startswith("vendor_id") and "GenuineIntel" in line for line in info)
+    except OSError:
+        return False
+
+
 def _capsule_address(capsule) -> int:
-    get = ctypes.pythonapi.PyCapsule_GetPointer
+    api = ctypes.PyDLL(None)  # the interpreter's own C API, with prototypes of this module's own
+    get, name = api.PyCapsule_GetPointer, api.PyCapsule_GetName
     get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
-    name = ctypes.pythonapi.PyCapsule_GetName
     name.restype, name.argtypes = ctypes.c_char_p, [ctypes.py_object]
     return get(capsule, name(capsule))
 
 
-def _scipy_openblas_library():
+def _scipy_openblas():
     """scipy's own OpenBLAS (the wheels' scipy.libs/libscipy_openblas*.so), found without importing scipy, or
     None."""
     spec = importlib.util.find_spec("scipy")
@@ -703,64 +740,53 @@ def _scipy_openblas_library():
 
 
 def _openblas():
-    """scipy's BLAS: (dgemm, sgemm, thread setter, description), or None without scipy. The wheels' OpenBLAS is
-    opened directly (importing scipy.linalg.cython_blas takes a good part of a second); any other build through
-    cython_blas's exported dgemm and sgemm. The thread setter is OpenBLAS's openblas_set_num_threads_local, or
-    libc's abs, a call that changes nothing, where there is none."""
-    libc = ctypes.CDLL(None)
-    lib = _scipy_openblas_library()
+    """scipy's BLAS, or None without scipy. The wheels' OpenBLAS is opened directly (importing
+    scipy.linalg.cython_blas takes a good part of a second); any other build through cython_blas's dgemm and
+    sgemm."""
+    lib = _scipy_openblas()
+    if lib is not None and hasattr(lib, "scipy_dgemm_") and hasattr(lib, "scipy_sgemm_"):
+        name = "OpenBLAS (scipy's)"
+        if hasattr(lib, "scipy_openblas_get_config"):
+            config = lib.scipy_openblas_get_config
+            config.restype = ctypes.c_char_p
+            number = re.search(r"OpenBLAS ([0-9.]+)", config().decode(errors="replace"))
+            name = f"OpenBLAS {number.group(1)} (scipy's)" if number else name
+        return _Library(_function_address(lib.scipy_dgemm_), _function_address(lib.scipy_sgemm_), _no_op(), name)
     try:
-        dgemm, sgemm = _address(lib.scipy_dgemm_), _address(lib.scipy_sgemm_)
-    except AttributeError:
-        lib = None
-    if lib is None:
-        try:
-            capi = importlib.import_module("scipy.linalg.cython_blas").__pyx_capi__
-        except ImportError:
-            return None
-        return _capsule_address(capi["dgemm"]), _capsule_address(capi["sgemm"]), _address(libc.abs), "scipy's BLAS"
-    try:
-        setter = _address(lib.openblas_set_num_threads_local)
-    except AttributeError:
-        setter = _address(libc.abs)
-    name = "OpenBLAS (scipy's)"
-    try:
-        config = lib.scipy_openblas_get_config
-        config.restype = ctypes.c_char_p
-        version = re.search(r"OpenBLAS ([0-9.]+)", config().decode(errors="replace"))
-        name = f"OpenBLAS {version.group(1)} (scipy's)" if version else name
-    except AttributeError:
-        pass
-    return dgemm, sgemm, setter, name
+        capi = importlib.import_module("scipy.linalg.cython_blas").__pyx_capi__
+    except ImportError:
+        return None
+    return _Library(_capsule_address(capi["dgemm"]), _capsule_address(capi["sgemm"]), _no_op(), "scipy's BLAS")
 
 
 # One binding per process, shared by every generated module (each inlines this module) and rkgen's runtime: the
-# first stands, since kernels already linked keep its addresses.
+# first stands, since kernels already linked keep its addresses. LLVM's symbol table says whether it is made; the
+# description is kept beside it.
 _BOUND = sys.modules.setdefault("_rkgen_blas_binding", type(sys)("_rkgen_blas_binding"))
 
 
 def _bind():
-    """Binds the three symbols, once per process (a generated module binds them on import). Returns the library's
-    description."""
-    bound = getattr(_BOUND, "library", None)
-    if bound is not None:
-        return bound
+    """Binds the three symbols, once per process (a generated module binds them on import). Returns the bound
+    library's description."""
+    if llvm.address_of_symbol(_SYMBOLS[0]):
+        return getattr(_BOUND, "library", "bound before")
     choice = os.environ.get("RKGEN_BLAS", "auto").strip().lower() or "auto"
     if choice not in ("auto", "mkl", "openblas"):
         raise ImportError(f"RKGEN_BLAS must be auto, mkl or openblas, got {choice!r}")
-    found = _mkl(load=choice == "mkl") if choice != "openblas" else None
+    found = None
+    if choice == "mkl" or (choice == "auto" and _intel()):
+        found = _mkl(load=choice == "mkl")
     if found is None and choice == "mkl":
         raise ImportError("RKGEN_BLAS=mkl, but no MKL was found: install torch or the mkl package, or unset it")
     if found is None:
         found = _openblas()
     if found is None:  # no scipy: wide layers raise ImportError before any kernel runs; the symbols stay unused
-        abort = _address(ctypes.CDLL(None).abort)
-        found = abort, abort, _address(ctypes.CDLL(None).abs), "none (install scipy for wide layers)"
-    for symbol, address in zip(("rkgen_large_dgemm", "rkgen_large_sgemm", "rkgen_blas_local_threads"), found[:3],
-                               strict=True):
+        abort = _function_address(ctypes.CDLL(None).abort)
+        found = _Library(abort, abort, _no_op(), "none (install scipy for wide layers)")
+    for symbol, address in zip(_SYMBOLS, found[:3], strict=True):
         llvm.add_symbol(symbol, address)
-    _BOUND.library = found[3]
-    return found[3]
+    _BOUND.library = found.name
+    return found.name
 
 
 #: the library bound to the large-product symbols in this process, e.g. "MKL 2024.2 (PyTorch's libtorch_cpu)"
@@ -775,13 +801,14 @@ BLAS_LIBRARY = _bind()
 # vectorise.
 #
 # Wide blocks (:func:`_wide`: d >= WIDE, or d >= LONG_WIDTH in blocks of at least LONG_BLOCK
-# samples) form the stage products of a block as matrix products through BLAS (scipy's dgemm and
-# sgemm, :func:`_matmul`): Z = K Y, mu = K^T G, and dK += G Y^T, which BLAS adds into dK itself
-# (:func:`_outer_blas`). Their blocks are whole (nw = bs, :func:`rkgen.runtime.driver._columns`), so
-# every product runs on the arrays themselves, without copies; the padding columns hold zeros in y,
-# p and every eta_i (implicit stages: Y_i too), so they add nothing to the gradients. The bias and
-# the activation are applied in one pass after the product, the adjoint's sigma' * xi and the sums
-# for dbeta and dh in one pass before it.
+# samples) form the stage products of a block as matrix products through BLAS (scipy's OpenBLAS, the
+# large ones MKL where the process has it: :func:`_matmul`, :mod:`rkgen.runtime.blas`): Z = K Y, mu
+# = K^T G, and dK += G Y^T, which BLAS adds into dK itself (:func:`_outer_blas`). Their blocks are
+# whole (nw = bs, :func:`rkgen.runtime.driver._columns`), so every product runs on the arrays
+# themselves, without copies; the padding columns hold zeros in y, p and every eta_i (implicit
+# stages: Y_i too), so they add nothing to the gradients. The bias and the activation are applied in
+# one pass after the product, the adjoint's sigma' * xi and the sums for dbeta and dh in one pass
+# before it.
 
 _FAST = {"reassoc", "contract"}  # sums may be reordered and fused: reductions vectorise
 # Where BLAS takes the stage products over from the loops below (see _wide) depends on the vector unit, measured
@@ -951,7 +978,8 @@ def _scalar_address(typingctx, x, a):
 
 def _matmul(A, ta, B, tb, C, alpha, beta, m, n, k):
     """C[:m, :n] = alpha op(A) op(B) + beta C[:m, :n], op(A) (m x k) and op(B) (k x n) being A and B or, where ta and
-    tb hold, their transposes: one BLAS call (:data:`_XXGEMM`) on C-ordered 2-D arrays with unit column stride
+    tb hold, their transposes: one BLAS call (:data:`_XXGEMM`, or from LARGE_PRODUCT multiply-adds on the large-product
+    symbol that :mod:`rkgen.runtime.blas` binds) on C-ordered 2-D arrays with unit column stride
     (views of the kernels' own arrays). beta = 0 ignores what C held, as BLAS does. Plain Python
     (NUMBA_DISABLE_JIT): numpy."""
     a = (A.T if ta else A)[:m, :k]
@@ -975,13 +1003,14 @@ def _matmul_typed(A, ta, B, tb, C, alpha, beta, m, n, k):
     def gemm(A, ta, B, tb, C, alpha, beta, m, n, k):
         size = C.itemsize
         flag_b, flag_a = ord("t") if tb else ord("n"), ord("t") if ta else ord("n")
+        ldb, lda, ldc = B.strides[0] // size, A.strides[0] // size, C.strides[0] // size
+        pb, pa, pc = _address(B), _address(A), _address(C)
+        palpha, pbeta = _scalar_address(alpha, C), _scalar_address(beta, C)
         if m * n * k >= LARGE_PRODUCT:  # MKL where the process has it (rkgen.runtime.blas)
-            large(_char(flag_b), _char(flag_a), _int32(n), _int32(m), _int32(k), _scalar_address(alpha, C),
-                  _address(B), _int32(B.strides[0] // size), _address(A), _int32(A.strides[0] // size),
-                  _scalar_address(beta, C), _address(C), _int32(C.strides[0] // size))
+            large(_char(flag_b), _char(flag_a), _int32(n), _int32(m), _int32(k), palpha, pb, _int32(ldb), pa,
+                  _int32(lda), pbeta, pc, _int32(ldc))
         else:
-            _XXGEMM(kind, flag_b, flag_a, n, m, k, _scalar_address(alpha, C), _address(B), B.strides[0] // size,
-                    _address(A), A.strides[0] // size, _scalar_address(beta, C), _address(C), C.strides[0] // size)
+            _XXGEMM(kind, flag_b, flag_a, n, m, k, palpha, pb, ldb, pa, lda, pbeta, pc, ldc)
 
     return gemm
 
@@ -1513,8 +1542,8 @@ def _work(m, d, N):
 
 
 def _single_blas(d, bs):
-    """A context in which scipy's BLAS, which the products of wide blocks call (:func:`_blas_loaded`), runs on one
-    thread.
+    """A context in which scipy's OpenBLAS, which the products of wide blocks call (:func:`_blas_loaded`; the large
+    ones where :mod:`rkgen.runtime.blas` bound no MKL), runs on one thread.
 
     The driver already runs one block per thread, and each block's products are small (d x d times d x bs): a
     threaded BLAS inside would oversubscribe the cores. Measured on 2 cores (AMD EPYC, d = 64, bs = 128): one
@@ -1528,7 +1557,9 @@ def _single_blas(d, bs):
     if not _is_wide(d, bs):
         return contextlib.nullcontext()
     _blas_loaded()
-    if d * d * bs < BLAS_THREADED:
+    if d * d * bs < BLAS_THREADED or BLAS_LIBRARY.startswith("MKL"):
+        # with MKL bound, every product of BLAS_THREADED multiply-adds or more (= LARGE_PRODUCT) calls it, and the
+        # kernels hold it to one thread themselves (rkgen.runtime.blas)
         return contextlib.nullcontext()
     blas = _blas_controller()
     return _one_thread(blas.lib_controllers) if blas is not None else contextlib.nullcontext()

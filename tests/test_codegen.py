@@ -478,11 +478,11 @@ def test_imports_of_every_structure_are_the_same():
     assert imported_modules(golden("rk4")) == imported_modules(golden("gauss3"))
     # numba.core.codegen: the host CPU's features (the BLAS widths, the vector width); numba.extending: the
     # intrinsics that set the vector width, take an array's address and borrow views; numba.core: cgutils, which
-    # those intrinsics build with; ctypes, importlib.util, re and llvmlite.binding: the binding of the large
+    # those intrinsics build with; ctypes, importlib.util, re, typing and llvmlite.binding: the binding of the large
     # products' BLAS (rkgen.runtime.blas)
     assert imported_modules(golden("rk4")) == {
         "contextlib", "ctypes", "functools", "importlib", "importlib.util", "math", "os", "re", "sys", "collections",
-        "llvmlite.binding", "numba", "numba.core", "numba.core.codegen", "numba.extending", "numpy",
+        "llvmlite.binding", "numba", "numba.core", "numba.core.codegen", "numba.extending", "numpy", "typing",
     }
 
 
