@@ -45,6 +45,12 @@ for _path in (str(ROOT), str(TESTS)):
     if _path not in sys.path:
         sys.path.append(_path)
 
+# The large products' BLAS (rkgen.runtime.blas) is bound once per process, to MKL where torch was imported first:
+# in a test worker that would depend on which tests ran there before. The suite binds scipy's OpenBLAS, so that
+# every worker and every subprocess computes alike; test_wide_products_under_either_blas runs MKL and OpenBLAS in
+# processes of their own. RKGEN_BLAS=mkl (or auto) in the environment runs the whole suite with that choice.
+os.environ.setdefault("RKGEN_BLAS", "openblas")
+
 #: compiled in-process: explicit (with a zero weight: heun3; with several terms in a stage: kutta3,
 #: whose third stage is -k1 + 2 k2), DIRK, and fully implicit tableaux
 COMPILED = ("euler", "rk4", "heun3", "kutta3", "midpoint", "gauss2", "sdirk2", "radau_iia2")

@@ -441,9 +441,11 @@ def test_layout_covers_every_sample_once():
             assert len(bounds) - 1 == numba.get_num_threads()
 
 
-def test_wide_calls_hold_blas_to_one_thread_and_give_it_back():
-    """Inside a wide call every BLAS library threadpoolctl sees runs one thread; after it, its own count again (also
-    after an error); narrow calls leave BLAS alone."""
+def test_wide_calls_hold_blas_to_one_thread_and_give_it_back(monkeypatch):
+    """Where OpenBLAS takes the large products: inside a wide call every BLAS library threadpoolctl sees runs one
+    thread; after it, its own count again (also after an error); narrow calls leave BLAS alone. Where MKL takes them
+    (rkgen.runtime.blas; the kernels hold it to one thread themselves), the call leaves the counts alone. Which one
+    this process bound depends on whether torch was imported first, so both are set here."""
     pytest.importorskip("threadpoolctl")
     pytest.importorskip("scipy")
     from rkgen.runtime import layout
@@ -452,6 +454,10 @@ def test_wide_calls_hold_blas_to_one_thread_and_give_it_back():
     before = [lib.get_num_threads() for lib in libs]
     libs[0].set_num_threads(2)
     try:
+        monkeypatch.setattr(layout, "BLAS_LIBRARY", "MKL 2024.2 (PyTorch's libtorch_cpu)")
+        with layout._single_blas(64, 128):
+            assert libs[0].get_num_threads() == 2
+        monkeypatch.setattr(layout, "BLAS_LIBRARY", "OpenBLAS 0.3.30 (scipy's)")
         with layout._single_blas(64, 128):
             assert all(lib.get_num_threads() == 1 for lib in libs)
         assert libs[0].get_num_threads() == 2
