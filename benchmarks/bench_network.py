@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import os
 import shutil
 import statistics
@@ -209,28 +210,21 @@ def gemm_rate(m, d, threads, dtype=np.float64, repeats=9):
     torch = sys.modules.get("torch")
     best = {}
     with threadpool_limits(limits=threads, user_api="blas"):
-        for A, B in pairs:
-            out = A @ B
-
-            def product(A=A, B=B, out=out):
-                np.matmul(A, B, out=out)
-
-            best["numpy"] = min(best.get("numpy", float("inf")), _best_time(product, calls, repeats))
+        best["numpy"] = _product_time(pairs, np.matmul, calls, repeats)
     if torch is not None:
         saved = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
-            for A, B in pairs:
-                a, b = torch.from_numpy(A), torch.from_numpy(B)
-                out = a @ b
-
-                def product(a=a, b=b, out=out):
-                    torch.matmul(a, b, out=out)
-
-                best["torch"] = min(best.get("torch", float("inf")), _best_time(product, calls, repeats))
+            best["torch"] = _product_time([tuple(map(torch.from_numpy, p)) for p in pairs], torch.matmul, calls,
+                                          repeats)
         finally:
             torch.set_num_threads(saved)
     return {library: 2.0 * m * d * d / t for library, t in best.items()}
+
+
+def _product_time(pairs, matmul, calls, repeats):
+    """Seconds of the fastest product matmul(A, B, out=...) of the pairs (numpy's or torch's matmul)."""
+    return min(_best_time(functools.partial(matmul, A, B, out=matmul(A, B)), calls, repeats) for A, B in pairs)
 
 
 def _best_time(fn, calls, repeats):

@@ -583,7 +583,6 @@ def test_layout_shapes_are_checked(params_module):
         params_module._kernel_parameters(np.zeros((3, 3, 3)), np.zeros((3, 3)), np.ones(2), 3, "continuous", [0, 1, 1])
 
 
-
 BLAS_CHOICE = """
 import json, os, sys
 if os.environ["RKGEN_BLAS"] == "mkl":
