@@ -79,7 +79,7 @@ from numba.extending import intrinsic
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_844627b3d685b91b"
+MODULE_KEY = "rkgen_net_850b872b93204e79"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -641,11 +641,11 @@ def _sigma(z, act):
 
 LARGE_PRODUCT = 1 << 18  # multiply-adds (m n k) from which a product calls the large-product symbols
 
-# void gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc): Fortran BLAS, every argument a pointer
-_LARGE_DGEMM = types.ExternalFunction("rkgen_large_dgemm", types.void(*(types.voidptr,) * 13))
-_LARGE_SGEMM = types.ExternalFunction("rkgen_large_sgemm", types.void(*(types.voidptr,) * 13))
-_BLAS_LOCAL_THREADS = types.ExternalFunction("rkgen_blas_local_threads", types.intc(types.intc))
 _SYMBOLS = ("rkgen_large_dgemm", "rkgen_large_sgemm", "rkgen_blas_local_threads")
+# void gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc): Fortran BLAS, every argument a pointer
+_GEMM = types.void(*(types.voidptr,) * 13)
+_LARGE_DGEMM, _LARGE_SGEMM = (types.ExternalFunction(symbol, _GEMM) for symbol in _SYMBOLS[:2])
+_BLAS_LOCAL_THREADS = types.ExternalFunction(_SYMBOLS[2], types.intc(types.intc))
 
 
 class _Library(NamedTuple):

@@ -45,11 +45,11 @@ from numba import types
 
 LARGE_PRODUCT = 1 << 18  # multiply-adds (m n k) from which a product calls the large-product symbols
 
-# void gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc): Fortran BLAS, every argument a pointer
-_LARGE_DGEMM = types.ExternalFunction("rkgen_large_dgemm", types.void(*(types.voidptr,) * 13))
-_LARGE_SGEMM = types.ExternalFunction("rkgen_large_sgemm", types.void(*(types.voidptr,) * 13))
-_BLAS_LOCAL_THREADS = types.ExternalFunction("rkgen_blas_local_threads", types.intc(types.intc))
 _SYMBOLS = ("rkgen_large_dgemm", "rkgen_large_sgemm", "rkgen_blas_local_threads")
+# void gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc): Fortran BLAS, every argument a pointer
+_GEMM = types.void(*(types.voidptr,) * 13)
+_LARGE_DGEMM, _LARGE_SGEMM = (types.ExternalFunction(symbol, _GEMM) for symbol in _SYMBOLS[:2])
+_BLAS_LOCAL_THREADS = types.ExternalFunction(_SYMBOLS[2], types.intc(types.intc))
 
 
 class _Library(NamedTuple):
