@@ -643,3 +643,30 @@ def test_wide_products_under_either_blas(tmp_path):
     for t in (1, 2):
         for a, b in zip(runs["mkl"]["arrays"][t], runs["openblas"]["arrays"][t], strict=True):
             assert np.abs(a - b).max() <= 1e-12 * np.abs(b).max()  # the same numbers, to the libraries' roundings
+
+
+BLAS_ERRORS = """
+import importlib.util, os, sys
+real = importlib.util.find_spec
+importlib.util.find_spec = lambda name, *a: None if name == "torch" else real(name, *a)  # no torch installed
+sys.prefix = "/nonexistent"  # and no mkl package
+try:
+    import rkgen.runtime.blas
+except ImportError as e:
+    print(e)
+"""
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("bogus", "RKGEN_BLAS must be auto, mkl or openblas, got 'bogus'"),
+        ("mkl", "RKGEN_BLAS=mkl, but no MKL was found: install torch or the mkl package, or unset it"),
+    ],
+)
+def test_blas_choice_errors_say_what_is_wrong(value, message):
+    """A bad RKGEN_BLAS, or RKGEN_BLAS=mkl where there is no MKL, is an ImportError that says so, when the module
+    (here the runtime's own blas module) is imported."""
+    run = subprocess.run([sys.executable, "-c", BLAS_ERRORS], capture_output=True, text=True, check=True,
+                         env={**os.environ, "RKGEN_BLAS": value})
+    assert run.stdout.strip() == message
