@@ -17,7 +17,10 @@ import numpy as np
 
 from .errors import RkgenError, SolveFailure
 
-PARAMS = ("shared", "stage", "continuous")
+#: the parameter layouts of a block: the module's own (:mod:`rkgen.runtime.params`), and "tied", one K and beta for
+#: every layer and stage (an autonomous field, a neural ODE y' = f(y)), which runs as the shared layout with every
+#: K_j and beta_j equal and whose gradient is the sum of theirs (:func:`forward`, :func:`backward`)
+PARAMS = ("shared", "stage", "continuous", "tied")
 FIELDS = ("resnet", "stable")
 ACTIVATIONS = ("tanh", "relu", "softplus", "sigmoid")
 
@@ -68,7 +71,7 @@ class Spec:
             raise RkgenError(f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
         if self.params not in PARAMS:
             raise RkgenError(f"unknown params {self.params!r}; choose one of {', '.join(PARAMS)}")
-        if self.params != "shared" and self.params not in getattr(self.net, "PARAMS", ("shared",)):
+        if self.params not in ("shared", "tied") and self.params not in getattr(self.net, "PARAMS", ("shared",)):
             raise RkgenError(f"the module of {self.name!r} knows only the shared layout: regenerate it")
         if self.width < 1 or self.layers < 1:
             raise RkgenError(f"width and layers must be at least 1, got {self.width} and {self.layers}")
@@ -86,9 +89,9 @@ class Spec:
         return int(self.net.STAGES)
 
     def shapes(self) -> dict:
-        """The shapes of K, beta and h in this layout (:mod:`rkgen.runtime.params`)."""
+        """The shapes of K, beta and h in this layout (:mod:`rkgen.runtime.params`; "tied": one K and beta)."""
         N, d, s = self.layers, self.width, self.stages
-        rows = {"shared": (N,), "stage": (N, s), "continuous": (N + 1,)}[self.params]
+        rows = {"shared": (N,), "stage": (N, s), "continuous": (N + 1,), "tied": ()}[self.params]
         return {"K": rows + (d, d), "beta": rows + (d,), "h": (N,)}
 
     def node_times(self) -> np.ndarray | None:
@@ -98,7 +101,7 @@ class Spec:
     def options(self) -> dict:
         """The keyword arguments of the module's forward for this block."""
         options = {"field": self.field, "activation": self.activation}
-        if self.params != "shared":  # modules older than the layouts still serve the shared one
+        if self.params not in ("shared", "tied"):  # modules older than the layouts still serve the shared one
             options["params"] = self.params
         if self.params == "continuous":
             options["nodes"] = self.node_times()
@@ -135,6 +138,9 @@ def forward(spec: Spec, y0, K, beta, h, keep_tape=True):
     y0, K, beta, h = _arrays(y0, K, beta, h)
     if y0.ndim != 2 or y0.shape[1] != spec.width:
         raise ValueError(f"the input must have shape (..., {spec.width}), got {y0.shape}")
+    if spec.params == "tied":  # every layer's K_j and beta_j the one K and beta (the module copies them)
+        K = np.broadcast_to(K, (spec.layers,) + K.shape)
+        beta = np.broadcast_to(beta, (spec.layers,) + beta.shape)
     options = spec.options()
     if not keep_tape:
         options["keep_tape"] = False
@@ -148,4 +154,6 @@ def backward(spec: Spec, tape, p):
     layout."""
     dtype = compute_dtype(tape.y0.dtype)
     grads = spec.net.backward(tape, np.ascontiguousarray(p, dtype=dtype))
+    if spec.params == "tied":  # one K and beta in every layer: the sums of the layers' gradients
+        grads = (grads[0], grads[1].sum(axis=0, dtype=np.float64), grads[2].sum(axis=0, dtype=np.float64), grads[3])
     return tuple(np.asarray(g).astype(dtype, copy=False) for g in grads)

@@ -119,8 +119,10 @@ class RKBlock(torch.nn.Module):
         final_time: T, used when ``step`` is not given (and for the node times of the continuous layout).
         learn_steps: the steps h are a trained parameter (an ODE-Net); else a buffer, saved in the state_dict.
         params: the parameter layout: "shared" (K (N, d, d), beta (N, d), one set per layer), "stage" (one set
-            per stage: K (N, s, d, d), beta (N, s, d)) or "continuous" (nodal values K (N+1, d, d), beta (N+1, d)
-            at the fixed times j T/N, linear in between, read at the stage times).
+            per stage: K (N, s, d, d), beta (N, s, d)), "continuous" (nodal values K (N+1, d, d), beta (N+1, d)
+            at the fixed times j T/N, linear in between, read at the stage times) or "tied" (one K (d, d) and
+            beta (d,) for every layer and stage: an autonomous field, a neural ODE y' = f(y); its gradient is the
+            sum of the shared layout's over the layers).
         dtype: of the parameters (default torch's default dtype); float32 blocks compute in float32.
 
     K and beta start uniform on [-1/sqrt(d), 1/sqrt(d)] (torch.nn.Linear's default, and rkgen's trainer's), drawn

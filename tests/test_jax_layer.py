@@ -51,6 +51,16 @@ def test_check_grads_under_jit(net):
     check_grads(f, (x, p["K"], p["beta"], p["h"]), order=1, modes=["rev"])
 
 
+def test_check_grads_tied(net_rk4):
+    """One K and beta for every layer: finite differences against the summed adjoint, under jit and vmap's folding."""
+    block, p, x = _setup(net_rk4, params="tied", N=3)
+    assert p["K"].shape == (2, 2) and p["beta"].shape == (2,)
+    f = jax.jit(lambda x, K, beta, h: rj.rk_block(block.spec, x, K, beta, h))
+    check_grads(f, (x, p["K"], p["beta"], p["h"]), order=1, modes=["rev"])
+    batched = jax.vmap(lambda x: block(p, x))(jnp.stack([x, 2 * x]))
+    np.testing.assert_array_equal(batched[1], block(p, 2 * x))
+
+
 def test_check_grads_continuous(net_rk4):
     block, p, x = _setup(net_rk4, params="continuous")
     h = jnp.array([0.37, 0.55])  # stage times off the nodes (0, 1/2, 1), where the interpolation has its kinks

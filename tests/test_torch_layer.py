@@ -48,13 +48,31 @@ def test_gradcheck_every_structure(net, field):
     assert _gradcheck(_block(net, field=field, learn_steps=True, step=0.3))
 
 
-@pytest.mark.parametrize("params", ["stage", "continuous"])
+@pytest.mark.parametrize("params", ["stage", "continuous", "tied"])
 def test_gradcheck_layouts(net_rk4, params):
     block = _block(net_rk4, params=params, learn_steps=True)
     with torch.no_grad():  # stage times off the nodes (0, 1/2, 1), where the interpolation has its kinks
         block.h.copy_(torch.tensor([0.37, 0.55]))
-    assert block.K.shape == ((2, 4, 2, 2) if params == "stage" else (3, 2, 2))
+    assert block.K.shape == {"stage": (2, 4, 2, 2), "continuous": (3, 2, 2), "tied": (2, 2)}[params]
     assert _gradcheck(block)
+
+
+@pytest.mark.parametrize("net", ["rk4", "gauss2"], indirect=True, ids=["explicit", "implicit"])
+def test_tied_is_the_shared_layout_with_equal_layers(net):
+    """The tied block against the shared one whose layers all hold the same K and beta, torch's autograd summing
+    their gradients through expand (an independent route to the chain rule the tied layout applies in numpy)."""
+    tied = _block(net, d=3, N=4, params="tied", learn_steps=True, step=0.2)
+    shared = _block(net, d=3, N=4, learn_steps=True, step=0.2)
+    x = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    K = tied.K.detach().clone().requires_grad_()
+    beta = tied.beta.detach().clone().requires_grad_()
+    out = rk_block(shared.spec, x, K.expand(4, 3, 3), beta.expand(4, 3), shared.h)
+    (out**2).sum().backward()
+    y = tied(x)
+    (y**2).sum().backward()
+    assert torch.equal(y, out)  # the same module call on the same numbers
+    torch.testing.assert_close(tied.K.grad, K.grad, rtol=1e-14, atol=1e-15)
+    torch.testing.assert_close(tied.beta.grad, beta.grad, rtol=1e-14, atol=1e-15)
 
 
 def test_gradient_is_the_module_adjoint(net_gauss2):
