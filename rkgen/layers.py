@@ -6,7 +6,9 @@ A block is one call of a generated module's contract (:mod:`rkgen.runtime.api`):
     yN, tape = forward(y0, K, beta, h, field, activation, keep_tape=..., params=..., nodes=...)
     dy0, dK, dbeta, dh = backward(tape, p)
 
-and its gradient is that module's exact discrete adjoint, never a differentiation of the forward computation.
+and its gradient is that module's exact discrete adjoint, never a differentiation of the forward computation (in
+the tied layout, which runs the shared one with every layer equal, that adjoint summed over the layers: in float64,
+so a float32 tied block's parameter gradients carry one rounding more per layer than the other layouts').
 """
 
 from __future__ import annotations

@@ -60,7 +60,8 @@ def test_gradcheck_layouts(net_rk4, params):
 @pytest.mark.parametrize("net", ["rk4", "gauss2"], indirect=True, ids=["explicit", "implicit"])
 def test_tied_is_the_shared_layout_with_equal_layers(net):
     """The tied block against the shared one whose layers all hold the same K and beta, torch's autograd summing
-    their gradients through expand (an independent route to the chain rule the tied layout applies in numpy)."""
+    their gradients through expand. (torch would also sum an unsummed gradient of the tied block by itself, so the sum
+    rkgen.layers takes is checked on the arrays, in tests/test_layers.py.)"""
     tied = _block(net, d=3, N=4, params="tied", learn_steps=True, step=0.2)
     shared = _block(net, d=3, N=4, learn_steps=True, step=0.2)
     x = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
