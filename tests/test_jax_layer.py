@@ -79,9 +79,10 @@ def test_gradient_is_the_module_adjoint(net_gauss2):
         np.testing.assert_array_equal(grads[1][key], want)
 
 
-def test_a_lost_tape_is_recomputed(net_sdirk2):
+@pytest.mark.parametrize("params", ["shared", "tied"])
+def test_a_lost_tape_is_recomputed(net_sdirk2, params):
     """A VJP pulled back twice, or after its tape was dropped, gives the same gradient from a new forward pass."""
-    block, p, x = _setup(net_sdirk2)
+    block, p, x = _setup(net_sdirk2, params=params)
     y, vjp = jax.vjp(lambda q: block(q, x), p)
     ct = jnp.ones_like(y)
     before = dict(rj._STATS)
@@ -92,8 +93,11 @@ def test_a_lost_tape_is_recomputed(net_sdirk2):
         np.testing.assert_array_equal(first[key], again[key])
 
 
-def test_vmap(net_rk4):
-    block, p, x = _setup(net_rk4, m=3)
+@pytest.mark.parametrize("params", ["shared", "tied"])
+def test_vmap(net_rk4, params):
+    """vmap folds a batch of inputs into the samples, runs batched parameters one call each (tied: K (B, d, d)), and
+    gives per-example gradients under vmap(grad)."""
+    block, p, x = _setup(net_rk4, m=3, params=params)
     xb = jax.random.normal(jax.random.key(3), (4, 3, 2))
     one = jnp.stack([block(p, xi) for xi in xb])
     np.testing.assert_array_equal(jax.jit(jax.vmap(lambda xi: block(p, xi)))(xb), one)  # folded into the samples
