@@ -120,7 +120,8 @@ def parse_entry(value) -> sympy.Expr:
 def format_exact(x) -> str:
     """The one printed form of an exact number for people: the rational part first, then the surd terms in a
     fixed order (fewest operations first, then sympy's canonical order), also inside nested radicands; powers
-    of iterated square roots as ``sqrt(sqrt(...))``.  The text parses back (:func:`parse_entry`) to ``x``.
+    of iterated square roots as ``sqrt(sqrt(...))``, half-integer powers as ``sqrt(...)**p``.  The text parses back
+    (:func:`parse_entry`) to ``x`` wherever its integers stay within the parser's MAX_DIGITS digits.
 
     >>> format_exact(sympy.sqrt(15) / 30 + sympy.Rational(5, 36))
     '5/36 + sqrt(15)/30'
@@ -130,6 +131,8 @@ def format_exact(x) -> str:
     '1/2 + sqrt(245 + 14*sqrt(70))/42'
     >>> format_exact(parse_entry("sqrt(sqrt(2))**3")), format_exact(parse_entry("1/sqrt(sqrt(1 + sqrt(2)))"))
     ('sqrt(sqrt(2))**3', '1/sqrt(sqrt(1 + sqrt(2)))')
+    >>> format_exact(parse_entry("sqrt((1 + sqrt(2))**3)")), format_exact(parse_entry("1/sqrt((1 + sqrt(2))**3)"))
+    ('sqrt(1 + sqrt(2))**3', '1/sqrt(1 + sqrt(2))**3')
     """
     return _PRINTER.doprint(sympy.sympify(x))
 
@@ -152,7 +155,10 @@ class _ExactPrinter(StrPrinter):
 
     def _print_Pow(self, expr, rational=False):
         e = expr.exp
-        if e.is_Rational and int(e.q) > 2 and int(e.q) & (int(e.q) - 1) == 0:
+        q = int(e.q) if e.is_Rational else 0
+        # a root whose index is a power of two: iterated square roots, raised to the numerator (sqrt(x) itself and
+        # 1/sqrt(x) are sympy's own; (1 + sqrt(2))**(3/2), which the parser refuses, is sqrt(1 + sqrt(2))**3)
+        if q >= 2 and q & (q - 1) == 0 and (q > 2 or abs(int(e.p)) > 1):
             if e < 0:
                 return "1/" + self._print(sympy.Pow(expr.base, -e, evaluate=False))
             root = self._print(expr.base)
