@@ -535,8 +535,10 @@ class StabilityReport:
         F, P = self.F, self._P
         p, q = self._pq
         f = P.sub(P.mul(q, q), P.mul(p, p))  # |R(x)| ≤ 1 ⟺ f(x) ≥ 0 where Q(x) ≠ 0
-        odd = _without_root_at_zero(_odd_part(P, f))
         none = StabilityInterval(-math.inf, None, None, None)
+        if not f:  # |R| = 1 on the whole real axis (R = 1, as for weights that sum to 0 with R(z) = 1 + 0 z + ...)
+            return none
+        odd = _without_root_at_zero(_odd_part(P, f))
         if len(odd) <= 1:
             return none
         seq = _sturm(P, odd)

@@ -12,7 +12,7 @@ from fractions import Fraction
 
 import pytest
 import sympy
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from rkgen import RkgenError, Tableau, builtin_names, from_json, load
@@ -320,6 +320,7 @@ def test_random_c_matches_is_D1_when_weights_sum_to_1(t):
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rational_tableaux())
+@example(Tableau("random", ((R(0), R(-1)), (R(-3), R(2))), (R(1), R(-1))))  # R(z) = 1: found by this test in CI
 def test_random_check_data_is_json(t):
     data = check_data(t, t.partner)
     again = json.loads(json.dumps(data, allow_nan=False))

@@ -211,6 +211,19 @@ def test_a_stability_is_exact_near_the_boundary():
     assert math.isinf(from_json('{"name": "t", "A": [["1/2"]], "b": ["1"]}').stability.interval.left)
 
 
+def test_a_constant_stability_function_has_the_whole_negative_axis():
+    """Weights that sum to 0 can make R(z) = 1 (here 1 + z b^T (I - zA)^(-1) 1 with b^T (I - zA)^(-1) 1 = 0): then
+    |R(x)|^2 - 1 is the zero polynomial and |R| <= 1 on the whole real axis. A property test found this tableau
+    crashing the interval's root search (an empty polynomial divided)."""
+    t = from_json('{"name": "flat", "A": [["0", "-1"], ["-3", "2"]], "b": ["1", "-1"]}')
+    assert t.stability.degrees == (0, 0)
+    iv = t.stability.interval
+    assert math.isinf(iv.left) and iv.left < 0 and iv.exact is None
+    assert t.stability.to_dict()["interval"] == {
+        "left": None, "unbounded": True, "exact": None, "digits": "-inf", "polynomial": None
+    }
+
+
 def test_to_dict_is_json_ready():
     import json
 
