@@ -226,7 +226,8 @@ def _stability_lines(st: dict) -> list[str]:
     pad = " " * 17
     R = st["R"]
     out = [f"stability        R(z) = {R}" if len(R) <= 90 else "stability        R(z) = P(z)/Q(z)"]
-    out.append(f"{pad}deg P = {num}, deg Q = {den}" + ("" if den else " (a polynomial: explicit)"))
+    # a polynomial R, as every explicit method has (an implicit tableau can have one too, e.g. R = 1)
+    out.append(f"{pad}deg P = {num}, deg Q = {den}" + ("" if den else " (a polynomial)"))
     yes = {True: "yes", False: "no"}
     out.append(f"{pad}A-stable: {yes[st['A_stable']]} ({st['A_stability_reason']})")
     at_inf = st["R_at_infinity"]
