@@ -73,7 +73,7 @@ class Spec:
             raise RkgenError(f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
         if self.params not in PARAMS:
             raise RkgenError(f"unknown params {self.params!r}; choose one of {', '.join(PARAMS)}")
-        if self.params not in ("shared", "tied") and self.params not in getattr(self.net, "PARAMS", ("shared",)):
+        if self.module_params != "shared" and self.module_params not in getattr(self.net, "PARAMS", ("shared",)):
             raise RkgenError(f"the module of {self.name!r} knows only the shared layout: regenerate it")
         if self.width < 1 or self.layers < 1:
             raise RkgenError(f"width and layers must be at least 1, got {self.width} and {self.layers}")
@@ -85,6 +85,11 @@ class Spec:
     @property
     def name(self) -> str:
         return str(getattr(self.net, "NAME", "?"))
+
+    @property
+    def module_params(self) -> str:
+        """The layout the generated module runs: the block's own, or "shared" for the tied layout."""
+        return "shared" if self.params == "tied" else self.params
 
     @property
     def stages(self) -> int:
@@ -103,8 +108,8 @@ class Spec:
     def options(self) -> dict:
         """The keyword arguments of the module's forward for this block."""
         options = {"field": self.field, "activation": self.activation}
-        if self.params not in ("shared", "tied"):  # modules older than the layouts still serve the shared one
-            options["params"] = self.params
+        if self.module_params != "shared":  # modules older than the layouts still serve the shared one
+            options["params"] = self.module_params
         if self.params == "continuous":
             options["nodes"] = self.node_times()
         return options
