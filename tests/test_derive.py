@@ -521,7 +521,7 @@ def test_code_lines_point_at_the_equations(name):
         code = " ".join(x.strip() for x in lines[residual[0] - 1 : residual[1]])
         assert "R[1, a, q] = y[a, q] - Y[1, a, q]" in code.replace("( ", "")
     adjoint = next(v for k, v in spans.items() if k.startswith(r"\mu_i = h_j"))
-    assert lines[adjoint[0] - 1].startswith("@njit") and lines[adjoint[0]].startswith("def _adjoint_stage(")
+    assert lines[adjoint[0] - 1].startswith("@njit") and lines[adjoint[0]].startswith("def _adjoint_stage_any(")
 
 
 def test_code_section_names_the_module():

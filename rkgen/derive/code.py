@@ -107,9 +107,12 @@ def code_locations(t: Tableau, eq: LayerEquations, spans: dict[str, tuple[int, i
     rows.append(
         (
             r"\mu_i = h_j J_i^{T}\eta_i,\ \partial\mathcal{J}/\partial K_j,\ \partial\mathcal{J}/\partial\beta_j",
-            _span(spans, "def:_adjoint_stage"),
-            "`_adjoint_stage`: both fields",
+            _span(spans, "def:_adjoint_stage_any"),
+            "`_adjoint_stage_any`: both fields (called through `_adjoint_stage`)",
         )
+    )
+    rows.append(
+        ("", _span(spans, "def:_adjoint_stage_2"), "`_adjoint_stage_2`: the same for the resnet field at width 2")
     )
     rows.append(
         (
