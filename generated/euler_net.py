@@ -77,7 +77,7 @@ from numba.extending import intrinsic
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_0ebb9af84d1293d6"
+MODULE_KEY = "rkgen_net_c32a1888b9110fa8"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -1374,12 +1374,36 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
     return failures, most
 
 
+@njit(cache=True, error_model="numpy", fastmath=_FAST, inline="always")
+def _backward_layers(K, rows, h, P, tY, tS, D, eta, mu, G, U, dK, dbeta, dh, ws, field, act, slope, d, nb, nw):
+    """The layers of one block in reverse: P = dJ/dy_N in, dJ/dy_0 out; the gradients added into dK, dbeta, dh.
+
+    Inlined into _backward_blocks twice: once with field, slope and d given as the constants of 000's networks (the
+    resnet field, tanh, width 2), so that the stages' branches fold away (RK4, 15 layers, 1024 samples, one thread,
+    Intel Xeon model 167, the kernels timed in turn in one process: 79-89 us a backward pass against 85-94 without
+    this copy), once as given."""
+    N = h.shape[0]
+    for j in range(N - 1, -1, -1):
+        S = tS[j]
+        if slope != 0:
+            for i in range(STAGES):
+                _derivative(S[i], D[i], act, d, nw)
+        # dJ/dh_j = sum_i eta_i . F_i ;  dJ/dy_j = p + sum_i mu_i
+        dh[j] += _layer_backward(K, rows[j], h[j], P, tY[j], S, D, eta, mu, G, U, dK, dbeta, ws, field, slope, d,
+                                 nb, nw)
+        for a in range(d):  # one pass over P (the stages' loop is unrolled)
+            for q in range(nw):
+                acc = P[a, q]
+                for i in range(STAGES):
+                    acc += mu[i, a, q]
+                P[a, q] = acc
+
+
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, dbeta, dh, bs):
     """Backward pass over the sample blocks lo..hi-1; adds into dK, dbeta (by parameter row), dh, writes dy0."""
     _wide_vectors()
     m, d = p.shape
-    N = h.shape[0]
     t = p.dtype  # work arrays in the network's dtype; dK, dbeta and dh are float64 sums (api.backward)
     P_, G_, U_ = np.empty((d, bs), t), np.empty((d, bs), t), np.empty((d, bs), t)
     D_, eta_, mu_ = np.zeros((STAGES, d, bs), t), np.zeros((STAGES, d, bs), t), np.zeros((STAGES, d, bs), t)
@@ -1404,20 +1428,11 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
             for a in range(d):
                 for q in range(nb, nw):
                     eta[i, a, q] = 0.0
-        for j in range(N - 1, -1, -1):
-            S = tS[blk, j]
-            if slope != 0:
-                for i in range(STAGES):
-                    _derivative(S[i], D[i], act, d, nw)
-            # dJ/dh_j = sum_i eta_i . F_i ;  dJ/dy_j = p + sum_i mu_i
-            dh[j] += _layer_backward(K, rows[j], h[j], P, tY[blk, j], S, D, eta, mu, G, U, dK, dbeta, ws, field,
-                                     slope, d, nb, nw)
-            for a in range(d):  # one pass over P (the stages' loop is unrolled)
-                for q in range(nw):
-                    acc = P[a, q]
-                    for i in range(STAGES):
-                        acc += mu[i, a, q]
-                    P[a, q] = acc
+        if field == 0 and slope == 0 and d == 2:  # 000's networks: the same loop, its branches folded (below)
+            _backward_layers(K, rows, h, P, tY[blk], tS[blk], D, eta, mu, G, U, dK, dbeta, dh, ws, 0, 0, 0, 2, nb, nw)
+        else:
+            _backward_layers(K, rows, h, P, tY[blk], tS[blk], D, eta, mu, G, U, dK, dbeta, dh, ws, field, act, slope,
+                             d, nb, nw)
         for q in range(nb):
             for a in range(d):
                 dy0[col0 + q, a] = P[a, q]
