@@ -81,7 +81,7 @@ from numba.extending import intrinsic
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_c8490588c05fb2ff"
+MODULE_KEY = "rkgen_net_ab7f1804cd7ec0ea"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -1139,6 +1139,30 @@ def _field(Kj, bj, Y, Z, S, F, field, act, d, nw):
                 F[a, q] = -F[a, q]
 
 
+def _inlined():
+    """Called first in a small kernel: LLVM inlines the kernel into every caller (the attribute "alwaysinline"),
+    after numba has compiled it once. numba's own inlining (inline="always") types and lowers the function again at
+    every call site, which costs compile time (seconds for the four stages of RK4). Nothing in plain Python
+    (NUMBA_DISABLE_JIT)."""
+
+
+@intrinsic
+def _always_inline(typingctx):
+    """The attribute on the LLVM function being built (as :func:`rkgen.runtime.fastmath._fm_prefer_512`)."""
+
+    def codegen(context, builder, signature, args):
+        builder.function.attributes.add("alwaysinline")
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
+@numba.extending.overload(_inlined, inline="always")
+def _inlined_typed():
+    """_inlined in compiled code."""
+    return lambda: _always_inline()
+
+
 def _unit(a):
     """1 in the dtype of the array a (compiled code: a constant of that type; :func:`_unit_typed`)."""
     return a.dtype.type(1)
@@ -1151,7 +1175,7 @@ def _unit_typed(a):
     return lambda a: one
 
 
-@njit(cache=True, error_model="numpy", fastmath=_FAST, inline="always")
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _adjoint_stage(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, slope, d, nb, nw):
     """mu = J^T xi with xi = h eta, and the stage's share of dJ/dK_j, dJ/dbeta_j (a block of nb
     samples, computed on nw >= nb columns). G and U (d, nw) are scratch.
@@ -1165,18 +1189,19 @@ def _adjoint_stage(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, slope, d, nb
     (:func:`_unit`): a float64 literal would widen a float32 block's loop.
 
     Returns the stage's share eta . F of dJ/dh_j (F = S, or -K^T S for the stable field)."""
+    _inlined()
     if field == 0 and d == 2:
         return _adjoint_stage_2(Kj, Y, S, D, eta, mu, dKj, dbj, hj, slope, nb, nw)
     return _adjoint_stage_any(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, slope, d, nb, nw)
 
 
-@njit(cache=True, error_model="numpy", fastmath=_FAST, inline="always")
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _adjoint_stage_2(Kj, Y, S, D, eta, mu, dKj, dbj, hj, slope, nb, nw):
     """_adjoint_stage for the resnet field at width 2 (000's examples): the sums in one pass over the block, inlined
-    into the layer's adjoint. As part of the called function that serves the other widths, the backward pass of
-    RK4 (15 layers, 1024 samples, one thread, Intel Xeon model 167) took 97-121 us against 85-99 inlined (three
-    interleaved runs): a call with sixteen arguments for every stage of every block, around a loop of a few
-    hundred columns."""
+    into the layers' loop (:func:`_inlined`, :func:`rkgen.runtime.driver._backward_layers`, which gives the
+    figures). As a branch of one called function for every case, each stage of each block was a call with sixteen
+    arguments around a loop of a few hundred columns."""
+    _inlined()
     one = _unit(S)
     dh = 0.0
     k00, k01, k10, k11 = Kj[0, 0], Kj[0, 1], Kj[1, 0], Kj[1, 1]
@@ -1411,14 +1436,17 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
     return failures, most
 
 
-@njit(cache=True, error_model="numpy", fastmath=_FAST, inline="always")
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _backward_layers(K, rows, h, P, tY, tS, D, eta, mu, G, U, dK, dbeta, dh, ws, field, act, slope, d, nb, nw):
     """The layers of one block in reverse: P = dJ/dy_N in, dJ/dy_0 out; the gradients added into dK, dbeta, dh.
 
-    Inlined into _backward_blocks twice: once with field, slope and d given as the constants of 000's networks (the
-    resnet field, tanh, width 2), so that the stages' branches fold away (RK4, 15 layers, 1024 samples, one thread,
-    Intel Xeon model 167, the kernels timed in turn in one process: 79-89 us a backward pass against 85-94 without
-    this copy), once as given."""
+    A function of its own, into which LLVM inlines the stages' adjoint (:func:`rkgen.runtime.products._inlined`):
+    RK4, 15 layers, 1024 samples, one thread, Intel Xeon model 167, the kernels timed in turn in one process, a
+    backward pass took 82-84 us against 96-106 with the layer loop in _backward_blocks and every stage a call, and
+    its cold compile 13 s against 9. Two copies of the loop, one with the branches of 000's networks folded
+    (resnet, tanh, width 2), took 75-76 us but 18-19 s to compile; numba's own inlining of the stages, 78-88 us
+    and 13-22 s. Wide layers (d = 64, 512 samples) are unchanged. The same for the forward pass gained nothing."""
+    _wide_vectors()
     N = h.shape[0]
     for j in range(N - 1, -1, -1):
         S = tS[j]
@@ -1465,11 +1493,8 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
             for a in range(d):
                 for q in range(nb, nw):
                     eta[i, a, q] = 0.0
-        if field == 0 and slope == 0 and d == 2:  # 000's networks: the same loop, its branches folded (below)
-            _backward_layers(K, rows, h, P, tY[blk], tS[blk], D, eta, mu, G, U, dK, dbeta, dh, ws, 0, 0, 0, 2, nb, nw)
-        else:
-            _backward_layers(K, rows, h, P, tY[blk], tS[blk], D, eta, mu, G, U, dK, dbeta, dh, ws, field, act, slope,
-                             d, nb, nw)
+        _backward_layers(K, rows, h, P, tY[blk], tS[blk], D, eta, mu, G, U, dK, dbeta, dh, ws, field, act, slope, d,
+                         nb, nw)
         for q in range(nb):
             for a in range(d):
                 dy0[col0 + q, a] = P[a, q]

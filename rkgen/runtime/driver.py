@@ -169,14 +169,17 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
     return failures, most
 
 
-@njit(cache=True, error_model="numpy", fastmath=_FAST, inline="always")
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _backward_layers(K, rows, h, P, tY, tS, D, eta, mu, G, U, dK, dbeta, dh, ws, field, act, slope, d, nb, nw):
     """The layers of one block in reverse: P = dJ/dy_N in, dJ/dy_0 out; the gradients added into dK, dbeta, dh.
 
-    Inlined into _backward_blocks twice: once with field, slope and d given as the constants of 000's networks (the
-    resnet field, tanh, width 2), so that the stages' branches fold away (RK4, 15 layers, 1024 samples, one thread,
-    Intel Xeon model 167, the kernels timed in turn in one process: 79-89 us a backward pass against 85-94 without
-    this copy), once as given."""
+    A function of its own, into which LLVM inlines the stages' adjoint (:func:`rkgen.runtime.products._inlined`):
+    RK4, 15 layers, 1024 samples, one thread, Intel Xeon model 167, the kernels timed in turn in one process, a
+    backward pass took 82-84 us against 96-106 with the layer loop in _backward_blocks and every stage a call, and
+    its cold compile 13 s against 9. Two copies of the loop, one with the branches of 000's networks folded
+    (resnet, tanh, width 2), took 75-76 us but 18-19 s to compile; numba's own inlining of the stages, 78-88 us
+    and 13-22 s. Wide layers (d = 64, 512 samples) are unchanged. The same for the forward pass gained nothing."""
+    _wide_vectors()
     N = h.shape[0]
     for j in range(N - 1, -1, -1):
         S = tS[j]
@@ -223,11 +226,8 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
             for a in range(d):
                 for q in range(nb, nw):
                     eta[i, a, q] = 0.0
-        if field == 0 and slope == 0 and d == 2:  # 000's networks: the same loop, its branches folded (below)
-            _backward_layers(K, rows, h, P, tY[blk], tS[blk], D, eta, mu, G, U, dK, dbeta, dh, ws, 0, 0, 0, 2, nb, nw)
-        else:
-            _backward_layers(K, rows, h, P, tY[blk], tS[blk], D, eta, mu, G, U, dK, dbeta, dh, ws, field, act, slope,
-                             d, nb, nw)
+        _backward_layers(K, rows, h, P, tY[blk], tS[blk], D, eta, mu, G, U, dK, dbeta, dh, ws, field, act, slope, d,
+                         nb, nw)
         for q in range(nb):
             for a in range(d):
                 dy0[col0 + q, a] = P[a, q]

@@ -333,6 +333,30 @@ def _field(Kj, bj, Y, Z, S, F, field, act, d, nw):
                 F[a, q] = -F[a, q]
 
 
+def _inlined():
+    """Called first in a small kernel: LLVM inlines the kernel into every caller (the attribute "alwaysinline"),
+    after numba has compiled it once. numba's own inlining (inline="always") types and lowers the function again at
+    every call site, which costs compile time (seconds for the four stages of RK4). Nothing in plain Python
+    (NUMBA_DISABLE_JIT)."""
+
+
+@intrinsic
+def _always_inline(typingctx):
+    """The attribute on the LLVM function being built (as :func:`rkgen.runtime.fastmath._fm_prefer_512`)."""
+
+    def codegen(context, builder, signature, args):
+        builder.function.attributes.add("alwaysinline")
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
+@numba.extending.overload(_inlined, inline="always")
+def _inlined_typed():
+    """_inlined in compiled code."""
+    return lambda: _always_inline()
+
+
 def _unit(a):
     """1 in the dtype of the array a (compiled code: a constant of that type; :func:`_unit_typed`)."""
     return a.dtype.type(1)
@@ -345,7 +369,7 @@ def _unit_typed(a):
     return lambda a: one
 
 
-@njit(cache=True, error_model="numpy", fastmath=_FAST, inline="always")
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _adjoint_stage(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, slope, d, nb, nw):
     """mu = J^T xi with xi = h eta, and the stage's share of dJ/dK_j, dJ/dbeta_j (a block of nb
     samples, computed on nw >= nb columns). G and U (d, nw) are scratch.
@@ -359,18 +383,19 @@ def _adjoint_stage(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, slope, d, nb
     (:func:`_unit`): a float64 literal would widen a float32 block's loop.
 
     Returns the stage's share eta . F of dJ/dh_j (F = S, or -K^T S for the stable field)."""
+    _inlined()
     if field == 0 and d == 2:
         return _adjoint_stage_2(Kj, Y, S, D, eta, mu, dKj, dbj, hj, slope, nb, nw)
     return _adjoint_stage_any(Kj, Y, S, D, eta, mu, G, U, dKj, dbj, hj, field, slope, d, nb, nw)
 
 
-@njit(cache=True, error_model="numpy", fastmath=_FAST, inline="always")
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _adjoint_stage_2(Kj, Y, S, D, eta, mu, dKj, dbj, hj, slope, nb, nw):
     """_adjoint_stage for the resnet field at width 2 (000's examples): the sums in one pass over the block, inlined
-    into the layer's adjoint. As part of the called function that serves the other widths, the backward pass of
-    RK4 (15 layers, 1024 samples, one thread, Intel Xeon model 167) took 97-121 us against 85-99 inlined (three
-    interleaved runs): a call with sixteen arguments for every stage of every block, around a loop of a few
-    hundred columns."""
+    into the layers' loop (:func:`_inlined`, :func:`rkgen.runtime.driver._backward_layers`, which gives the
+    figures). As a branch of one called function for every case, each stage of each block was a call with sixteen
+    arguments around a loop of a few hundred columns."""
+    _inlined()
     one = _unit(S)
     dh = 0.0
     k00, k01, k10, k11 = Kj[0, 0], Kj[0, 1], Kj[1, 0], Kj[1, 1]
