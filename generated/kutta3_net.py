@@ -81,7 +81,7 @@ from numba.extending import intrinsic
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_ada440a9305ef78a"
+MODULE_KEY = "rkgen_net_bdf384a29fd84aa6"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -1144,8 +1144,10 @@ def _field(Kj, bj, Y, Z, S, F, field, act, d, nw):
 def _inlined():
     """Called first in a small kernel: LLVM inlines the kernel into every caller (the attribute "alwaysinline"),
     after numba has compiled it once. numba's own inlining (inline="always") types and lowers the function again at
-    every call site, which costs compile time (seconds for the four stages of RK4). Nothing in plain Python
-    (NUMBA_DISABLE_JIT)."""
+    every call site, which costs compile time (seconds for the four stages of RK4). The kernel is optimised and
+    vectorised on its own before LLVM inlines it, so its caller's vector width does not reach it: a kernel with a
+    loop calls _wide_vectors itself (_adjoint_stage_2 without it: 91-94 against 87-88 us an RK4 backward pass at
+    width 2, one thread, timed in turn). Nothing in plain Python (NUMBA_DISABLE_JIT)."""
 
 
 @intrinsic
@@ -1204,6 +1206,7 @@ def _adjoint_stage_2(Kj, Y, S, D, eta, mu, dKj, dbj, hj, slope, nb, nw):
     figures). As a branch of one called function for every case, each stage of each block was a call with sixteen
     arguments around a loop of a few hundred columns."""
     _inlined()
+    _wide_vectors()
     one = _unit(S)
     dh = 0.0
     k00, k01, k10, k11 = Kj[0, 0], Kj[0, 1], Kj[1, 0], Kj[1, 1]
@@ -1442,12 +1445,13 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
 def _backward_layers(K, rows, h, P, tY, tS, D, eta, mu, G, U, dK, dbeta, dh, ws, field, act, slope, d, nb, nw):
     """The layers of one block in reverse: P = dJ/dy_N in, dJ/dy_0 out; the gradients added into dK, dbeta, dh.
 
-    A function of its own, into which LLVM inlines the stages' adjoint (:func:`rkgen.runtime.products._inlined`):
-    RK4, 15 layers, 1024 samples, one thread, Intel Xeon model 167, the kernels timed in turn in one process, a
-    backward pass took 82-84 us against 96-106 with the layer loop in _backward_blocks and every stage a call, and
-    its cold compile 13 s against 9. Two copies of the loop, one with the branches of 000's networks folded
-    (resnet, tanh, width 2), took 75-76 us but 18-19 s to compile; numba's own inlining of the stages, 78-88 us
-    and 13-22 s. Wide layers (d = 64, 512 samples) are unchanged. The same for the forward pass gained nothing."""
+    A function of its own, into which LLVM inlines the stages' adjoint (:func:`rkgen.runtime.products._inlined`).
+    RK4, 15 layers, 1024 samples, one thread, Intel Xeon model 167, the kernels timed in turn in one process: a
+    backward pass took 82-84 us against 96-106 with this loop in _backward_blocks and every stage a call, and its
+    cold compile 12.4 s against 8.3. A second copy of the loop, with the branches of 000's networks folded (resnet,
+    tanh, width 2), took 75-79 us but 18-22 s to compile; numba's own inlining of the stage (inline="always")
+    instead of LLVM's, 85-94 us. Wide layers (d = 64, 512 samples) are unchanged. A layers' loop of its own for the
+    forward pass gained nothing (150-155 us either way, bound by tanh)."""
     _wide_vectors()
     N = h.shape[0]
     for j in range(N - 1, -1, -1):

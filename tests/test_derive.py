@@ -522,6 +522,9 @@ def test_code_lines_point_at_the_equations(name):
         assert "R[1, a, q] = y[a, q] - Y[1, a, q]" in code.replace("( ", "")
     adjoint = next(v for k, v in spans.items() if k.startswith(r"\mu_i = h_j"))
     assert lines[adjoint[0] - 1].startswith("@njit") and lines[adjoint[0]].startswith("def _adjoint_stage_any(")
+    layers = next(v for k, v in spans.items() if k.startswith(r"\partial\mathcal{J}/\partial h_j"))
+    code = "\n".join(lines[layers[0] - 1 : layers[1]])  # dJ/dh_j and dJ/dy_j: the layer loop that sums them
+    assert "dh[j] += _layer_backward(" in code and "acc += mu[i, a, q]" in code
 
 
 def test_code_section_names_the_module():

@@ -118,8 +118,8 @@ def code_locations(t: Tableau, eq: LayerEquations, spans: dict[str, tuple[int, i
         (
             r"\partial\mathcal{J}/\partial h_j = \sum_i \eta_i \cdot F_i,\ \partial\mathcal{J}/\partial y_j = p + "
             r"\sum_i \mu_i",
-            _span(spans, "def:_backward_blocks"),
-            "`_backward_blocks`: the layers in reverse",
+            _span(spans, "def:_backward_layers"),
+            "`_backward_layers`: the layers of a block in reverse",
         )
     )
     rows.append(("", _span(spans, "def:forward"), "`forward`: the public entry point"))

@@ -173,12 +173,13 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
 def _backward_layers(K, rows, h, P, tY, tS, D, eta, mu, G, U, dK, dbeta, dh, ws, field, act, slope, d, nb, nw):
     """The layers of one block in reverse: P = dJ/dy_N in, dJ/dy_0 out; the gradients added into dK, dbeta, dh.
 
-    A function of its own, into which LLVM inlines the stages' adjoint (:func:`rkgen.runtime.products._inlined`):
-    RK4, 15 layers, 1024 samples, one thread, Intel Xeon model 167, the kernels timed in turn in one process, a
-    backward pass took 82-84 us against 96-106 with the layer loop in _backward_blocks and every stage a call, and
-    its cold compile 13 s against 9. Two copies of the loop, one with the branches of 000's networks folded
-    (resnet, tanh, width 2), took 75-76 us but 18-19 s to compile; numba's own inlining of the stages, 78-88 us
-    and 13-22 s. Wide layers (d = 64, 512 samples) are unchanged. The same for the forward pass gained nothing."""
+    A function of its own, into which LLVM inlines the stages' adjoint (:func:`rkgen.runtime.products._inlined`).
+    RK4, 15 layers, 1024 samples, one thread, Intel Xeon model 167, the kernels timed in turn in one process: a
+    backward pass took 82-84 us against 96-106 with this loop in _backward_blocks and every stage a call, and its
+    cold compile 12.4 s against 8.3. A second copy of the loop, with the branches of 000's networks folded (resnet,
+    tanh, width 2), took 75-79 us but 18-22 s to compile; numba's own inlining of the stage (inline="always")
+    instead of LLVM's, 85-94 us. Wide layers (d = 64, 512 samples) are unchanged. A layers' loop of its own for the
+    forward pass gained nothing (150-155 us either way, bound by tanh)."""
     _wide_vectors()
     N = h.shape[0]
     for j in range(N - 1, -1, -1):
