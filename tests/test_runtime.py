@@ -274,6 +274,44 @@ def test_field_and_adjoint_stage_against_numpy(rng, d, nw, field):
 
 
 @pytest.mark.numba
+def test_inlined_stage_keeps_its_vector_width(rng):
+    """_adjoint_stage and its width-2 case carry LLVM's "alwaysinline" (products._inlined), a caller compiled with
+    them holds no call to them, and the width-2 loop asks for 512-bit vectors itself where WIDE_VECTORS holds: LLVM
+    vectorises an inlined kernel before it inlines it, so the caller's width does not reach the loop. Compiled here
+    afresh (numba does not show the code of kernels loaded from its cache), with the kernels' own options."""
+    import re
+
+    from numba import njit
+
+    from rkgen.runtime.fastmath import WIDE_VECTORS, _wide_vectors
+    from rkgen.runtime.products import _adjoint_stage, _adjoint_stage_2
+
+    stage2 = njit(error_model="numpy", fastmath=_adjoint_stage_2.targetoptions["fastmath"])(_adjoint_stage_2.py_func)
+    stage = njit(error_model="numpy", fastmath=_adjoint_stage.targetoptions["fastmath"])(_adjoint_stage.py_func)
+
+    @njit(error_model="numpy")
+    def caller(K, Y, S, D, eta, mu, G, U, dK, db, nb, nw):
+        _wide_vectors()
+        return stage(K, Y, S, D, eta, mu, G, U, dK, db, 0.3, 0, 0, 2, nb, nw)
+
+    d, nw = 2, 16
+    K, Y = rng.normal(size=(d, d)), rng.normal(size=(d, nw))
+    S, D, eta = np.tanh(Y), np.full((d, nw), np.nan), rng.normal(size=(d, nw))
+    args = (K, Y, S, D, eta, np.zeros((d, nw)), np.empty((d, nw)), np.empty((d, nw)), np.zeros((d, d)), np.zeros(d))
+    dh = caller(*args, nw - 3, nw)
+    assert dh == _adjoint_stage(*args[:10], 0.3, 0, 0, 2, nw - 3, nw)  # the same sums as the cached kernel
+    stage2(K, Y, S, D, eta, np.zeros((d, nw)), np.zeros((d, d)), np.zeros(d), 0.3, 0, nw - 3, nw)
+    ir2 = stage2.inspect_llvm(stage2.signatures[0])
+    assert "alwaysinline" in ir2 and "alwaysinline" in stage.inspect_llvm(stage.signatures[0])
+    assert ('"prefer-vector-width"="512"' in ir2) == WIDE_VECTORS
+    assert ("zmm" in stage2.inspect_asm(stage2.signatures[0])) == WIDE_VECTORS
+    ir = caller.inspect_llvm(caller.signatures[0])
+    body = ir[ir.index("define") : ir.index("define", ir.index("define") + 1)]
+    call = re.search(r"call [^\n]*@_ZN[^\n(]*_adjoint_stage", body)
+    assert call is None, f"not inlined: {call and call.group(0)[:120]}"
+
+
+@pytest.mark.numba
 @pytest.mark.parametrize(("d", "nw"), [(8, 16), (16, 8), (17, 16), (40, 16), (136, 16), (64, 128)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_outer_products_in_both_precisions(rng, d, nw, dtype):
