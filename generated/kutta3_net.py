@@ -81,7 +81,7 @@ from numba.extending import intrinsic
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_bdf384a29fd84aa6"
+MODULE_KEY = "rkgen_net_d4e988e71bf1cc1f"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -192,7 +192,8 @@ def _layer_backward(K, kj, hj, P, Y, S, D, eta, mu, G, U, dK, dbeta, ws, field, 
 # Vectorisable tanh, sigmoid and softplus (select-only, IEEE; FMA contraction allowed, nothing else).
 #
 # Its own names start with `_fm_` / `_FM_`. The public names are _tanh, _sigmoid and _softplus, and the vector
-# width of the kernels (AVX512, WIDE_VECTORS, _wide_vectors: the last section below).
+# width of the kernels (AVX512, WIDE_VECTORS, _wide_vectors, and _function_attribute, with which _wide_vectors and
+# rkgen.runtime.products._inlined mark a kernel: the last section below).
 #
 # Why: glibc's tanh/exp/log1p are opaque calls to LLVM, so a loop over them stays scalar
 # (math.tanh ~26 ns). Everything here is straight-line arithmetic. A Python conditional
@@ -464,18 +465,25 @@ def _wide_vectors():
     and nothing in plain Python (NUMBA_DISABLE_JIT)."""
 
 
-@intrinsic
-def _fm_prefer_512(typingctx):
-    """The attribute on the LLVM function being built (numba's lowering of the kernel that calls _wide_vectors:
-    the overload below is inlined, so this call lands in the kernel itself). llvmlite's attribute set takes only
-    LLVM's named attributes; this string attribute is added to it as the set it is."""
+def _function_attribute(attribute, wanted=True):
+    """An intrinsic that gives the LLVM function being built the attribute (where ``wanted``): numba's lowering of
+    the kernel that calls it, through an overload inlined at numba's level, so that the call lands in the kernel
+    itself (_wide_vectors here, rkgen.runtime.products._inlined). llvmlite's attribute set takes only LLVM's named
+    attributes; string attributes are added to it as the set it is."""
 
-    def codegen(context, builder, signature, args):
-        if WIDE_VECTORS:
-            set.add(builder.function.attributes, '"prefer-vector-width"="512"')
-        return context.get_dummy_value()
+    @intrinsic
+    def add(typingctx):
+        def codegen(context, builder, signature, args):
+            if wanted:
+                set.add(builder.function.attributes, attribute)
+            return context.get_dummy_value()
 
-    return types.none(), codegen
+        return types.none(), codegen
+
+    return add
+
+
+_fm_prefer_512 = _function_attribute('"prefer-vector-width"="512"', WIDE_VECTORS)
 
 
 @numba.extending.overload(_wide_vectors, inline="always")
@@ -1150,15 +1158,7 @@ def _inlined():
     width 2, one thread, timed in turn). Nothing in plain Python (NUMBA_DISABLE_JIT)."""
 
 
-@intrinsic
-def _always_inline(typingctx):
-    """The attribute on the LLVM function being built (as :func:`rkgen.runtime.fastmath._fm_prefer_512`)."""
-
-    def codegen(context, builder, signature, args):
-        builder.function.attributes.add("alwaysinline")
-        return context.get_dummy_value()
-
-    return types.none(), codegen
+_always_inline = _function_attribute("alwaysinline")
 
 
 @numba.extending.overload(_inlined, inline="always")

@@ -12,7 +12,8 @@ from numba.extending import intrinsic
 # Vectorisable tanh, sigmoid and softplus (select-only, IEEE; FMA contraction allowed, nothing else).
 #
 # Its own names start with `_fm_` / `_FM_`. The public names are _tanh, _sigmoid and _softplus, and the vector
-# width of the kernels (AVX512, WIDE_VECTORS, _wide_vectors: the last section below).
+# width of the kernels (AVX512, WIDE_VECTORS, _wide_vectors, and _function_attribute, with which _wide_vectors and
+# rkgen.runtime.products._inlined mark a kernel: the last section below).
 #
 # Why: glibc's tanh/exp/log1p are opaque calls to LLVM, so a loop over them stays scalar
 # (math.tanh ~26 ns). Everything here is straight-line arithmetic. A Python conditional
@@ -284,18 +285,25 @@ def _wide_vectors():
     and nothing in plain Python (NUMBA_DISABLE_JIT)."""
 
 
-@intrinsic
-def _fm_prefer_512(typingctx):
-    """The attribute on the LLVM function being built (numba's lowering of the kernel that calls _wide_vectors:
-    the overload below is inlined, so this call lands in the kernel itself). llvmlite's attribute set takes only
-    LLVM's named attributes; this string attribute is added to it as the set it is."""
+def _function_attribute(attribute, wanted=True):
+    """An intrinsic that gives the LLVM function being built the attribute (where ``wanted``): numba's lowering of
+    the kernel that calls it, through an overload inlined at numba's level, so that the call lands in the kernel
+    itself (_wide_vectors here, rkgen.runtime.products._inlined). llvmlite's attribute set takes only LLVM's named
+    attributes; string attributes are added to it as the set it is."""
 
-    def codegen(context, builder, signature, args):
-        if WIDE_VECTORS:
-            set.add(builder.function.attributes, '"prefer-vector-width"="512"')
-        return context.get_dummy_value()
+    @intrinsic
+    def add(typingctx):
+        def codegen(context, builder, signature, args):
+            if wanted:
+                set.add(builder.function.attributes, attribute)
+            return context.get_dummy_value()
 
-    return types.none(), codegen
+        return types.none(), codegen
+
+    return add
+
+
+_fm_prefer_512 = _function_attribute('"prefer-vector-width"="512"', WIDE_VECTORS)
 
 
 @numba.extending.overload(_wide_vectors, inline="always")

@@ -20,7 +20,7 @@ from numba.extending import intrinsic
 
 from .activations import _activate, _activate_shifted
 from .blas import _LARGE_DGEMM, _LARGE_SGEMM, LARGE_PRODUCT
-from .fastmath import AVX512, _tanh, _wide_vectors
+from .fastmath import AVX512, _function_attribute, _tanh, _wide_vectors
 
 _FAST = {"reassoc", "contract"}  # sums may be reordered and fused: reductions vectorise
 # Where BLAS takes the stage products over from the loops below (see _wide) depends on the vector unit, measured
@@ -342,15 +342,7 @@ def _inlined():
     width 2, one thread, timed in turn). Nothing in plain Python (NUMBA_DISABLE_JIT)."""
 
 
-@intrinsic
-def _always_inline(typingctx):
-    """The attribute on the LLVM function being built (as :func:`rkgen.runtime.fastmath._fm_prefer_512`)."""
-
-    def codegen(context, builder, signature, args):
-        builder.function.attributes.add("alwaysinline")
-        return context.get_dummy_value()
-
-    return types.none(), codegen
+_always_inline = _function_attribute("alwaysinline")
 
 
 @numba.extending.overload(_inlined, inline="always")
