@@ -504,25 +504,32 @@ def test_code_lines_point_at_the_equations(name):
     spans = {}
     for equation, where, what in rows:
         nums = [int(x) for x in re.findall(r"\d+", where)]
-        spans[equation or what] = (nums[0], nums[-1])
+        spans[equation, what] = (nums[0], nums[-1])
         named = re.match(r"`(\w+)`", what).group(1)  # the lines lie inside the function the row names
         first, last = module.spans[f"def:{named}"]
         assert first <= nums[0] <= nums[-1] <= last, (equation, where, what)
+
+    def lines_of(start, function=""):
+        return next(v for (e, w), v in spans.items() if e.startswith(start) and w.startswith(function))
+
     if t.structure != "fully implicit":
         for st in eq.forward:
-            first, _ = next(v for k, v in spans.items() if k.startswith(f"Y_{{{st.i + 1}}} = "))
+            first, _ = lines_of(f"Y_{{{st.i + 1}}} = ", "`_layer_forward`")
             assert lines[first - 1].strip() == f"# {st}"
+            if t.structure == "explicit" and st.i > 0:  # the same equation, formed again in the backward pass
+                first, last = lines_of(f"Y_{{{st.i + 1}}} = ", "`_layer_backward`")
+                assert f"# {st} again" in "\n".join(lines[first - 1 : last])
         for st in eq.backward:
-            first, last = next(v for k, v in spans.items() if k.startswith(f"\\eta_{{{st.i + 1}}} = "))
+            first, last = lines_of(f"\\eta_{{{st.i + 1}}} = ")
             assert lines[first - 1].strip().startswith(f"# eta_{st.i + 1} = ")
             assert "_adjoint_stage(" in "\n".join(lines[first - 1 : last])
     else:
-        residual = next(v for k, v in spans.items() if k.startswith("R = "))
+        residual = lines_of("R = ")
         code = " ".join(x.strip() for x in lines[residual[0] - 1 : residual[1]])
         assert "R[1, a, q] = y[a, q] - Y[1, a, q]" in code.replace("( ", "")
-    adjoint = next(v for k, v in spans.items() if k.startswith(r"\mu_i = h_j"))
+    adjoint = lines_of(r"\mu_i = h_j")
     assert lines[adjoint[0] - 1].startswith("@njit") and lines[adjoint[0]].startswith("def _adjoint_stage_any(")
-    layers = next(v for k, v in spans.items() if k.startswith(r"\partial\mathcal{J}/\partial h_j"))
+    layers = lines_of(r"\partial\mathcal{J}/\partial h_j")
     code = "\n".join(lines[layers[0] - 1 : layers[1]])  # dJ/dh_j and dJ/dy_j: the layer loop that sums them
     assert "dh[j] += _layer_backward(" in code and "acc += mu[i, a, q]" in code
 

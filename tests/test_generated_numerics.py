@@ -761,3 +761,26 @@ def test_nojit_modules_match_finite_differences_and_reference(nojit_results, nam
 def test_nojit_run_covers_exactly_the_other_tableaux(nojit_results):
     keys = set(nojit_results["results"])
     assert keys == {f"{n}/{f}/{a}" for n in OTHERS for f in FIELDS for a in ACTIVATIONS}
+
+
+# --------------------------------------------------------------------------------------------------
+# a tape of the layers' inputs: explicit tableaux with the resnet field form Y_2.. again, to the bit
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("net", ["rk4", "heun3"], indirect=True)
+@pytest.mark.parametrize(("m", "d", "dtype"), [(300, 2, np.float64), (70, 16, np.float64), (70, 16, np.float32)])
+def test_a_tape_of_layer_inputs_gives_the_whole_tapes_gradient(net, monkeypatch, m, d, dtype):
+    A, b = tableau_floats(net.NAME)
+    y0, K, beta, h, W = (a.astype(dtype) for a in draw_problem(A, b, m, d, "resnet", "tanh", seed=5))
+    yN, short = net.forward(y0, K, beta, h)
+    assert short.stages[0].shape[2] == 1 and short.stages[1].shape[2] == net.STAGES
+    got = net.backward(short, W)
+    _, stable = net.forward(y0, K, beta, h, field="stable")
+    assert stable.stages[0].shape[2] == net.STAGES  # the stable field's F is not on the tape: every Y_i is
+    monkeypatch.setattr(net, "_tape_inputs", lambda field: net.STAGES)
+    yF, whole = net.forward(y0, K, beta, h)
+    assert whole.stages[0].shape[2] == net.STAGES
+    np.testing.assert_array_equal(yN, yF)
+    for g, w in zip(got, net.backward(whole, W), strict=True):
+        np.testing.assert_array_equal(g, w)

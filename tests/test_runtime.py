@@ -86,6 +86,11 @@ def test_source_map_points_at_the_equations(name):
     for st in eq.backward:
         first, last = r.spans[f"backward:eta_{st.i + 1}"]
         assert f"eta[{st.i}]" in "\n".join(lines[first - 1 : last])
+        again = r.spans.get(f"backward:Y_{st.i + 1}")  # an explicit tableau's Y_i, formed again from y_j
+        assert (again is not None) == (t.structure == "explicit" and st.i > 0), st
+        if again:
+            code = "\n".join(lines[again[0] - 1 : again[1]])
+            assert f"# {eq.forward[st.i]} again" in code and f"X[{st.i}, a, q] = " in code
     first, last = r.spans["update"]
     assert lines[first - 1].strip().startswith("# y = y + h*(")
 
@@ -515,13 +520,15 @@ def test_tape_pool_reuses_only_free_arrays():
     from rkgen.runtime import tape
 
     tape._POOL.clear()
-    y1, s1 = tape._tape_arrays((2, 3))
+    y1, s1 = tape._tape_arrays((2, 1, 3), (2, 4, 3))
     first = id(y1.base)  # an id, not a reference: a reference would keep the array in use
-    again_y, again_s = tape._tape_arrays((2, 3))
+    again_y, again_s = tape._tape_arrays((2, 1, 3), (2, 4, 3))
     assert id(again_y.base) != first  # the first is still referenced: a fresh array
-    assert again_s.base is again_y.base and again_y.shape == (2, 3)
+    assert again_s.base is again_y.base and again_y.shape == (2, 1, 3) and again_s.shape == (2, 4, 3)
+    again_y[...], again_s[...] = 1.0, 2.0  # the two do not overlap
+    assert np.all(again_y == 1.0) and again_y.base.size == 6 + 24
     del y1, s1, again_y, again_s
-    y2, _ = tape._tape_arrays((2, 3))
+    y2, _ = tape._tape_arrays((2, 1, 3), (2, 4, 3))
     assert id(y2.base) == first  # free again: the same memory, the oldest first
     assert len(tape._POOL) <= tape.POOL_BUFFERS
 

@@ -15,9 +15,10 @@ with a zero coefficient are not written.
 >>> eq = layer_equations(load("heun2"))
 >>> print(kernels(eq).text.split("\\n\\n\\n")[0])
 @njit(cache=True, error_model="numpy", inline="always", fastmath={"reassoc", "contract"})
-def _layer_forward(K, beta, kj, hj, y, Y, S, F, Z, ws, field, act, d, nb, nw):
+def _layer_forward(K, beta, kj, hj, y, Y, X, S, F, Z, ws, field, act, d, nb, nw):
     \"\"\"One layer of heun2 on a block of samples: the explicit stages, then the update.\"\"\"
     Fj = S if field == 0 else F  # the resnet field f = sigma: its values are S
+    Ys = Y if Y.shape[0] == STAGES else X  # Y_2.. on the tape, or in X (a tape of y_j only)
     # Y_1 = y
     for a in range(d):
         for q in range(nw):
@@ -26,8 +27,8 @@ def _layer_forward(K, beta, kj, hj, y, Y, S, F, Z, ws, field, act, d, nb, nw):
     # Y_2 = y + h*(a_2_1*F_1)
     for a in range(d):
         for q in range(nw):
-            Y[1, a, q] = y[a, q] + hj * (a_2_1 * Fj[0, a, q])
-    _field(K[kj[1]], beta[kj[1]], Y[1], Z, S[1], Fj[1], field, act, d, nw)
+            Ys[1, a, q] = y[a, q] + hj * (a_2_1 * Fj[0, a, q])
+    _field(K[kj[1]], beta[kj[1]], Ys[1], Z, S[1], Fj[1], field, act, d, nw)
     # y = y + h*(b_1*F_1 + b_2*F_2)
     for a in range(d):
         for q in range(nw):
@@ -49,7 +50,7 @@ import sympy
 from ..adjoint import LayerEquations, StageSystem, Term
 from ..butcher import entry_name
 from ..errors import RkgenError
-from .ir import LINE_LENGTH, Assign, Call, Comment, Function, Labelled, Loop, Return, Sum, render
+from .ir import LINE_LENGTH, Assign, Call, Comment, Function, If, Labelled, Loop, Return, Sum, render
 
 __all__ = [
     "Constant",
@@ -237,16 +238,25 @@ def _stage_parameters(i: int, names: tuple[str, str] = ("K", "beta")) -> tuple[s
 
 
 _FIELD_OF_S = Assign("Fj", "S if field == 0 else F  # the resnet field f = sigma: its values are S")
+# An explicit tableau's tape may keep only each layer's input y_j = Y_1 (the resnet field: api.forward decides); the
+# later stage values Y_i then go to the work array X and the backward pass forms them again from y_j and the S_l on
+# the tape (F_l = S_l), with the same printed expression.
+_STAGE_VALUES = Assign("Ys", "Y if Y.shape[0] == STAGES else X  # Y_2.. on the tape, or in X (a tape of y_j only)")
+
+
+def _stage_value(st, F: str, y: str) -> str | Sum:
+    """Y_i = y + h Σ_(l<i) a_il F_l at (a, q), from the array named ``F`` and the element ``y`` of y."""
+    return Sum(_products(st.terms, F), f"{y} + hj * (", ")") if st.terms else y
 
 
 def _explicit_forward(eq: LayerEquations) -> tuple:
-    body: list = [_FIELD_OF_S]
+    body: list = [_FIELD_OF_S] + ([_STAGE_VALUES] if eq.stages > 1 else [])
     for st in eq.forward:
         i = st.i
-        value = Sum(_products(st.terms, "Fj"), "y[a, q] + hj * (", ")") if st.terms else "y[a, q]"
-        args = (*_stage_parameters(i), f"Y[{i}]", "Z", f"S[{i}]", f"Fj[{i}]", "field", "act", "d", "nw")
+        Y = "Y" if i == 0 else "Ys"  # Y_1 = y_j is always on the tape
+        args = (*_stage_parameters(i), f"{Y}[{i}]", "Z", f"S[{i}]", f"Fj[{i}]", "field", "act", "d", "nw")
         field = Call("_field", args)
-        stage = (Comment(str(st)), _block_loop(Assign(f"Y[{i}, a, q]", value)), field)
+        stage = (Comment(str(st)), _block_loop(Assign(f"{Y}[{i}, a, q]", _stage_value(st, "Fj", "y[a, q]"))), field)
         body.append(Labelled(f"forward:Y_{i + 1}", stage))
     return (*body, _update(eq), Return("0, 0"))
 
@@ -289,17 +299,26 @@ def _firk_forward(eq: LayerEquations) -> tuple:
     return (_FIELD_OF_S, Call("_coupled_solve", solve, "failures, most"), fields, _update(eq), Return("failures, most"))
 
 
-def _adjoint_stage(i: int) -> Call:
+def _adjoint_stage(i: int, Y: str = "Y") -> Call:
     K, _ = _stage_parameters(i)
     dK, dbeta = _stage_parameters(i, ("dK", "dbeta"))
-    args = (K, f"Y[{i}]", f"S[{i}]", f"D[{i}]", f"eta[{i}]", f"mu[{i}]", "G", "U", dK, dbeta, "hj", "field", "slope")
+    args = (K, f"{Y}[{i}]", f"S[{i}]", f"D[{i}]", f"eta[{i}]", f"mu[{i}]", "G", "U", dK, dbeta, "hj", "field", "slope")
     return Call("_adjoint_stage", (*args, "d", "nb", "nw"), "dhj", "+=")
 
 
 def _explicit_backward(eq: LayerEquations, diagonal_solves: bool = False) -> tuple:
-    """η_i = b_i p + Σ_(k>i) a_ki μ_k in the order of eq.backward (a DIRK stage then solves for its diagonal)."""
-    body: list = [Assign("dhj", "0.0")]
+    """η_i = b_i p + Σ_(k>i) a_ki μ_k in the order of eq.backward (a DIRK stage then solves for its diagonal).
+
+    An explicit tableau's stage values Y_i (i > 1) come from the tape, or where it keeps only y_j (_STAGE_VALUES)
+    are formed again first, by the forward pass's expression on the same values."""
+    short = not diagonal_solves and eq.stages > 1
+    body: list = [Assign("dhj", "0.0")] + ([_STAGE_VALUES] if short else [])
     for st in eq.backward:
+        if short and st.i > 0:
+            forward = eq.forward[st.i]
+            again = _block_loop(Assign(f"X[{st.i}, a, q]", _stage_value(forward, "S", "Y[0, a, q]")))
+            what = f"{forward} again, from the tape's y_j and F_l = S_l"
+            body.append(Labelled(f"backward:Y_{st.i + 1}", (If("Y.shape[0] < STAGES", (Comment(what), again)),)))
         i = st.i
         terms = st.explicit_terms if diagonal_solves else st.terms
         parts = ((f"{st.weight.name} * P[a, q]",) if st.weight else ()) + _products(terms, "mu")
@@ -309,7 +328,7 @@ def _explicit_backward(eq: LayerEquations, diagonal_solves: bool = False) -> tup
             K, _ = _stage_parameters(i)
             args = (K, f"D[{i}]", f"eta[{i}]", f"hj * {st.diagonal.name}", "ws", "field", "d", "nb")
             stage.append(Call("_dirk_adjoint", args))
-        stage.append(_adjoint_stage(i))
+        stage.append(_adjoint_stage(i, "Ys" if short and i > 0 else "Y"))
         body.append(Labelled(f"backward:eta_{i + 1}", tuple(stage)))
     return (*body, Return("dhj"))
 
@@ -388,9 +407,9 @@ def _adjoint_fixed_point(eq: LayerEquations) -> Function:
     return Function("_adjoint_fixed_point", ("P", "G", "hj", "E", "d", "nw"), body, doc, _FAST_OPTIONS)
 
 
-FORWARD_PARAMS = ("K", "beta", "kj", "hj", "y", "Y", "S", "F", "Z", "ws", "field", "act", "d", "nb", "nw")
+FORWARD_PARAMS = ("K", "beta", "kj", "hj", "y", "Y", "X", "S", "F", "Z", "ws", "field", "act", "d", "nb", "nw")
 BACKWARD_PARAMS = (
-    *("K", "kj", "hj", "P", "Y", "S", "D", "eta", "mu", "G", "U", "dK", "dbeta", "ws", "field", "slope"),
+    *("K", "kj", "hj", "P", "Y", "X", "S", "D", "eta", "mu", "G", "U", "dK", "dbeta", "ws", "field", "slope"),
     *("d", "nb", "nw"),
 )
 
@@ -431,7 +450,8 @@ def _safe(text: str) -> str:
 class Kernels:
     """The printed functions and where each equation is: ``spans[label] = (first, last)``, 0-based lines of ``text``.
 
-    Labels: ``def:<function>``; ``forward:Y_i``, ``update``, ``backward:eta_i``; for fully implicit tableaux
+    Labels: ``def:<function>``; ``forward:Y_i``, ``update``, ``backward:eta_i``; for explicit tableaux of two or
+    more stages ``backward:Y_i`` (i > 1: Y_i formed again where the tape keeps y_j only); for fully implicit tableaux
     ``newton:residual``, ``newton:jacobian``, ``adjoint:system``, ``adjoint:solve``, ``adjoint:fixed_point``."""
 
     text: str

@@ -77,6 +77,9 @@ def code_locations(t: Tableau, eq: LayerEquations, spans: dict[str, tuple[int, i
     rows.append((update_symbolic(eq), _span(spans, "update"), "`_layer_forward`: the layer update"))
     if t.structure == "explicit":
         for st in eq.backward:
+            if f"backward:Y_{st.i + 1}" in spans:
+                again = "`_layer_backward`: the stage again, where the tape keeps $y_j$ only (resnet field)"
+                rows.append((forward_symbolic(eq.forward[st.i]), _span(spans, f"backward:Y_{st.i + 1}"), again))
             what = r"`_layer_backward`: $\eta_i$, then `_adjoint_stage`"
             rows.append((eta_symbolic(st), _span(spans, f"backward:eta_{st.i + 1}"), what))
     elif t.structure == "diagonally implicit":

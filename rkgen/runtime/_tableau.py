@@ -11,20 +11,23 @@ STRUCTURE = "explicit"  # "explicit", "diagonally implicit" or "fully implicit"
 C = (0.0,)  # the stage nodes c_i (an np.array in a module)
 
 
-def _layer_forward(K, beta, kj, hj, y, Y, S, F, Z, ws, field, act, d, nb, nw):
+def _layer_forward(K, beta, kj, hj, y, Y, X, S, F, Z, ws, field, act, d, nb, nw):
     """One layer on a block of samples (columns; the first nb are real, up to nw are zero padding).
 
     Stage i uses the parameter rows K[kj[i]], beta[kj[i]] (see :mod:`rkgen.runtime.params`).  Writes the stage
     values Y[i] and S[i] = sigma(K_i Y_i + beta_i) (and the stable field's F[i]), then updates y in place to
-    y + h sum_i b_i F_i.  ``ws`` is the work tuple of :func:`rkgen.runtime.driver._workspace`.
+    y + h sum_i b_i F_i.  Where the tape keeps only the layer's input (Y of one row, an explicit tableau's resnet
+    field: :func:`rkgen.runtime.api.forward`), Y[0] = y and the later Y_i go to the work array X (s, d, nw).
+    ``ws`` is the work tuple of :func:`rkgen.runtime.driver._workspace`.
     Returns (failed stage solves, most Newton iterations); (0, 0) for an explicit tableau.
     """
     raise NotImplementedError
 
 
-def _layer_backward(K, kj, hj, P, Y, S, D, eta, mu, G, U, dK, dbeta, ws, field, slope, d, nb, nw):
+def _layer_backward(K, kj, hj, P, Y, X, S, D, eta, mu, G, U, dK, dbeta, ws, field, slope, d, nb, nw):
     """The adjoint of one layer on a block: eta_i and mu_i for every stage, each stage's gradient added into the
-    rows dK[kj[i]] and dbeta[kj[i]] of its parameters.
+    rows dK[kj[i]] and dbeta[kj[i]] of its parameters.  A tape of the layer's input only (Y of one row) has the
+    later stage values formed again in X, by the forward pass's expression.
 
     sigma' at stage i is 1 - S[i]^2 (slope 0: an explicit tableau's tanh stages) or D[i] (slope 1; see
     :func:`rkgen.runtime.products._adjoint_stage`).  Returns the layer's dJ/dh_j.

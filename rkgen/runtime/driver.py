@@ -130,8 +130,9 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
     N = h.shape[0]
     y_, Z_ = np.empty((d, bs), y0.dtype), np.empty((d, bs), y0.dtype)  # work arrays in the network's dtype
     F_ = np.zeros((STAGES, d, bs), y0.dtype)  # the stable field only (the resnet field uses S)
+    X_ = np.zeros((STAGES, d, bs), y0.dtype)  # the stage values Y_2.. where the tape keeps y_j only
     ws_ = _workspace(y_, d, bs)
-    y, Z, F, ws = _borrowed((y_, Z_, F_, ws_))
+    y, Z, F, X, ws = _borrowed((y_, Z_, F_, X_, ws_))
     y0, yN, K, beta, rows, h, tY, tS, states = _borrowed((y0, yN, K, beta, rows, h, tY, tS, states))
     wide = _wide(d, bs)
     threads = _BLAS_LOCAL_THREADS(1) if wide else 0  # this thread's products on one thread, until the end
@@ -152,8 +153,8 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
                     states[0, col0 + q, a] = y[a, q]
         for j in range(N):
             at = blk if slot < 0 else slot
-            failed, iterations = _layer_forward(K, beta, rows[j], h[j], y, tY[at, j], tS[at, j], F, Z, ws, field, act,
-                                                d, nb, nw)
+            failed, iterations = _layer_forward(K, beta, rows[j], h[j], y, tY[at, j], X, tS[at, j], F, Z, ws, field,
+                                                act, d, nb, nw)
             failures += failed
             most = max(most, iterations)
             if keep:
@@ -165,12 +166,12 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
                 yN[col0 + q, a] = y[a, q]
     if wide:
         _BLAS_LOCAL_THREADS(threads)
-    _alive((y_, Z_, F_, ws_))
+    _alive((y_, Z_, F_, X_, ws_))
     return failures, most
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
-def _backward_layers(K, rows, h, P, tY, tS, D, eta, mu, G, U, dK, dbeta, dh, ws, field, act, slope, d, nb, nw):
+def _backward_layers(K, rows, h, P, tY, X, tS, D, eta, mu, G, U, dK, dbeta, dh, ws, field, act, slope, d, nb, nw):
     """The layers of one block in reverse: P = dJ/dy_N in, dJ/dy_0 out; the gradients added into dK, dbeta, dh.
 
     A function of its own, into which LLVM inlines the stages' adjoint (:func:`rkgen.runtime.products._inlined`).
@@ -188,8 +189,8 @@ def _backward_layers(K, rows, h, P, tY, tS, D, eta, mu, G, U, dK, dbeta, dh, ws,
             for i in range(STAGES):
                 _derivative(S[i], D[i], act, d, nw)
         # dJ/dh_j = sum_i eta_i . F_i ;  dJ/dy_j = p + sum_i mu_i
-        dh[j] += _layer_backward(K, rows[j], h[j], P, tY[j], S, D, eta, mu, G, U, dK, dbeta, ws, field, slope, d,
-                                 nb, nw)
+        dh[j] += _layer_backward(K, rows[j], h[j], P, tY[j], X, S, D, eta, mu, G, U, dK, dbeta, ws, field, slope,
+                                 d, nb, nw)
         for a in range(d):  # one pass over P (the stages' loop is unrolled)
             for q in range(nw):
                 acc = P[a, q]
@@ -206,8 +207,9 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
     t = p.dtype  # work arrays in the network's dtype; dK, dbeta and dh are float64 sums (api.backward)
     P_, G_, U_ = np.empty((d, bs), t), np.empty((d, bs), t), np.empty((d, bs), t)
     D_, eta_, mu_ = np.zeros((STAGES, d, bs), t), np.zeros((STAGES, d, bs), t), np.zeros((STAGES, d, bs), t)
+    X_ = np.zeros((STAGES, d, bs), t)  # the stage values Y_2.. where the tape keeps y_j only
     ws_ = _workspace(P_, d, bs)
-    P, G, U, D, eta, mu, ws = _borrowed((P_, G_, U_, D_, eta_, mu_, ws_))
+    P, G, U, D, eta, mu, X, ws = _borrowed((P_, G_, U_, D_, eta_, mu_, X_, ws_))
     p, dy0, K, beta, rows, h, tY, tS, dK, dbeta, dh = _borrowed((p, dy0, K, beta, rows, h, tY, tS, dK, dbeta, dh))
     wide = _wide(d, bs)
     threads = _BLAS_LOCAL_THREADS(1) if wide else 0  # this thread's products on one thread, until the end
@@ -227,14 +229,14 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
             for a in range(d):
                 for q in range(nb, nw):
                     eta[i, a, q] = 0.0
-        _backward_layers(K, rows, h, P, tY[blk], tS[blk], D, eta, mu, G, U, dK, dbeta, dh, ws, field, act, slope, d,
-                         nb, nw)
+        _backward_layers(K, rows, h, P, tY[blk], X, tS[blk], D, eta, mu, G, U, dK, dbeta, dh, ws, field, act, slope,
+                         d, nb, nw)
         for q in range(nb):
             for a in range(d):
                 dy0[col0 + q, a] = P[a, q]
     if wide:
         _BLAS_LOCAL_THREADS(threads)
-    _alive((P_, G_, U_, D_, eta_, mu_, ws_))
+    _alive((P_, G_, U_, D_, eta_, mu_, X_, ws_))
 
 
 @njit(cache=True, parallel=True)

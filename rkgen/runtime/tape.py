@@ -27,10 +27,11 @@ def _refs(pool, i):
 _FREE_REFS = _refs([np.empty(1)], 0)
 
 
-def _tape_arrays(shape, dtype=np.float64):
-    """Two arrays of this shape and dtype (stage values Y, activations S), from a free pooled base array
+def _tape_arrays(y_shape, s_shape, dtype=np.float64):
+    """Two arrays of these shapes and dtype (stage values Y, activations S) on one base array, a free pooled one
     when one of the right size and dtype exists."""
-    n = 2 * math.prod(shape)
+    ny = math.prod(y_shape)
+    n = ny + math.prod(s_shape)
     for i in range(len(_POOL)):
         if _POOL[i].size == n and _POOL[i].dtype == dtype and _refs(_POOL, i) == _FREE_REFS:
             base = _POOL.pop(i)
@@ -46,8 +47,7 @@ def _tape_arrays(shape, dtype=np.float64):
                 i += 1
         if len(_POOL) < POOL_BUFFERS and _held() + base.nbytes <= POOL_BYTES:
             _POOL.append(base)  # most recently used last
-    both = base.reshape((2,) + shape)
-    return both[0], both[1]
+    return base[:ny].reshape(y_shape), base[ny:].reshape(s_shape)
 
 
 def _held():
