@@ -77,7 +77,7 @@ from numba.extending import intrinsic
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_65355f2a18882dc8"
+MODULE_KEY = "rkgen_net_f656ac431185f0b9"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -1355,7 +1355,7 @@ def _workspace(y, d, bs):
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, states, keep, bs):
     """Forward pass over the sample blocks lo..hi-1; stage values Y and S = sigma(K Y + beta) go to
-    tY[blk], tS[blk] (or to tY[slot], tS[slot] when slot >= 0: evaluation without a tape).
+    tY[blk, j], tS[blk, j] (or, slot >= 0: evaluation without a tape, every layer's to tY[slot, 0], tS[slot, 0]).
 
     Returns (failed stage solves, most Newton iterations)."""
     _wide_vectors()
@@ -1385,9 +1385,9 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
                 for a in range(d):
                     states[0, col0 + q, a] = y[a, q]
         for j in range(N):
-            at = blk if slot < 0 else slot
-            failed, iterations = _layer_forward(K, beta, rows[j], h[j], y, tY[at, j], X, tS[at, j], F, Z, ws, field,
-                                                act, d, nb, nw)
+            at, layer = (blk, j) if slot < 0 else (slot, 0)
+            failed, iterations = _layer_forward(K, beta, rows[j], h[j], y, tY[at, layer], X, tS[at, layer], F, Z, ws,
+                                                field, act, d, nb, nw)
             failures += failed
             most = max(most, iterations)
             if keep:
@@ -1966,9 +1966,10 @@ def forward(
     if h.shape != (N,):
         raise ValueError(f"h has shape {h.shape}, expected ({N},)")
     bs, nblocks, bounds = _layout(m, d, N)
-    slots = nblocks if keep_tape else (1 if bounds is None else bounds.shape[0] - 1)
+    # a tape: every block's layers; without one (evaluation), one layer's stage values for each thread's chunk
+    slots, layers = (nblocks, N) if keep_tape else (1 if bounds is None else bounds.shape[0] - 1, 1)
     inputs = _tape_inputs(field)
-    tY, tS = _tape_arrays((slots, N, inputs, d, bs), (slots, N, STAGES, d, bs), y0.dtype)
+    tY, tS = _tape_arrays((slots, layers, inputs, d, bs), (slots, layers, STAGES, d, bs), y0.dtype)
     states = np.empty((N + 1, m, d), y0.dtype) if keep_states else np.empty((1, 1, 1), y0.dtype)
     yN = np.empty((m, d), y0.dtype)
     f, a = FIELDS.index(field), ACTIVATIONS.index(activation)

@@ -784,3 +784,19 @@ def test_a_tape_of_layer_inputs_gives_the_whole_tapes_gradient(net, monkeypatch,
     np.testing.assert_array_equal(yN, yF)
     for g, w in zip(got, net.backward(whole, W), strict=True):
         np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("net", ["rk4", "gauss2"], indirect=True)
+def test_evaluation_without_a_tape_keeps_one_layer(net, monkeypatch):
+    """keep_tape=False: each thread's chunk writes every layer's stage values over one layer's slot (the memory of
+    a whole tape's layers was allocated, and paged in, for nothing), and y_N is the taped pass's, to the bit."""
+    monkeypatch.setattr(net, "_POOL", [])
+    A, b = tableau_floats(net.NAME)
+    m, d = 300, 3
+    y0, K, beta, h, _ = draw_problem(A, b, m, d, "resnet", "tanh", seed=8)
+    yN, _ = net.forward(y0, K, beta, h)
+    yE, light = net.forward(y0, K, beta, h, keep_tape=False)
+    np.testing.assert_array_equal(yE, yN)
+    bs, _, bounds = net._layout(m, d, len(h))
+    slots = 1 if bounds is None else bounds.shape[0] - 1
+    assert light.stages is None and net._POOL[-1].size == slots * (net._tape_inputs("resnet") + net.STAGES) * d * bs

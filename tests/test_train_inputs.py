@@ -107,6 +107,10 @@ def test_memory_estimate_counts_the_tape_and_refuses_with_the_numbers():
         layers=100, width=16, stages=4, samples=1500, test_samples=1500, dim=2, classes=2, tape_samples=5
     )
     assert adam.items["tapes"] == 2 * (2 * 100 * 4 * 5 * 16) * 8  # the tape of a mini-batch
+    short = memory.estimate(
+        layers=100, width=16, stages=4, samples=1500, test_samples=1500, dim=2, classes=2, stage_values=1
+    )
+    assert short.items["tapes"] == 2 * ((1 + 4) * 100 * 1500 * 16) * 8  # a tape of y_j and the S_i (resnet)
     firk = memory.estimate(
         layers=1, width=100, stages=3, samples=1, test_samples=1, dim=2, classes=2, structure="fully implicit"
     )

@@ -122,7 +122,7 @@ def _workspace(y, d, bs):
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, states, keep, bs):
     """Forward pass over the sample blocks lo..hi-1; stage values Y and S = sigma(K Y + beta) go to
-    tY[blk], tS[blk] (or to tY[slot], tS[slot] when slot >= 0: evaluation without a tape).
+    tY[blk, j], tS[blk, j] (or, slot >= 0: evaluation without a tape, every layer's to tY[slot, 0], tS[slot, 0]).
 
     Returns (failed stage solves, most Newton iterations)."""
     _wide_vectors()
@@ -152,9 +152,9 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
                 for a in range(d):
                     states[0, col0 + q, a] = y[a, q]
         for j in range(N):
-            at = blk if slot < 0 else slot
-            failed, iterations = _layer_forward(K, beta, rows[j], h[j], y, tY[at, j], X, tS[at, j], F, Z, ws, field,
-                                                act, d, nb, nw)
+            at, layer = (blk, j) if slot < 0 else (slot, 0)
+            failed, iterations = _layer_forward(K, beta, rows[j], h[j], y, tY[at, layer], X, tS[at, layer], F, Z, ws,
+                                                field, act, d, nb, nw)
             failures += failed
             most = max(most, iterations)
             if keep:

@@ -3,7 +3,9 @@
 A run that cannot fit is refused with the estimate, instead of running until the kernel kills it. The
 largest item is usually the tape of the forward pass: 2·N·s·m·d floats (the stage values Y and
 S = σ(K Y + β) of every layer, stage, sample and feature), for N layers, s stages, m samples of a
-gradient (the training set, or Adam's mini-batch) and width d. Two tapes are alive at once: the current
+gradient (the training set, or Adam's mini-batch) and width d; (s + 1)·N·m·d where the network keeps
+only Y_1 = y_j of the stage values (an explicit tableau with the resnet field: the module's
+``_tape_inputs``). Two tapes are alive at once: the current
 iterate's, and the trial step's (gradient descent) or the next batch's (Adam), which is computed before
 the previous one is let go. The estimate counts words of 8 bytes (float64), or of 4 for a float32 run
 (``word=4``; the Newton workspace of implicit tableaux stays float64):
@@ -74,6 +76,7 @@ def estimate(
     tapes: int = 2,
     params: str = "shared",
     word: int = WORD,
+    stage_values: int | None = None,
 ) -> Estimate:
     """The memory of one run, in bytes. ``net`` is the plain Net (its tape: the N+1 states and N
     activation derivatives); ``structure`` of a Runge-Kutta network decides its per-thread Newton
@@ -81,6 +84,7 @@ def estimate(
     ``tape_samples``: the samples of one gradient (default: all training samples). ``params``: the
     parameter layout, which decides how many K and beta there are (the steps are N more):
     shared N·(d²+d), stage N·s·(d²+d), continuous (N+1)·(d²+d) (the plain Net: N·(d²+d)).
+    ``stage_values``: the stage values Y_i a tape keeps per layer (default s; 1 where it keeps y_j only).
 
     >>> [parameters(10, 2, 4, p) for p in ("shared", "stage", "continuous")]
     [70, 250, 76]
@@ -95,7 +99,7 @@ def estimate(
     if net:
         tape = (2 * N + 1) * mb * d
     else:
-        tape = 2 * N * s * mb * d
+        tape = (s + (s if stage_values is None else int(stage_values))) * N * mb * d
     n = 0 if structure == "explicit" else d if structure == "diagonally implicit" else s * d
     items = {
         "tapes": tapes * tape * word,

@@ -411,7 +411,7 @@ class Model:
 
     def states(self, flat, x) -> np.ndarray:
         """The features at every layer, shape (N+1, m, d_hat)."""
-        return self.forward(flat, x, keep_states=True).tape.states
+        return self.forward(flat, x, keep_states=True, keep_tape=False).tape.states  # no tape: states only
 
     def predict_proba(self, flat, x) -> np.ndarray:
         return losses.probabilities(self.loss, self.forward(flat, x, keep_tape=False).logits)

@@ -187,6 +187,7 @@ def build_model(cfg: TrainConfig, dataset: Dataset, network=None, check_memory=T
             tape_samples=cfg.batch_size if cfg.optimizer == "adam" else None,
             params=cfg.params,
             word=np.dtype(cfg.dtype).itemsize,
+            stage_values=net._tape_inputs(cfg.field) if hasattr(net, "_tape_inputs") else None,
         )
         memory.check(
             est, f"this run ({count(cfg.layers, 'layer')}, width {width}, {count(len(dataset.x_train), 'point')})"
