@@ -27,8 +27,9 @@ library) and the cost of rkgen's vector tanh (its own
 kernel, one thread), and prints the time below which no implementation of the same arithmetic can go: the flops
 of the stage products (6 d^2 m per stage and layer: K Y forward, K^T G and G Y^T backward) at the DGEMM rate,
 plus s N m d activations at the tanh cost divided by the threads; and rkgen's distance to it (``BOUND_TARGETS``).
-Beside it, not part of it: the time to write the tape (2 s N m d stage values) and read it back at the measured
-memory copy rate, which every reverse pass that keeps its stage values pays, and rkgen's distance to the sum.
+Beside it, not part of it: the time to write rkgen's tape ((s + 1) N m d values for RK4's resnet field, which keeps
+of the stage values only each layer's input; 2 s N m d otherwise) and read it back at the measured memory copy
+rate, and rkgen's distance to the sum.
 
 float32 (``--dtype float32``, default configs D and E): the same problems rounded to float32; rkgen (a float32
 y0 runs the module in float32), torch float32 and numpy float32 (the same hand-written backward as numpy_grad, kept in
@@ -268,8 +269,9 @@ def lower_bounds(config, threads):
     """{threads: (bound in s, DGEMM flop/s, tanh s per element, tape traffic in s, copy bytes/s, faster bound in s,
     its library)}: the stage products at numpy's DGEMM rate (gemm_rate) plus the activations at rkgen's tanh cost
     (explicit tableaux: one tanh per stage, layer, sample and row); beside it the same at the faster library's rate
-    (torch's MKL, where it is faster). Not in the bound, printed beside it: the time to write the tape of a reverse
-    pass (the stage values Y_i and S_i, 2 s N m d numbers, which any implementation that keeps them stores) and
+    (torch's MKL, where it is faster). Not in the bound, printed beside it: the time to write the tape of rkgen's
+    reverse pass (the activations S_i and the stage values Y_i it keeps: (s + 1) N m d numbers for an explicit
+    tableau with the resnet field, which keeps of the Y_i only y_j, else 2 s N m d; the module's _tape_inputs) and
     read it back, at the measured copy rate (numpy copies on one thread: the rate at n threads is taken as n times
     it at most)."""
     d, N, m, _, tableau = baselines.CONFIGS[config]
@@ -277,7 +279,8 @@ def lower_bounds(config, threads):
     net = import_path(ROOT / "generated" / f"{tableau}_net.py")
     tanh = tanh_cost(net)
     flops = 6.0 * d * d * m * s * N
-    tape = 2 * 2 * s * N * m * d * 8  # bytes written, then read
+    rows = s + (net._tape_inputs("resnet") if hasattr(net, "_tape_inputs") else s)  # the configs' field
+    tape = 2 * rows * N * m * d * 8  # bytes written, then read
     copy = copy_rate()
     out = {}
     for n in threads:

@@ -41,8 +41,10 @@ dbeta in the layout given to forward. `tape.states`
 holds the layer states (N+1, m, d) when keep_states=True. `tape.failures` counts the (layer,
 sample) stage solves that did not converge (always 0 for explicit tableaux); a caller must treat
 failures > 0 as an error. `tape.iterations` is the most Newton iterations any solve used. The tape
-keeps the stage values Y_i and sigma(K Y_i + beta): 2*N*s*m*d float64 numbers (RK4, N = 100,
-m = 1500, d = 16: 154 MB); forward(..., keep_tape=False) evaluates without them. The module
+keeps the stage values Y_i and sigma(K Y_i + beta), 2*N*s*m*d numbers in y0's dtype; an explicit
+tableau with the resnet field keeps of the Y_i only Y_1 = y_j, (s+1)*N*m*d (RK4, N = 100, m = 1500,
+d = 16, float64: 96 MB, 154 MB for the stable field; _tape_inputs); forward(..., keep_tape=False)
+evaluates without them. The module
 imports only numpy, numba (with its llvmlite) and the standard library. Wide layers multiply through
 BLAS, one thread per block (see _wide for the widths, which depend on the vector unit): scipy's
 OpenBLAS, and for products of LARGE_PRODUCT multiply-adds or more, on Intel CPUs, MKL where the
@@ -77,7 +79,7 @@ from numba.extending import intrinsic
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_e2fd3a9def242a9e"
+MODULE_KEY = "rkgen_net_b9b9afea9b6d1ea6"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -1851,7 +1853,9 @@ def _workspace(y, d, bs):
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, states, keep, bs):
     """Forward pass over the sample blocks lo..hi-1; stage values Y and S = sigma(K Y + beta) go to
-    tY[blk, j], tS[blk, j] (or, slot >= 0: evaluation without a tape, every layer's to tY[slot, 0], tS[slot, 0]).
+    tY[blk, j], tS[blk, j] (or, slot >= 0: evaluation without a tape, every layer's to tY[slot, 0], tS[slot, 0]);
+    where tY holds one row a layer (:func:`rkgen.runtime.api._tape_inputs`) only Y_1 = y_j goes there, and the
+    later Y_i to the work array X.
 
     Returns (failed stage solves, most Newton iterations)."""
     _wide_vectors()
@@ -2151,14 +2155,16 @@ def _blas_controller():
 
 # Tape memory is recycled. A fresh array of a megabyte or more is handed out by the C library as
 # untouched pages, and the kernel then pays a page fault per 4 KiB page on first write (about 1 ms
-# for the 2 MB tape of RK4, 15 layers, width 2, 1000 samples: half the time of that forward pass).
+# for the 2 MB tape, every stage value kept, of RK4, 15 layers, width 2, 1000 samples: half the time of
+# that forward pass).
 # The module therefore keeps the base arrays of its recent tapes and reuses one as soon as nothing
 # refers to it any more: no tape, and no view into one (a view's .base is the pooled array, so it
 # counts). CPython's reference count tells this exactly; the count of a free array is calibrated
 # below, on this interpreter, with the same function that tests it.
-# Wide networks have the largest tapes and gain the most: D (RK4, d = 64, 100 layers, 1500 samples) writes a
-# 614 MB tape, whose fresh pages cost about 100 ms of a 310 ms forward pass (Intel Xeon, 1 thread). The pool
-# holds at most POOL_BYTES in all, so a process keeps at most that much for reuse after its last call.
+# Wide networks have the largest tapes and gain the most: D (RK4, d = 64, 100 layers, 1500 samples) wrote a
+# 614 MB tape (every stage value kept; 384 MB since the tape keeps y_j), whose fresh pages cost about 100 ms
+# of a 310 ms forward pass (Intel Xeon, 1 thread). The pool holds at most POOL_BYTES in all, so a process
+# keeps at most that much for reuse after its last call. Evaluations without a tape take no pooled array.
 POOL_BUFFERS = 4  # base arrays kept at most
 POOL_BYTES = 2 * 2**30  # bytes kept at most, in all; a larger tape is allocated fresh and not kept
 _POOL = []
@@ -2462,10 +2468,12 @@ def forward(
     if h.shape != (N,):
         raise ValueError(f"h has shape {h.shape}, expected ({N},)")
     bs, nblocks, bounds = _layout(m, d, N)
-    # a tape: every block's layers; without one (evaluation), one layer's stage values for each thread's chunk
-    slots, layers = (nblocks, N) if keep_tape else (1 if bounds is None else bounds.shape[0] - 1, 1)
     inputs = _tape_inputs(field)
-    tY, tS = _tape_arrays((slots, layers, inputs, d, bs), (slots, layers, STAGES, d, bs), y0.dtype)
+    if keep_tape:  # every block's layers, from the pool
+        tY, tS = _tape_arrays((nblocks, N, inputs, d, bs), (nblocks, N, STAGES, d, bs), y0.dtype)
+    else:  # evaluation: one layer's stage values for each thread's chunk, small, outside the pool
+        slots = 1 if bounds is None else bounds.shape[0] - 1
+        tY, tS = np.empty((slots, 1, inputs, d, bs), y0.dtype), np.empty((slots, 1, STAGES, d, bs), y0.dtype)
     states = np.empty((N + 1, m, d), y0.dtype) if keep_states else np.empty((1, 1, 1), y0.dtype)
     yN = np.empty((m, d), y0.dtype)
     f, a = FIELDS.index(field), ACTIVATIONS.index(activation)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -768,7 +769,7 @@ def test_nojit_run_covers_exactly_the_other_tableaux(nojit_results):
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("net", ["rk4", "heun3"], indirect=True)
+@pytest.mark.parametrize("net", ["rk4", "heun3", "kutta3"], indirect=True)  # kutta3: a stage of two terms
 @pytest.mark.parametrize(("m", "d", "dtype"), [(300, 2, np.float64), (70, 16, np.float64), (70, 16, np.float32)])
 def test_a_tape_of_layer_inputs_gives_the_whole_tapes_gradient(net, monkeypatch, m, d, dtype):
     A, b = tableau_floats(net.NAME)
@@ -786,6 +787,27 @@ def test_a_tape_of_layer_inputs_gives_the_whole_tapes_gradient(net, monkeypatch,
         np.testing.assert_array_equal(g, w)
 
 
+@pytest.mark.parametrize("net", ["rk4"], indirect=True)
+def test_a_tape_of_layer_inputs_on_the_parallel_path(net, parallel, monkeypatch):
+    """The short tape through _forward_parallel and _backward_parallel: each chunk forms its Y_i again in its own
+    work array; the gradient is the whole tape's to the bit, and evaluation without a tape gives the same y_N."""
+    spy, _ = parallel
+    calls = spy(net)
+    A, b = tableau_floats(net.NAME)
+    y0, K, beta, h, W = draw_problem(A, b, 2000, 3, "resnet", "tanh", seed=9)
+    yN, short = net.forward(y0, K, beta, h)
+    got = net.backward(short, W)
+    yE, _ = net.forward(y0, K, beta, h, keep_tape=False)
+    assert calls == ["_forward_parallel", "_backward_parallel", "_forward_parallel"]
+    assert short.stages[0].shape[2] == 1
+    monkeypatch.setattr(net, "_tape_inputs", lambda field: net.STAGES)
+    yF, whole = net.forward(y0, K, beta, h)
+    np.testing.assert_array_equal(yN, yF)
+    np.testing.assert_array_equal(yE, yF)
+    for g, w in zip(got, net.backward(whole, W), strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
 @pytest.mark.parametrize("net", ["rk4", "gauss2"], indirect=True)
 def test_evaluation_without_a_tape_keeps_one_layer(net, monkeypatch):
     """keep_tape=False: each thread's chunk writes every layer's stage values over one layer's slot (the memory of
@@ -795,8 +817,19 @@ def test_evaluation_without_a_tape_keeps_one_layer(net, monkeypatch):
     m, d = 300, 3
     y0, K, beta, h, _ = draw_problem(A, b, m, d, "resnet", "tanh", seed=8)
     yN, _ = net.forward(y0, K, beta, h)
+    pooled = [id(p) for p in net._POOL]
+    empty = np.empty
+    sizes = []
+
+    def counted(shape, *args, **kwargs):
+        sizes.append(math.prod(shape) if isinstance(shape, tuple) else shape)
+        return empty(shape, *args, **kwargs)
+
+    monkeypatch.setattr(net.np, "empty", counted)
     yE, light = net.forward(y0, K, beta, h, keep_tape=False)
+    monkeypatch.setattr(net.np, "empty", empty)
     np.testing.assert_array_equal(yE, yN)
     bs, _, bounds = net._layout(m, d, len(h))
     slots = 1 if bounds is None else bounds.shape[0] - 1
-    assert light.stages is None and net._POOL[-1].size == slots * (net._tape_inputs("resnet") + net.STAGES) * d * bs
+    assert light.stages is None and [id(p) for p in net._POOL] == pooled  # nothing taken from the pool, or added
+    assert max(sizes) <= max(slots * net.STAGES * d * bs, m * d)  # one layer's activations, or y_N, at most

@@ -650,3 +650,18 @@ def test_resume_needs_the_history(tmp_path, capsys):
     train(**NET, iterations=0, out=str(zero))
     (zero / "history.csv").unlink()
     assert main(["train", "--resume", str(zero), "--iterations", "2"]) == 0
+
+
+@pytest.mark.parametrize(("field", "rows"), [("resnet", 1), ("stable", 4)])
+def test_memory_estimate_takes_the_tape_the_module_keeps(monkeypatch, field, rows):
+    """build_model asks the network module which stage values its tape keeps (_tape_inputs) for the run's field."""
+    from rkgen.train.datasets import make_dataset
+
+    seen = {}
+    real = memory.estimate
+    monkeypatch.setattr(memory, "estimate", lambda **kw: seen.update(kw) or real(**kw))
+    net = fake("rk4")
+    net._tape_inputs = lambda f: 1 if f == "resnet" else net.STAGES
+    ds = make_dataset("spiral", np.random.default_rng(0), 40)
+    trainer_mod.build_model(TrainConfig(tableau="rk4", layers=3, field=field).resolved(), ds, net)
+    assert seen["stage_values"] == rows and seen["stages"] == 4

@@ -18,7 +18,8 @@ with a zero coefficient are not written.
 def _layer_forward(K, beta, kj, hj, y, Y, X, S, F, Z, ws, field, act, d, nb, nw):
     \"\"\"One layer of heun2 on a block of samples: the explicit stages, then the update.\"\"\"
     Fj = S if field == 0 else F  # the resnet field f = sigma: its values are S
-    Ys = Y if Y.shape[0] == STAGES else X  # Y_2.. on the tape, or in X (a tape of y_j only)
+    short = Y.shape[0] < STAGES  # a tape of y_j only: Y_2.. in X
+    Ys = X if short else Y
     # Y_1 = y
     for a in range(d):
         for q in range(nw):
@@ -241,7 +242,8 @@ _FIELD_OF_S = Assign("Fj", "S if field == 0 else F  # the resnet field f = sigma
 # An explicit tableau's tape may keep only each layer's input y_j = Y_1 (the resnet field: api.forward decides); the
 # later stage values Y_i then go to the work array X and the backward pass forms them again from y_j and the S_l on
 # the tape (F_l = S_l), with the same printed expression.
-_STAGE_VALUES = Assign("Ys", "Y if Y.shape[0] == STAGES else X  # Y_2.. on the tape, or in X (a tape of y_j only)")
+_SHORT = Assign("short", "Y.shape[0] < STAGES  # a tape of y_j only: Y_2.. in X")
+_STAGE_VALUES = Assign("Ys", "X if short else Y")
 
 
 def _stage_value(st, F: str, y: str) -> str | Sum:
@@ -250,7 +252,7 @@ def _stage_value(st, F: str, y: str) -> str | Sum:
 
 
 def _explicit_forward(eq: LayerEquations) -> tuple:
-    body: list = [_FIELD_OF_S] + ([_STAGE_VALUES] if eq.stages > 1 else [])
+    body: list = [_FIELD_OF_S] + ([_SHORT, _STAGE_VALUES] if eq.stages > 1 else [])
     for st in eq.forward:
         i = st.i
         Y = "Y" if i == 0 else "Ys"  # Y_1 = y_j is always on the tape
@@ -312,13 +314,13 @@ def _explicit_backward(eq: LayerEquations, diagonal_solves: bool = False) -> tup
     An explicit tableau's stage values Y_i (i > 1) come from the tape, or where it keeps only y_j (_STAGE_VALUES)
     are formed again first, by the forward pass's expression on the same values."""
     short = not diagonal_solves and eq.stages > 1
-    body: list = [Assign("dhj", "0.0")] + ([_STAGE_VALUES] if short else [])
+    body: list = [Assign("dhj", "0.0")] + ([_SHORT, _STAGE_VALUES] if short else [])
     for st in eq.backward:
         if short and st.i > 0:
             forward = eq.forward[st.i]
             again = _block_loop(Assign(f"X[{st.i}, a, q]", _stage_value(forward, "S", "Y[0, a, q]")))
-            what = f"{forward} again, from the tape's y_j and F_l = S_l"
-            body.append(Labelled(f"backward:Y_{st.i + 1}", (If("Y.shape[0] < STAGES", (Comment(what), again)),)))
+            what = f"{forward} again, from the tape's Y[0] = y_j and F_l = S_l"
+            body.append(Labelled(f"backward:Y_{st.i + 1}", (If("short", (Comment(what), again)),)))
         i = st.i
         terms = st.explicit_terms if diagonal_solves else st.terms
         parts = ((f"{st.weight.name} * P[a, q]",) if st.weight else ()) + _products(terms, "mu")

@@ -17,7 +17,7 @@ def _layer_forward(K, beta, kj, hj, y, Y, X, S, F, Z, ws, field, act, d, nb, nw)
     Stage i uses the parameter rows K[kj[i]], beta[kj[i]] (see :mod:`rkgen.runtime.params`).  Writes the stage
     values Y[i] and S[i] = sigma(K_i Y_i + beta_i) (and the stable field's F[i]), then updates y in place to
     y + h sum_i b_i F_i.  Where the tape keeps only the layer's input (Y of one row, an explicit tableau's resnet
-    field: :func:`rkgen.runtime.api.forward`), Y[0] = y and the later Y_i go to the work array X (s, d, nw).
+    field: :func:`rkgen.runtime.api._tape_inputs`), Y[0] = y and the later Y_i go to the work array X (s, d, bs).
     ``ws`` is the work tuple of :func:`rkgen.runtime.driver._workspace`.
     Returns (failed stage solves, most Newton iterations); (0, 0) for an explicit tableau.
     """

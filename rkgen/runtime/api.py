@@ -102,10 +102,12 @@ def forward(
     if h.shape != (N,):
         raise ValueError(f"h has shape {h.shape}, expected ({N},)")
     bs, nblocks, bounds = _layout(m, d, N)
-    # a tape: every block's layers; without one (evaluation), one layer's stage values for each thread's chunk
-    slots, layers = (nblocks, N) if keep_tape else (1 if bounds is None else bounds.shape[0] - 1, 1)
     inputs = _tape_inputs(field)
-    tY, tS = _tape_arrays((slots, layers, inputs, d, bs), (slots, layers, STAGES, d, bs), y0.dtype)
+    if keep_tape:  # every block's layers, from the pool
+        tY, tS = _tape_arrays((nblocks, N, inputs, d, bs), (nblocks, N, STAGES, d, bs), y0.dtype)
+    else:  # evaluation: one layer's stage values for each thread's chunk, small, outside the pool
+        slots = 1 if bounds is None else bounds.shape[0] - 1
+        tY, tS = np.empty((slots, 1, inputs, d, bs), y0.dtype), np.empty((slots, 1, STAGES, d, bs), y0.dtype)
     states = np.empty((N + 1, m, d), y0.dtype) if keep_states else np.empty((1, 1, 1), y0.dtype)
     yN = np.empty((m, d), y0.dtype)
     f, a = FIELDS.index(field), ACTIVATIONS.index(activation)

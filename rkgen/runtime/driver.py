@@ -122,7 +122,9 @@ def _workspace(y, d, bs):
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, states, keep, bs):
     """Forward pass over the sample blocks lo..hi-1; stage values Y and S = sigma(K Y + beta) go to
-    tY[blk, j], tS[blk, j] (or, slot >= 0: evaluation without a tape, every layer's to tY[slot, 0], tS[slot, 0]).
+    tY[blk, j], tS[blk, j] (or, slot >= 0: evaluation without a tape, every layer's to tY[slot, 0], tS[slot, 0]);
+    where tY holds one row a layer (:func:`rkgen.runtime.api._tape_inputs`) only Y_1 = y_j goes there, and the
+    later Y_i to the work array X.
 
     Returns (failed stage solves, most Newton iterations)."""
     _wide_vectors()

@@ -7,14 +7,16 @@ import numpy as np
 
 # Tape memory is recycled. A fresh array of a megabyte or more is handed out by the C library as
 # untouched pages, and the kernel then pays a page fault per 4 KiB page on first write (about 1 ms
-# for the 2 MB tape of RK4, 15 layers, width 2, 1000 samples: half the time of that forward pass).
+# for the 2 MB tape, every stage value kept, of RK4, 15 layers, width 2, 1000 samples: half the time of
+# that forward pass).
 # The module therefore keeps the base arrays of its recent tapes and reuses one as soon as nothing
 # refers to it any more: no tape, and no view into one (a view's .base is the pooled array, so it
 # counts). CPython's reference count tells this exactly; the count of a free array is calibrated
 # below, on this interpreter, with the same function that tests it.
-# Wide networks have the largest tapes and gain the most: D (RK4, d = 64, 100 layers, 1500 samples) writes a
-# 614 MB tape, whose fresh pages cost about 100 ms of a 310 ms forward pass (Intel Xeon, 1 thread). The pool
-# holds at most POOL_BYTES in all, so a process keeps at most that much for reuse after its last call.
+# Wide networks have the largest tapes and gain the most: D (RK4, d = 64, 100 layers, 1500 samples) wrote a
+# 614 MB tape (every stage value kept; 384 MB since the tape keeps y_j), whose fresh pages cost about 100 ms
+# of a 310 ms forward pass (Intel Xeon, 1 thread). The pool holds at most POOL_BYTES in all, so a process
+# keeps at most that much for reuse after its last call. Evaluations without a tape take no pooled array.
 POOL_BUFFERS = 4  # base arrays kept at most
 POOL_BYTES = 2 * 2**30  # bytes kept at most, in all; a larger tape is allocated fresh and not kept
 _POOL = []

@@ -8,7 +8,7 @@ only Y_1 = y_j of the stage values (an explicit tableau with the resnet field: t
 ``_tape_inputs``). Two tapes are alive at once: the current
 iterate's, and the trial step's (gradient descent) or the next batch's (Adam), which is computed before
 the previous one is let go. The estimate counts words of 8 bytes (float64), or of 4 for a float32 run
-(``word=4``; the Newton workspace of implicit tableaux stays float64):
+(``word=4``; the tape and the Newton workspace of implicit tableaux stay float64):
 
 >>> est = estimate(layers=10, width=2, stages=4, samples=1000, test_samples=1000, dim=2, classes=2)
 >>> est.items["tapes"] == 2 * (2 * 10 * 4 * 1000 * 2) * 8
@@ -102,7 +102,8 @@ def estimate(
         tape = (s + (s if stage_values is None else int(stage_values))) * N * mb * d
     n = 0 if structure == "explicit" else d if structure == "diagonally implicit" else s * d
     items = {
-        "tapes": tapes * tape * word,
+        # implicit tableaux run a float32 call in float64 (their tape too: the module's _widened_forward)
+        "tapes": tapes * tape * (word if structure == "explicit" else WORD),
         # the plots keep every layer's features of the training points (N+1)·m·d
         "states": (N + 1) * m * d * word,
         # raw and padded points, final features and classifier outputs of both sets
