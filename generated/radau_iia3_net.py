@@ -80,7 +80,7 @@ from numba.extending import intrinsic
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_6bb0ffd2a0ad253b"
+MODULE_KEY = "rkgen_net_73057d4713fabd27"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -2042,6 +2042,14 @@ def _workspace(y, d, bs):
     )
 
 
+@njit(cache=True, inline="always")
+def _stage_work(tY, d, bs):
+    """The work array X (s, d, bs) of the stage values Y_2.. where the tape tY keeps y_j only (one row a layer:
+    :func:`rkgen.runtime.api._tape_inputs`); elsewhere X is never read, and empty. Every entry is written before it
+    is read."""
+    return np.empty((STAGES if tY.shape[2] < STAGES else 0, d, bs), tY.dtype)
+
+
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, states, keep, bs):
     """Forward pass over the sample blocks lo..hi-1; stage values Y and S = sigma(K Y + beta) go to
@@ -2055,7 +2063,7 @@ def _forward_blocks(lo, hi, y0, yN, K, beta, rows, h, field, act, tY, tS, slot, 
     N = h.shape[0]
     y_, Z_ = np.empty((d, bs), y0.dtype), np.empty((d, bs), y0.dtype)  # work arrays in the network's dtype
     F_ = np.zeros((STAGES, d, bs), y0.dtype)  # the stable field only (the resnet field uses S)
-    X_ = np.zeros((STAGES, d, bs), y0.dtype)  # the stage values Y_2.. where the tape keeps y_j only
+    X_ = _stage_work(tY, d, bs)
     ws_ = _workspace(y_, d, bs)
     y, Z, F, X, ws = _borrowed((y_, Z_, F_, X_, ws_))
     y0, yN, K, beta, rows, h, tY, tS, states = _borrowed((y0, yN, K, beta, rows, h, tY, tS, states))
@@ -2132,7 +2140,7 @@ def _backward_blocks(lo, hi, p, dy0, K, beta, rows, h, field, act, tY, tS, dK, d
     t = p.dtype  # work arrays in the network's dtype; dK, dbeta and dh are float64 sums (api.backward)
     P_, G_, U_ = np.empty((d, bs), t), np.empty((d, bs), t), np.empty((d, bs), t)
     D_, eta_, mu_ = np.zeros((STAGES, d, bs), t), np.zeros((STAGES, d, bs), t), np.zeros((STAGES, d, bs), t)
-    X_ = np.zeros((STAGES, d, bs), t)  # the stage values Y_2.. where the tape keeps y_j only
+    X_ = _stage_work(tY, d, bs)
     ws_ = _workspace(P_, d, bs)
     P, G, U, D, eta, mu, X, ws = _borrowed((P_, G_, U_, D_, eta_, mu_, X_, ws_))
     p, dy0, K, beta, rows, h, tY, tS, dK, dbeta, dh = _borrowed((p, dy0, K, beta, rows, h, tY, tS, dK, dbeta, dh))
