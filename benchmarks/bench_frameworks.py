@@ -23,9 +23,11 @@ limit it, so the affinity is what holds JAX to the same count):
   gradient error is measured against rk38's exact gradient. The released torchdiffeq (0.2.5) has no implicit
   fixed-grid method (its GitHub master has Gauss-Legendre solvers, unreleased), so gauss2 has no torchdiffeq peer.
 - ``rkgen.jax`` and ``jax``: rkgen.jax.rk_block and the same stages in jax.numpy, each one jax.jit step
-  (on the table's cores). ``rkgen.jax pure_cb``: rkgen.jax through
-  jax.pure_callback instead of buffer_callback (where JAX has buffer_callback), to show what the callback costs.
-  Per width, the JAX callback overhead is printed as well (:func:`callback_overhead`).
+  (on the table's cores). rkgen.jax's differentiated calls of an explicit tableau are two XLA custom calls of the
+  module's own handlers (rkgen.runtime.xla, where JAX has jax.ffi). ``rkgen.jax callbacks``: the same step through
+  host callbacks (buffer_callback), as implicit tableaux run, and ``rkgen.jax pure_cb`` through jax.pure_callback
+  (older JAX), to show what the callbacks cost. Per width, the JAX callback overhead is printed as well
+  (:func:`callback_overhead`).
 
 The gradient error is max |g - g_exact| / max |g_exact| over K, beta and y0, g_exact the exact gradient of the
 discrete network: torch autograd through the explicit stages in float64 (exact differentiation of the discrete
@@ -238,21 +240,25 @@ def jax_steps(spec, P, A, b):
 
     import rkgen.jax as rj
 
+    FFI = rj.USE_FFI
     out = {}
-    variants = [("rkgen.jax", ours, rj.USE_BUFFER_CALLBACK), ("jax", plain, None)]
+    # (name, function, (FFI, buffer callback) while traced: None for the plain network)
+    variants = [("rkgen.jax", ours, (rj.USE_FFI, rj.USE_BUFFER_CALLBACK)), ("jax", plain, None)]
+    if rj.USE_FFI:
+        variants.insert(1, ("rkgen.jax callbacks", ours, (False, rj.USE_BUFFER_CALLBACK)))
     if rj.USE_BUFFER_CALLBACK:
-        variants.insert(1, ("rkgen.jax pure_cb", ours, False))
-    for name, fn, buffer in variants:
+        variants.insert(1, ("rkgen.jax pure_cb", ours, (False, False)))
+    for name, fn, paths in variants:
         g = jax.jit(jax.grad(lambda K, beta, y0, fn=fn: jnp.sum(fn(K, beta, y0, arrays["h"]) * arrays["W"]),
                              argnums=(0, 1, 2)))
 
-        def step(g=g, buffer=buffer):
-            if buffer is not None:  # read when traced: the first call of each variant
-                rj.USE_BUFFER_CALLBACK = buffer
+        def step(g=g, paths=paths):
+            if paths is not None:  # read when traced: the first call of each variant
+                rj.USE_FFI, rj.USE_BUFFER_CALLBACK = paths
             try:
                 grads = jax.block_until_ready(g(arrays["K"], arrays["beta"], arrays["y0"]))
             finally:
-                rj.USE_BUFFER_CALLBACK = rj._buffer_callback is not None
+                rj.USE_FFI, rj.USE_BUFFER_CALLBACK = FFI, rj._buffer_callback is not None
             return tuple(np.asarray(x) for x in grads)
 
         out[name] = step
@@ -323,7 +329,8 @@ TARGETS = (  # (what, peer, ours, method, widths, at least): issue 16's targets
 )
 PAIRS = (  # (method, peer, ours): the ratios printed per width
     ("rk4", "torch", "rkgen.torch"), ("rk38", "torchdiffeq rk4", "rkgen.torch"), ("rk4", "jax", "rkgen.jax"),
-    ("rk4", "jax", "rkgen.jax pure_cb"), ("rk4", "rkgen.torch", "kernels"), ("rk4", "rkgen.jax", "kernels"),
+    ("rk4", "jax", "rkgen.jax callbacks"), ("rk4", "jax", "rkgen.jax pure_cb"), ("rk4", "rkgen.torch", "kernels"),
+    ("rk4", "rkgen.jax", "kernels"),
 )
 
 

@@ -79,7 +79,7 @@ from numba.extending import intrinsic
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_5585e55f573fe4a4"
+MODULE_KEY = "rkgen_net_b6e1a5edf30e5080"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -2244,8 +2244,10 @@ PARAMS = ("shared", "stage", "continuous")
 
 
 def _stage_rows(N, params):
-    """rows[j, i]: the parameter row of stage i of layer j (int64, C-contiguous, read-only; kept per shape, since
-    building it costs more than a small network's forward pass)."""
+    """rows[j, i]: the parameter row of stage i of layer j (int64, C-contiguous; kept per shape, since building it
+    costs more than a small network's forward pass). Shared between calls, and only read: left writeable, so that
+    the kernels have one signature for it whether it comes from here or from XLA's buffers (rkgen.runtime.xla, where
+    a read-only array would be a second type, and the kernels compiled again for it)."""
     key = (N, params == "shared")
     rows = _ROWS.get(key)
     if rows is None:
@@ -2253,7 +2255,6 @@ def _stage_rows(N, params):
             rows = np.ascontiguousarray(np.repeat(np.arange(N, dtype=np.int64)[:, None], STAGES, axis=1))
         else:
             rows = np.arange(N * STAGES, dtype=np.int64).reshape(N, STAGES)
-        rows.flags.writeable = False
         if len(_ROWS) >= 64:
             _ROWS.clear()
         _ROWS[key] = rows

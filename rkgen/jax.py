@@ -7,9 +7,15 @@
 >>> y = block(params, x)                                        # doctest: +SKIP
 
 :func:`rk_block` is a :func:`jax.custom_vjp` function whose forward and backward passes are the generated module's
-numba kernels (CPU), reached through host callbacks: it works under ``jit``, ``grad`` (reverse mode; there is no
-forward-mode rule) and ``vmap``, and its gradient is the exact adjoint of the discrete network.
+numba kernels (CPU): it works under ``jit``, ``grad`` (reverse mode; there is no forward-mode rule) and ``vmap``,
+and its gradient is the exact adjoint of the discrete network.
 
+- XLA FFI: a differentiated call of an explicit tableau (shared, stage or tied layout) is two XLA custom calls of
+  the module's own handlers (numba cfuncs, :mod:`rkgen.runtime.xla`), the tape an XLA residual: no Python runs in
+  the step. The results are those of the callbacks below, bit for bit. :data:`USE_FFI` turns it off. Measured
+  (Intel Xeon, one thread, RK4 at d = 16, 8 layers, 256 samples): a jit training step 0.53 ms against 0.64 ms
+  through buffer callbacks, 0.87 ms for the same network in jax.numpy. Everything else (the primal call without
+  a gradient, implicit tableaux, whose failed solves must raise, the continuous layout) goes through callbacks.
 - Callbacks: ``jax.experimental.buffer_callback`` where JAX has it (the callback reads XLA's input buffers and
   writes its results into XLA's output buffers, with no copies or array conversions by JAX), else
   :func:`jax.pure_callback` (:data:`USE_BUFFER_CALLBACK`). A differentiated call makes two callbacks, the forward
@@ -209,15 +215,100 @@ def _block(spec, y0, K, beta, h):
 
 
 def _block_fwd(spec, y0, K, beta, h):
+    plan = _xla_plan(spec, y0.shape, y0.dtype)
+    if plan is not None:
+        return _xla_fwd(spec, plan, y0, K, beta, h)
     token = jax.ShapeDtypeStruct((), jnp.int32)
     yN, token = _host_call(_host(spec).taped, (_shape(y0), token), y0, K, beta, h, vmap_method="sequential")
     return yN, (token, y0, K, beta, h)
 
 
 def _block_bwd(spec, res, p):
+    if isinstance(res[0], tuple):  # the forward call went through XLA's FFI: the tape is a residual
+        return _xla_bwd(spec, res, p)
     token, y0, K, beta, h = res
     shapes = tuple(_shape(a) for a in (y0, K, beta, h))
     return _host_call(_host(spec).backward, shapes, token, y0, K, beta, h, p, vmap_method="sequential")
+
+
+# -- XLA FFI targets ----------------------------------------------------------------------------------------------
+
+#: whether differentiated calls of explicit tableaux go through the module's XLA FFI handlers (:func:`_xla_plan`)
+#: where JAX and the module have them; read when a call is traced
+USE_FFI = hasattr(jax, "ffi") and hasattr(jax.ffi, "ffi_call")
+_TARGETS: dict = {}  # (module key, dtype) -> (forward name, backward name); the ctypes functions stay alive here
+_KEEP: list = []
+
+
+def _targets(net, plan, dtype):
+    """The names of the module's forward and backward handlers for ``dtype``, registered with XLA once."""
+    key = (getattr(net, "MODULE_KEY", id(net)), np.dtype(dtype).name)
+    names = _TARGETS.get(key)
+    if names is None:
+        import ctypes
+
+        handler = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)
+        names = tuple(f"rkgen_{key[0]}_{key[1]}_{part}" for part in ("forward", "backward"))
+        for name, part in zip(names, ("forward", "backward"), strict=True):
+            fn = handler(plan[part])
+            _KEEP.append(fn)
+            jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(fn), platform="cpu")
+        _TARGETS[key] = names
+    return names
+
+
+def _xla_plan(spec, shape, dtype):
+    """The module's plan for a differentiated call (:func:`rkgen.runtime.xla.xla_plan`) with its target names, or
+    None: then the call goes through host callbacks (implicit tableaux, the continuous layout, modules without
+    handlers, :data:`USE_FFI` off, no samples)."""
+    m = math.prod(shape[:-1])
+    plan_of = getattr(spec.net, "xla_plan", None)
+    if not USE_FFI or plan_of is None or m == 0 or jax.default_backend() != "cpu":
+        return None
+    plan = plan_of(m, spec.width, spec.layers, spec.field, spec.activation, spec.module_params, dtype)
+    if plan is None:
+        return None
+    plan = dict(plan, names=_targets(spec.net, plan, dtype))
+    if spec.params == "tied":
+        plan["plan"] = plan["plan"].copy()
+        plan["plan"][4] = 1
+    return plan
+
+
+def _kernel_layout(spec, K, beta):
+    """K and beta as the kernels' rows (R, d, d) and (R, d): the stage layout's (N, s, ...) flattened, a tied
+    block's one K and beta in every layer."""
+    d = spec.width
+    R = spec.layers * (spec.stages if spec.params == "stage" else 1)
+    if spec.params == "tied":
+        return jnp.broadcast_to(K, (R, d, d)), jnp.broadcast_to(beta, (R, d))
+    return K.reshape(R, d, d), beta.reshape(R, d)
+
+
+def _xla_fwd(spec, plan, y0, K, beta, h):
+    """The taped forward pass as an XLA custom call; the residuals hold the tape and the plan's fixed arguments
+    (rows and plan: the backward call reads the tape with the layout that wrote it)."""
+    d, dtype = spec.width, y0.dtype
+    flat = y0.reshape(-1, d)
+    Kr, br = _kernel_layout(spec, K, beta)
+    fixed = tuple(jnp.asarray(plan[k]) for k in ("rows", "plan"))
+    outs = (jax.ShapeDtypeStruct(flat.shape, dtype), *(jax.ShapeDtypeStruct(s, dtype) for s in plan["tape"]))
+    yN, tY, tS = jax.ffi.ffi_call(plan["names"][0], outs, vmap_method="sequential")(flat, Kr, br, h, *fixed)
+    return yN.reshape(y0.shape), ((tY, tS, *fixed), y0, K, beta, h)
+
+
+def _xla_bwd(spec, res, p):
+    (tY, tS, *fixed), y0, K, beta, h = res
+    d, dtype = spec.width, y0.dtype
+    names = _TARGETS[(getattr(spec.net, "MODULE_KEY", id(spec.net)), np.dtype(dtype).name)]
+    Kr, br = _kernel_layout(spec, K, beta)
+    rows = 1 if spec.params == "tied" else Kr.shape[0]
+    shapes = ((math.prod(y0.shape[:-1]), d), (rows, d, d), (rows, d), h.shape)
+    outs = tuple(jax.ShapeDtypeStruct(s, dtype) for s in shapes)
+    dy0, dK, dbeta, dh = jax.ffi.ffi_call(names[1], outs, vmap_method="sequential")(
+        tY, tS, Kr, br, h, p.reshape(-1, d), *fixed
+    )
+    return dy0.reshape(y0.shape), dK.reshape(K.shape), dbeta.reshape(beta.shape), dh
 
 
 _block.defvjp(_block_fwd, _block_bwd)

@@ -132,10 +132,14 @@ def _rel(got, want):
     return float(np.max(np.abs(got - want)) / np.max(np.abs(want)))
 
 
+@pytest.mark.parametrize("ffi", [True, False], ids=["ffi", "callbacks"])
 @pytest.mark.parametrize("d", [3, 18], ids=["narrow", "wide"])
-def test_float32_without_x64(net_rk4, d):
+def test_float32_without_x64(net_rk4, d, ffi, monkeypatch):
     """With x64 off the block runs the float32 kernels (its tape holds float32) and agrees with the float64 block
-    on the same float32-rounded numbers within float32 rounding; output and gradients are float32."""
+    on the same float32-rounded numbers within float32 rounding; output and gradients are float32. Through the
+    module's XLA handlers (the tape an XLA residual, no float64 array in the step) and through callbacks (the tape
+    kept on the Python side)."""
+    monkeypatch.setattr(rj, "USE_FFI", ffi)
     m, N = 20, 3
     with enable_x64(False):
         block = rj.RKBlock(net_rk4, d, N)
@@ -144,7 +148,12 @@ def test_float32_without_x64(net_rk4, d):
         w = jax.random.normal(jax.random.key(2), (m, d))
         assert p["K"].dtype == x.dtype == jnp.float32
         y, vjp = jax.vjp(lambda q, x: block(q, x), p, x)
-        assert y.dtype == jnp.float32 and rj._last_tape().stages[0].dtype == np.float32
+        if ffi:
+            text = str(jax.make_jaxpr(lambda q, x: jax.vjp(block, q, x)[0])(p, x))
+            assert "rkgen_" in text and "f64" not in text
+        else:
+            assert rj._last_tape().stages[0].dtype == np.float32
+        assert y.dtype == jnp.float32
         g, gx = jax.jit(jax.grad(lambda q, x: jnp.sum(block(q, x) * w), argnums=(0, 1)))(p, x)
         assert g["K"].dtype == g["h"].dtype == gx.dtype == jnp.float32
     p64 = {k: jnp.asarray(np.asarray(v, np.float64)) for k, v in p.items()}  # the same numbers, widened exactly
@@ -244,3 +253,65 @@ def test_agrees_with_rkgen_trainer(net_rk4):
         p = step(p)
     for key in p:
         np.testing.assert_allclose(p[key], end.params[key], rtol=1e-12, atol=1e-13)
+
+
+def _ffi_and_callbacks(block, p, x, w, monkeypatch):
+    """(jaxpr text, results) of a jit gradient step through the module's XLA FFI handlers and through host
+    callbacks."""
+    out = {}
+    for ffi in (True, False):
+        monkeypatch.setattr(rj, "USE_FFI", ffi)
+        step = jax.jit(jax.value_and_grad(lambda q, x: jnp.sum(block(q, x) * w), argnums=(0, 1)))
+        out[ffi] = str(jax.make_jaxpr(step)(p, x)), jax.tree.leaves(step(p, x))
+    return out
+
+
+@pytest.mark.parametrize("params", ["shared", "stage", "tied"])
+@pytest.mark.parametrize("d", [3, 18], ids=["narrow", "wide"])
+@pytest.mark.parametrize("x64", [True, False], ids=["float64", "float32"])
+def test_ffi_matches_callbacks(net_rk4, params, d, x64, monkeypatch):
+    """A differentiated call of an explicit tableau runs as two XLA custom calls of the module's own handlers
+    (rkgen.runtime.xla, the tape an XLA residual): the same value and gradients as the host callbacks, bit for bit,
+    in every parameter layout (tied: the layers' float32 gradients summed in float64 as rkgen.layers sums them),
+    narrow and wide (BLAS) layers, float64 and float32."""
+    with enable_x64(x64):
+        block, p, x = _setup(net_rk4, d=d, N=3, m=21, params=params)
+        w = jax.random.normal(jax.random.key(5), x.shape, x.dtype)
+        out = _ffi_and_callbacks(block, p, x, w, monkeypatch)
+    assert "rkgen_" in out[True][0] and "rkgen_" not in out[False][0]  # the FFI targets' names
+    assert out[True][1][0].dtype == (np.float64 if x64 else np.float32)
+    for a, b in zip(out[True][1], out[False][1], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_ffi_only_for_serial_layouts(net_rk4):
+    """XLA runs the handlers on a thread of its own, where numba's parallel regions ran at half speed and slowed the
+    process's later ones (rkgen.runtime.xla.xla_plan): a call the module would split across two threads goes
+    through the callbacks (which run the parallel kernels as forward does); on one thread, through the handlers."""
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.fail("this test needs numba with two threads (NUMBA_NUM_THREADS >= 2)")
+    block, p, x = _setup(net_rk4, d=16, N=8, m=1000)
+    traced = {}
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            grad = jax.grad(lambda q: jnp.sum(block(q, x) ** 2))
+            traced[threads] = "rkgen_" in str(jax.make_jaxpr(grad)(p)), grad(p)
+    finally:
+        numba.set_num_threads(before)
+    assert traced[1][0] and not traced[2][0]
+    for a, b in zip(jax.tree.leaves(traced[1][1]), jax.tree.leaves(traced[2][1]), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)  # two threads sum dK in another order
+
+
+def test_implicit_and_continuous_use_callbacks(net_sdirk2, net_rk4):
+    """An implicit tableau's stage solves can fail, which a handler could not raise as a Python error, and the
+    continuous layout interpolates in Python: both run through host callbacks (no module handler is traced)."""
+    for net, params in ((net_sdirk2, "shared"), (net_rk4, "continuous")):
+        block, p, x = _setup(net, params=params)
+        text = str(jax.make_jaxpr(jax.grad(lambda q, b=block, x=x: jnp.sum(b(q, x))))(p))
+        assert "rkgen_" not in text, (net.NAME, params)
+    assert net_sdirk2.__dict__.get("xla_plan") is None

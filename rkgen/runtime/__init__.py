@@ -9,7 +9,7 @@ only what a tableau changes, as the functions that :mod:`rkgen.runtime._tableau`
 
 from __future__ import annotations
 
-__all__ = ["modules_for", "COMMON", "IMPLICIT", "BY_STRUCTURE"]
+__all__ = ["modules_for", "COMMON", "IMPLICIT", "BY_STRUCTURE", "TAIL", "XLA"]
 
 #: every module needs these, in this order (a module may use names of the modules before it and after it:
 #: numba resolves globals when a kernel is compiled, but decorators and constants must come first)
@@ -17,15 +17,20 @@ COMMON = ("fastmath", "activations", "blas", "products")
 IMPLICIT = ("implicit",)
 BY_STRUCTURE = {"explicit": (), "diagonally implicit": ("dirk",), "fully implicit": ("firk",)}
 TAIL = ("driver", "layout", "tape", "params", "api")
+#: explicit tableaux also get XLA FFI handlers (rkgen.jax calls them; an implicit tableau's stage solves can fail,
+#: which a handler could not report as a Python error, so those run through host callbacks)
+XLA = ("xla",)
 
 
 def modules_for(structure: str) -> tuple[str, ...]:
     """The runtime modules a generated module of this structure contains, in file order.
 
     >>> modules_for("explicit")
-    ('fastmath', 'activations', 'blas', 'products', 'driver', 'layout', 'tape', 'params', 'api')
+    ('fastmath', 'activations', 'blas', 'products', 'driver', 'layout', 'tape', 'params', 'api', 'xla')
     >>> modules_for("fully implicit")[4:6]
     ('implicit', 'firk')
+    >>> modules_for("fully implicit")[-1]
+    'api'
     """
     extra = BY_STRUCTURE[structure]
-    return COMMON + (IMPLICIT if extra else ()) + extra + TAIL
+    return COMMON + (IMPLICIT if extra else ()) + extra + TAIL + (XLA if structure == "explicit" else ())

@@ -25,8 +25,10 @@ PARAMS = ("shared", "stage", "continuous")
 
 
 def _stage_rows(N, params):
-    """rows[j, i]: the parameter row of stage i of layer j (int64, C-contiguous, read-only; kept per shape, since
-    building it costs more than a small network's forward pass)."""
+    """rows[j, i]: the parameter row of stage i of layer j (int64, C-contiguous; kept per shape, since building it
+    costs more than a small network's forward pass). Shared between calls, and only read: left writeable, so that
+    the kernels have one signature for it whether it comes from here or from XLA's buffers (rkgen.runtime.xla, where
+    a read-only array would be a second type, and the kernels compiled again for it)."""
     key = (N, params == "shared")
     rows = _ROWS.get(key)
     if rows is None:
@@ -34,7 +36,6 @@ def _stage_rows(N, params):
             rows = np.ascontiguousarray(np.repeat(np.arange(N, dtype=np.int64)[:, None], STAGES, axis=1))
         else:
             rows = np.arange(N * STAGES, dtype=np.int64).reshape(N, STAGES)
-        rows.flags.writeable = False
         if len(_ROWS) >= 64:
             _ROWS.clear()
         _ROWS[key] = rows
