@@ -153,6 +153,41 @@ def test_adam_steps_match_the_textbook_formulas(dtype):
         np.testing.assert_allclose(u, ref_u, rtol=0, atol=bound)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_adam_step_keeps_the_parameters_before_it(dtype):
+    """Adam.step(u, g, before=prev) writes u as it was into prev in the step's own pass, and steps u to the same bits
+    as a step without it."""
+    rng = np.random.default_rng(5)
+    u = rng.normal(size=41).astype(dtype)
+    g = rng.normal(size=41).astype(dtype)
+    plain, kept = Adam(41, lr=0.01, dtype=dtype), Adam(41, lr=0.01, dtype=dtype)
+    u1, u2, prev = u.copy(), u.copy(), np.full(41, np.nan, dtype)
+    plain.step(u1, g)
+    kept.step(u2, g, before=prev)
+    np.testing.assert_array_equal(prev, u)
+    np.testing.assert_array_equal(u2, u1)
+    np.testing.assert_array_equal(kept.m, plain.m)
+    assert not np.array_equal(u1, u)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_all_finite(dtype):
+    """all_finite reads the exponent bits: inf, -inf and NaN (quiet, signalling, any sign) anywhere are caught; the
+    largest finite numbers, subnormals and signed zeros are finite."""
+    from rkgen.train._kernels import all_finite
+
+    info = np.finfo(dtype)
+    ok = np.array([0.0, -0.0, info.max, -info.max, info.tiny / 4, 1.0, -3.5] * 5, dtype)
+    assert all_finite(ok) and all_finite(ok[:0]) and all_finite(ok[:1])
+    bits = np.int32 if dtype == np.float32 else np.int64
+    signalling = np.array([0x7F800001 if dtype == np.float32 else 0x7FF0000000000001], bits).view(dtype)[0]
+    for bad in (np.inf, -np.inf, np.nan, -np.nan, signalling):
+        for where in (0, 17, len(ok) - 1):
+            a = ok.copy()
+            a[where] = bad
+            assert not all_finite(a), (bad, where)
+
+
 def test_backtracking_accepts_only_decreasing_steps():
     res = train(
         tableau="rk4",

@@ -111,20 +111,34 @@ def head_backward(dz, y, W, gW, gmu, p):
 
 @njit(cache=True, error_model="numpy")
 def all_finite(a):
-    """Whether every entry of the 1-D array a is finite."""
-    for i in range(a.shape[0]):
-        if not math.isfinite(a[i]):
-            return False
-    return True
+    """Whether every entry of the 1-D float64 or float32 array a is finite: the largest exponent field of its
+    entries is not all ones (inf and NaN have all ones). An integer max over the bits vectorises, where a loop that
+    returns at the first non-finite entry does not: 004's gradient (27 000 entries, float64) 2.6 against 10.4 us
+    a call (Intel Xeon, model 167, one thread)."""
+    if a.itemsize == 4:  # float32
+        bits32 = a.view(np.int32)
+        worst32 = np.int32(0)
+        for i in range(bits32.shape[0]):
+            worst32 = max(worst32, bits32[i] & np.int32(0x7F800000))
+        return worst32 != np.int32(0x7F800000)
+    bits = a.view(np.int64)
+    worst = np.int64(0)
+    for i in range(bits.shape[0]):
+        worst = max(worst, bits[i] & np.int64(0x7FF0000000000000))
+    return worst != np.int64(0x7FF0000000000000)
 
 
 @njit(cache=True, error_model="numpy")
-def adam_update(u, g, m, v, b1, c_b1, b2, c_b2, root_c2, eps, rate):
+def adam_update(u, g, m, v, b1, c_b1, b2, c_b2, root_c2, eps, rate, before, keep):
     """One Adam step in place: m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2, u -= rate m / (sqrt(v) / sqrt(c2) +
     eps), with rate = lr / c1 and c_b1, c_b2 = 1 - b1, 1 - b2. The constants come in the arrays' dtype, so a float32
     run computes in float32; the operations and their order are those of the numpy expressions they replace, element
-    by element, without contraction into fused multiply-adds (numba's default): a float64 step gives the same bits."""
+    by element, without contraction into fused multiply-adds (numba's default): a float64 step gives the same bits.
+    With ``keep``, u's entries before the step go to ``before`` in the same pass (the trainer's last good
+    parameters: a copy of its own before, 6 us of 004's iteration)."""
     for i in range(u.shape[0]):
+        if keep:
+            before[i] = u[i]
         gi = g[i]
         mi = m[i] * b1 + c_b1 * gi
         vi = v[i] * b2 + (gi * gi) * c_b2

@@ -31,7 +31,8 @@ class Adam:
         self.v = np.zeros(size, dtype)
         self.t = 0
 
-    def step(self, u: np.ndarray, g: np.ndarray) -> None:
+    def step(self, u: np.ndarray, g: np.ndarray, before: np.ndarray | None = None) -> None:
+        """One step on u in place; ``before`` (u's shape), when given, receives u as it was before the step."""
         from rkgen.train._kernels import adam_update  # numba on first use
 
         self.t += 1
@@ -39,7 +40,7 @@ class Adam:
         c1 = 1.0 - b1**self.t
         c2 = 1.0 - b2**self.t
         adam_update(u, g, self.m, self.v, t(b1), t(1.0 - b1), t(b2), t(1.0 - b2), t(np.sqrt(c2)), t(self.eps),
-                    t(self.lr / c1))
+                    t(self.lr / c1), u if before is None else before, before is not None)
 
     def state(self) -> dict:
         return {"adam_m": self.m, "adam_v": self.v}, {"adam_t": self.t}

@@ -803,7 +803,7 @@ def _write_summary(res: TrainResult):
 def _finite(fw, grad=None):
     from rkgen.train._kernels import all_finite  # numba on first use
 
-    if not np.isfinite(fw.cost):
+    if not math.isfinite(fw.cost):
         return False
     return grad is None or all_finite(grad)
 
@@ -975,9 +975,8 @@ def _minibatch(
                     u,
                     perm,
                 )
-            prev[...] = u
             have_prev = True
-            adam.step(u, grad)
+            adam.step(u, grad, before=prev)  # prev: u before the step, written in the step's own pass
             model.project(u)
             st["batch"] += 1
             st["iteration"] += 1
