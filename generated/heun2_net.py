@@ -81,7 +81,7 @@ from numba.extending import intrinsic
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_f015f5d413c51c24"
+MODULE_KEY = "rkgen_net_eaca8715cd6bee0b"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -2095,11 +2095,18 @@ def backward(tape, p):
 # A handler is ``XLA_FFI_Error* handler(XLA_FFI_CallFrame* frame)`` (xla/ffi/api/c_api.h, FFI API
 # 0.3). It reads the frame by the C layout of that header on a 64-bit platform (_XLA_*: word and
 # int32 indices), and it answers XLA's metadata query (an extension of type 1 on the frame) with the
-# API version it was written for. It never fails: an explicit tableau has no stage solve to fail,
-# and every shape is fixed when the call is traced (the plan). Measured on an Intel Xeon (model 167,
-# one thread): a jit training step of RK4 at d = 16, 8 layers, 256 samples took 524-534 us through
-# these handlers against 623-650 us through buffer callbacks, jax.jit of the same network in
-# jax.numpy 861-873 us (docs/layers.md).
+# API version it was written for; rkgen.jax registers the handlers only with a jaxlib whose own
+# header says FFI API 0.3 or a later 0.x (later minor versions only append fields). Before it runs a
+# kernel, a handler checks the frame's size and its buffers (count, rank, dtype, and every shape
+# against the plan, the parameter rows within K), and answers a mismatch with an XLA error
+# (XLA_FFI_Error_Create, INVALID_ARGUMENT), which JAX raises: a wrong call never reads or writes
+# past a buffer. An explicit tableau has no stage solve to fail. What it cannot report is an
+# exception inside the kernels (numba prints it and the handler returns success), of which the only
+# kind is an allocation failing: the kernels allocate work arrays of a few blocks.
+#
+# Measured on an Intel Xeon (model 167, one thread): a jit training step of RK4 at d = 16, 8 layers,
+# 256 samples took 0.520 ms through these handlers against 0.606 ms through buffer callbacks, 0.848
+# ms for jax.jit of the same network in jax.numpy (docs/layers.md).
 
 XLA_FFI_API = (0, 3)  # the FFI API version of the call frame's layout below
 _XLA_EXTENSION = 1  # frame: extension_start (a word)
@@ -2110,6 +2117,16 @@ _XLA_DATA, _XLA_DIMS = 3, 5  # buffer: data, dims (words)
 _XLA_METADATA = 3  # metadata extension: the metadata (a word); its type (an int32) at 2
 _XLA_TRAITS = 8  # metadata: traits (an int32), after api_version {struct_size, extension, major, minor}
 _XLA_VERSION_SIZE = 24  # sizeof(XLA_FFI_Api_Version)
+_XLA_FRAME_SIZE = 120  # the frame's fields read here end with rets, at byte 120 (its struct_size: 168 in API 0.3)
+_XLA_RANK, _XLA_DTYPE = 4, 4  # buffer: rank (a word), dtype (an int32)
+_XLA_F32, _XLA_F64, _XLA_S32 = 11, 12, 4  # XLA_FFI_DataType
+_XLA_ERROR_CREATE = 6  # api: XLA_FFI_Error_Create (a word), after api_version and internal_api
+_XLA_ERROR_ARGS_SIZE = 28  # sizeof(XLA_FFI_Error_Create_Args): struct_size, extension, message, errc (int32)
+_XLA_INVALID_ARGUMENT = 3
+_XLA_MESSAGE = np.frombuffer(
+    b"rkgen: the XLA call's buffers do not match the plan it was traced with (count, rank, dtype or shape)\0",
+    np.uint8,
+)
 
 
 @intrinsic
@@ -2123,9 +2140,42 @@ def _xla_pointer(typingctx, address, dtype):
     return types.CPointer(target)(address, dtype), codegen
 
 
+@intrinsic
+def _xla_call(typingctx, function, argument):
+    """function(argument) for a C function at the integer address ``function`` that takes and returns a pointer
+    (passed and returned as integers, as the x86-64 and AArch64 calling conventions allow)."""
+
+    def codegen(context, builder, signature, args):
+        word = context.get_value_type(types.int64)
+        function_type = type(builder.function.function_type)  # llvmlite's FunctionType, without importing llvmlite
+        callee = builder.inttoptr(args[0], function_type(word, [word]).as_pointer())
+        return builder.call(callee, [args[1]])
+
+    return types.int64(types.int64, types.int64), codegen
+
+
 @njit(inline="always")
 def _xla_words(address, n):
     return carray(_xla_pointer(address, np.int64), n)
+
+
+@njit
+def _xla_error(frame):
+    """An XLA error (INVALID_ARGUMENT, :data:`_XLA_MESSAGE`) made by the frame's API, for the handler to return."""
+    api = _xla_words(frame, 3)[2]
+    create = _xla_words(api, _XLA_ERROR_CREATE + 1)[_XLA_ERROR_CREATE]
+    arguments = np.zeros(4, np.int64)
+    arguments[0] = _XLA_ERROR_ARGS_SIZE
+    arguments[2] = _XLA_MESSAGE.ctypes.data
+    arguments[3] = _XLA_INVALID_ARGUMENT  # errc, an int32 in the low half of the last word (little-endian)
+    return _xla_call(create, arguments.ctypes.data)
+
+
+@njit(inline="always")
+def _xla_checked(buffers, i, rank, dtype_code):
+    """Whether buffer i has this rank and dtype."""
+    w = _xla_words(buffers[i], _XLA_DIMS + 1)
+    return w[_XLA_RANK] == rank and carray(_xla_pointer(buffers[i], np.int32), 6)[_XLA_DTYPE] == dtype_code
 
 
 @njit(inline="always")
@@ -2146,11 +2196,16 @@ def _xla_metadata(frame):
 
 
 @njit(inline="always")
+def _xla_idle(frame):
+    """Whether the frame is XLA's metadata query (answered here) or of a stage other than execution (nothing to
+    do: a handler registered alone is called to execute only)."""
+    return _xla_metadata(frame) or carray(_xla_pointer(frame, np.int32), _XLA_STAGE + 1)[_XLA_STAGE] != 3
+
+
+@njit(inline="always")
 def _xla_buffers(frame):
-    """(arguments, results): the addresses of the frame's buffers, or two empty lists outside execution."""
+    """(arguments, results): the addresses of the frame's buffers."""
     w = _xla_words(frame, _XLA_RETV + 1)
-    if carray(_xla_pointer(frame, np.int32), _XLA_STAGE + 1)[_XLA_STAGE] != 3:
-        return _xla_words(w[_XLA_ARGV], 0), _xla_words(w[_XLA_RETV], 0)
     return _xla_words(w[_XLA_ARGV], w[_XLA_ARGS]), _xla_words(w[_XLA_RETV], w[_XLA_RETS])
 
 
@@ -2193,41 +2248,84 @@ def _xla_fixed(args, i):
 
 
 @njit(inline="always")
-def _xla_forward(frame, dtype):
+def _xla_valid(frame, args, rets, arg_ranks, ret_ranks, t, fixed):
+    """Whether the frame is long enough and its buffers are as many as expected, of these ranks, and of the dtype
+    code t but the two int32 arguments at ``fixed`` and ``fixed + 1`` (rows and plan)."""
+    if _xla_words(frame, 1)[0] < _XLA_FRAME_SIZE:
+        return False
+    if args.shape[0] != len(arg_ranks) or rets.shape[0] != len(ret_ranks):
+        return False
+    for i in range(len(arg_ranks)):
+        if not _xla_checked(args, i, arg_ranks[i], _XLA_S32 if i == fixed or i == fixed + 1 else t):
+            return False
+    for i in range(len(ret_ranks)):
+        if not _xla_checked(rets, i, ret_ranks[i], t):
+            return False
+    return True
+
+
+@njit(inline="always")
+def _xla_tape_valid(tY, tS, rows, plan, m, d, R, N):
+    """Whether the tape, the rows and the plan agree with each other and with m, d, R and N: the kernels index by
+    them without bounds checks."""
+    field, act, bs, nblocks = plan[0], plan[1], plan[2], plan[3]
+    if not (0 <= field <= 1 and 0 <= act <= 3 and bs > 0 and bs % 8 == 0 and nblocks * bs >= m > (nblocks - 1) * bs):
+        return False
+    if tY.shape != (nblocks, N, tY.shape[2], d, bs) or (tY.shape[2] != 1 and tY.shape[2] != STAGES):
+        return False
+    if tS.shape != (nblocks, N, STAGES, d, bs) or rows.shape != (N, STAGES) or plan.shape[0] != 5:
+        return False
+    return rows.min() >= 0 and rows.max() < R
+
+
+@njit(inline="always")
+def _xla_forward(frame, dtype, t):
     """Arguments y0 (m, d), K (R, d, d), beta (R, d), h (N,), rows (N, s), plan (5,); results y_N and the tape
     (tY, tS): :func:`forward`'s work on one thread, on XLA's buffers."""
-    if _xla_metadata(frame):
+    if _xla_idle(frame):
         return 0
     args, rets = _xla_buffers(frame)
-    if args.shape[0] == 0:
-        return 0
+    if not _xla_valid(frame, args, rets, (2, 3, 2, 1, 2, 1), (2, 5, 5), t, 4):
+        return _xla_error(frame)
     y0, K, beta, h = _xla_2(args, 0, dtype), _xla_3(args, 1, dtype), _xla_2(args, 2, dtype), _xla_1(args, 3, dtype)
     rows, plan = _xla_fixed(args, 4)
     yN, tY, tS = _xla_2(rets, 0, dtype), _xla_5(rets, 1, dtype), _xla_5(rets, 2, dtype)
-    field, act, bs, nblocks = plan[0], plan[1], plan[2], plan[3]
+    m, d, R, N = y0.shape[0], y0.shape[1], K.shape[0], h.shape[0]
+    if yN.shape != (m, d) or K.shape != (R, d, d) or beta.shape != (R, d) or m == 0:
+        return _xla_error(frame)
+    if not _xla_tape_valid(tY, tS, rows, plan, m, d, R, N):
+        return _xla_error(frame)
     states = np.empty((1, 1, 1), y0.dtype)
-    _forward_blocks(0, nblocks, y0, yN, K, beta, rows, h, field, act, tY, tS, np.int64(-1), states, False, bs)
+    _forward_blocks(0, plan[3], y0, yN, K, beta, rows, h, plan[0], plan[1], tY, tS, np.int64(-1), states, False,
+                    plan[2])
     return 0
 
 
 @njit(inline="always")
-def _xla_backward(frame, dtype):
+def _xla_backward(frame, dtype, t):
     """Arguments tY, tS, K, beta, h, p (m, d), rows, plan; results dy0, dK, dbeta, dh: :func:`backward`'s work on
     one thread (float64 sums over the blocks, rounded once), and for a tied block (plan[4]) the sums over the layers
     of those rounded gradients, as :func:`rkgen.layers.backward` forms them."""
-    if _xla_metadata(frame):
+    if _xla_idle(frame):
         return 0
     args, rets = _xla_buffers(frame)
-    if args.shape[0] == 0:
-        return 0
+    if not _xla_valid(frame, args, rets, (5, 5, 3, 2, 1, 2, 2, 1), (2, 3, 2, 1), t, 6):
+        return _xla_error(frame)
     tY, tS, K, beta = _xla_5(args, 0, dtype), _xla_5(args, 1, dtype), _xla_3(args, 2, dtype), _xla_2(args, 3, dtype)
     h, p = _xla_1(args, 4, dtype), _xla_2(args, 5, dtype)
     rows, plan = _xla_fixed(args, 6)
     dy0, dK, dbeta, dh = _xla_2(rets, 0, dtype), _xla_3(rets, 1, dtype), _xla_2(rets, 2, dtype), _xla_1(rets, 3, dtype)
-    field, act, bs, nblocks, tied = plan[0], plan[1], plan[2], plan[3], plan[4]
-    R, d, N = K.shape[0], K.shape[1], h.shape[0]
+    m, d, R, N = p.shape[0], p.shape[1], K.shape[0], h.shape[0]
+    tied = plan[4] if plan.shape[0] == 5 else -1
+    rows_out = 1 if tied == 1 else R
+    if dy0.shape != (m, d) or K.shape != (R, d, d) or beta.shape != (R, d) or dh.shape != (N,) or m == 0:
+        return _xla_error(frame)
+    if tied < 0 or tied > 1 or dK.shape != (rows_out, d, d) or dbeta.shape != (rows_out, d):
+        return _xla_error(frame)
+    if not _xla_tape_valid(tY, tS, rows, plan, m, d, R, N):
+        return _xla_error(frame)
     sK, sb, sh = np.zeros((R, d, d)), np.zeros((R, d)), np.zeros(N)
-    _backward_blocks(0, nblocks, p, dy0, K, beta, rows, h, field, act, tY, tS, sK, sb, sh, bs)
+    _backward_blocks(0, plan[3], p, dy0, K, beta, rows, h, plan[0], plan[1], tY, tS, sK, sb, sh, plan[2])
     if tied:  # the layers' gradients, each rounded to the dtype, summed in float64
         tK, tb = np.zeros((d, d)), np.zeros(d)
         for j in range(R):
@@ -2243,28 +2341,32 @@ def _xla_backward(frame, dtype):
 
 
 def _xla_forward_f64(frame):
-    return _xla_forward(frame, np.float64)
+    return _xla_forward(frame, np.float64, _XLA_F64)
 
 
 def _xla_forward_f32(frame):
-    return _xla_forward(frame, np.float32)
+    return _xla_forward(frame, np.float32, _XLA_F32)
 
 
 def _xla_backward_f64(frame):
-    return _xla_backward(frame, np.float64)
+    return _xla_backward(frame, np.float64, _XLA_F64)
 
 
 def _xla_backward_f32(frame):
-    return _xla_backward(frame, np.float32)
+    return _xla_backward(frame, np.float32, _XLA_F32)
 
 
-@functools.lru_cache(maxsize=2)
+_XLA_CFUNCS = {}  # dtype name -> (forward, backward) cfuncs: the compiled handlers live as long as the module
+
+
 def _xla_handlers(dtype):
     """(forward, backward) handler addresses for ``dtype`` (a numpy dtype name), compiled on first use (cached on
     disk as the kernels are)."""
-    signature = types.intp(types.intp)
-    pair = {"float64": (_xla_forward_f64, _xla_backward_f64), "float32": (_xla_forward_f32, _xla_backward_f32)}
-    return tuple(cfunc(signature, cache=True)(fn).address for fn in pair[dtype])
+    if dtype not in _XLA_CFUNCS:
+        signature = types.intp(types.intp)
+        pair = {"float64": (_xla_forward_f64, _xla_backward_f64), "float32": (_xla_forward_f32, _xla_backward_f32)}
+        _XLA_CFUNCS[dtype] = tuple(cfunc(signature, cache=True)(fn) for fn in pair[dtype])
+    return tuple(handler.address for handler in _XLA_CFUNCS[dtype])
 
 
 def xla_plan(m, d, N, field, activation, params, dtype):
@@ -2285,7 +2387,7 @@ def xla_plan(m, d, N, field, activation, params, dtype):
     dtype = np.dtype(dtype).name
     if STRUCTURE != "explicit" or params not in ("shared", "stage") or dtype not in ("float32", "float64"):
         return None
-    if numba.config.DISABLE_JIT or ctypes.sizeof(ctypes.c_void_p) != 8:
+    if numba.config.DISABLE_JIT or np.dtype(np.intp).itemsize != 8:
         return None
     bs, nblocks, bounds = _layout(m, d, N)
     if bounds is not None or not isinstance(_single_blas(d, bs), contextlib.nullcontext):

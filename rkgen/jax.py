@@ -10,12 +10,15 @@
 numba kernels (CPU): it works under ``jit``, ``grad`` (reverse mode; there is no forward-mode rule) and ``vmap``,
 and its gradient is the exact adjoint of the discrete network.
 
-- XLA FFI: a differentiated call of an explicit tableau (shared, stage or tied layout) is two XLA custom calls of
-  the module's own handlers (numba cfuncs, :mod:`rkgen.runtime.xla`), the tape an XLA residual: no Python runs in
-  the step. The results are those of the callbacks below, bit for bit. :data:`USE_FFI` turns it off. Measured
-  (Intel Xeon, one thread, RK4 at d = 16, 8 layers, 256 samples): a jit training step 0.53 ms against 0.64 ms
-  through buffer callbacks, 0.87 ms for the same network in jax.numpy. Everything else (the primal call without
-  a gradient, implicit tableaux, whose failed solves must raise, the continuous layout) goes through callbacks.
+- XLA FFI: a differentiated call of an explicit tableau (shared, stage or tied layout) that the module runs on one
+  thread is two XLA custom calls of the module's own handlers (numba cfuncs, :mod:`rkgen.runtime.xla`), the tape
+  an XLA residual: no Python runs in the step. The results are those of the callbacks below, bit for bit.
+  :data:`USE_FFI` turns it off. Measured (Intel Xeon, one thread, RK4 at d = 16, 8 layers, 256 samples): a jit
+  training step 0.52 ms against 0.61 ms through buffer callbacks, 0.85 ms for the same network in jax.numpy.
+  Everything else goes through callbacks: the primal call without a gradient; implicit tableaux, whose failed
+  solves must raise; the continuous layout; calls the module splits across threads (on XLA's thread a parallel
+  region ran at half speed and slowed the process's later ones); a jaxlib whose FFI API is not 0.3 or a later
+  0.x; a backend other than the CPU; no samples.
 - Callbacks: ``jax.experimental.buffer_callback`` where JAX has it (the callback reads XLA's input buffers and
   writes its results into XLA's output buffers, with no copies or array conversions by JAX), else
   :func:`jax.pure_callback` (:data:`USE_BUFFER_CALLBACK`). A differentiated call makes two callbacks, the forward
@@ -28,7 +31,8 @@ and its gradient is the exact adjoint of the discrete network.
   float32 by the kernels (:func:`rkgen.layers.compute_dtype`: float32 stages, tape and gradients, the parameter
   gradients summed in float64 across sample blocks; implicit tableaux solve their stages in float64 and round
   back), so within float32 rounding of the float64 block.
-- The tape: the forward callback of a differentiated call keeps its tape (the stage values) on the Python side
+- The tape (callbacks; through the handlers it is an XLA residual): the forward callback of a differentiated call
+  keeps its tape (the stage values) on the Python side
   under a token that is a residual of the VJP; the backward callback takes it from there, once. When it is not
   there (the same VJP pulled back twice, or more than :data:`TAPES` tapes waiting), the backward callback runs
   the forward pass again from the saved inputs: the same exact gradient, at the cost of one more forward pass.
@@ -49,8 +53,10 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import re
 import threading
 from collections import OrderedDict
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -257,13 +263,35 @@ def _targets(net, plan, dtype):
     return names
 
 
+@functools.lru_cache(maxsize=1)
+def _jaxlib_ffi_api():
+    """(major, minor): the FFI API of the installed jaxlib, read from its own C header (jax.ffi.include_dir()), or
+    None where there is none."""
+    try:
+        text = (Path(jax.ffi.include_dir()) / "xla" / "ffi" / "api" / "c_api.h").read_text()
+    except (AttributeError, OSError):
+        return None
+    found = [re.search(rf"#define XLA_FFI_API_{part} (\d+)", text) for part in ("MAJOR", "MINOR")]
+    return None if None in found else (int(found[0].group(1)), int(found[1].group(1)))
+
+
+def _ffi_compatible(net) -> bool:
+    """Whether XLA accepts the module's handlers: they read the call frame by the layout of FFI API
+    ``net.XLA_FFI_API`` (0.3), which a jaxlib of the same major version and at least that minor one passes (later
+    minor versions only append fields; an older XLA checks the version only when a handler first runs, and then
+    fails the call)."""
+    have, wrote = _jaxlib_ffi_api(), getattr(net, "XLA_FFI_API", None)
+    return have is not None and wrote is not None and have[0] == wrote[0] and have[1] >= wrote[1]
+
+
 def _xla_plan(spec, shape, dtype):
     """The module's plan for a differentiated call (:func:`rkgen.runtime.xla.xla_plan`) with its target names, or
-    None: then the call goes through host callbacks (implicit tableaux, the continuous layout, modules without
-    handlers, :data:`USE_FFI` off, no samples)."""
+    None: then the call goes through host callbacks (implicit tableaux, the continuous layout, calls the module
+    splits across threads, modules without handlers, a jaxlib of another FFI API, a backend other than the CPU,
+    no samples, :data:`USE_FFI` off)."""
     m = math.prod(shape[:-1])
     plan_of = getattr(spec.net, "xla_plan", None)
-    if not USE_FFI or plan_of is None or m == 0 or jax.default_backend() != "cpu":
+    if not USE_FFI or plan_of is None or m == 0 or jax.default_backend() != "cpu" or not _ffi_compatible(spec.net):
         return None
     plan = plan_of(m, spec.width, spec.layers, spec.field, spec.activation, spec.module_params, dtype)
     if plan is None:

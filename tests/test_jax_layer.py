@@ -266,22 +266,82 @@ def _ffi_and_callbacks(block, p, x, w, monkeypatch):
     return out
 
 
+@pytest.fixture
+def one_thread():
+    """numba on one thread for the test (a call the module would split across threads goes through callbacks)."""
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(before)
+
+
 @pytest.mark.parametrize("params", ["shared", "stage", "tied"])
 @pytest.mark.parametrize("d", [3, 18], ids=["narrow", "wide"])
 @pytest.mark.parametrize("x64", [True, False], ids=["float64", "float32"])
-def test_ffi_matches_callbacks(net_rk4, params, d, x64, monkeypatch):
+def test_ffi_matches_callbacks(net_rk4, params, d, x64, monkeypatch, one_thread):
     """A differentiated call of an explicit tableau runs as two XLA custom calls of the module's own handlers
     (rkgen.runtime.xla, the tape an XLA residual): the same value and gradients as the host callbacks, bit for bit,
     in every parameter layout (tied: the layers' float32 gradients summed in float64 as rkgen.layers sums them),
-    narrow and wide (BLAS) layers, float64 and float32."""
+    narrow and wide (BLAS) layers, float64 and float32, over several sample blocks, the last one partial."""
     with enable_x64(x64):
-        block, p, x = _setup(net_rk4, d=d, N=3, m=21, params=params)
+        block, p, x = _setup(net_rk4, d=d, N=3, m=300, params=params)
         w = jax.random.normal(jax.random.key(5), x.shape, x.dtype)
+        plan = net_rk4.xla_plan(300, d, 3, "resnet", "tanh", block.spec.module_params, x.dtype)
+        assert plan["plan"][3] > 1 and 300 % plan["plan"][2] != 0  # several blocks, the last one partial
         out = _ffi_and_callbacks(block, p, x, w, monkeypatch)
     assert "rkgen_" in out[True][0] and "rkgen_" not in out[False][0]  # the FFI targets' names
     assert out[True][1][0].dtype == (np.float64 if x64 else np.float32)
     for a, b in zip(out[True][1], out[False][1], strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "net, field, activation",
+    [("euler", "resnet", "relu"), ("heun3", "stable", "tanh"), ("kutta3", "resnet", "softplus"),
+     ("rk4", "stable", "sigmoid")],
+    indirect=["net"],
+)
+def test_ffi_matches_callbacks_other_tableaux(net, field, activation, monkeypatch, one_thread):
+    """One stage (euler), a zero weight (heun3), a stage of two terms (kutta3), the stable field (whose tape keeps
+    every stage value) and the other activations: the handlers' gradients equal the callbacks', bit for bit."""
+    block, p, x = _setup(net, d=5, N=4, m=70, field=field, activation=activation)
+    w = jax.random.normal(jax.random.key(6), x.shape)
+    out = _ffi_and_callbacks(block, p, x, w, monkeypatch)
+    assert "rkgen_" in out[True][0]
+    for a, b in zip(out[True][1], out[False][1], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_ffi_rejects_a_call_that_does_not_match_its_plan(net_rk4, one_thread):
+    """A handler checks its buffers against the plan before any kernel runs and answers a mismatch with an XLA
+    error, which JAX raises (here the forward target called with a tape one block short)."""
+    block, p, x = _setup(net_rk4, d=3, N=2, m=300)
+    plan = rj._xla_plan(block.spec, x.shape, x.dtype)
+    (nb, N, i, d, bs), shape_S = plan["tape"]
+    outs = (jax.ShapeDtypeStruct(x.shape, x.dtype), jax.ShapeDtypeStruct((nb - 1, N, i, d, bs), x.dtype),
+            jax.ShapeDtypeStruct((nb - 1,) + shape_S[1:], x.dtype))
+    call = jax.ffi.ffi_call(plan["names"][0], outs)
+    with pytest.raises(Exception, match="do not match the plan"):
+        jax.block_until_ready(call(x, p["K"], p["beta"], p["h"], jnp.asarray(plan["rows"]), jnp.asarray(plan["plan"])))
+    good = jax.ffi.ffi_call(plan["names"][0], (outs[0], *(jax.ShapeDtypeStruct(t, x.dtype) for t in plan["tape"])))
+    y = good(x, p["K"], p["beta"], p["h"], jnp.asarray(plan["rows"]), jnp.asarray(plan["plan"]))[0]
+    np.testing.assert_array_equal(y, block(p, x))
+
+
+def test_ffi_needs_a_jaxlib_of_its_api(net_rk4, monkeypatch, one_thread):
+    """The handlers read XLA's call frame by the layout of FFI API 0.3: a jaxlib of an older API (or another
+    major version) gets the callbacks."""
+    block, p, x = _setup(net_rk4)
+    assert rj._jaxlib_ffi_api() >= (0, 3) and net_rk4.XLA_FFI_API == (0, 3)
+    def traced():  # a new function each time: JAX reuses the trace of one it has seen
+        return str(jax.make_jaxpr(jax.grad(lambda q: jnp.sum(block(q, x) ** 2)))(p))
+
+    assert "rkgen_" in traced()
+    for version in ((0, 2), (1, 3)):
+        monkeypatch.setattr(rj, "_jaxlib_ffi_api", lambda version=version: version)
+        assert "rkgen_" not in traced(), version
 
 
 def test_ffi_only_for_serial_layouts(net_rk4):
@@ -304,7 +364,7 @@ def test_ffi_only_for_serial_layouts(net_rk4):
         numba.set_num_threads(before)
     assert traced[1][0] and not traced[2][0]
     for a, b in zip(jax.tree.leaves(traced[1][1]), jax.tree.leaves(traced[2][1]), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)  # two threads sum dK in another order
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)  # two threads sum dK in another order: to rounding
 
 
 def test_implicit_and_continuous_use_callbacks(net_sdirk2, net_rk4):
