@@ -91,7 +91,7 @@ from numba.extending import intrinsic
 # The module's one name, whatever file name it is imported under. numba's cache names a file's kernels by the
 # file alone, and a cached parallel kernel refers back to its module by name; a module named by content keeps
 # those references valid when the file is imported under another name, or copied elsewhere with its cache.
-MODULE_KEY = "rkgen_net_e2f98a50cdb50672"
+MODULE_KEY = "rkgen_net_e7f467c730640591"
 _module = sys.modules.get(__name__)
 __name__ = MODULE_KEY  # the functions defined below take their __module__ from this
 if _module is not None:
@@ -2577,11 +2577,12 @@ def _xla_handlers(dtype):
     return tuple(handler.address for handler in _XLA_CFUNCS[dtype])
 
 
-def xla_plan(m, d, N, field, activation, params, dtype):
+def xla_plan(m, d, N, field, activation, params, dtype, tied=False):
     """How XLA calls this module for a differentiated block of m samples (m > 0), or None where it cannot: a
     dict of the handler addresses ("forward", "backward", as integers for ctypes), the fixed arguments ("rows",
-    "plan": int32 arrays, which JAX keeps as they are with x64 off too), the tape's shapes ("tape") and the kernels'
-    parameter rows ("R").
+    "plan": int32 arrays, which JAX keeps as they are with x64 off too) and the tape's shapes ("tape"). ``tied``:
+    the shared layout with every layer's K and beta one (rkgen.jax's tied block), whose backward handler returns
+    the sums of the layers' gradients.
 
     None for a parameter layout other than "shared" or "stage" (rkgen.jax forms "tied" from "shared"), for a
     dtype other than float32 and float64, under NUMBA_DISABLE_JIT, for products that need scipy's OpenBLAS held
@@ -2601,12 +2602,10 @@ def xla_plan(m, d, N, field, activation, params, dtype):
     if bounds is not None or not isinstance(_single_blas(d, bs), contextlib.nullcontext):
         return None
     forward_address, backward_address = _xla_handlers(dtype)
-    tied = 0  # rkgen.jax sets it for a tied block
     return {
         "forward": forward_address,
         "backward": backward_address,
         "rows": _stage_rows(N, params).astype(np.int32),
-        "plan": np.array([FIELDS.index(field), ACTIVATIONS.index(activation), bs, nblocks, tied], np.int32),
+        "plan": np.array([FIELDS.index(field), ACTIVATIONS.index(activation), bs, nblocks, int(tied)], np.int32),
         "tape": ((nblocks, N, _tape_inputs(field), d, bs), (nblocks, N, STAGES, d, bs)),
-        "R": N if params == "shared" else N * STAGES,
     }

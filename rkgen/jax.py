@@ -242,24 +242,21 @@ def _block_bwd(spec, res, p):
 #: whether differentiated calls of explicit tableaux go through the module's XLA FFI handlers (:func:`_xla_plan`)
 #: where JAX and the module have them; read when a call is traced
 USE_FFI = hasattr(jax, "ffi") and hasattr(jax.ffi, "ffi_call")
-_TARGETS: dict = {}  # (module key, dtype) -> (forward name, backward name); the ctypes functions stay alive here
-_KEEP: list = []
+_TARGETS: dict = {}  # target names -> the ctypes functions registered under them (kept alive here)
 
 
-def _targets(net, plan, dtype):
-    """The names of the module's forward and backward handlers for ``dtype``, registered with XLA once."""
-    key = (getattr(net, "MODULE_KEY", id(net)), np.dtype(dtype).name)
-    names = _TARGETS.get(key)
-    if names is None:
+def _targets(net, dtype, plan=None):
+    """The XLA target names of the module's forward and backward handlers for ``dtype``; registered with XLA
+    from ``plan``'s handler addresses the first time."""
+    key = f"rkgen_{getattr(net, 'MODULE_KEY', id(net))}_{np.dtype(dtype).name}"
+    names = (f"{key}_forward", f"{key}_backward")
+    if names[0] not in _TARGETS:
         import ctypes
 
         handler = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)
-        names = tuple(f"rkgen_{key[0]}_{key[1]}_{part}" for part in ("forward", "backward"))
         for name, part in zip(names, ("forward", "backward"), strict=True):
-            fn = handler(plan[part])
-            _KEEP.append(fn)
-            jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(fn), platform="cpu")
-        _TARGETS[key] = names
+            _TARGETS[name] = handler(plan[part])
+            jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(_TARGETS[name]), platform="cpu")
     return names
 
 
@@ -293,14 +290,10 @@ def _xla_plan(spec, shape, dtype):
     plan_of = getattr(spec.net, "xla_plan", None)
     if not USE_FFI or plan_of is None or m == 0 or jax.default_backend() != "cpu" or not _ffi_compatible(spec.net):
         return None
-    plan = plan_of(m, spec.width, spec.layers, spec.field, spec.activation, spec.module_params, dtype)
-    if plan is None:
-        return None
-    plan = dict(plan, names=_targets(spec.net, plan, dtype))
-    if spec.params == "tied":
-        plan["plan"] = plan["plan"].copy()
-        plan["plan"][4] = 1
-    return plan
+    plan = plan_of(
+        m, spec.width, spec.layers, spec.field, spec.activation, spec.module_params, dtype, spec.params == "tied"
+    )
+    return None if plan is None else dict(plan, names=_targets(spec.net, dtype, plan))
 
 
 def _kernel_layout(spec, K, beta):
@@ -328,7 +321,7 @@ def _xla_fwd(spec, plan, y0, K, beta, h):
 def _xla_bwd(spec, res, p):
     (tY, tS, *fixed), y0, K, beta, h = res
     d, dtype = spec.width, y0.dtype
-    names = _TARGETS[(getattr(spec.net, "MODULE_KEY", id(spec.net)), np.dtype(dtype).name)]
+    names = _targets(spec.net, dtype)  # registered by the forward call
     Kr, br = _kernel_layout(spec, K, beta)
     rows = 1 if spec.params == "tied" else Kr.shape[0]
     shapes = ((math.prod(y0.shape[:-1]), d), (rows, d, d), (rows, d), h.shape)

@@ -297,11 +297,12 @@ def _xla_handlers(dtype):
     return tuple(handler.address for handler in _XLA_CFUNCS[dtype])
 
 
-def xla_plan(m, d, N, field, activation, params, dtype):
+def xla_plan(m, d, N, field, activation, params, dtype, tied=False):
     """How XLA calls this module for a differentiated block of m samples (m > 0), or None where it cannot: a
     dict of the handler addresses ("forward", "backward", as integers for ctypes), the fixed arguments ("rows",
-    "plan": int32 arrays, which JAX keeps as they are with x64 off too), the tape's shapes ("tape") and the kernels'
-    parameter rows ("R").
+    "plan": int32 arrays, which JAX keeps as they are with x64 off too) and the tape's shapes ("tape"). ``tied``:
+    the shared layout with every layer's K and beta one (rkgen.jax's tied block), whose backward handler returns
+    the sums of the layers' gradients.
 
     None for a parameter layout other than "shared" or "stage" (rkgen.jax forms "tied" from "shared"), for a
     dtype other than float32 and float64, under NUMBA_DISABLE_JIT, for products that need scipy's OpenBLAS held
@@ -321,12 +322,10 @@ def xla_plan(m, d, N, field, activation, params, dtype):
     if bounds is not None or not isinstance(_single_blas(d, bs), contextlib.nullcontext):
         return None
     forward_address, backward_address = _xla_handlers(dtype)
-    tied = 0  # rkgen.jax sets it for a tied block
     return {
         "forward": forward_address,
         "backward": backward_address,
         "rows": _stage_rows(N, params).astype(np.int32),
-        "plan": np.array([FIELDS.index(field), ACTIVATIONS.index(activation), bs, nblocks, tied], np.int32),
+        "plan": np.array([FIELDS.index(field), ACTIVATIONS.index(activation), bs, nblocks, int(tied)], np.int32),
         "tape": ((nblocks, N, _tape_inputs(field), d, bs), (nblocks, N, STAGES, d, bs)),
-        "R": N if params == "shared" else N * STAGES,
     }

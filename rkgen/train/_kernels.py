@@ -116,16 +116,17 @@ def all_finite(a):
     returns at the first non-finite entry does not: 004's gradient (27 000 entries, float64) 2.6 against 10.4 us
     a call (Intel Xeon, model 167, one thread)."""
     if a.itemsize == 4:  # float32
-        bits32 = a.view(np.int32)
-        worst32 = np.int32(0)
-        for i in range(bits32.shape[0]):
-            worst32 = max(worst32, bits32[i] & np.int32(0x7F800000))
-        return worst32 != np.int32(0x7F800000)
-    bits = a.view(np.int64)
-    worst = np.int64(0)
+        return _largest_field(a.view(np.int32), np.int32(0x7F800000)) != np.int32(0x7F800000)
+    return _largest_field(a.view(np.int64), np.int64(0x7FF0000000000000)) != np.int64(0x7FF0000000000000)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _largest_field(bits, mask):
+    """max over i of bits[i] & mask (integers of one width, mask >= 0)."""
+    worst = mask - mask
     for i in range(bits.shape[0]):
-        worst = max(worst, bits[i] & np.int64(0x7FF0000000000000))
-    return worst != np.int64(0x7FF0000000000000)
+        worst = max(worst, bits[i] & mask)
+    return worst
 
 
 @njit(cache=True, error_model="numpy")
